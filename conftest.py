@@ -1,0 +1,160 @@
+"""Fixtures shared by every test: real Kafka and PostgreSQL, and scratch resources on them.
+
+Servers are chosen in this order:
+1. named in the environment (`KAFKA_BOOTSTRAP_SERVERS`, `<SERVICE>_DATABASE_URL`);
+2. testcontainers, when a Docker engine answers;
+3. the local processes of `make up` (`ops up --infra-only`), started when not running.
+
+The workspace's `contracts` and `ops` packages share their names with the folders that hold
+them; importing them here first keeps pytest's importlib mode from standing in empty modules
+for them when it names test modules after their paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
+
+import contracts
+import ops
+from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from servicekit.db import libpq_url
+
+__all__ = ["contracts", "ops"]
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    """Where the tests' Kafka and PostgreSQL are. Each service's role may create databases."""
+
+    kafka_bootstrap: str
+    database_urls: dict[str, str]
+    origin: str
+
+    def database_url(self, service: Service) -> str:
+        return self.database_urls[service.name]
+
+
+def _named_in_environment() -> bool:
+    return KAFKA_BOOTSTRAP_ENV in os.environ or any(
+        s.database_url_env in os.environ for s in SERVICES
+    )
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _local_servers() -> Servers:
+    """Start (or reuse) the local Kafka and PostgreSQL of `make up`, honouring the env."""
+    ops_command = Path(sys.executable).with_name("ops")
+    subprocess.run([str(ops_command), "up", "--infra-only"], check=True, cwd=ROOT)
+    port = int(os.environ.get("LOCAL_POSTGRES_PORT", "5432"))
+    return Servers(
+        kafka_bootstrap=os.environ.get(KAFKA_BOOTSTRAP_ENV, "127.0.0.1:9092"),
+        database_urls={
+            s.name: os.environ.get(s.database_url_env, s.default_database_url(port=port))
+            for s in SERVICES
+        },
+        origin="environment" if _named_in_environment() else "local processes",
+    )
+
+
+def _container_servers(stack: ExitStack) -> Servers:
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    from ops.local.postgres import create_service_roles
+    from ops.local.topics import create_topics
+
+    kafka = stack.enter_context(KafkaContainer().with_kraft())
+    postgres = stack.enter_context(PostgresContainer("postgres:17", driver=None))
+    admin_url = postgres.get_connection_url()
+    create_service_roles(admin_url)
+    asyncio.run(create_topics(kafka.get_bootstrap_server()))
+    host = postgres.get_container_host_ip()
+    port = int(postgres.get_exposed_port(5432))
+    return Servers(
+        kafka_bootstrap=kafka.get_bootstrap_server(),
+        database_urls={s.name: s.default_database_url(host=host, port=port) for s in SERVICES},
+        origin="testcontainers",
+    )
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    with ExitStack() as stack:
+        if not _named_in_environment() and _docker_answers():
+            yield _container_servers(stack)
+        else:
+            yield _local_servers()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(servers: Servers) -> str:
+    return servers.kafka_bootstrap
+
+
+def _admin_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(libpq_url(url), autocommit=True)
+
+
+def create_scratch_database(servers: Servers, service_name: str) -> str:
+    """A new, empty database owned by the service's role; returns its SQLAlchemy URL."""
+    url = servers.database_url(service_named(service_name))
+    name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
+    with _admin_connection(url) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_scratch_database(servers: Servers, service_name: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with _admin_connection(servers.database_url(service_named(service_name))) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def scratch_database_url(servers: Servers) -> Iterator[str]:
+    """An empty database of its own for one test (created with the credits role)."""
+    url = create_scratch_database(servers, "credits")
+    yield url
+    drop_scratch_database(servers, "credits", url)
+
+
+@pytest.fixture
+async def scratch_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A topic of its own for one test, with its `.dlq` twin; deleted afterwards."""
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(t, num_partitions=3, replication_factor=1) for t in (name, name + ".dlq")]
+        )
+        yield name
+        await admin.delete_topics([name, name + ".dlq"])
+    finally:
+        await admin.close()

@@ -1,0 +1,57 @@
+"""The platform's services as the contract names them: name, HTTP port, database, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One service: a Python package that runs with `python -m <name>` and owns one database."""
+
+    name: str
+    port: int
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper() + "_"
+
+    @property
+    def database_url_env(self) -> str:
+        """The setting naming this service's database (`BOOKING_DATABASE_URL`, ...)."""
+        return self.env_prefix + "DATABASE_URL"
+
+    @property
+    def http_port_env(self) -> str:
+        return self.env_prefix + "HTTP_PORT"
+
+    @property
+    def database(self) -> str:
+        """Database name, and the name of the role that owns it."""
+        return self.name
+
+    def default_database_url(
+        self, host: str = "127.0.0.1", port: int = DEFAULT_POSTGRES_PORT
+    ) -> str:
+        # Local development credentials only: each role's password is its name.
+        return f"postgresql+psycopg://{self.database}:{self.database}@{host}:{port}/{self.database}"
+
+
+BOOKING = Service("booking", 8001)
+WORKOUTS = Service("workouts", 8002)
+CREDITS = Service("credits", 8003)
+ANALYTICS = Service("analytics", 8004)
+
+SERVICES: tuple[Service, ...] = (BOOKING, WORKOUTS, CREDITS, ANALYTICS)
+
+
+def service_named(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    names = ", ".join(s.name for s in SERVICES)
+    raise KeyError(f"unknown service {name!r}; expected one of {names}")

@@ -1,0 +1,71 @@
+"""The dead-letter path: a record that can never be processed goes to `<topic>.dlq` with the
+original key, bytes and headers, plus headers that say why, where from and which consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from contracts.topics import DEAD_LETTER_SUFFIX
+
+REASON = "dlq-reason"
+TOPIC = "dlq-topic"
+PARTITION = "dlq-partition"
+OFFSET = "dlq-offset"
+CONSUMER = "dlq-consumer"
+DLQ_HEADERS = frozenset({REASON, TOPIC, PARTITION, OFFSET, CONSUMER})
+
+#: Kafka headers are small; a reason longer than this is cut (the record itself is kept whole).
+MAX_REASON_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedRecord:
+    """What the dead-letter path needs of a consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+def dead_letter_headers(
+    record: ConsumedRecord, *, reason: str, consumer: str
+) -> list[tuple[str, bytes]]:
+    # A redriven record that fails again keeps one set of dlq headers: the newest.
+    original = [(name, value) for name, value in record.headers if name not in DLQ_HEADERS]
+    return [
+        *original,
+        (REASON, reason[:MAX_REASON_LENGTH].encode()),
+        (TOPIC, record.topic.encode()),
+        (PARTITION, str(record.partition).encode()),
+        (OFFSET, str(record.offset).encode()),
+        (CONSUMER, consumer.encode()),
+    ]
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic if topic.endswith(DEAD_LETTER_SUFFIX) else topic + DEAD_LETTER_SUFFIX
+
+
+class DeadLetters:
+    """Sends dead letters and waits until the broker has them: only then may the consumer
+    commit past the original record."""
+
+    def __init__(self, producer: AIOKafkaProducer, *, consumer: str) -> None:
+        self.producer = producer
+        self.consumer = consumer
+
+    async def send(self, record: ConsumedRecord, reason: str) -> None:
+        await self.producer.send_and_wait(
+            dead_letter_topic(record.topic),
+            value=record.value,
+            key=record.key,
+            # The same partition as the original keeps a key's dead letters in order.
+            partition=record.partition,
+            headers=dead_letter_headers(record, reason=reason, consumer=self.consumer),
+        )

@@ -1,0 +1,172 @@
+"""The transactional outbox: write an event with the change it announces, publish it after.
+
+`add_event` runs inside the caller's transaction, so the event exists exactly when the change
+does. `OutboxRelay` publishes pending rows in id order with the idempotent producer and then
+deletes them. A crash between publishing and deleting publishes the rows again with the same
+event ids, which consumers absorb.
+
+Why rows cannot be skipped: the relay never remembers a "last id". Each round it takes every
+row still in the table, so a transaction that took a low id but committed late is simply
+published in a later round. Per-key order holds because a service writes one entity's
+events while holding that entity's row lock, so their ids follow their commits.
+
+Only one relay publishes at a time per database (a transaction-scoped advisory lock), which
+keeps the order across replicas of a service; the others wait for their turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import (
+    CloudEvent,
+    build_event,
+    encode,
+    partition_key,
+    record_headers,
+    topic_of,
+)
+from contracts.events import EventPayload
+from servicekit.db import Database, libpq_url
+from servicekit.tables import outbox
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+#: Any constant works: it only has to be the same for every replica of a service, and each
+#: service has a database of its own.
+RELAY_LOCK_KEY = 0x6F7574626F78
+
+
+async def add_event(
+    session: AsyncSession,
+    payload: EventPayload,
+    *,
+    source: str,
+    event_id: str | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> CloudEvent:
+    """Record an event in the caller's transaction; it is published once that commits."""
+    event = build_event(payload, source=source, event_id=event_id)
+    all_headers = record_headers() + (headers or [])
+    await session.execute(
+        insert(outbox).values(
+            event_id=event.id,
+            event_type=event.type,
+            topic=topic_of(payload).name,
+            key=partition_key(payload),
+            value=encode(event),
+            headers=[[name, value.decode()] for name, value in all_headers],
+        )
+    )
+    # Delivered at commit, and only if the transaction commits: it wakes the relay.
+    await session.execute(text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return event
+
+
+class OutboxRelay:
+    """Publishes the outbox: woken by NOTIFY, with a slow poll as the safety net."""
+
+    def __init__(
+        self,
+        database: Database,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 2.0,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.database = database
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Publish until cancelled. Failures (Kafka or database down) are retried with backoff."""
+        listener = asyncio.create_task(self._listen(), name="outbox-listener")
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    published = await self.publish_pending()
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox relay failed; retrying in %.1fs", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    continue
+                if published < self.batch_size:
+                    await self._wait_for_work()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; return how many were published."""
+        async with self.database.transaction() as session:
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
+                return 0
+            rows = (
+                await session.execute(
+                    select(
+                        outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
+                    )
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            deliveries = [
+                await self.producer.send(
+                    row.topic, value=row.value, key=row.key, headers=_headers(row.headers)
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*deliveries)
+            await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.database.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        self._wake.clear()
+
+    async def _listen(self) -> None:
+        """LISTEN on a connection of its own: one waiting in notifies() can run no queries."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    libpq_url(self.database.url), autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # catch up on whatever was written while not listening
+                    async for _ in connection.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # The poll keeps the relay going meanwhile; try to listen again shortly.
+                log.warning("outbox listener lost its connection (%s); reconnecting", error)
+                await asyncio.sleep(self.poll_interval)
+
+
+def _headers(stored: Any) -> list[tuple[str, bytes]]:
+    return [(str(name), str(value).encode()) for name, value in stored]

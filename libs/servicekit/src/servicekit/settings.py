@@ -1,0 +1,58 @@
+"""Settings every service reads from its environment.
+
+Each service subclasses `ServiceSettings`, naming its `Service` from the contract; its settings
+then carry that service's prefix (`BOOKING_DATABASE_URL`, `BOOKING_HTTP_PORT`, ...) and
+defaults, while the Kafka servers keep the contract's shared, unprefixed name. Nothing is
+read at import time: a service builds its settings when it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, PositiveInt, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.services import DEFAULT_KAFKA_BOOTSTRAP, KAFKA_BOOTSTRAP_ENV, Service
+
+
+def settings_config(service: Service) -> SettingsConfigDict:
+    """The settings config of one service: its own environment prefix."""
+    return SettingsConfigDict(env_prefix=service.env_prefix, extra="ignore", frozen=True)
+
+
+class ServiceSettings(BaseSettings):
+    service: ClassVar[Service]
+
+    kafka_bootstrap_servers: str = Field(
+        default=DEFAULT_KAFKA_BOOTSTRAP, validation_alias=KAFKA_BOOTSTRAP_ENV
+    )
+    database_url: str
+    http_host: str = "127.0.0.1"
+    http_port: PositiveInt
+    #: Connections per process: enough for requests, consumers and the outbox relay on a
+    #: 2-core box, without exhausting PostgreSQL when several replicas run.
+    database_pool_size: PositiveInt = 10
+    log_level: str = "INFO"
+    #: One consumer group per service, named after it unless told otherwise (a test or a
+    #: side-by-side rebuild runs a second copy of a service under another group).
+    consumer_group: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data.setdefault("database_url", cls.service.default_database_url())
+            data.setdefault("http_port", cls.service.port)
+            if not data.get("consumer_group"):
+                data["consumer_group"] = cls.service.name
+        return data
+
+    @property
+    def service_name(self) -> str:
+        return self.service.name
+
+    @property
+    def event_source(self) -> str:
+        """The CloudEvents `source` of everything this service publishes."""
+        return f"/swanstudios/{self.service.name}"

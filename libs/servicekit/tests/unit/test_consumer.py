@@ -1,0 +1,86 @@
+"""The consumer's decisions that need no database: what is dead-lettered, what is retried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from servicekit.consumer import IdempotentConsumer, Outcome, RetryPolicy
+from servicekit.db import Database
+from servicekit.dead_letters import ConsumedRecord
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[ConsumedRecord, str]] = []
+
+    async def send(self, record: ConsumedRecord, reason: str) -> None:
+        self.sent.append((record, reason))
+
+
+def consumer(dead_letters: RecordingDeadLetters) -> IdempotentConsumer:
+    # The URL is never connected to: records rejected before the transaction need no database.
+    database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    return IdempotentConsumer(name="test", database=database, dead_letters=dead_letters)  # type: ignore[arg-type]
+
+
+def record(value: bytes, offset: int = 0) -> ConsumedRecord:
+    return ConsumedRecord(topic="t", partition=0, offset=offset, key=b"1", value=value, headers=[])
+
+
+@pytest.mark.parametrize(
+    ("value", "reason_starts"),
+    [
+        (b"\x00\x01 not json", "not JSON"),
+        (b'"a string"', "not a CloudEvent"),
+        (b'{"specversion": "1.0"}', "not a CloudEvent"),
+    ],
+)
+async def test_records_that_are_not_cloudevents_are_dead_lettered(
+    value: bytes, reason_starts: str
+) -> None:
+    dead_letters = RecordingDeadLetters()
+    assert await consumer(dead_letters).process(record(value)) is Outcome.DEAD_LETTERED
+    assert dead_letters.sent[0][1].startswith(reason_starts)
+
+
+async def test_event_types_without_a_handler_are_ignored() -> None:
+    dead_letters = RecordingDeadLetters()
+    value = b'{"specversion":"1.0","id":"1","source":"/s","type":"SomethingElse","data":{}}'
+    assert await consumer(dead_letters).process(record(value)) is Outcome.IGNORED
+    assert dead_letters.sent == []
+
+
+async def test_schema_invalid_payload_of_a_handled_type_is_dead_lettered() -> None:
+    dead_letters = RecordingDeadLetters()
+    subject = consumer(dead_letters)
+
+    @subject.on(__import__("contracts.events", fromlist=["PackagePurchased"]).PackagePurchased)
+    async def on_purchase(session: Any, event: Any) -> None:  # pragma: no cover - not reached
+        raise AssertionError("an invalid payload must not reach its handler")
+
+    value = (
+        b'{"specversion":"1.0","id":"1","source":"/s","type":"PackagePurchased",'
+        b'"data":{"purchaseId":"p","userId":1,"sessions":-3,"purchasedAt":"2026-01-01T00:00:00Z"}}'
+    )
+    assert await subject.process(record(value)) is Outcome.DEAD_LETTERED
+    assert "sessions" in dead_letters.sent[0][1]
+
+
+def test_a_type_has_one_handler() -> None:
+    from contracts.events import PackagePurchased
+
+    subject = consumer(RecordingDeadLetters())
+
+    async def handler(session: Any, event: Any) -> None:
+        return None
+
+    subject.on(PackagePurchased)(handler)
+    with pytest.raises(ValueError, match="already handles PackagePurchased"):
+        subject.on(PackagePurchased)(handler)
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    policy = RetryPolicy(first_backoff=0.1, max_backoff=1.0)
+    assert [policy.backoff(n) for n in (1, 2, 3, 4, 5, 6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]

@@ -1,0 +1,3 @@
+from credits.main import main
+
+main()

@@ -1,0 +1,9 @@
+"""Tables of the credits service."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass

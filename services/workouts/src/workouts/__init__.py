@@ -1,0 +1,1 @@
+"""The workouts service."""

@@ -1,0 +1,3 @@
+from workouts.main import main
+
+main()
