@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,29 +119,32 @@ def _admin_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(libpq_url(url), autocommit=True)
 
 
-def create_scratch_database(servers: Servers, service_name: str) -> str:
-    """A new, empty database owned by the service's role; returns its SQLAlchemy URL."""
-    url = servers.database_url(service_named(service_name))
-    name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
-    with _admin_connection(url) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return url.rsplit("/", 1)[0] + "/" + name
+@pytest.fixture
+def scratch_databases(servers: Servers) -> Iterator[Callable[[str], str]]:
+    """Creates empty databases of their own for one test, owned by a service's role (which
+    may create databases); returns their SQLAlchemy URLs and drops them afterwards."""
+    created: list[tuple[str, str]] = []
 
+    def create(service_name: str) -> str:
+        owner_url = servers.database_url(service_named(service_name))
+        name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
+        with _admin_connection(owner_url) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append((owner_url, name))
+        return owner_url.rsplit("/", 1)[0] + "/" + name
 
-def drop_scratch_database(servers: Servers, service_name: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with _admin_connection(servers.database_url(service_named(service_name))) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    yield create
+    for owner_url, name in created:
+        with _admin_connection(owner_url) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture
-def scratch_database_url(servers: Servers) -> Iterator[str]:
-    """An empty database of its own for one test (created with the credits role)."""
-    url = create_scratch_database(servers, "credits")
-    yield url
-    drop_scratch_database(servers, "credits", url)
+def scratch_database_url(scratch_databases: Callable[[str], str]) -> str:
+    """An empty database of its own for one test."""
+    return scratch_databases("credits")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The transactional outbox: write an event with the change it announces, publish it after.
 
-`add_event` runs inside the caller's transaction, so the event exists exactly when the change
+`Outbox.add` runs inside the caller's transaction, so the event exists exactly when the change
 does. `OutboxRelay` publishes pending rows in id order with the idempotent producer and then
 deletes them. A crash between publishing and deleting publishes the rows again with the same
 event ids, which consumers absorb.
@@ -46,30 +46,39 @@ NOTIFY_CHANNEL = "outbox"
 RELAY_LOCK_KEY = 0x6F7574626F78
 
 
-async def add_event(
-    session: AsyncSession,
-    payload: EventPayload,
-    *,
-    source: str,
-    event_id: str | None = None,
-    headers: list[tuple[str, bytes]] | None = None,
-) -> CloudEvent:
-    """Record an event in the caller's transaction; it is published once that commits."""
-    event = build_event(payload, source=source, event_id=event_id)
-    all_headers = record_headers() + (headers or [])
-    await session.execute(
-        insert(outbox).values(
-            event_id=event.id,
-            event_type=event.type,
-            topic=topic_of(payload).name,
-            key=partition_key(payload),
-            value=encode(event),
-            headers=[[name, value.decode()] for name, value in all_headers],
+class Outbox:
+    """Where a service records the events its changes announce."""
+
+    def __init__(self, *, source: str, topic_prefix: str = "") -> None:
+        self.source = source
+        self.topic_prefix = topic_prefix
+
+    async def add(
+        self,
+        session: AsyncSession,
+        payload: EventPayload,
+        *,
+        event_id: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> CloudEvent:
+        """Record an event in the caller's transaction; it is published once that commits.
+        Give `event_id` when the same change may be recorded again (a rebuild, a retry): the
+        same id lets every consumer recognise it."""
+        event = build_event(payload, source=self.source, event_id=event_id)
+        all_headers = record_headers() + (headers or [])
+        await session.execute(
+            insert(outbox).values(
+                event_id=event.id,
+                event_type=event.type,
+                topic=self.topic_prefix + topic_of(payload).name,
+                key=partition_key(payload),
+                value=encode(event),
+                headers=[[name, value.decode()] for name, value in all_headers],
+            )
         )
-    )
-    # Delivered at commit, and only if the transaction commits: it wakes the relay.
-    await session.execute(text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-    return event
+        # Delivered at commit, and only if the transaction commits: it wakes the relay.
+        await session.execute(text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        return event
 
 
 class OutboxRelay:

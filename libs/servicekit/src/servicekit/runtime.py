@@ -29,7 +29,7 @@ from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
 from servicekit.kafka import create_producer
-from servicekit.outbox import OutboxRelay
+from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class ServiceRuntime:
             graceful_timeout=graceful_timeout,
             log_level=logging.DEBUG,
         )
+        self.outbox = Outbox(source=settings.event_source, topic_prefix=settings.kafka_topic_prefix)
         self.relay = OutboxRelay(self.database, self.producer)
         self.consumer = IdempotentConsumer(
             name=settings.consumer_group,
@@ -66,7 +67,7 @@ class ServiceRuntime:
     def subscribe(self, *topics: Topic) -> None:
         """Feed every record of `topics` to the consumer, in one consumer group per service."""
         subscriber = self.broker.subscriber(
-            *(topic.name for topic in topics),
+            *(self.settings.kafka_topic_prefix + topic.name for topic in topics),
             group_id=self.settings.consumer_group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",

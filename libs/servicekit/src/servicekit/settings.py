@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default=DEFAULT_KAFKA_BOOTSTRAP, validation_alias=KAFKA_BOOTSTRAP_ENV
     )
+    #: Prepended to every topic name. Empty in production; tests run whole isolated copies
+    #: of the platform on one broker by giving each its own prefix. Shared by all services.
+    kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
     database_url: str
     http_host: str = "127.0.0.1"
     http_port: PositiveInt

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from contracts.topics import COMMERCE_PACKAGES
 from servicekit.db import Database
 from servicekit.kafka import create_producer
-from servicekit.outbox import OutboxRelay, add_event
-from servicekit.tables import outbox
+from servicekit.outbox import Outbox, OutboxRelay
+from servicekit.tables import outbox as outbox_table
 from servicekit.testing import end_offsets, eventually, read_topic
 
 from .conftest import purchase
@@ -46,17 +46,16 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
     database: Database, relay: OutboxRelay, kafka_bootstrap: str
 ) -> None:
     user_id = random.randint(10**8, 10**9)
+    outbox = Outbox(source="/test")
     start = await end_offsets(kafka_bootstrap, COMMERCE_PACKAGES.name)
     sent: list[str] = []
     for n in range(20):
         async with database.transaction() as session:
-            event = await add_event(
-                session, purchase(user_id=user_id, purchase_id=f"p{n}"), source="/test"
-            )
+            event = await outbox.add(session, purchase(user_id=user_id, purchase_id=f"p{n}"))
             sent.append(event.id)
     with pytest.raises(RuntimeError):
         async with database.transaction() as session:
-            await add_event(session, purchase(user_id=user_id, purchase_id="never"), source="/t")
+            await outbox.add(session, purchase(user_id=user_id, purchase_id="never"))
             raise RuntimeError("the change failed")
 
     key = str(user_id).encode()
@@ -72,6 +71,6 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
 
     async def backlog_is_empty() -> bool:
         async with database.sessions() as session:
-            return (await session.scalar(select(func.count()).select_from(outbox))) == 0
+            return (await session.scalar(select(func.count()).select_from(outbox_table))) == 0
 
     await eventually(backlog_is_empty)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, WORKOUT_SESSIONS
+from credits import api, consumers
 from credits.settings import Settings
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
@@ -11,7 +13,9 @@ from servicekit.runtime import ServiceRuntime
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    return runtime.create_app(title="Credits service")
+    consumers.register(runtime.consumer, runtime.outbox)
+    runtime.subscribe(BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES)
+    return runtime.create_app(title="Credits service", routers=[api.router])
 
 
 def main() -> None:

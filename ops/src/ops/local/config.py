@@ -1,0 +1,155 @@
+"""What the local platform runs where, resolved from the environment once per command.
+
+The contract's settings (`KAFKA_BOOTSTRAP_SERVERS`, `<NAME>_DATABASE_URL`) name servers to
+use instead of starting our own. A value equal to the local stack's own address still means
+the local stack, so exporting the output of `ops env` does not stop `ops up` from starting it.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts.services import DEFAULT_POSTGRES_PORT, KAFKA_BOOTSTRAP_ENV, SERVICES, Service
+from ops.local.errors import PlatformError
+from ops.local.paths import Paths
+
+LOCALHOST = "127.0.0.1"
+KAFKA_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
+LOCAL_POSTGRES_PORT_ENV = "LOCAL_POSTGRES_PORT"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: str
+    port: int
+    controller_port: int
+    named_in_env: bool
+
+    @property
+    def local_bootstrap(self) -> str:
+        return f"{LOCALHOST}:{self.port}"
+
+    @property
+    def is_local_address(self) -> bool:
+        return self.bootstrap == self.local_bootstrap
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    service: Service
+    url: str
+    local_url: str
+    named_in_env: bool
+
+    @property
+    def is_local_address(self) -> bool:
+        return self.url == self.local_url
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    service: Service
+    http_port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.http_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    paths: Paths
+    kafka: KafkaSettings
+    postgres_port: int
+    databases: tuple[DatabaseSettings, ...]
+    services: tuple[ServiceSettings, ...]
+
+    @property
+    def local_databases(self) -> tuple[DatabaseSettings, ...]:
+        return tuple(db for db in self.databases if db.is_local_address)
+
+    @property
+    def postgres_named_in_env(self) -> bool:
+        return any(db.named_in_env for db in self.local_databases)
+
+    def database_for(self, service: Service) -> DatabaseSettings:
+        return next(db for db in self.databases if db.service == service)
+
+
+def _port_from(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise PlatformError(f"{name}={value!r} is not a TCP port number")
+    return int(value)
+
+
+def config_from_env(
+    env: Mapping[str, str],
+    paths: Paths,
+    *,
+    kafka_port: int = KAFKA_PORT,
+    kafka_controller_port: int = KAFKA_CONTROLLER_PORT,
+    services: tuple[Service, ...] = SERVICES,
+) -> PlatformConfig:
+    """The platform as the environment asks for it; the ports are parameters for tests."""
+    postgres_port = _port_from(env, LOCAL_POSTGRES_PORT_ENV, DEFAULT_POSTGRES_PORT)
+    local_bootstrap = f"{LOCALHOST}:{kafka_port}"
+    bootstrap = env.get(KAFKA_BOOTSTRAP_ENV, "").strip()
+    kafka = KafkaSettings(
+        bootstrap=bootstrap or local_bootstrap,
+        port=kafka_port,
+        controller_port=kafka_controller_port,
+        named_in_env=bool(bootstrap),
+    )
+    databases = tuple(_database_settings(env, s, postgres_port) for s in services)
+    service_settings = tuple(
+        ServiceSettings(s, _port_from(env, s.http_port_env, s.port)) for s in services
+    )
+    return PlatformConfig(paths, kafka, postgres_port, databases, service_settings)
+
+
+def _database_settings(env: Mapping[str, str], service: Service, port: int) -> DatabaseSettings:
+    local_url = service.default_database_url(LOCALHOST, port)
+    named = env.get(service.database_url_env, "").strip()
+    return DatabaseSettings(service, named or local_url, local_url, bool(named))
+
+
+class Plan(enum.Enum):
+    """What `ops up` does about one server (Kafka, or the PostgreSQL cluster)."""
+
+    REUSE_OURS = "ours, already running"
+    START_OURS = "ours, to start"
+    USE_EXTERNAL = "external"
+    PORT_TAKEN = "port taken by a stranger"
+
+
+def plan_server(
+    *, local_address: bool, named_in_env: bool, ours_running: bool, ports_free: bool
+) -> Plan:
+    """Decide between our own server and one named in the environment.
+
+    A port held by a process we did not start is only acceptable when the environment named
+    that address on purpose: then it is the server the operator wants us to use.
+    """
+    if not local_address:
+        return Plan.USE_EXTERNAL
+    if ours_running:
+        return Plan.REUSE_OURS
+    if ports_free:
+        return Plan.START_OURS
+    if named_in_env:
+        return Plan.USE_EXTERNAL
+    return Plan.PORT_TAKEN
+
+
+def environment_exports(config: PlatformConfig) -> list[str]:
+    """The settings the services and tests need, as shell `export` lines."""
+    settings = [(KAFKA_BOOTSTRAP_ENV, config.kafka.bootstrap)]
+    settings += [(db.service.database_url_env, db.url) for db in config.databases]
+    return [f"export {name}={shlex.quote(value)}" for name, value in settings]

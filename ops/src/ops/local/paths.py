@@ -1,0 +1,116 @@
+"""Where the local platform keeps its files.
+
+Inputs that are committed (the Kafka POM and log4j2 config, the services) are read from the
+repository; everything the platform downloads or writes at run time goes under the
+git-ignored `.local/`: jar cache, data directories, logs and pid files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.local.errors import PlatformError
+
+_MARKER = Path("infra/kafka/pom.xml")
+
+
+def repository_root(start: Path | None = None) -> Path:
+    """The repository this tool belongs to.
+
+    `ops` is installed editable from the workspace, so the repository is an ancestor of this
+    file; starting from the file (not the working directory) lets `ops` run from anywhere.
+    """
+    here = (start or Path(__file__)).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / _MARKER).is_file():
+            return candidate
+    raise PlatformError(f"cannot find the repository root (no {_MARKER} above {here})")
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    root: Path
+
+    @property
+    def local(self) -> Path:
+        return self.root / ".local"
+
+    # Kafka
+    @property
+    def kafka_pom(self) -> Path:
+        return self.root / "infra" / "kafka" / "pom.xml"
+
+    @property
+    def log4j_config(self) -> Path:
+        return self.root / "infra" / "kafka" / "log4j2.properties"
+
+    @property
+    def maven_repository(self) -> Path:
+        return self.local / "m2"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.local / "kafka"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.kafka_dir / "libs"
+
+    @property
+    def kafka_libs_stamp(self) -> Path:
+        return self.kafka_libs / ".complete"
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_properties(self) -> Path:
+        return self.kafka_dir / "server.properties"
+
+    # PostgreSQL
+    @property
+    def postgres_dir(self) -> Path:
+        return self.local / "postgres"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def postgres_socket_dir(self) -> Path:
+        return self.postgres_dir / "socket"
+
+    # Logs and pid files
+    @property
+    def log_dir(self) -> Path:
+        return self.local / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.local / "run"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run_dir / "ops.lock"
+
+    def log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    # Services
+    def service_dir(self, name: str) -> Path:
+        return self.root / "services" / name
+
+    def alembic_ini(self, name: str) -> Path:
+        return self.service_dir(name) / "alembic.ini"
+
+    def service_main(self, name: str) -> Path:
+        return self.service_dir(name) / "src" / name / "__main__.py"
+
+    def ensure_runtime_dirs(self) -> None:
+        for directory in (self.log_dir, self.run_dir):
+            directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,471 @@
+"""A private PostgreSQL cluster in `.local/postgres`, one role and one database per service.
+
+Nothing depends on a system service being configured: the cluster has its own data
+directory, port and socket directory, and `pg_ctl` starts and stops it. `initdb` and the
+server refuse to run as root, so as root they run as the `postgres` user that Debian's
+package creates, which then owns the cluster's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from contracts.services import SERVICES, Service
+from ops.local import errors
+from ops.local.config import (
+    LOCAL_POSTGRES_PORT_ENV,
+    DatabaseSettings,
+    Plan,
+    PlatformConfig,
+    plan_server,
+)
+from ops.local.paths import Paths
+from ops.local.processes import (
+    ProcessSpec,
+    describe_listener,
+    is_alive,
+    port_is_free,
+    process_cmdline,
+    read_pid,
+    running_pid,
+)
+from ops.local.report import Say
+
+INSTALL_ROOT = Path("/usr/lib/postgresql")
+OS_USER = "postgres"
+SUPERUSER = "postgres"
+SETTINGS_FILE = "platform.conf"
+START_TIMEOUT = 90
+STOP_TIMEOUT = 60
+READY_TIMEOUT = 30.0
+APT_TIMEOUT = 900.0
+# The kernel limits a unix socket path to 108 bytes (sun_path), terminator included.
+_SOCKET_PATH_LIMIT = 107
+
+
+# --- binaries -----------------------------------------------------------------------------
+
+
+def find_bin_dir(install_root: Path = INSTALL_ROOT, version: str | None = None) -> Path | None:
+    """The server binaries of `version`, or of the newest installed major version."""
+    found = {
+        entry.name: entry / "bin"
+        for entry in install_root.glob("*")
+        if entry.name.isdigit() and (entry / "bin" / "pg_ctl").is_file()
+    }
+    if version is not None:
+        return found.get(version)
+    if not found:
+        return None
+    return found[max(found, key=int)]
+
+
+def cluster_version(paths: Paths) -> str | None:
+    """The major version that created our cluster; its binaries must run it."""
+    try:
+        return (paths.postgres_data / "PG_VERSION").read_text().strip()
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
+def _keep_package_from_creating_a_cluster() -> None:
+    # Installing Debian's package creates (and may start) a system cluster "main" on 5432,
+    # the port our own cluster wants. Its postinst skips that when createcluster.conf says
+    # so; only write the file when the package is not configured yet, never over an admin's.
+    conf = Path("/etc/postgresql-common/createcluster.conf")
+    if not conf.exists():
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            "# Written by the training platform's `ops up` before installing PostgreSQL:\n"
+            "# it runs its own cluster and does not want the package's default one.\n"
+            "create_main_cluster = false\n"
+        )
+
+
+def install_commands() -> list[list[str]]:
+    return [
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+    ]
+
+
+def install_postgresql(paths: Paths, say: Say) -> None:
+    if os.geteuid() != 0:
+        raise errors.PlatformError(
+            "the PostgreSQL server is not installed: install it: apt-get install postgresql"
+        )
+    say("PostgreSQL: installing the server (apt-get install postgresql), once")
+    _keep_package_from_creating_a_cluster()
+    log = paths.log("apt")
+    # Non-interactive, and keep our createcluster.conf if the package offers its own.
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "UCF_FORCE_CONFFOLD": "1"}
+    with log.open("ab") as output:
+        for command in install_commands():
+            try:
+                result = subprocess.run(
+                    command, stdout=output, stderr=subprocess.STDOUT, env=env,
+                    timeout=APT_TIMEOUT, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise errors.step_timed_out(" ".join(command), APT_TIMEOUT, log) from None
+            if result.returncode != 0:
+                raise errors.step_failed(" ".join(command), log)
+
+
+def ensure_binaries(paths: Paths, say: Say) -> Path:
+    version = cluster_version(paths)
+    bin_dir = find_bin_dir(version=version)
+    if bin_dir is None and version is None:
+        install_postgresql(paths, say)
+        bin_dir = find_bin_dir()
+    if bin_dir is not None:
+        return bin_dir
+    if version is not None:
+        raise errors.PlatformError(
+            f"the cluster in {paths.postgres_data} was created by PostgreSQL {version}, "
+            f"which is not installed: apt-get install postgresql-{version}"
+        )
+    raise errors.PlatformError(f"no PostgreSQL server binaries under {INSTALL_ROOT}")
+
+
+# --- running as the postgres user -----------------------------------------------------------
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def as_cluster_owner(command: Sequence[str]) -> list[str]:
+    """The command as the user that owns the cluster: `postgres` when we are root."""
+    if _running_as_root():
+        return ["runuser", "-u", OS_USER, "--", *command]
+    return list(command)
+
+
+def _owner_ids() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(OS_USER)
+    except KeyError:
+        raise errors.PlatformError(
+            f"the {OS_USER!r} OS user is missing: install PostgreSQL: apt-get install postgresql"
+        ) from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _give_to_owner(path: Path) -> None:
+    if _running_as_root():
+        uid, gid = _owner_ids()
+        os.chown(path, uid, gid)
+
+
+def ensure_traversable(target: Path, say: Say) -> None:
+    """Let the postgres user reach `target`: add search (o+x, not read) where it lacks it.
+
+    Only matters as root, when the repository lives under a private directory (/root).
+    """
+    if not _running_as_root():
+        return
+    uid, gid = _owner_ids()
+    for directory in reversed(target.resolve().parents):
+        info = directory.stat()
+        reachable = (
+            info.st_mode & stat.S_IXOTH
+            or (info.st_uid == uid and info.st_mode & stat.S_IXUSR)
+            or (info.st_gid == gid and info.st_mode & stat.S_IXGRP)
+        )
+        if not reachable:
+            directory.chmod(info.st_mode | stat.S_IXOTH)
+            say(f"PostgreSQL: allowed other users to pass through {directory} (o+x)")
+
+
+def prepare_directories(paths: Paths, say: Say) -> None:
+    socket_path = paths.postgres_socket_dir / ".s.PGSQL.65535"
+    if len(str(socket_path)) > _SOCKET_PATH_LIMIT:
+        raise errors.PlatformError(
+            f"the repository path is too long for PostgreSQL's socket ({socket_path}): "
+            "clone it to a shorter path"
+        )
+    paths.ensure_runtime_dirs()
+    for directory in (paths.postgres_dir, paths.postgres_socket_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        # Only the cluster owner (and root) may enter: local socket logins are trusted.
+        directory.chmod(0o700)
+        _give_to_owner(directory)
+    log = paths.log("postgres")
+    log.touch(exist_ok=True)
+    _give_to_owner(log)
+    ensure_traversable(paths.postgres_dir, say)
+
+
+def _run_as_owner(command: Sequence[str], paths: Paths, step: str, timeout: float) -> None:
+    log = paths.log("postgres")
+    with log.open("ab") as output:
+        try:
+            result = subprocess.run(
+                as_cluster_owner(command), stdout=output, stderr=subprocess.STDOUT,
+                cwd=paths.postgres_dir, timeout=timeout, check=False,
+                # Its own session, so the operator's Ctrl-C on `ops` does not reach the server.
+                start_new_session=True,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise errors.step_timed_out(step, timeout, log) from None
+    if result.returncode != 0:
+        raise errors.step_failed(step, log)
+
+
+# --- cluster ------------------------------------------------------------------------------
+
+
+def is_initialised(paths: Paths) -> bool:
+    return (paths.postgres_data / "PG_VERSION").is_file()
+
+
+def initialise(bin_dir: Path, paths: Paths, say: Say) -> None:
+    say("PostgreSQL: creating the cluster (once)")
+    command = [
+        str(bin_dir / "initdb"),
+        "-D", str(paths.postgres_data),
+        "-U", SUPERUSER,
+        # Local socket logins are trusted: the socket's directory is the owner's alone.
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+    ]  # fmt: skip
+    _run_as_owner(command, paths, "PostgreSQL initdb", START_TIMEOUT)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def render_settings(*, port: int, socket_dir: Path) -> str:
+    """Settings of our cluster, loaded from postgresql.conf via an include."""
+    settings = {
+        "listen_addresses": _quote("127.0.0.1"),
+        "port": str(port),
+        "unix_socket_directories": _quote(str(socket_dir)),
+        "password_encryption": _quote("scram-sha-256"),
+        # Four services with connection pools, their tests and the operator's psql.
+        "max_connections": "200",
+        "shared_buffers": _quote("128MB"),
+        # stderr goes to .local/log/postgres.log through pg_ctl -l.
+        "logging_collector": "off",
+        "log_line_prefix": _quote("%m [%p] %q%u@%d "),
+    }
+    lines = ["# Written by `ops up` (ops/src/ops/local/postgres.py); edits are overwritten."]
+    lines += [f"{key} = {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_settings(paths: Paths, port: int) -> None:
+    settings = paths.postgres_data / SETTINGS_FILE
+    settings.write_text(render_settings(port=port, socket_dir=paths.postgres_socket_dir))
+    _give_to_owner(settings)
+    main_conf = paths.postgres_data / "postgresql.conf"
+    include = f"include = '{SETTINGS_FILE}'"
+    if include not in main_conf.read_text().splitlines():
+        with main_conf.open("a") as conf:
+            conf.write(f"\n# The training platform's settings (ops up)\n{include}\n")
+
+
+def process_spec(paths: Paths) -> ProcessSpec:
+    # The postmaster writes its own pid file; its command line names our data directory.
+    return ProcessSpec(
+        name="postgres",
+        pid_file=paths.postgres_data / "postmaster.pid",
+        signature=("-D", str(paths.postgres_data)),
+    )
+
+
+def remove_stale_pid_file(paths: Paths) -> None:
+    """Drop a postmaster.pid left by a crash, whose pid may now belong to another program
+    (the server would then refuse to start) — but never that of a live PostgreSQL server,
+    which a second postmaster on the same data directory would corrupt."""
+    pid_file = paths.postgres_data / "postmaster.pid"
+    pid = read_pid(pid_file)
+    if pid is not None and is_alive(pid):
+        command = process_cmdline(pid) or []
+        if any(Path(part).name in ("postgres", "postmaster") for part in command[:1]):
+            raise errors.PlatformError(
+                f"a PostgreSQL server (pid {pid}) that this tool did not start runs on "
+                f"{paths.postgres_data}: stop it with pg_ctl -D {paths.postgres_data} stop"
+            )
+    pid_file.unlink(missing_ok=True)
+
+
+def start(bin_dir: Path, paths: Paths) -> None:
+    remove_stale_pid_file(paths)
+    command = [
+        str(bin_dir / "pg_ctl"),
+        "-D", str(paths.postgres_data),
+        "-l", str(paths.log("postgres")),
+        "-w", "-t", str(START_TIMEOUT),
+        "start",
+    ]  # fmt: skip
+    _run_as_owner(command, paths, "PostgreSQL start (pg_ctl)", START_TIMEOUT + 10)
+
+
+def stop_postgres(paths: Paths) -> int | None:
+    """`pg_ctl stop -m fast`: sessions are cut, data is flushed. None when not ours/running."""
+    pid = running_pid(process_spec(paths))
+    if pid is None:
+        return None
+    bin_dir = find_bin_dir(version=cluster_version(paths)) or find_bin_dir()
+    if bin_dir is None:
+        raise errors.PlatformError("cannot stop PostgreSQL: its pg_ctl is not installed")
+    command = [
+        str(bin_dir / "pg_ctl"),
+        "-D", str(paths.postgres_data),
+        "-m", "fast",
+        "-w", "-t", str(STOP_TIMEOUT),
+        "stop",
+    ]  # fmt: skip
+    _run_as_owner(command, paths, "PostgreSQL stop (pg_ctl)", STOP_TIMEOUT + 10)
+    return pid
+
+
+# --- connections, roles and databases ----------------------------------------------------
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+psycopg://`) as libpq reads it (`postgresql://`)."""
+    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
+
+
+def redacted(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def superuser_connection(paths: Paths, port: int) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=str(paths.postgres_socket_dir),
+        port=port,
+        user=SUPERUSER,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+def wait_until_ready(paths: Paths, port: int) -> None:
+    """Ready means a real connection runs `select 1`."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            with superuser_connection(paths, port) as connection:
+                connection.execute("select 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise errors.step_timed_out(
+                    "PostgreSQL readiness (select 1)", READY_TIMEOUT, paths.log("postgres")
+                ) from None
+            time.sleep(0.3)
+
+
+def _exists(connection: psycopg.Connection[tuple[object, ...]], query: str, name: str) -> bool:
+    return connection.execute(query, (name,)).fetchone() is not None
+
+
+def ensure_service_database(connection: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
+    """Role `name` (password `name`) owning database `name`; True when anything changed.
+
+    Local development credentials only, as contracts.services.Service.default_database_url.
+    The role may create databases: the tests make scratch databases with it.
+    """
+    changed = False
+    role = sql.Identifier(name)
+    if not _exists(connection, "select 1 from pg_roles where rolname = %s", name):
+        connection.execute(
+            sql.SQL("create role {} login createdb password {}").format(role, sql.Literal(name))
+        )
+        changed = True
+    elif not _exists(connection, "select 1 from pg_roles where rolname = %s and rolcreatedb", name):
+        connection.execute(sql.SQL("alter role {} createdb").format(role))
+        changed = True
+    if not _exists(connection, "select 1 from pg_database where datname = %s", name):
+        # CREATE DATABASE cannot run in a transaction: the connection is in autocommit.
+        connection.execute(sql.SQL("create database {} owner {}").format(role, role))
+        changed = True
+    return changed
+
+
+def create_service_roles(admin_url: str, services: Sequence[Service] = SERVICES) -> list[str]:
+    """Each service's role and database on a server we administer but did not start (a
+    testcontainer); returns the names of those created or changed."""
+    with psycopg.connect(libpq_url(admin_url), autocommit=True, connect_timeout=10) as connection:
+        return [s.database for s in services if ensure_service_database(connection, s.database)]
+
+
+def check_login(database: DatabaseSettings) -> None:
+    try:
+        with psycopg.connect(libpq_url(database.url), connect_timeout=5) as connection:
+            connection.execute("select 1")
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise errors.PlatformError(
+            f"cannot log in to the {database.service.name} database at "
+            f"{redacted(database.url)}: {reason}"
+        ) from None
+
+
+# --- up -----------------------------------------------------------------------------------
+
+
+def _start_ours(config: PlatformConfig, say: Say) -> None:
+    paths = config.paths
+    bin_dir = ensure_binaries(paths, say)
+    prepare_directories(paths, say)
+    if not is_initialised(paths):
+        initialise(bin_dir, paths, say)
+    write_settings(paths, config.postgres_port)
+    start(bin_dir, paths)
+    say(f"PostgreSQL: started (pid {running_pid(process_spec(paths))})")
+
+
+def _create_databases(config: PlatformConfig, say: Say) -> None:
+    with superuser_connection(config.paths, config.postgres_port) as connection:
+        for database in config.local_databases:
+            if ensure_service_database(connection, database.service.database):
+                say(f"PostgreSQL: set up role and database {database.service.database!r}")
+
+
+def ensure_postgres(config: PlatformConfig, say: Say) -> None:
+    """Our cluster up with each local service database in it; then every database logs in."""
+    if config.local_databases:
+        port = config.postgres_port
+        spec = process_spec(config.paths)
+        plan = plan_server(
+            local_address=True,
+            named_in_env=config.postgres_named_in_env,
+            ours_running=running_pid(spec) is not None,
+            ports_free=port_is_free(port),
+        )
+        if plan is Plan.PORT_TAKEN:
+            raise errors.port_taken(
+                port, "PostgreSQL", describe_listener(port),
+                f"stop that process, or set {LOCAL_POSTGRES_PORT_ENV} to a free port",
+            )  # fmt: skip
+        if plan is Plan.USE_EXTERNAL:
+            say(f"PostgreSQL: using the server already on port {port}, named in the settings")
+        else:
+            if plan is Plan.REUSE_OURS:
+                say(f"PostgreSQL: already running (pid {running_pid(spec)})")
+            else:
+                _start_ours(config, say)
+            wait_until_ready(config.paths, port)
+            _create_databases(config, say)
+    # External databases are assumed to exist; a failed login says which one and why.
+    for database in config.databases:
+        check_login(database)

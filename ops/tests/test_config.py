@@ -1,0 +1,120 @@
+"""Which servers `ops up` starts and which it only uses, as the environment says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ops.local.config import Plan, config_from_env, environment_exports, plan_server
+from ops.local.errors import PlatformError
+from ops.local.paths import Paths
+
+PATHS = Paths(Path("/repo"))
+
+
+def test_an_empty_environment_means_the_whole_local_stack() -> None:
+    config = config_from_env({}, PATHS)
+
+    assert config.kafka.bootstrap == "127.0.0.1:9092"
+    assert config.kafka.is_local_address
+    assert not config.kafka.named_in_env
+    assert config.postgres_port == 5432
+    assert [db.service.name for db in config.local_databases] == [
+        "booking",
+        "workouts",
+        "credits",
+        "analytics",
+    ]
+    assert config.databases[0].url == (
+        "postgresql+psycopg://booking:booking@127.0.0.1:5432/booking"
+    )
+    assert [s.http_port for s in config.services] == [8001, 8002, 8003, 8004]
+
+
+def test_servers_named_in_the_environment_are_external() -> None:
+    config = config_from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092",
+            "CREDITS_DATABASE_URL": "postgresql+psycopg://c:c@db.example:5432/credits",
+        },
+        PATHS,
+    )
+
+    assert not config.kafka.is_local_address
+    assert [db.service.name for db in config.local_databases] == [
+        "booking",
+        "workouts",
+        "analytics",
+    ]
+    assert config.database_for(config.databases[2].service).url.startswith(
+        "postgresql+psycopg://c:c@db.example"
+    )
+
+
+def test_the_local_stacks_own_addresses_in_the_environment_still_mean_the_local_stack() -> None:
+    # What `eval "$(ops env)"` exports must not stop `ops up` from starting the stack.
+    config = config_from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+            "BOOKING_DATABASE_URL": "postgresql+psycopg://booking:booking@127.0.0.1:5432/booking",
+        },
+        PATHS,
+    )
+
+    assert config.kafka.is_local_address
+    assert config.kafka.named_in_env
+    assert len(config.local_databases) == 4
+    assert config.postgres_named_in_env
+
+
+def test_local_postgres_port_moves_every_local_database_url() -> None:
+    config = config_from_env({"LOCAL_POSTGRES_PORT": "55432", "BOOKING_HTTP_PORT": "9001"}, PATHS)
+
+    assert config.postgres_port == 55432
+    assert all(":55432/" in db.url for db in config.databases)
+    assert config.services[0].base_url == "http://127.0.0.1:9001"
+
+
+def test_a_port_setting_that_is_not_a_port_is_refused_with_its_name() -> None:
+    with pytest.raises(PlatformError, match=r"LOCAL_POSTGRES_PORT='five' is not a TCP port"):
+        config_from_env({"LOCAL_POSTGRES_PORT": "five"}, PATHS)
+
+
+@pytest.mark.parametrize(
+    ("local_address", "named_in_env", "ours_running", "ports_free", "plan"),
+    [
+        (False, True, False, True, Plan.USE_EXTERNAL),
+        (True, False, True, False, Plan.REUSE_OURS),
+        (True, True, True, False, Plan.REUSE_OURS),
+        (True, False, False, True, Plan.START_OURS),
+        (True, True, False, True, Plan.START_OURS),
+        (True, True, False, False, Plan.USE_EXTERNAL),
+        (True, False, False, False, Plan.PORT_TAKEN),
+    ],
+)
+def test_plan_server(
+    local_address: bool, named_in_env: bool, ours_running: bool, ports_free: bool, plan: Plan
+) -> None:
+    decided = plan_server(
+        local_address=local_address,
+        named_in_env=named_in_env,
+        ours_running=ours_running,
+        ports_free=ports_free,
+    )
+
+    assert decided is plan
+
+
+def test_env_exports_every_setting_of_the_contract_quoted_for_the_shell() -> None:
+    lines = environment_exports(config_from_env({"LOCAL_POSTGRES_PORT": "5433"}, PATHS))
+
+    assert lines == [
+        "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092",
+        "export BOOKING_DATABASE_URL=postgresql+psycopg://booking:booking@127.0.0.1:5433/booking",
+        "export WORKOUTS_DATABASE_URL="
+        "postgresql+psycopg://workouts:workouts@127.0.0.1:5433/workouts",
+        "export CREDITS_DATABASE_URL=postgresql+psycopg://credits:credits@127.0.0.1:5433/credits",
+        "export ANALYTICS_DATABASE_URL="
+        "postgresql+psycopg://analytics:analytics@127.0.0.1:5433/analytics",
+    ]

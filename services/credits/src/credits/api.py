@@ -1,0 +1,117 @@
+"""The credits HTTP API: balances, the ledger that explains them, and staff grants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request, status
+from pydantic import Field, PositiveInt
+from sqlalchemy import func, select
+
+from contracts.events import ContractModel
+from credits.ledger import Ledger
+from credits.models import LedgerEntry
+from servicekit.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/api/credits", tags=["credits"])
+
+UserId = Annotated[int, Path(gt=0, description="The client's user id")]
+
+
+class CreditBalance(ContractModel):
+    user_id: int
+    total: int
+    used: int
+    remaining: int
+
+
+class LedgerLine(ContractModel):
+    """One entry of the ledger and the balance right after it."""
+
+    id: uuid.UUID
+    kind: str
+    amount: int
+    purchase_id: str | None
+    session_id: int | None
+    trainer_id: int | None
+    workout_id: uuid.UUID | None
+    cause: str | None
+    reason: str | None
+    caused_by: str
+    recorded_at: datetime
+    remaining_after: int
+
+
+class GrantRequest(ContractModel):
+    sessions: Annotated[PositiveInt, Field(le=1000, description="Credits to add")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+@router.get("/{user_id}", response_model=CreditBalance)
+async def get_balance(user_id: UserId, request: Request) -> CreditBalance:
+    runtime = _runtime(request)
+    async with runtime.database.sessions() as session:
+        balance = await Ledger(session, runtime.outbox).balance_of(user_id)
+    return CreditBalance(user_id=user_id, **balance.model_dump())
+
+
+@router.get("/{user_id}/ledger", response_model=list[LedgerLine])
+async def get_ledger(user_id: UserId, request: Request) -> list[LedgerLine]:
+    runtime = _runtime(request)
+    remaining_after = func.sum(LedgerEntry.amount).over(order_by=LedgerEntry.seq)
+    query = (
+        select(LedgerEntry, remaining_after.label("remaining_after"))
+        .where(LedgerEntry.user_id == user_id)
+        .order_by(LedgerEntry.seq)
+    )
+    async with runtime.database.sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [
+        LedgerLine(
+            id=entry.id,
+            kind=entry.kind,
+            amount=entry.amount,
+            purchase_id=entry.purchase_id,
+            session_id=entry.session_id,
+            trainer_id=entry.trainer_id,
+            workout_id=entry.workout_id,
+            cause=entry.cause,
+            reason=entry.reason,
+            caused_by=entry.caused_by,
+            recorded_at=entry.recorded_at,
+            remaining_after=remaining,
+        )
+        for entry, remaining in rows
+    ]
+
+
+@router.post("/{user_id}/grants", status_code=status.HTTP_201_CREATED, response_model=CreditBalance)
+async def grant_credits(
+    user_id: UserId,
+    grant: GrantRequest,
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Send the same key again to retry safely"),
+    ] = None,
+) -> CreditBalance:
+    runtime = _runtime(request)
+    request_id = idempotency_key or str(uuid.uuid4())
+    async with runtime.database.transaction() as session:
+        ledger = Ledger(session, runtime.outbox)
+        await ledger.grant_credits(
+            user_id=user_id,
+            amount=grant.sessions,
+            reason=grant.reason,
+            grant_key=f"staff:{user_id}:{request_id}",
+            caused_by=f"http:grant:{request_id}",
+        )
+        balance = await ledger.balance_of(user_id)
+    return CreditBalance(user_id=user_id, **balance.model_dump())
