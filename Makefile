@@ -29,3 +29,24 @@ up: bootstrap
 down:
 	@if [ -x .venv/bin/ops ]; then $(UV) run --no-sync ops down; \
 	else echo "nothing to stop: the platform was never installed here"; fi
+
+.PHONY: test lint format schemas
+
+# The whole suite against real Kafka and PostgreSQL: the test fixtures use the servers named
+# in the environment, else testcontainers when a Docker engine answers, else they start the
+# local processes of `make up` (Kafka and PostgreSQL only) and leave them running.
+test: bootstrap lint
+	$(UV) run --no-sync pytest
+
+lint: bootstrap
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy
+
+format: bootstrap
+	$(UV) run --no-sync ruff check --fix .
+	$(UV) run --no-sync ruff format .
+
+# JSON Schemas of every event, for producers written in other languages.
+schemas: bootstrap
+	$(UV) run --no-sync python -m contracts.schemas

@@ -6,7 +6,7 @@ names, and the tests check `docker-compose.yml` against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DEAD_LETTER_SUFFIX = ".dlq"
 
@@ -27,6 +27,11 @@ class Topic:
     event_types: tuple[str, ...]
     config: dict[str, str] = field(default_factory=dict)
     partitions: int = DEFAULT_PARTITIONS
+
+    def with_prefix(self, prefix: str) -> Topic:
+        """The same topic in a namespace: isolated copies of the platform share a broker by
+        giving each its own prefix (see the `KAFKA_TOPIC_PREFIX` setting)."""
+        return replace(self, name=prefix + self.name)
 
     @property
     def dead_letter(self) -> Topic:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-
 from contracts.topics import DEAD_LETTER_SUFFIX
+from servicekit.kafka import Producer
 
 REASON = "dlq-reason"
 TOPIC = "dlq-topic"
@@ -56,7 +55,7 @@ class DeadLetters:
     """Sends dead letters and waits until the broker has them: only then may the consumer
     commit past the original record."""
 
-    def __init__(self, producer: AIOKafkaProducer, *, consumer: str) -> None:
+    def __init__(self, producer: Producer, *, consumer: str) -> None:
         self.producer = producer
         self.consumer = consumer
 

@@ -22,7 +22,6 @@ import logging
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +35,7 @@ from contracts.envelope import (
 )
 from contracts.events import EventPayload
 from servicekit.db import Database, libpq_url
+from servicekit.kafka import Producer
 from servicekit.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class OutboxRelay:
     def __init__(
         self,
         database: Database,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         *,
         batch_size: int = 500,
         poll_interval: float = 2.0,

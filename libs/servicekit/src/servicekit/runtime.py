@@ -28,7 +28,7 @@ from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
-from servicekit.kafka import create_producer
+from servicekit.kafka import Producer
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.settings import ServiceSettings
 
@@ -43,9 +43,7 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, graceful_timeout: float = 10.0) -> None:
         self.settings = settings
         self.database = Database(settings.database_url, pool_size=settings.database_pool_size)
-        self.producer = create_producer(
-            settings.kafka_bootstrap_servers, client_id=settings.service_name
-        )
+        self.producer = Producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=settings.service_name,

@@ -25,7 +25,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 20
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        await consumer.client.force_metadata_update()
+        await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 

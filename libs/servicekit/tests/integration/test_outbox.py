@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from contracts.topics import COMMERCE_PACKAGES
 from servicekit.db import Database
-from servicekit.kafka import create_producer
+from servicekit.kafka import Producer
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.tables import outbox as outbox_table
 from servicekit.testing import end_offsets, eventually, read_topic
@@ -32,7 +32,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def relay(database: Database, kafka_bootstrap: str) -> AsyncIterator[OutboxRelay]:
-    producer = create_producer(kafka_bootstrap, client_id="outbox-test")
+    producer = Producer(kafka_bootstrap, client_id="outbox-test")
     await producer.start()
     relay = OutboxRelay(database, producer, batch_size=7, poll_interval=0.2)
     task = asyncio.create_task(relay.run())
