@@ -31,6 +31,7 @@ import contracts
 import ops
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
 from servicekit.db import libpq_url
+from servicekit.testing import migrate
 
 __all__ = ["contracts", "ops"]
 
@@ -161,3 +162,21 @@ async def scratch_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
         await admin.delete_topics([name, name + ".dlq"])
     finally:
         await admin.close()
+
+
+@pytest.fixture
+def service_database(scratch_databases: Callable[[str], str]) -> Callable[[str], str]:
+    """Creates a scratch database for a service and runs its migrations up to head."""
+
+    def create(service_name: str) -> str:
+        url = scratch_databases(service_name)
+        migrate(ROOT / "services" / service_name, url)
+        return url
+
+    return create
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A namespace of its own for one test's topics (see `KAFKA_TOPIC_PREFIX`)."""
+    return f"t{uuid.uuid4().hex[:10]}."

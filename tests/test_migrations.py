@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from contracts.services import SERVICES, Service
 from servicekit.db import libpq_url
+from servicekit.testing import downgrade, migrate
 
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def alembic_config(service: Service, url: str) -> Config:
-    """The service's own alembic.ini, pointed at `url` as `alembic -x url=...` would."""
-    return Config(
-        str(ROOT / "services" / service.name / "alembic.ini"),
-        cmd_opts=Namespace(x=[f"url={url}"]),
-    )
 
 
 def tables(url: str) -> set[str]:
@@ -40,13 +30,13 @@ def test_migrations_run_up_and_down(
     service: Service, scratch_databases: Callable[[str], str]
 ) -> None:
     url = scratch_databases(service.name)
-    config = alembic_config(service, url)
+    directory = ROOT / "services" / service.name
 
-    command.upgrade(config, "head")
+    migrate(directory, url)
     assert {"outbox", "processed_events", "alembic_version"} <= tables(url)
 
-    command.downgrade(config, "base")
+    downgrade(directory, url, "base")
     assert tables(url) == {"alembic_version"}
 
-    command.upgrade(config, "head")
+    migrate(directory, url)
     assert {"outbox", "processed_events"} <= tables(url)

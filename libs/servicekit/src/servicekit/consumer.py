@@ -20,17 +20,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import Event, InvalidEvent, parse_envelope, parse_payload
+from contracts.envelope import CloudEvent, Event, InvalidEvent, parse_envelope, parse_payload
 from contracts.events import EventPayload
 from servicekit.db import Database
-from servicekit.dead_letters import ConsumedRecord, DeadLetters
+from servicekit.dead_letters import ConsumedRecord
 from servicekit.tables import processed_events
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, record: ConsumedRecord, reason: str) -> None: ...
 
 
 class Rejected(Exception):
@@ -80,7 +84,7 @@ class IdempotentConsumer:
 
     name: str
     database: Database
-    dead_letters: DeadLetters
+    dead_letters: DeadLetterSink
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     _handlers: dict[str, tuple[type[EventPayload], Handler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
@@ -132,12 +136,21 @@ class IdempotentConsumer:
         self._attempts.pop(_position(record), None)
         return Outcome.APPLIED if applied else Outcome.DUPLICATE
 
+    async def record_own_event(self, session: AsyncSession, event: CloudEvent) -> None:
+        """Mark an event this service publishes as already applied by its own consumer.
+
+        A service whose store is a projection of a topic it also writes to (booking) applies
+        a change and records its event in one transaction; when the event comes back from
+        the topic it is then a duplicate. A rebuild from an empty database has no such marks
+        and applies every event, its own included."""
+        await remember(session, self.name, event_id=event.id, event_type=event.type)
+
     def backoff_for(self, record: ConsumedRecord) -> float:
         return self.retry.backoff(self._attempts.get(_position(record), 1))
 
     async def _apply(self, event: Event[Any], handler: Handler[Any]) -> bool:
         async with self.database.transaction() as session:
-            if not await remember_event(session, self.name, event):
+            if not await remember(session, self.name, event_id=event.id, event_type=event.type):
                 return False
             await handler(session, event)
         return True
@@ -165,11 +178,11 @@ class IdempotentConsumer:
         return Outcome.DEAD_LETTERED
 
 
-async def remember_event(session: AsyncSession, consumer: str, event: Event[Any]) -> bool:
-    """Record that `consumer` applied `event`; False when it already had."""
+async def remember(session: AsyncSession, consumer: str, *, event_id: str, event_type: str) -> bool:
+    """Record that `consumer` applied an event; False when it already had."""
     inserted = await session.execute(
         pg_insert(processed_events)
-        .values(consumer=consumer, event_id=event.id, event_type=event.type)
+        .values(consumer=consumer, event_id=event_id, event_type=event_type)
         .on_conflict_do_nothing()
         .returning(processed_events.c.event_id)
     )

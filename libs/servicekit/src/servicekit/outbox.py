@@ -22,7 +22,8 @@ import logging
 from typing import Any
 
 import psycopg
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import (
@@ -67,7 +68,8 @@ class Outbox:
         event = build_event(payload, source=self.source, event_id=event_id)
         all_headers = record_headers() + (headers or [])
         await session.execute(
-            insert(outbox).values(
+            insert(outbox)
+            .values(
                 event_id=event.id,
                 event_type=event.type,
                 topic=self.topic_prefix + topic_of(payload).name,
@@ -75,6 +77,8 @@ class Outbox:
                 value=encode(event),
                 headers=[[name, value.decode()] for name, value in all_headers],
             )
+            # The same event recorded twice before it is published is still one event.
+            .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
         )
         # Delivered at commit, and only if the transaction commits: it wakes the relay.
         await session.execute(text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

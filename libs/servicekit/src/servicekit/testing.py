@@ -1,15 +1,36 @@
 """Helpers for tests that run against real Kafka and PostgreSQL: waiting for a condition,
-reading topics without a consumer group, and looking at a group's committed offsets."""
+reading topics without a consumer group, looking at a group's committed offsets, migrating a
+scratch database, feeding events straight to a service's consumer, and reading what a
+service has put in its outbox."""
 
 from __future__ import annotations
 
 import asyncio
+from argparse import Namespace
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+
+from contracts.envelope import (
+    Event,
+    build_event,
+    encode,
+    parse_event,
+    partition_key,
+    record_headers,
+    topic_of,
+)
+from contracts.events import EventPayload
+from servicekit.db import Database
+from servicekit.dead_letters import ConsumedRecord
+from servicekit.tables import outbox
 
 #: An aiokafka ConsumerRecord; aiokafka ships no type information, so it is Any to mypy.
 Record: TypeAlias = Any
@@ -74,3 +95,57 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+def migrate(service_directory: Path, url: str, revision: str = "head") -> None:
+    """Run a service's Alembic migrations up (or down) to `revision` on the database `url`."""
+    command.upgrade(_alembic_config(service_directory, url), revision)
+
+
+def downgrade(service_directory: Path, url: str, revision: str) -> None:
+    command.downgrade(_alembic_config(service_directory, url), revision)
+
+
+def _alembic_config(service_directory: Path, url: str) -> Config:
+    return Config(str(service_directory / "alembic.ini"), cmd_opts=Namespace(x=[f"url={url}"]))
+
+
+def consumed(
+    payload: EventPayload,
+    *,
+    event_id: str | None = None,
+    source: str = "/tests",
+    topic_prefix: str = "",
+    offset: int = 0,
+) -> ConsumedRecord:
+    """A record as the consumer would receive it from the payload's topic."""
+    event = build_event(payload, source=source, event_id=event_id)
+    return ConsumedRecord(
+        topic=topic_prefix + topic_of(payload).name,
+        partition=0,
+        offset=offset,
+        key=partition_key(payload),
+        value=encode(event),
+        headers=record_headers(),
+    )
+
+
+async def outbox_events(database: Database) -> list[Event[EventPayload]]:
+    """What a service has announced and not yet published, oldest first."""
+    async with database.sessions() as session:
+        values = await session.scalars(select(outbox.c.value).order_by(outbox.c.id))
+        return [parse_event(value) for value in values]
+
+
+class RecordingDeadLetters:
+    """Stands in for the dead-letter topic in handler tests: keeps what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[ConsumedRecord, str]] = []
+
+    async def send(self, record: ConsumedRecord, reason: str) -> None:
+        self.sent.append((record, reason))
+
+    @property
+    def reasons(self) -> list[str]:
+        return [reason for _, reason in self.sent]

@@ -9,20 +9,13 @@ import pytest
 from servicekit.consumer import IdempotentConsumer, Outcome, RetryPolicy
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
-
-
-class RecordingDeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[ConsumedRecord, str]] = []
-
-    async def send(self, record: ConsumedRecord, reason: str) -> None:
-        self.sent.append((record, reason))
+from servicekit.testing import RecordingDeadLetters
 
 
 def consumer(dead_letters: RecordingDeadLetters) -> IdempotentConsumer:
     # The URL is never connected to: records rejected before the transaction need no database.
     database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
-    return IdempotentConsumer(name="test", database=database, dead_letters=dead_letters)  # type: ignore[arg-type]
+    return IdempotentConsumer(name="test", database=database, dead_letters=dead_letters)
 
 
 def record(value: bytes, offset: int = 0) -> ConsumedRecord:

@@ -1,0 +1,390 @@
+"""The credit ledger's rules, on a real database: one credit per delivered trainer-led
+session, exactly once, in any order."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import func, select, text
+
+from contracts.events import (
+    CreditDeductionRejected,
+    CreditsGranted,
+    EventPayload,
+    PackagePurchased,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionCreditDeducted,
+    SessionCreditRestored,
+    SessionNoShow,
+    SessionStarted,
+    WorkoutLogged,
+    WorkoutStatusChanged,
+)
+from credits.models import Balance, LedgerEntry
+from servicekit.consumer import Outcome
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import RecordingDeadLetters, outbox_events
+
+from .conftest import Deliver
+
+pytestmark = pytest.mark.infra
+
+NOW = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
+CLIENT, TRAINER, OTHER = 123, 456, 789
+
+
+def purchase(sessions: int = 10, purchase_id: str = "order-1") -> PackagePurchased:
+    return PackagePurchased(
+        purchase_id=purchase_id, user_id=CLIENT, sessions=sessions, purchased_at=NOW
+    )
+
+
+def booked(session_id: int, user_id: int = CLIENT, trainer_id: int = TRAINER) -> SessionBooked:
+    return SessionBooked(
+        session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=NOW
+    )
+
+
+def moved(kind: type[Any], session_id: int, user_id: int = CLIENT) -> Any:
+    return kind(session_id=session_id, user_id=user_id, trainer_id=TRAINER, at=NOW)
+
+
+def workout(
+    session_id: int | None,
+    *,
+    status: str = "completed",
+    user_id: int = CLIENT,
+    trainer_id: int | None = TRAINER,
+    workout_id: uuid.UUID | None = None,
+) -> WorkoutLogged:
+    link: dict[str, Any] = (
+        {"session_type": "trainer-led", "session_id": session_id, "trainer_id": trainer_id}
+        if session_id is not None
+        else {}
+    )
+    return WorkoutLogged(
+        workout_id=workout_id or uuid.uuid4(),
+        user_id=user_id,
+        title="Personal Training Session",
+        date=NOW,
+        status=status,
+        **link,
+    )
+
+
+async def balance(api: AsyncClient, user_id: int = CLIENT) -> tuple[int, int, int]:
+    body = (await api.get(f"/api/credits/{user_id}")).json()
+    return body["total"], body["used"], body["remaining"]
+
+
+async def announced(runtime: ServiceRuntime, kind: type[EventPayload]) -> list[Any]:
+    return [e.payload for e in await outbox_events(runtime.database) if isinstance(e.payload, kind)]
+
+
+async def test_a_purchase_grants_its_sessions_once(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    assert await deliver(purchase(), event_id="p1") is Outcome.APPLIED
+    assert await deliver(purchase(), event_id="p1") is Outcome.DUPLICATE
+    # The store sends the same purchase again under a new event id: still granted once.
+    assert await deliver(purchase(), event_id="p1-resent") is Outcome.APPLIED
+    assert await balance(api) == (10, 0, 10)
+    grants = await announced(runtime, CreditsGranted)
+    assert [(g.amount, g.purchase_id, g.balance.remaining) for g in grants] == [(10, "order-1", 10)]
+
+
+async def test_a_trainer_led_workout_uses_one_credit(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    logged = workout(1)
+    await deliver(logged)
+    assert await balance(api) == (10, 1, 9)
+    [deducted] = await announced(runtime, SessionCreditDeducted)
+    assert (deducted.session_id, deducted.workout_id, deducted.cause) == (
+        1,
+        logged.workout_id,
+        "workout-logged",
+    )
+    assert deducted.balance.remaining == 9
+
+
+async def test_solo_workouts_use_no_credit(deliver: Deliver, api: AsyncClient) -> None:
+    await deliver(purchase())
+    for _ in range(3):
+        await deliver(workout(None))
+    assert await balance(api) == (10, 0, 10)
+
+
+@pytest.mark.parametrize("status", ["planned", "skipped", "cancelled"])
+async def test_a_workout_not_delivered_uses_no_credit(
+    deliver: Deliver, api: AsyncClient, status: str
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    await deliver(workout(1, status=status))
+    assert await balance(api) == (10, 0, 10)
+
+
+async def test_trainer_and_client_logging_the_session_and_its_completion_deduct_once(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    await deliver(moved(SessionStarted, 1))
+    await deliver(workout(1, status="in_progress"))  # the trainer, during the session
+    await deliver(workout(1))  # the client, afterwards
+    await deliver(moved(SessionCompleted, 1))
+    await deliver(workout(1))  # someone logs it once more
+    assert await balance(api) == (10, 1, 9)
+    assert len(await announced(runtime, SessionCreditDeducted)) == 1
+
+
+async def test_a_completed_session_uses_a_credit_without_any_workout(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    await deliver(moved(SessionCompleted, 1))
+    assert await balance(api) == (10, 1, 9)
+    [deducted] = await announced(runtime, SessionCreditDeducted)
+    assert deducted.cause == "session-completed"
+
+
+async def test_a_workout_status_change_to_in_progress_deducts(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    planned = workout(1, status="planned")
+    await deliver(planned)
+    assert await balance(api) == (10, 0, 10)
+    await deliver(
+        WorkoutStatusChanged(
+            workout_id=planned.workout_id,
+            user_id=CLIENT,
+            session_type="trainer-led",
+            session_id=1,
+            trainer_id=TRAINER,
+            status="in_progress",
+            previous_status="planned",
+        )
+    )
+    assert await balance(api) == (10, 1, 9)
+
+
+async def test_a_workout_before_its_booking_waits_for_it(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(purchase())
+    await deliver(workout(7))
+    assert await balance(api) == (10, 0, 10)
+    await deliver(booked(7))
+    assert await balance(api) == (10, 1, 9)
+
+
+async def test_a_deduction_before_the_purchase_goes_below_zero_then_up(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(booked(1))
+    await deliver(workout(1))
+    assert await balance(api) == (0, 1, -1)
+    await deliver(purchase())
+    assert await balance(api) == (10, 1, 9)
+
+
+async def test_no_credits_left_still_records_the_session(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(purchase(sessions=1))
+    for session_id in (1, 2):
+        await deliver(booked(session_id))
+        await deliver(workout(session_id))
+    assert await balance(api) == (1, 2, -1)
+
+
+async def test_a_workout_for_another_clients_session_is_rejected_with_the_reason(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1, user_id=OTHER))
+    await deliver(workout(1))
+    assert await balance(api) == (10, 0, 10)
+    [rejected] = await announced(runtime, CreditDeductionRejected)
+    assert rejected.reason == (
+        f"session 1 is booked for client {OTHER} with trainer {TRAINER}, "
+        f"not client {CLIENT} with trainer {TRAINER}"
+    )
+
+
+async def test_a_workout_with_another_trainer_is_rejected(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(booked(1))
+    await deliver(workout(1, trainer_id=OTHER))
+    assert await balance(api) == (0, 0, 0)
+    assert len(await announced(runtime, CreditDeductionRejected)) == 1
+
+
+async def test_a_parked_workout_that_turns_out_mismatched_is_rejected(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(workout(1))
+    await deliver(booked(1, user_id=OTHER))
+    assert await balance(api) == (0, 0, 0)
+    assert len(await announced(runtime, CreditDeductionRejected)) == 1
+
+
+@pytest.mark.parametrize("ended", [SessionCancelled, SessionNoShow])
+async def test_a_cancelled_or_no_show_session_uses_no_credit(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, ended: type[Any]
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    await deliver(moved(ended, 1))
+    await deliver(workout(1))
+    assert await balance(api) == (10, 0, 10)
+    [rejected] = await announced(runtime, CreditDeductionRejected)
+    assert rejected.reason.startswith("session 1 is ")
+
+
+async def test_a_session_cancelled_after_its_deduction_gets_the_credit_back_once(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(purchase())
+    await deliver(booked(1))
+    await deliver(workout(1, status="in_progress"))
+    assert await balance(api) == (10, 1, 9)
+    await deliver(moved(SessionCancelled, 1), event_id="cancel-1")
+    await deliver(moved(SessionCancelled, 1), event_id="cancel-1-again")
+    assert await balance(api) == (10, 0, 10)
+    [restored] = await announced(runtime, SessionCreditRestored)
+    assert (restored.session_id, restored.balance.remaining) == (1, 10)
+    kinds = [line["kind"] for line in (await api.get(f"/api/credits/{CLIENT}/ledger")).json()]
+    assert kinds == ["grant", "deduction", "restoration"]
+
+
+async def test_a_booking_reusing_an_id_for_another_client_is_dead_lettered(
+    deliver: Deliver, dead_letters: RecordingDeadLetters
+) -> None:
+    await deliver(booked(1))
+    assert await deliver(booked(1, user_id=OTHER)) is Outcome.DEAD_LETTERED
+    assert dead_letters.reasons == [
+        f"session 1 is booked for client {CLIENT} with trainer {TRAINER}, "
+        f"not client {OTHER} with trainer {TRAINER}"
+    ]
+
+
+async def test_the_ledger_explains_every_unit_of_the_balance(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(purchase(sessions=5, purchase_id="order-9"), event_id="buy")
+    await deliver(booked(3))
+    logged = workout(3)
+    await deliver(logged, event_id="log")
+    lines = (await api.get(f"/api/credits/{CLIENT}/ledger")).json()
+    assert [(line["kind"], line["amount"], line["remainingAfter"]) for line in lines] == [
+        ("grant", 5, 5),
+        ("deduction", -1, 4),
+    ]
+    assert lines[0]["purchaseId"] == "order-9"
+    assert lines[0]["causedBy"] == "buy"
+    assert (lines[1]["sessionId"], lines[1]["workoutId"], lines[1]["causedBy"]) == (
+        3,
+        str(logged.workout_id),
+        "log",
+    )
+    assert sum(line["amount"] for line in lines) == (await balance(api))[2]
+
+
+async def test_staff_grants_are_idempotent_by_key(api: AsyncClient) -> None:
+    body = {"sessions": 3, "reason": "goodwill"}
+    headers = {"Idempotency-Key": "ticket-42"}
+    first = await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers=headers)
+    again = await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == {"userId": CLIENT, "total": 3, "used": 0, "remaining": 3}
+    await api.post(f"/api/credits/{CLIENT}/grants", json=body)
+    assert await balance(api) == (6, 0, 6)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (f"/api/credits/{CLIENT}/grants", {"sessions": 0, "reason": "x"}),
+        (f"/api/credits/{CLIENT}/grants", {"sessions": 2}),
+        (f"/api/credits/{CLIENT}/grants", {"sessions": "many", "reason": "x"}),
+        ("/api/credits/0/grants", {"sessions": 1, "reason": "x"}),
+    ],
+)
+async def test_bad_grants_get_a_422_saying_what_is_wrong(
+    api: AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    response = await api.post(path, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+async def test_a_client_with_nothing_has_a_zero_balance(api: AsyncClient) -> None:
+    assert await balance(api, 999) == (0, 0, 0)
+    assert (await api.get("/api/credits/999/ledger")).json() == []
+    assert (await api.get("/api/credits/abc")).status_code == 422
+
+
+async def test_ledger_entries_can_never_be_changed(runtime: ServiceRuntime) -> None:
+    async with runtime.database.transaction() as session:
+        await session.execute(
+            text(
+                "insert into ledger_entries (id, user_id, kind, amount, caused_by)"
+                " values (gen_random_uuid(), 1, 'grant', 5, 'test')"
+            )
+        )
+    with pytest.raises(Exception, match="never updated or deleted"):
+        async with runtime.database.transaction() as session:
+            await session.execute(text("update ledger_entries set amount = 50"))
+    with pytest.raises(Exception, match="never updated or deleted"):
+        async with runtime.database.transaction() as session:
+            await session.execute(text("delete from ledger_entries"))
+
+
+async def test_any_arrival_order_gives_the_same_balance(
+    deliver: Deliver, runtime: ServiceRuntime, api: AsyncClient
+) -> None:
+    """Every interleaving of one session's story across the three input topics."""
+    story: list[tuple[str, EventPayload]] = [
+        ("buy", purchase()),
+        ("book", booked(1)),
+        ("log", workout(1, workout_id=uuid.UUID(int=1))),
+        ("done", moved(SessionCompleted, 1)),
+    ]
+    orders = list(itertools.permutations(story))
+    random.Random(7).shuffle(orders)
+    for n, order in enumerate(orders[:8]):
+        async with runtime.database.transaction() as session:
+            # A fresh start for each order (truncate is not a row delete: no trigger fires).
+            await session.execute(
+                text(
+                    "truncate ledger_entries, balances, sessions, pending_deductions, outbox,"
+                    " processed_events"
+                )
+            )
+        for event_id, payload in order:
+            await deliver(payload, event_id=f"{n}-{event_id}")
+        assert await balance(api) == (10, 1, 9), [event_id for event_id, _ in order]
+        async with runtime.database.sessions() as session:
+            used = await session.scalar(
+                select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "deduction")
+            )
+            row = await session.get(Balance, CLIENT)
+        assert used == 1
+        assert row is not None
+        assert row.remaining == 9
