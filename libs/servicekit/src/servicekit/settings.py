@@ -37,8 +37,8 @@ class ServiceSettings(BaseSettings):
     #: 2-core box, without exhausting PostgreSQL when several replicas run.
     database_pool_size: PositiveInt = 10
     log_level: str = "INFO"
-    #: One consumer group per service, named after it unless told otherwise (a test or a
-    #: side-by-side rebuild runs a second copy of a service under another group).
+    #: One consumer group per service, named after it (behind the topic prefix, if any)
+    #: unless told otherwise.
     consumer_group: str = ""
 
     @model_validator(mode="before")
@@ -48,7 +48,9 @@ class ServiceSettings(BaseSettings):
             data.setdefault("database_url", cls.service.default_database_url())
             data.setdefault("http_port", cls.service.port)
             if not data.get("consumer_group"):
-                data["consumer_group"] = cls.service.name
+                # Namespaced with the topics, so isolated copies never share a group.
+                prefix = data.get("kafka_topic_prefix") or data.get("KAFKA_TOPIC_PREFIX") or ""
+                data["consumer_group"] = prefix + cls.service.name
         return data
 
     @property

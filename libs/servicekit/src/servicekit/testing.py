@@ -6,6 +6,7 @@ service has put in its outbox."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,10 +37,13 @@ from servicekit.tables import outbox
 Record: TypeAlias = Any
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
-    """Wait until `check()` holds; fail with TimeoutError after `within` seconds."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], *, within: float = 20.0) -> None:
+    """Wait until `check()` holds (a plain or an async check); TimeoutError after `within` s."""
     async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110 - polls a server, nothing to await
+        while True:
+            result = check()
+            if await result if inspect.isawaitable(result) else result:
+                return
             await asyncio.sleep(0.05)
 
 

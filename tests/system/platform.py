@@ -1,0 +1,193 @@
+"""An isolated copy of the whole platform for system tests.
+
+Each copy runs the four services as real processes (`python -m <service>`) against the shared
+Kafka broker and PostgreSQL server, with topics and consumer groups behind a prefix of its own
+and a scratch database per service, so tests can kill, restart and replay services without
+touching anything else on the machine (the platform `make up` runs included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
+from contracts.events import EventPayload
+from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_NAMES = tuple(service.name for service in SERVICES)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    service: Service
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class IsolatedPlatform:
+    kafka_bootstrap: str
+    topic_prefix: str
+    database_urls: dict[str, str]
+    log_directory: Path
+    processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+    _producer: AIOKafkaProducer | None = None
+
+    def url(self, name: str) -> str:
+        return self.processes[name][0].url
+
+    def environment(self, service: Service, port: int) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.endswith(("_DATABASE_URL", "_HTTP_PORT", "_CONSUMER_GROUP"))
+        }
+        env.update(
+            {
+                KAFKA_BOOTSTRAP_ENV: self.kafka_bootstrap,
+                "KAFKA_TOPIC_PREFIX": self.topic_prefix,
+                service.database_url_env: self.database_urls[service.name],
+                service.http_port_env: str(port),
+                service.env_prefix + "LOG_LEVEL": "WARNING",
+            }
+        )
+        return env
+
+    async def start(self, name: str) -> ServiceProcess:
+        """Start one more process of a service (a replica when one already runs)."""
+        service = service_named(name)
+        port = free_port()
+        replicas = self.processes.setdefault(name, [])
+        log = self.log_directory / f"{name}-{len(replicas)}.log"
+        with log.open("ab") as output:
+            # Popen only forks and returns; the wait for readiness below is asynchronous.
+            process = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", name],
+                cwd=ROOT,
+                env=self.environment(service, port),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started = ServiceProcess(service, port, process, log)
+        replicas.append(started)
+        await self.wait_until_ready(started)
+        return started
+
+    async def wait_until_ready(self, started: ServiceProcess, within: float = 60.0) -> None:
+        async with httpx.AsyncClient() as client:
+            deadline = asyncio.get_running_loop().time() + within
+            while True:
+                if started.process.poll() is not None:
+                    raise RuntimeError(f"{started.service.name} exited:\n{started.log_tail()}")
+                try:
+                    if (await client.get(f"{started.url}/health/ready")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{started.service.name} not ready:\n{started.log_tail()}")
+                await asyncio.sleep(0.1)
+
+    def kill(self, name: str, replica: int = 0, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Kill a service process (SIGKILL by default: no goodbye, no commit)."""
+        process = self.processes[name].pop(replica).process
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for replicas in self.processes.values():
+            for started in replicas:
+                if started.process.poll() is None:
+                    started.process.send_signal(signal.SIGTERM)
+            for started in replicas:
+                try:
+                    started.process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    started.process.kill()
+                    started.process.wait()
+        self.processes.clear()
+
+    async def publish(self, payloads: Sequence[EventPayload], *, source: str = "/tests") -> None:
+        """Publish events as another platform service would: to their contract topics."""
+        producer = await self._started_producer()
+        deliveries = [
+            await producer.send(
+                self.topic_prefix + topic_of(payload).name,
+                value=encode(build_event(payload, source=source)),
+                key=partition_key(payload),
+                headers=record_headers(),
+            )
+            for payload in payloads
+        ]
+        await asyncio.gather(*deliveries)
+
+    async def publish_raw(self, topic: str, value: bytes, key: bytes = b"1") -> None:
+        producer = await self._started_producer()
+        await producer.send_and_wait(self.topic_prefix + topic, value=value, key=key)
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.kafka_bootstrap, acks="all", linger_ms=5
+            )
+            await self._producer.start()
+        return self._producer
+
+    async def close(self) -> None:
+        self.stop_all()
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+async def start_platform(
+    *,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    database_for: Callable[[str], str],
+    log_directory: Path,
+    services: Sequence[str] = SERVICE_NAMES,
+) -> IsolatedPlatform:
+    from contracts.topics import ALL_TOPICS
+    from ops.local.topics import create_topics
+
+    await create_topics(kafka_bootstrap, [t.with_prefix(topic_prefix) for t in ALL_TOPICS])
+    platform = IsolatedPlatform(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        database_urls={name: database_for(name) for name in services},
+        log_directory=log_directory,
+    )
+    try:
+        await asyncio.gather(*(platform.start(name) for name in services))
+    except BaseException:
+        await platform.close()
+        raise
+    return platform
