@@ -1,5 +1,7 @@
 # Entry points for operators and CI, run from the repository root.
+#   make demo  make up, then play the spec's Example 1 and print the usage charts
 #   make up    install whatever is missing, start Kafka, PostgreSQL and the services
+#   make test  ruff, mypy and the whole test suite against real Kafka and PostgreSQL
 #   make down  stop everything `make up` started; data stays in .local/
 
 # uv must use the machine's Python: without this it tries to download one when the versions
@@ -30,7 +32,10 @@ down:
 	@if [ -x .venv/bin/ops ]; then $(UV) run --no-sync ops down; \
 	else echo "nothing to stop: the platform was never installed here"; fi
 
-.PHONY: test lint format schemas
+.PHONY: demo test lint format schemas
+
+demo: up
+	$(UV) run --no-sync ops demo
 
 # The whole suite against real Kafka and PostgreSQL: the test fixtures use the servers named
 # in the environment, else testcontainers when a Docker engine answers, else they start the

@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
 from ops.local import platform
 from ops.local.config import PlatformConfig, config_from_env, environment_exports
 from ops.local.errors import PlatformError
@@ -86,3 +87,35 @@ def env() -> None:
     """Print the settings of the platform as shell exports: eval "$(ops env)"."""
     for line in _run(lambda: environment_exports(_local_config())):
         typer.echo(line)
+
+
+def demo_endpoints(config: PlatformConfig) -> Endpoints:
+    urls = {settings.service.name: settings.base_url for settings in config.services}
+    return Endpoints(
+        booking=urls["booking"],
+        workouts=urls["workouts"],
+        credits=urls["credits"],
+        analytics=urls["analytics"],
+        kafka_bootstrap=config.kafka.bootstrap,
+        topic_prefix=os.environ.get("KAFKA_TOPIC_PREFIX", ""),
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Play the spec's Example 1 on the running platform and print the charts."""
+    config = _local_config()
+    endpoints = demo_endpoints(config)
+
+    async def play() -> str:
+        user_id = await play_example_one(endpoints, _say)
+        return await fetch_charts(endpoints, user_id)
+
+    def action() -> str:
+        try:
+            return asyncio.run(play())
+        except DemoFailed as failure:
+            raise PlatformError(f"the demo failed: {failure}") from None
+
+    typer.echo()
+    typer.echo(_run(action))

@@ -1,0 +1,204 @@
+"""The spec's worked examples, end to end through the public interfaces of real processes."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.events import SessionBooked
+from contracts.topics import BOOKING_SESSIONS
+from ops.demo import Endpoints, buy_package, fetch_charts, play_example_one
+from servicekit.testing import eventually, read_topic
+
+from .platform import IsolatedPlatform
+
+pytestmark = pytest.mark.infra
+
+
+def endpoints(platform: IsolatedPlatform) -> Endpoints:
+    return Endpoints(
+        booking=platform.url("booking"),
+        workouts=platform.url("workouts"),
+        credits=platform.url("credits"),
+        analytics=platform.url("analytics"),
+        kafka_bootstrap=platform.kafka_bootstrap,
+        topic_prefix=platform.topic_prefix,
+    )
+
+
+async def get(url: str) -> Any:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url)
+        response.raise_for_status()
+        return response.json()
+
+
+async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPlatform) -> None:
+    urls = endpoints(platform)
+    client = await play_example_one(urls, lambda line: None)
+
+    usage = await get(f"{urls.analytics}/api/analytics/{client}/session-usage")
+    assert usage == {
+        "total": 6,
+        "solo": {"count": 4, "percentage": 66.7},
+        "trainerLed": {"count": 2, "percentage": 33.3},
+        "credits": {"total": 10, "used": 2, "remaining": 8},
+    }
+    balance = await get(f"{urls.credits}/api/credits/{client}")
+    assert (balance["total"], balance["used"], balance["remaining"]) == (10, 2, 8)
+    ledger = await get(f"{urls.credits}/api/credits/{client}/ledger")
+    assert [line["kind"] for line in ledger] == ["grant", "deduction", "deduction"]
+
+    async def both_sessions_marked_deducted() -> bool:
+        sessions = await get(f"{urls.booking}/api/sessions?userId={client}")
+        return len(sessions) == 2 and all(s["sessionDeducted"] for s in sessions)
+
+    await eventually(both_sessions_marked_deducted)
+
+    charts = await fetch_charts(urls, client)
+    for expected in (
+        "Workout Type Distribution",
+        "Solo Workouts",
+        "4 (66.7%)",
+        "Trainer Sessions",
+        "2 (33.3%)",
+        "Session Credits",
+    ):
+        assert expected in charts
+
+
+async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> None:
+    urls = endpoints(platform)
+    client, trainer = random.randint(10_000, 99_999), 456
+    await buy_package(urls, client, sessions=20)
+    start = datetime(2026, 2, 2, 7, tzinfo=UTC)
+    async with httpx.AsyncClient(timeout=10) as http:
+        for day in range(30):
+            response = await http.post(
+                f"{urls.workouts}/api/workout/sessions",
+                json={
+                    "userId": client,
+                    "title": f"Solo {day}",
+                    "date": (start + timedelta(days=day)).isoformat(),
+                },
+            )
+            assert response.status_code == 201, response.text
+        for day in range(15):
+            when = (start + timedelta(days=day, hours=10)).isoformat()
+            booked = await http.post(
+                f"{urls.booking}/api/sessions",
+                json={"userId": client, "trainerId": trainer, "sessionDate": when},
+            )
+            assert booked.status_code == 201, booked.text
+            logged = await http.post(
+                f"{urls.workouts}/api/workout/sessions",
+                json={
+                    "userId": client,
+                    "sessionType": "trainer-led",
+                    "sessionId": booked.json()["id"],
+                    "trainerId": trainer,
+                    "title": "Personal Training Session",
+                    "date": when,
+                },
+            )
+            assert logged.status_code == 201, logged.text
+
+    expected = {
+        "total": 45,
+        "solo": {"count": 30, "percentage": 66.7},
+        "trainerLed": {"count": 15, "percentage": 33.3},
+        "credits": {"total": 20, "used": 15, "remaining": 5},
+    }
+
+    async def dashboard_shows_it() -> bool:
+        usage = await get(f"{urls.analytics}/api/analytics/{client}/session-usage")
+        return bool(usage == expected)
+
+    await eventually(dashboard_shows_it, within=60)
+
+
+async def test_poison_records_are_dead_lettered_by_every_consumer_and_valid_ones_still_land(
+    platform: IsolatedPlatform,
+) -> None:
+    urls = endpoints(platform)
+    topic = BOOKING_SESSIONS.name
+    await platform.publish_raw(topic, b"{not json", key=b"1")
+    await platform.publish_raw(topic, json.dumps({"hello": "world"}).encode(), key=b"1")
+    await platform.publish_raw(
+        topic,
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "bad-booking",
+                "source": "/platform/kiosk",
+                "type": "SessionBooked",
+                "data": {"sessionId": 1, "userId": "someone"},
+            }
+        ).encode(),
+        key=b"1",
+    )
+    # A valid booking from another platform service, keyed like the poison: same partition.
+    await platform.publish(
+        [
+            SessionBooked(
+                session_id=1,
+                user_id=5,
+                trainer_id=6,
+                session_date=datetime(2026, 3, 1, 10, tzinfo=UTC),
+            )
+        ],
+        source="/platform/kiosk",
+    )
+
+    dlq = platform.topic_prefix + topic + ".dlq"
+
+    def by_consumer(records: list[Any]) -> dict[str, list[str]]:
+        reasons: dict[str, list[str]] = {}
+        for record in records:
+            headers = dict(record.headers)
+            reasons.setdefault(headers["dlq-consumer"].decode(), []).append(
+                headers["dlq-reason"].decode()
+            )
+        return reasons
+
+    consumers = {platform.topic_prefix + name for name in ("booking", "workouts", "credits")}
+    records = await read_topic(
+        platform.kafka_bootstrap,
+        dlq,
+        until=lambda records: (
+            {k for k, v in by_consumer(records).items() if len(v) >= 3} >= consumers
+        ),
+        within=60,
+    )
+    for reasons in by_consumer(records).values():
+        assert reasons[0].startswith("not JSON")
+        assert reasons[1].startswith("not a CloudEvent")
+        assert reasons[2].startswith("invalid SessionBooked payload")
+
+    # The partition kept flowing: the booking after the poison reached every service.
+    async def booking_has_it() -> bool:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return (await http.get(f"{urls.booking}/api/sessions/1")).status_code == 200
+
+    await eventually(booking_has_it, within=30)
+
+    async def workouts_know_the_session() -> bool:
+        async with httpx.AsyncClient(timeout=10) as http:
+            refused = await http.post(
+                f"{urls.workouts}/api/workout/sessions",
+                json={
+                    "userId": 99,
+                    "sessionType": "trainer-led",
+                    "sessionId": 1,
+                    "trainerId": 6,
+                    "title": "Not my session",
+                },
+            )
+        return refused.status_code == 422
+
+    await eventually(workouts_know_the_session, within=30)
