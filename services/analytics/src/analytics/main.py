@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from analytics import api, consumers
 from analytics.settings import Settings
+from contracts.topics import CREDITS_LEDGER, WORKOUT_SESSIONS
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    return runtime.create_app(title="Analytics service")
+    consumers.register(runtime.consumer, runtime.outbox)
+    runtime.subscribe(WORKOUT_SESSIONS, CREDITS_LEDGER)
+    return runtime.create_app(title="Analytics service", routers=[api.router])
 
 
 def main() -> None:

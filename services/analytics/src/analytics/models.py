@@ -1,9 +1,58 @@
-"""Tables of the analytics service."""
+"""Tables of the analytics service: read models built from `workouts.workout-sessions` and
+`credits.ledger`, nothing it owns beyond them (an operator may drop them and rebuild them by
+consuming those topics from the beginning).
+
+`workouts` holds what usage needs of each workout: whose it is, its type, its status.
+`session_usage` holds one client's current usage: the completed-workout counts (recounted
+from `workouts` on every workout event) and the latest credit balance from the ledger. Its
+row is also the lock that serialises every change to one client's usage, so the counts, the
+balance and the SessionUsageUpdated events that announce them never interleave.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, Text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Workout(Base):
+    __tablename__ = "workouts"
+    __table_args__ = (
+        CheckConstraint("session_type in ('solo', 'trainer-led')", name="session_type_is_known"),
+        CheckConstraint(
+            "status in ('planned', 'in_progress', 'completed', 'skipped', 'cancelled')",
+            name="status_is_known",
+        ),
+        Index("workouts_by_user_and_status", "user_id", "status"),
+    )
+
+    workout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    session_type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    #: The event that last described this workout, to trace a count back to its source.
+    changed_by: Mapped[str] = mapped_column(Text)
+
+
+class UserUsage(Base):
+    __tablename__ = "session_usage"
+    __table_args__ = (
+        CheckConstraint("solo_count >= 0 and trainer_led_count >= 0", name="counts_not_negative"),
+        CheckConstraint("credits_used >= 0", name="credits_used_not_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    solo_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    trainer_led_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    credits_total: Mapped[int] = mapped_column(Integer, server_default="0")
+    credits_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: When the usage last changed (see `tracker.py`); null until it first does.
+    as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

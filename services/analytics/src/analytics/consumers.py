@@ -1,0 +1,70 @@
+"""What the analytics service does with each event it consumes. CreditDeductionRejected has
+no handler on purpose: it carries no balance and changes no usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from analytics.tracker import UsageNotRecordable, UsageTracker
+from contracts.envelope import Event
+from contracts.events import (
+    CreditsGranted,
+    SessionCreditDeducted,
+    SessionCreditRestored,
+    WorkoutLogged,
+    WorkoutStatusChanged,
+)
+from servicekit.consumer import IdempotentConsumer, Rejected
+from servicekit.outbox import Outbox
+
+BALANCE_EVENTS = (CreditsGranted, SessionCreditDeducted, SessionCreditRestored)
+
+
+def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
+    """Attach the analytics handlers to the service's consumer."""
+
+    async def on_workout(session: AsyncSession, event: Event[Any]) -> None:
+        workout: WorkoutLogged | WorkoutStatusChanged = event.payload
+        with _rejecting_what_cannot_be_recorded():
+            await UsageTracker(session, outbox).record_workout(
+                workout_id=workout.workout_id,
+                user_id=workout.user_id,
+                session_type=workout.session_type,
+                status=workout.status,
+                changed_by=event.id,
+                at=_time_of(event),
+            )
+
+    consumer.on(WorkoutLogged)(on_workout)
+    consumer.on(WorkoutStatusChanged)(on_workout)
+
+    async def on_balance_changed(session: AsyncSession, event: Event[Any]) -> None:
+        entry: CreditsGranted | SessionCreditDeducted | SessionCreditRestored = event.payload
+        with _rejecting_what_cannot_be_recorded():
+            await UsageTracker(session, outbox).record_credit_balance(
+                user_id=entry.user_id, balance=entry.balance, at=_time_of(event)
+            )
+
+    for balance_event in BALANCE_EVENTS:
+        consumer.on(balance_event)(on_balance_changed)
+
+
+def _time_of(event: Event[Any]) -> datetime:
+    """When the change happened: the event's own time; the time it is applied when the
+    producer left `time` out (the attribute is optional in CloudEvents)."""
+    return event.envelope.time or datetime.now(UTC)
+
+
+@contextmanager
+def _rejecting_what_cannot_be_recorded() -> Iterator[None]:
+    """An event usage can never take (a workout changing hands, an id too large to store)
+    is dead-lettered with the reason instead of retried."""
+    try:
+        yield
+    except UsageNotRecordable as error:
+        raise Rejected(str(error)) from error
