@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from booking import api, consumers
 from booking.settings import Settings
+from contracts.topics import BOOKING_SESSIONS, CREDITS_LEDGER
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    return runtime.create_app(title="Booking service")
+    consumers.register(runtime.consumer)
+    runtime.subscribe(BOOKING_SESSIONS, CREDITS_LEDGER)
+    app = runtime.create_app(title="Booking service", routers=[api.router])
+    api.add_refusal_handlers(app)
+    return app
 
 
 def main() -> None:

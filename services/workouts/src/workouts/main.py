@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
+from contracts.topics import BOOKING_SESSIONS
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
+from workouts import api, consumers
 from workouts.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    return runtime.create_app(title="Workouts service")
+    consumers.register(runtime.consumer)
+    runtime.subscribe(BOOKING_SESSIONS)
+    app = runtime.create_app(title="Workouts service", routers=[api.router])
+    app.add_exception_handler(RequestValidationError, api.refuse_invalid_request)
+    return app
 
 
 def main() -> None:

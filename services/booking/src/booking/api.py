@@ -1,0 +1,220 @@
+"""The booking HTTP API: book sessions, look them up, move them along their lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Self
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
+
+from booking.bookings import Bookings
+from booking.models import TrainingSession
+from booking.projection import Projection
+from booking.rules import (
+    DEFAULT_DURATION,
+    MAX_BOOKED_DURATION,
+    MAX_ID,
+    MAX_LOCATION_LENGTH,
+    MAX_NOTES_LENGTH,
+    MAX_REASON_LENGTH,
+    BookingRuleBroken,
+    ChangeRefused,
+    NotStorable,
+    SessionNotFound,
+    SessionStatus,
+    check_moment,
+    check_text,
+)
+from contracts.events import ContractModel
+from servicekit.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+#: Far beyond any real listing, and well inside PostgreSQL's bigint OFFSET.
+MAX_OFFSET = 2**31 - 1
+
+
+def _rfc3339_text(value: object) -> object:
+    # Without this, pydantic would also read numbers as Unix timestamps.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with a time zone")
+    return value
+
+
+def _storable_moment(value: datetime) -> datetime:
+    try:
+        check_moment("date", value)
+    except NotStorable as error:
+        raise ValueError(error.reason) from None
+    return value
+
+
+def _storable_text(value: str) -> str:
+    try:
+        check_text("text", value)
+    except NotStorable as error:
+        raise ValueError(error.reason) from None
+    return value
+
+
+EntityId = Annotated[int, Strict(), Field(gt=0, le=MAX_ID)]
+SessionDate = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable_moment)
+]
+
+
+Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), AfterValidator(_storable_text)]
+Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), AfterValidator(_storable_text)]
+Reason = Annotated[
+    str, Field(min_length=1, max_length=MAX_REASON_LENGTH), AfterValidator(_storable_text)
+]
+
+
+class BookingRequest(ContractModel):
+    user_id: EntityId
+    trainer_id: EntityId
+    session_date: SessionDate
+    duration: Annotated[int, Strict(), Field(gt=0, le=MAX_BOOKED_DURATION)] | None = Field(
+        default=None, description=f"Minutes; {DEFAULT_DURATION} when absent"
+    )
+    location: Location | None = None
+    notes: Notes | None = None
+
+
+class SessionChange(ContractModel):
+    """Either a new status (with an optional reason, such as why it was cancelled) or a new
+    date for a session that has not started."""
+
+    status: SessionStatus | None = None
+    reason: Reason | None = None
+    session_date: SessionDate | None = None
+
+    @model_validator(mode="after")
+    def _one_change_at_a_time(self) -> Self:
+        if (self.status is None) == (self.session_date is None):
+            raise ValueError("give either status or sessionDate")
+        if self.reason is not None and self.status is None:
+            raise ValueError("reason goes with a status change")
+        return self
+
+
+class Session(ContractModel):
+    id: int
+    user_id: int
+    trainer_id: int
+    session_date: datetime
+    duration: int
+    status: SessionStatus
+    #: True once the credits service has deducted the session's credit (and not given it back).
+    session_deducted: bool
+    location: str | None
+    notes: str | None
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, session: TrainingSession) -> Session:
+        return cls(
+            id=session.id,
+            user_id=session.user_id,
+            trainer_id=session.trainer_id,
+            session_date=session.session_date.astimezone(UTC),
+            duration=session.duration,
+            status=session.current_status,
+            session_deducted=session.session_deducted,
+            location=session.location,
+            notes=session.notes,
+            status_reason=session.status_reason,
+            created_at=session.created_at.astimezone(UTC),
+            updated_at=session.updated_at.astimezone(UTC),
+        )
+
+
+SessionId = Annotated[int, Path(gt=0, le=MAX_ID, description="The session's id")]
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Session)
+async def book_session(booking: BookingRequest, request: Request) -> Session:
+    runtime = _runtime(request)
+    async with runtime.database.transaction() as session:
+        booked = await Bookings(session, runtime.outbox, runtime.consumer).book(
+            user_id=booking.user_id,
+            trainer_id=booking.trainer_id,
+            session_date=booking.session_date,
+            duration=booking.duration or DEFAULT_DURATION,
+            location=booking.location,
+            notes=booking.notes,
+        )
+        return Session.of(booked)
+
+
+@router.get("/{session_id}", response_model=Session)
+async def get_session(session_id: SessionId, request: Request) -> Session:
+    runtime = _runtime(request)
+    async with runtime.database.sessions() as session:
+        return Session.of(await Projection(session).get(session_id))
+
+
+@router.get("", response_model=list[Session])
+async def list_sessions(
+    request: Request,
+    user_id: Annotated[int | None, Query(alias="userId", gt=0, le=MAX_ID)] = None,
+    trainer_id: Annotated[int | None, Query(alias="trainerId", gt=0, le=MAX_ID)] = None,
+    session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(gt=0, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> list[Session]:
+    runtime = _runtime(request)
+    async with runtime.database.sessions() as session:
+        found = await Projection(session).search(
+            user_id=user_id,
+            trainer_id=trainer_id,
+            status=session_status,
+            limit=limit,
+            offset=offset,
+        )
+        return [Session.of(each) for each in found]
+
+
+@router.patch("/{session_id}", response_model=Session)
+async def change_session(session_id: SessionId, change: SessionChange, request: Request) -> Session:
+    runtime = _runtime(request)
+    async with runtime.database.transaction() as session:
+        bookings = Bookings(session, runtime.outbox, runtime.consumer)
+        if change.status is not None:
+            changed = await bookings.change_status(session_id, change.status, reason=change.reason)
+        else:
+            assert change.session_date is not None  # one or the other, by validation
+            changed = await bookings.reschedule(session_id, change.session_date)
+        return Session.of(changed)
+
+
+#: How the rules' refusals read over HTTP.
+STATUS_OF_REFUSAL: dict[type[BookingRuleBroken], int] = {
+    SessionNotFound: status.HTTP_404_NOT_FOUND,
+    ChangeRefused: status.HTTP_409_CONFLICT,
+    NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+async def _refusal(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BookingRuleBroken)
+    code = next(
+        (code for kind, code in STATUS_OF_REFUSAL.items() if isinstance(error, kind)),
+        status.HTTP_409_CONFLICT,
+    )
+    return JSONResponse(status_code=code, content={"detail": error.reason})
+
+
+def add_refusal_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BookingRuleBroken, _refusal)

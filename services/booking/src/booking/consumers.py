@@ -1,0 +1,64 @@
+"""What the booking service does with each event it consumes.
+
+`booking.sessions` feeds the store (bookings and status changes by anyone, booking's own
+API included: those come back already applied, and the consumer skips them as duplicates).
+`credits.ledger` says whether each session's credit was deducted; its other events are of
+no interest here and have no handler, so the consumer ignores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking.projection import STATUS_AFTER, Projection
+from booking.rules import BookingRuleBroken
+from contracts.envelope import Event
+from contracts.events import (
+    EventPayload,
+    SessionBooked,
+    SessionCreditDeducted,
+    SessionCreditRestored,
+    SessionRescheduled,
+)
+from servicekit.consumer import IdempotentConsumer, Rejected
+
+SESSION_EVENTS: tuple[type[EventPayload], ...] = (SessionBooked, SessionRescheduled, *STATUS_AFTER)
+
+
+def register(consumer: IdempotentConsumer) -> None:
+    """Attach the booking handlers to the service's consumer."""
+
+    async def on_session_event(session: AsyncSession, event: Event[Any]) -> None:
+        with _refusals_dead_lettered():
+            await Projection(session).apply(event)
+
+    for session_event in SESSION_EVENTS:
+        consumer.on(session_event)(on_session_event)
+
+    @consumer.on(SessionCreditDeducted)
+    async def on_credit_deducted(
+        session: AsyncSession, event: Event[SessionCreditDeducted]
+    ) -> None:
+        with _refusals_dead_lettered():
+            await Projection(session).credit_deducted(event.payload.session_id)
+
+    @consumer.on(SessionCreditRestored)
+    async def on_credit_restored(
+        session: AsyncSession, event: Event[SessionCreditRestored]
+    ) -> None:
+        with _refusals_dead_lettered():
+            await Projection(session).credit_restored(event.payload.session_id)
+
+
+@contextmanager
+def _refusals_dead_lettered() -> Iterator[None]:
+    """An event the rules refuse can never be applied: it goes to the dead-letter topic
+    with the rule's reason."""
+    try:
+        yield
+    except BookingRuleBroken as broken:
+        raise Rejected(broken.reason) from broken

@@ -1,0 +1,133 @@
+"""The rules of a booked session, in the business's words. No I/O here.
+
+A session is booked `scheduled`; it may start (`in_progress`) and then be `completed`; it may
+be `cancelled` before it ends; a client who never turns up makes it a `no_show`. Completed,
+cancelled and no-show sessions are over: nothing moves them again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+#: Where a session may go from each status. A status missing here is final.
+NEXT_STATUSES: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.SCHEDULED: frozenset(
+        {SessionStatus.IN_PROGRESS, SessionStatus.CANCELLED, SessionStatus.NO_SHOW}
+    ),
+    SessionStatus.IN_PROGRESS: frozenset({SessionStatus.COMPLETED, SessionStatus.CANCELLED}),
+}
+
+DEFAULT_DURATION = 60
+#: The longest session the booking API takes, in minutes: a whole working day and then some.
+MAX_BOOKED_DURATION = 600
+MAX_LOCATION_LENGTH = 200
+MAX_NOTES_LENGTH = 2000
+MAX_REASON_LENGTH = 500
+
+#: The largest id (session, client or trainer) the store holds: PostgreSQL's bigint.
+MAX_ID = 2**63 - 1
+#: Other services may book longer sessions than the API does; the store holds any duration
+#: that fits PostgreSQL's integer.
+MAX_STORED_DURATION = 2**31 - 1
+#: Moments outside this window are certainly wrong, and far enough from the ends of what
+#: PostgreSQL and Python can represent that every time zone converts them safely.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class BookingRuleBroken(Exception):
+    """A change the rules forbid. `reason` says why, for a client or a dead letter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionNotFound(BookingRuleBroken):
+    def __init__(self, session_id: int) -> None:
+        super().__init__(f"session {session_id} was never booked")
+
+
+class ChangeRefused(BookingRuleBroken):
+    """The session exists, but its state does not allow this change."""
+
+
+class SessionIdTaken(BookingRuleBroken):
+    """An event reuses a session's id for another client, trainer or booking."""
+
+
+class NotStorable(BookingRuleBroken):
+    """A value the contract allows but no session can hold (an id beyond bigint, ...)."""
+
+
+def refuse_status_change(session_id: int, current: SessionStatus, target: SessionStatus) -> None:
+    """Raise unless a session in `current` may move to `target`."""
+    if target in NEXT_STATUSES.get(current, frozenset()):
+        return
+    if current not in NEXT_STATUSES:
+        raise ChangeRefused(
+            f"session {session_id} is {current}, which is final: it cannot become {target}"
+        )
+    allowed = ", ".join(sorted(NEXT_STATUSES[current]))
+    raise ChangeRefused(
+        f"session {session_id} cannot go from {current} to {target} (from {current} it may "
+        f"become {allowed})"
+    )
+
+
+def refuse_reschedule(session_id: int, current: SessionStatus) -> None:
+    """Raise unless a session in `current` may get a new date: only one not started yet."""
+    if current is not SessionStatus.SCHEDULED:
+        raise ChangeRefused(
+            f"session {session_id} is {current}: only a scheduled session can be rescheduled"
+        )
+
+
+def client_and_trainer_mismatch(
+    session_id: int,
+    *,
+    booked: tuple[int, int],
+    named: tuple[int, int],
+) -> str | None:
+    """Why an event naming (client, trainer) `named` cannot be about the session booked for
+    `booked`; None when it can."""
+    if booked == named:
+        return None
+    return (
+        f"session {session_id} is booked for client {booked[0]} with trainer {booked[1]}, "
+        f"not client {named[0]} with trainer {named[1]}"
+    )
+
+
+def check_id(name: str, value: int) -> None:
+    if value > MAX_ID:
+        raise NotStorable(f"{name} {value} is out of range (at most {MAX_ID})")
+
+
+def check_duration(minutes: int) -> None:
+    if minutes > MAX_STORED_DURATION:
+        raise NotStorable(f"duration {minutes} is out of range (at most {MAX_STORED_DURATION})")
+
+
+def check_moment(name: str, moment: datetime) -> None:
+    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+        raise NotStorable(
+            f"{name} {moment.isoformat()} is out of range "
+            f"({EARLIEST_MOMENT.year} to {LATEST_MOMENT.year - 1})"
+        )
+
+
+def check_text(name: str, value: str | None) -> None:
+    # PostgreSQL text cannot hold NUL; saying so beats failing on the insert.
+    if value is not None and "\x00" in value:
+        raise NotStorable(f"{name} contains a NUL character")

@@ -1,0 +1,401 @@
+"""The store as a projection of `booking.sessions` and `credits.ledger`: sessions booked and
+moved by other platform services land exactly like booking's own, the rules hold for them
+too, and the ledger's verdict on each credit ends right in any order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from contracts.events import (
+    Balance,
+    CreditDeductionRejected,
+    CreditsGranted,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionCreditDeducted,
+    SessionCreditRestored,
+    SessionNoShow,
+    SessionRescheduled,
+    SessionStarted,
+    SessionStatusEvent,
+)
+from servicekit.consumer import Outcome
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import RecordingDeadLetters, outbox_events
+
+from .conftest import Deliver
+
+pytestmark = pytest.mark.infra
+
+CLIENT, TRAINER, OTHER = 123, 456, 789
+DATE = datetime(2026, 1, 15, 10, tzinfo=UTC)
+AT = datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+BALANCE = Balance(total=10, used=1, remaining=9)
+
+
+def booked(
+    session_id: int, user_id: int = CLIENT, trainer_id: int = TRAINER, **details: Any
+) -> SessionBooked:
+    return SessionBooked(
+        session_id=session_id,
+        user_id=user_id,
+        trainer_id=trainer_id,
+        session_date=details.pop("session_date", DATE),
+        **details,
+    )
+
+
+def moved(
+    kind: type[SessionStatusEvent],
+    session_id: int,
+    user_id: int = CLIENT,
+    trainer_id: int = TRAINER,
+    reason: str | None = None,
+) -> Any:
+    return kind(session_id=session_id, user_id=user_id, trainer_id=trainer_id, at=AT, reason=reason)
+
+
+def deducted(session_id: int) -> SessionCreditDeducted:
+    return SessionCreditDeducted(
+        user_id=CLIENT,
+        session_id=session_id,
+        trainer_id=TRAINER,
+        cause="session-completed",
+        balance=BALANCE,
+    )
+
+
+def restored(session_id: int) -> SessionCreditRestored:
+    return SessionCreditRestored(
+        user_id=CLIENT,
+        session_id=session_id,
+        reason="session cancelled",
+        balance=Balance(total=10, used=0, remaining=10),
+    )
+
+
+async def session(api: AsyncClient, session_id: int) -> dict[str, Any]:
+    response = await api.get(f"/api/sessions/{session_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_session_booked_by_another_service_lands_like_an_own_booking(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    event = booked(50, duration=45, location="Kiosk 3", notes="walk-in")
+    assert await deliver(event, event_id="kiosk-50") is Outcome.APPLIED
+    found = await session(api, 50)
+    assert {k: found[k] for k in ("id", "userId", "trainerId", "sessionDate", "status")} == {
+        "id": 50,
+        "userId": CLIENT,
+        "trainerId": TRAINER,
+        "sessionDate": "2026-01-15T10:00:00Z",
+        "status": "scheduled",
+    }
+    assert (found["duration"], found["location"], found["notes"]) == (45, "Kiosk 3", "walk-in")
+    assert found["sessionDeducted"] is False
+    # The projection announces nothing: the event is already on the topic.
+    assert await outbox_events(runtime.database) == []
+    assert await deliver(event, event_id="kiosk-50") is Outcome.DUPLICATE
+
+
+async def test_an_outside_booking_moves_the_api_ids_past_its_own(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(booked(1))
+    first = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    assert first.json()["id"] == 2
+    await deliver(booked(40))
+    await deliver(booked(7))  # lower than the sequence: it must not move it back
+    ids = []
+    for _ in range(2):
+        response = await api.post(
+            "/api/sessions",
+            json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        )
+        ids.append(response.json()["id"])
+    assert ids == [41, 42]
+
+
+async def test_a_status_change_for_a_session_never_booked_creates_it_and_moves_the_ids(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    assert await deliver(moved(SessionCompleted, 30, reason="delivered at the kiosk")) is (
+        Outcome.APPLIED
+    )
+    found = await session(api, 30)
+    assert (found["status"], found["userId"], found["trainerId"]) == ("completed", CLIENT, TRAINER)
+    assert found["statusReason"] == "delivered at the kiosk"
+    # Its date stands in until the booking comes; the booking then fills it in.
+    assert found["sessionDate"] == "2026-01-15T10:05:00Z"
+    new = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    assert new.json()["id"] == 31
+    assert await deliver(booked(30, duration=30, location="Gym")) is Outcome.APPLIED
+    found = await session(api, 30)
+    assert (found["status"], found["sessionDate"]) == ("completed", "2026-01-15T10:00:00Z")
+    assert (found["duration"], found["location"]) == (30, "Gym")
+
+
+@pytest.mark.parametrize(
+    ("path", "final"),
+    [
+        ([SessionStarted, SessionCompleted], "completed"),
+        ([SessionCancelled], "cancelled"),
+        ([SessionStarted, SessionCancelled], "cancelled"),
+        ([SessionNoShow], "no_show"),
+    ],
+)
+async def test_outside_status_changes_follow_the_lifecycle(
+    deliver: Deliver, api: AsyncClient, path: list[type[SessionStatusEvent]], final: str
+) -> None:
+    await deliver(booked(5))
+    for step in path:
+        assert await deliver(moved(step, 5)) is Outcome.APPLIED
+    found = await session(api, 5)
+    assert found["status"] == final
+    assert found["updatedAt"] == "2026-01-15T10:05:00Z"
+
+
+@pytest.mark.parametrize(
+    ("path", "refused", "current", "target"),
+    [
+        ([], SessionCompleted, "scheduled", "completed"),
+        ([SessionStarted], SessionNoShow, "in_progress", "no_show"),
+        ([SessionCancelled], SessionStarted, "cancelled", "in_progress"),
+        ([SessionNoShow], SessionCompleted, "no_show", "completed"),
+        ([SessionStarted, SessionCompleted], SessionCancelled, "completed", "cancelled"),
+    ],
+)
+async def test_an_impossible_outside_status_change_is_dead_lettered_with_the_reason(
+    deliver: Deliver,
+    api: AsyncClient,
+    dead_letters: RecordingDeadLetters,
+    path: list[type[SessionStatusEvent]],
+    refused: type[SessionStatusEvent],
+    current: str,
+    target: str,
+) -> None:
+    await deliver(booked(5))
+    for step in path:
+        await deliver(moved(step, 5))
+    assert await deliver(moved(refused, 5)) is Outcome.DEAD_LETTERED
+    [reason] = dead_letters.reasons
+    assert reason.startswith("session 5 ")
+    assert current in reason
+    assert target in reason
+    assert (await session(api, 5))["status"] == current
+
+
+async def test_an_outside_status_already_reached_is_a_harmless_repeat(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    await deliver(booked(5))
+    await deliver(moved(SessionCancelled, 5, reason="ill"), event_id="cancel")
+    before = await session(api, 5)
+    assert await deliver(moved(SessionCancelled, 5, reason="again"), event_id="resent") is (
+        Outcome.APPLIED
+    )
+    assert await session(api, 5) == before
+    assert dead_letters.reasons == []
+
+
+@pytest.mark.parametrize(
+    ("reuse", "named"),
+    [
+        (booked(5, user_id=OTHER), f"not client {OTHER} with trainer {TRAINER}"),
+        (booked(5, trainer_id=OTHER), f"not client {CLIENT} with trainer {OTHER}"),
+        (moved(SessionStarted, 5, user_id=OTHER), f"not client {OTHER} with trainer {TRAINER}"),
+        (moved(SessionCancelled, 5, trainer_id=OTHER), f"not client {CLIENT} with trainer {OTHER}"),
+    ],
+    ids=["booking for another client", "booking with another trainer", "start", "cancel"],
+)
+async def test_an_id_reused_for_another_client_or_trainer_is_dead_lettered_with_the_reason(
+    deliver: Deliver,
+    api: AsyncClient,
+    dead_letters: RecordingDeadLetters,
+    reuse: Any,
+    named: str,
+) -> None:
+    await deliver(booked(5))
+    before = await session(api, 5)
+    assert await deliver(reuse) is Outcome.DEAD_LETTERED
+    assert dead_letters.reasons == [
+        f"session 5 is booked for client {CLIENT} with trainer {TRAINER}, {named}"
+    ]
+    assert await session(api, 5) == before
+
+
+async def test_an_id_reused_against_a_session_the_api_booked_is_dead_lettered(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    response = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    session_id = response.json()["id"]
+    assert await deliver(booked(session_id, user_id=OTHER)) is Outcome.DEAD_LETTERED
+    assert dead_letters.reasons[0].startswith(f"session {session_id} is booked for client {CLIENT}")
+
+
+async def test_the_same_booking_announced_again_changes_nothing(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    await deliver(booked(5, location="Gym"), event_id="first")
+    await deliver(moved(SessionStarted, 5))
+    before = await session(api, 5)
+    assert await deliver(booked(5, location="Gym"), event_id="second") is Outcome.APPLIED
+    assert await session(api, 5) == before
+    assert dead_letters.reasons == []
+
+
+async def test_a_second_booking_with_other_details_under_a_used_id_is_dead_lettered(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    await deliver(booked(5))
+    before = await session(api, 5)
+    later = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    assert await deliver(booked(5, session_date=later)) is Outcome.DEAD_LETTERED
+    assert dead_letters.reasons == [
+        "session 5 is already booked for 2026-01-15T10:00:00+00:00 (60 min); a booking for "
+        "2026-02-01T09:00:00+00:00 (60 min) cannot reuse its id"
+    ]
+    assert await session(api, 5) == before
+
+
+async def test_an_outside_reschedule_moves_a_scheduled_session(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(booked(5))
+    later = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    assert await deliver(SessionRescheduled(session_id=5, session_date=later)) is Outcome.APPLIED
+    assert (await session(api, 5))["sessionDate"] == "2026-02-01T09:00:00Z"
+
+
+async def test_a_reschedule_of_a_session_never_booked_or_already_started_is_dead_lettered(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    later = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    assert await deliver(SessionRescheduled(session_id=9, session_date=later)) is (
+        Outcome.DEAD_LETTERED
+    )
+    await deliver(booked(5))
+    await deliver(moved(SessionStarted, 5))
+    assert await deliver(SessionRescheduled(session_id=5, session_date=later)) is (
+        Outcome.DEAD_LETTERED
+    )
+    assert dead_letters.reasons == [
+        "session 9 was never booked",
+        "session 5 is in_progress: only a scheduled session can be rescheduled",
+    ]
+    assert (await api.get("/api/sessions/9")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (booked(2**63), "sessionId 9223372036854775808 is out of range"),
+        (booked(5, user_id=2**64), "userId 18446744073709551616 is out of range"),
+        (booked(5, duration=2**31), "duration 2147483648 is out of range"),
+        (booked(5, notes="a\x00b"), "notes contains a NUL character"),
+        (
+            booked(5, session_date=datetime(1, 1, 1, tzinfo=UTC)),
+            "sessionDate 0001-01-01T00:00:00+00:00 is out of range",
+        ),
+        (moved(SessionStarted, 2**63), "sessionId 9223372036854775808 is out of range"),
+        (deducted(2**63), "sessionId 9223372036854775808 is out of range"),
+    ],
+    ids=["session id", "user id", "duration", "NUL", "date", "status", "ledger"],
+)
+async def test_an_event_no_session_can_hold_is_dead_lettered_with_the_reason(
+    deliver: Deliver, dead_letters: RecordingDeadLetters, event: Any, reason: str
+) -> None:
+    assert await deliver(event) is Outcome.DEAD_LETTERED
+    [said] = dead_letters.reasons
+    assert said.startswith(reason)
+
+
+async def test_an_api_change_to_an_outside_booking_names_its_client_and_trainer(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(booked(77, user_id=OTHER, trainer_id=TRAINER))
+    response = await api.patch("/api/sessions/77", json={"status": "in_progress"})
+    assert response.status_code == 200
+    [event] = await outbox_events(runtime.database)
+    assert isinstance(event.payload, SessionStarted)
+    assert (event.payload.session_id, event.payload.user_id) == (77, OTHER)
+
+
+# --- credits.ledger ---------------------------------------------------------------------
+
+
+async def test_a_deducted_credit_marks_the_session(deliver: Deliver, api: AsyncClient) -> None:
+    await deliver(booked(5))
+    assert await deliver(deducted(5)) is Outcome.APPLIED
+    assert (await session(api, 5))["sessionDeducted"] is True
+
+
+async def test_a_deduction_before_the_session_reaches_booking_still_marks_it(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    assert await deliver(deducted(5)) is Outcome.APPLIED
+    assert (await api.get("/api/sessions/5")).status_code == 404
+    await deliver(booked(5))
+    assert (await session(api, 5))["sessionDeducted"] is True
+
+
+async def test_a_deduction_marks_a_session_the_api_booked(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    response = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    await deliver(deducted(response.json()["id"]))
+    found = await session(api, response.json()["id"])
+    assert found["sessionDeducted"] is True
+    listed = (await api.get("/api/sessions")).json()
+    assert [each["sessionDeducted"] for each in listed] == [True]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["book", "deduct", "restore"],
+        ["deduct", "book", "restore"],
+        ["deduct", "restore", "book"],
+        ["restore", "deduct", "book"],
+        ["book", "restore", "deduct"],
+        ["restore", "book", "deduct"],
+    ],
+)
+async def test_a_restored_credit_unmarks_the_session_in_any_order(
+    deliver: Deliver, api: AsyncClient, order: list[str]
+) -> None:
+    events = {"book": booked(5), "deduct": deducted(5), "restore": restored(5)}
+    for name in order:
+        assert await deliver(events[name]) is Outcome.APPLIED
+    assert (await session(api, 5))["sessionDeducted"] is False
+
+
+async def test_other_ledger_events_are_ignored(deliver: Deliver, api: AsyncClient) -> None:
+    await deliver(booked(5))
+    granted = CreditsGranted(
+        user_id=CLIENT, amount=10, balance=Balance(total=10, used=0, remaining=10)
+    )
+    refused = CreditDeductionRejected(user_id=CLIENT, session_id=5, reason="session 5 is cancelled")
+    assert await deliver(granted) is Outcome.IGNORED
+    assert await deliver(refused) is Outcome.IGNORED
+    assert (await session(api, 5))["sessionDeducted"] is False

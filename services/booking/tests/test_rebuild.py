@@ -1,0 +1,163 @@
+"""Topics are the system of record: a booking service rebuilt on an empty database from
+`booking.sessions` and `credits.ledger` holds exactly the sessions the original holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+
+from contracts.events import (
+    Balance,
+    EventPayload,
+    SessionBooked,
+    SessionCompleted,
+    SessionCreditDeducted,
+    SessionCreditRestored,
+    SessionStarted,
+)
+from servicekit.consumer import Outcome
+from servicekit.dead_letters import ConsumedRecord
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import RecordingDeadLetters, consumed
+
+from .conftest import KIOSK, outbox_records
+
+pytestmark = pytest.mark.infra
+
+CLIENT, TRAINER, OTHER = 123, 456, 789
+AT = datetime(2026, 1, 15, 11, tzinfo=UTC)
+
+
+class TopicLog:
+    """Every record the original service consumed or published, in topic order."""
+
+    def __init__(self, runtime: ServiceRuntime, api: AsyncClient) -> None:
+        self.runtime = runtime
+        self.api = api
+        self.records: list[ConsumedRecord] = []
+        self.outcomes: list[Outcome] = []
+
+    async def call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.api.request(method, path, json=body)
+        assert response.status_code in (200, 201), response.text
+        published = {record.offset for record in self.records}
+        self.records += [r for r in await outbox_records(self.runtime) if r.offset not in published]
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def publish(self, payload: EventPayload, event_id: str) -> None:
+        """Another service publishes; the original consumes it."""
+        record = consumed(payload, event_id=event_id, source=KIOSK)
+        self.records.append(record)
+        self.outcomes.append(await self.runtime.consumer.process(record))
+
+
+async def table(runtime: ServiceRuntime, name: str) -> list[Any]:
+    async with runtime.database.sessions() as session:
+        return list((await session.execute(text(f"select * from {name} order by 1"))).all())  # noqa: S608
+
+
+async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
+    runtime: ServiceRuntime, api: AsyncClient, make_app: Callable[[], FastAPI]
+) -> None:
+    runtime.consumer.dead_letters = RecordingDeadLetters()
+    log = TopicLog(runtime, api)
+    when = "2026-01-15T10:00:00Z"
+    first = await log.call(
+        "POST", "/api/sessions", {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when}
+    )
+    second = await log.call(
+        "POST",
+        "/api/sessions",
+        {
+            "userId": CLIENT,
+            "trainerId": OTHER,
+            "sessionDate": when,
+            "duration": 90,
+            "notes": "hips",
+        },
+    )
+    await log.publish(
+        SessionBooked(session_id=20, user_id=OTHER, trainer_id=TRAINER, session_date=AT), "k-20"
+    )
+    third = await log.call(
+        "POST", "/api/sessions", {"userId": OTHER, "trainerId": TRAINER, "sessionDate": when}
+    )
+    assert third["id"] == 21
+    await log.call("PATCH", f"/api/sessions/{first['id']}", {"status": "in_progress"})
+    await log.call("PATCH", f"/api/sessions/{first['id']}", {"status": "completed"})
+    balance = Balance(total=10, used=1, remaining=9)
+    await log.publish(
+        SessionCreditDeducted(
+            user_id=CLIENT,
+            session_id=first["id"],
+            trainer_id=TRAINER,
+            cause="session-completed",
+            balance=balance,
+        ),
+        "ledger-1",
+    )
+    await log.call(
+        "PATCH", f"/api/sessions/{second['id']}", {"sessionDate": "2026-01-22T10:00:00Z"}
+    )
+    await log.call("PATCH", f"/api/sessions/{second['id']}", {"status": "in_progress"})
+    await log.publish(
+        SessionCreditDeducted(
+            user_id=CLIENT,
+            session_id=second["id"],
+            trainer_id=OTHER,
+            cause="workout-logged",
+            balance=Balance(total=10, used=2, remaining=8),
+        ),
+        "ledger-2",
+    )
+    await log.call(
+        "PATCH", f"/api/sessions/{second['id']}", {"status": "cancelled", "reason": "injury"}
+    )
+    await log.publish(
+        SessionCreditRestored(
+            user_id=CLIENT, session_id=second["id"], reason="session cancelled", balance=balance
+        ),
+        "ledger-3",
+    )
+    await log.publish(
+        SessionStarted(session_id=20, user_id=OTHER, trainer_id=TRAINER, at=AT), "k-s"
+    )
+    await log.call("PATCH", "/api/sessions/20", {"status": "completed"})
+    # Another service completes a session booking never heard of, then one it cannot move.
+    await log.publish(
+        SessionCompleted(session_id=35, user_id=CLIENT, trainer_id=TRAINER, at=AT), "k-35"
+    )
+    await log.publish(
+        SessionCompleted(session_id=third["id"], user_id=OTHER, trainer_id=TRAINER, at=AT), "k-bad"
+    )
+    await log.call("PATCH", f"/api/sessions/{third['id']}", {"status": "no_show"})
+    assert log.outcomes.count(Outcome.DEAD_LETTERED) == 1
+
+    rebuilt_app = make_app()
+    rebuilt: ServiceRuntime = rebuilt_app.state.runtime
+    rebuilt.consumer.dead_letters = rebuilt_dead_letters = RecordingDeadLetters()
+    try:
+        for record in log.records:
+            await rebuilt.consumer.process(record)
+        for name in ("sessions", "session_credits"):
+            original_rows = await table(runtime, name)
+            assert original_rows
+            assert await table(rebuilt, name) == original_rows
+        assert len(rebuilt_dead_letters.reasons) == 1
+        # Both hand out the same next id: the rebuild's sequence is past every id it saw.
+        body = {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when}
+        async with AsyncClient(
+            transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+        ) as rebuilt_api:
+            rebuilt_next = (await rebuilt_api.post("/api/sessions", json=body)).json()["id"]
+        original_next = (await api.post("/api/sessions", json=body)).json()["id"]
+        assert rebuilt_next == original_next == 36
+    finally:
+        await rebuilt.database.dispose()

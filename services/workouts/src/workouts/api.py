@@ -1,0 +1,306 @@
+"""The workouts HTTP API: log workout sessions, read them back, move them along.
+
+Routes only translate: a request becomes one use case of the logbook, a broken rule becomes
+a 4xx that says which rule.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
+
+from contracts.events import (
+    ContractModel,
+    Exercise,
+    ExerciseSet,
+    SessionLink,
+    SessionType,
+    WorkoutStatus,
+)
+from servicekit.runtime import ServiceRuntime
+from workouts.logbook import Logbook, NewWorkout, WorkoutNotFound
+from workouts.models import WorkoutRow
+from workouts.rules import (
+    EXPERIENCE_POINTS_RULE,
+    SessionMismatch,
+    SessionNotDelivered,
+    StatusChangeForbidden,
+)
+
+router = APIRouter(prefix="/api/workout/sessions", tags=["workout sessions"])
+
+#: Ids are stored as PostgreSQL bigints; anything larger can name nothing.
+MAX_ID = 2**63 - 1
+MAX_EXERCISES = 100
+MAX_SETS_PER_EXERCISE = 50
+MAX_REPS = 1000
+#: In the client's own unit (kg or lb); the heaviest lifts on record stay well below.
+MAX_WEIGHT = 2000.0
+MAX_DURATION_MINUTES = 24 * 60
+MAX_PAGE = 100
+MAX_OFFSET = 100_000
+
+IdValue = Annotated[int, Field(gt=0, le=MAX_ID)]
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+WorkoutId = Annotated[uuid.UUID, Path(description="The workout session's id")]
+
+
+class SetInput(ContractModel):
+    reps: Annotated[int, Field(ge=0, le=MAX_REPS)]
+    weight: Annotated[
+        float | None, Field(ge=0, le=MAX_WEIGHT, description="Absent or null: no weight")
+    ] = None
+
+
+class ExerciseInput(ContractModel):
+    name: Text200
+    sets: Annotated[list[SetInput], Field(max_length=MAX_SETS_PER_EXERCISE)] = Field(
+        default_factory=list
+    )
+
+    @field_validator("sets", mode="before")
+    @classmethod
+    def _null_is_no_sets(cls, value: object) -> object:
+        return [] if value is None else value
+
+
+class LogWorkoutRequest(SessionLink):
+    """A workout to log. The contract's session-type rule applies as inherited from
+    `SessionLink`: trainer-led names `sessionId` and `trainerId`, solo (the default) neither."""
+
+    user_id: IdValue
+    session_id: IdValue | None = None
+    trainer_id: IdValue | None = None
+    title: Text200
+    date: Annotated[
+        AwareDatetime | None, Field(description="RFC 3339 with a zone; default now")
+    ] = None
+    duration: Annotated[int | None, Field(ge=1, le=MAX_DURATION_MINUTES, description="Minutes")] = (
+        None
+    )
+    intensity: Annotated[int | None, Field(ge=1, le=10, description="1 (easy) to 10 (max)")] = None
+    status: WorkoutStatus = WorkoutStatus.COMPLETED
+    exercises: Annotated[list[ExerciseInput], Field(max_length=MAX_EXERCISES)] = Field(
+        default_factory=list
+    )
+
+    @field_validator("status", "exercises", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            return value
+        return WorkoutStatus.COMPLETED if info.field_name == "status" else []
+
+    @field_validator("date")
+    @classmethod
+    def _date_fits_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("date is out of range") from None
+        return value
+
+    def to_new_workout(self) -> NewWorkout:
+        return NewWorkout(
+            user_id=self.user_id,
+            title=self.title,
+            status=self.status,
+            session_type=self.session_type,
+            session_id=self.session_id,
+            trainer_id=self.trainer_id,
+            date=self.date,
+            duration=self.duration,
+            intensity=self.intensity,
+            exercises=[
+                Exercise(
+                    name=exercise.name,
+                    sets=[ExerciseSet(reps=s.reps, weight=s.weight) for s in exercise.sets],
+                )
+                for exercise in self.exercises
+            ],
+        )
+
+
+class StatusChangeRequest(ContractModel):
+    status: WorkoutStatus
+
+
+class SetOut(ContractModel):
+    order: int
+    reps: int
+    weight: float | None
+
+
+class ExerciseOut(ContractModel):
+    order: int
+    name: str
+    sets: list[SetOut]
+
+
+class WorkoutSession(ContractModel):
+    """A logged workout session. Totals are computed from its exercises: `totalSets` counts
+    the sets, `totalReps` adds up their reps, `totalWeight` is Σ reps * weight (a set without
+    a weight counts 0). Exercises and sets come in the order they were logged (from 1)."""
+
+    id: uuid.UUID
+    user_id: int
+    title: str
+    date: datetime
+    duration: int | None
+    intensity: int | None
+    status: WorkoutStatus
+    session_type: SessionType
+    session_id: int | None
+    trainer_id: int | None
+    total_weight: float
+    total_reps: int
+    total_sets: int
+    experience_points: Annotated[int, Field(description=EXPERIENCE_POINTS_RULE)]
+    exercises: list[ExerciseOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: WorkoutRow) -> WorkoutSession:
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            title=row.title,
+            date=row.date.astimezone(UTC),
+            duration=row.duration,
+            intensity=row.intensity,
+            status=WorkoutStatus(row.status),
+            session_type=SessionType(row.session_type),
+            session_id=row.session_id,
+            trainer_id=row.trainer_id,
+            total_weight=row.total_weight,
+            total_reps=row.total_reps,
+            total_sets=row.total_sets,
+            experience_points=row.experience_points,
+            exercises=[
+                ExerciseOut(
+                    order=exercise.position,
+                    name=exercise.name,
+                    sets=[
+                        SetOut(order=s.position, reps=s.reps, weight=s.weight)
+                        for s in exercise.sets
+                    ],
+                )
+                for exercise in row.exercises
+            ],
+            created_at=row.created_at.astimezone(UTC),
+            updated_at=row.updated_at.astimezone(UTC),
+        )
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WorkoutSession,
+    responses={
+        409: {"description": "The trainer-led workout's session was cancelled or missed"},
+        422: {"description": "Invalid, or the session is another client's or trainer's"},
+    },
+)
+async def log_workout(workout: LogWorkoutRequest, request: Request) -> WorkoutSession:
+    runtime = _runtime(request)
+    try:
+        async with runtime.database.transaction() as session:
+            row = await Logbook(session, runtime.outbox).log_workout(workout.to_new_workout())
+    except SessionMismatch as mismatch:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mismatch)) from None
+    except SessionNotDelivered as not_delivered:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(not_delivered)) from None
+    return WorkoutSession.of(row)
+
+
+@router.get("/{workout_id}", response_model=WorkoutSession, responses={404: {}})
+async def get_workout(workout_id: WorkoutId, request: Request) -> WorkoutSession:
+    runtime = _runtime(request)
+    try:
+        async with runtime.database.sessions() as session:
+            row = await Logbook(session, runtime.outbox).workout(workout_id)
+            return WorkoutSession.of(row)
+    except WorkoutNotFound as unknown:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
+
+
+@router.get("", response_model=list[WorkoutSession])
+async def list_workouts(
+    request: Request,
+    user_id: Annotated[int, Query(alias="userId", gt=0, le=MAX_ID, description="The client")],
+    status_filter: Annotated[WorkoutStatus | None, Query(alias="status")] = None,
+    session_type: Annotated[SessionType | None, Query(alias="sessionType")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> list[WorkoutSession]:
+    """A client's workout sessions, newest first."""
+    runtime = _runtime(request)
+    async with runtime.database.sessions() as session:
+        rows = await Logbook(session, runtime.outbox).workouts_of(
+            user_id, limit=limit, offset=offset, status=status_filter, session_type=session_type
+        )
+        return [WorkoutSession.of(row) for row in rows]
+
+
+@router.patch(
+    "/{workout_id}",
+    response_model=WorkoutSession,
+    responses={
+        404: {},
+        409: {
+            "description": "The lifecycle does not allow the change, or a trainer-led "
+            "workout's session was cancelled, missed or booked for someone else"
+        },
+    },
+)
+async def change_status(
+    workout_id: WorkoutId, change: StatusChangeRequest, request: Request
+) -> WorkoutSession:
+    """Allowed: planned → in_progress | completed | skipped | cancelled; in_progress →
+    completed | cancelled. Completed, skipped and cancelled are final. Asking for the
+    status a workout already has returns it unchanged."""
+    runtime = _runtime(request)
+    try:
+        async with runtime.database.transaction() as session:
+            row = await Logbook(session, runtime.outbox).change_status(workout_id, change.status)
+    except WorkoutNotFound as unknown:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
+    except (StatusChangeForbidden, SessionMismatch, SessionNotDelivered) as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    return WorkoutSession.of(row)
+
+
+async def refuse_invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, safe for every input. Python's JSON parser accepts `NaN` and `Infinity`,
+    and FastAPI's own handler echoes them back in `input`, which no JSON can hold: the reply
+    would be a 500. They are echoed as the strings the client wrote instead."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": _json_safe(jsonable_encoder(error.errors()))},
+    )
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value

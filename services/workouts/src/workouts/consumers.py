@@ -1,0 +1,77 @@
+"""What the workouts service does with the events it consumes: it keeps its view of booked
+sessions from `booking.sessions`. Reschedules change nothing it needs, so it ignores them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import Event
+from contracts.events import (
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionNoShow,
+    SessionStarted,
+    SessionStatusEvent,
+)
+from servicekit.consumer import IdempotentConsumer, Rejected
+from workouts.booked_sessions import BookedSessions
+from workouts.rules import SessionMismatch, SessionStatus
+
+#: Ids are stored as PostgreSQL bigints; an event naming a larger one names no real session.
+MAX_ID = 2**63 - 1
+
+SESSION_STATUS_OF: dict[type[SessionStatusEvent], SessionStatus] = {
+    SessionStarted: SessionStatus.IN_PROGRESS,
+    SessionCompleted: SessionStatus.COMPLETED,
+    SessionCancelled: SessionStatus.CANCELLED,
+    SessionNoShow: SessionStatus.NO_SHOW,
+}
+
+
+def register(consumer: IdempotentConsumer) -> None:
+    """Attach the workouts handlers to the service's consumer."""
+
+    @consumer.on(SessionBooked)
+    async def on_session_booked(session: AsyncSession, event: Event[SessionBooked]) -> None:
+        booked = event.payload
+        await _session_seen(
+            session, booked.session_id, booked.user_id, booked.trainer_id, SessionStatus.SCHEDULED
+        )
+
+    async def on_session_moved(session: AsyncSession, event: Event[Any]) -> None:
+        moved: SessionStatusEvent = event.payload
+        await _session_seen(
+            session,
+            moved.session_id,
+            moved.user_id,
+            moved.trainer_id,
+            SESSION_STATUS_OF[type(moved)],
+        )
+
+    for status_event in SESSION_STATUS_OF:
+        consumer.on(status_event)(on_session_moved)
+
+
+async def _session_seen(
+    session: AsyncSession, session_id: int, user_id: int, trainer_id: int, status: SessionStatus
+) -> None:
+    too_large = [
+        name
+        for name, value in (
+            ("sessionId", session_id),
+            ("userId", user_id),
+            ("trainerId", trainer_id),
+        )
+        if value > MAX_ID
+    ]
+    if too_large:
+        raise Rejected(f"{' and '.join(too_large)} out of range (at most {MAX_ID})")
+    try:
+        await BookedSessions(session).session_seen(
+            session_id=session_id, user_id=user_id, trainer_id=trainer_id, status=status
+        )
+    except SessionMismatch as mismatch:
+        raise Rejected(str(mismatch)) from None

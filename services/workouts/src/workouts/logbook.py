@@ -1,0 +1,217 @@
+"""The workout logbook's use cases: log a workout, move it along, look workouts up.
+
+Each change runs inside the caller's transaction and records the event announcing it in the
+outbox in that same transaction. A logged workout is stored exactly as its `WorkoutLogged`
+event describes it, so the event alone is enough to rebuild the workout later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.events import (
+    Exercise,
+    SessionType,
+    WorkoutLogged,
+    WorkoutStatus,
+    WorkoutStatusChanged,
+)
+from servicekit.outbox import Outbox
+from workouts.booked_sessions import BookedSessions
+from workouts.models import ExerciseRow, SetRow, WorkoutRow
+from workouts.rules import (
+    DELIVERING_STATUSES,
+    Totals,
+    check_session_fits,
+    check_status_change,
+    experience_points,
+    totals_of,
+)
+
+#: Event ids are uuid5 of what happened in this namespace: a workout is logged once, and
+#: passes through each status change at most once (statuses only move forward), so the same
+#: change always carries the same event id.
+WORKOUT_EVENTS_NAMESPACE = uuid.UUID("f3643e8c-dc15-437d-b297-6623d45d50d4")
+
+
+class WorkoutNotFound(LookupError):
+    def __init__(self, workout_id: uuid.UUID) -> None:
+        super().__init__(f"no workout session {workout_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewWorkout:
+    """A workout as a client or trainer logs it. `date` None means now."""
+
+    user_id: int
+    title: str
+    status: WorkoutStatus = WorkoutStatus.COMPLETED
+    session_type: SessionType = SessionType.SOLO
+    session_id: int | None = None
+    trainer_id: int | None = None
+    date: datetime | None = None
+    duration: int | None = None
+    intensity: int | None = None
+    exercises: list[Exercise] = field(default_factory=list)
+
+
+class Logbook:
+    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
+        self.session = session
+        self.outbox = outbox
+
+    async def log_workout(self, new: NewWorkout) -> WorkoutRow:
+        """Record a workout with its totals and experience points, and announce it. A
+        trainer-led workout must fit its booked session (see `check_session_fits`)."""
+        if new.session_type is SessionType.TRAINER_LED:
+            await self._check_session_fits(new.session_id, new.user_id, new.trainer_id)
+        now = _now()
+        totals = totals_of(new.exercises)
+        logged = WorkoutLogged(
+            workout_id=uuid.uuid4(),
+            user_id=new.user_id,
+            session_type=new.session_type,
+            session_id=new.session_id,
+            trainer_id=new.trainer_id,
+            title=new.title,
+            # Stored and announced in UTC, whatever zone the client wrote it in.
+            date=(new.date or now).astimezone(UTC),
+            duration=new.duration,
+            intensity=new.intensity,
+            status=new.status,
+            exercises=new.exercises,
+            total_weight=totals.total_weight,
+            total_reps=totals.total_reps,
+            total_sets=totals.total_sets,
+            experience_points=experience_points(totals, new.status),
+        )
+        row = _row_of(logged, recorded_at=now)
+        self.session.add(row)
+        await self.session.flush()
+        await self.outbox.add(self.session, logged, event_id=_event_id(logged.workout_id, "logged"))
+        return row
+
+    async def change_status(self, workout_id: uuid.UUID, status: WorkoutStatus) -> WorkoutRow:
+        """Move a workout along its lifecycle and announce it. Asking for the status it
+        already has changes and announces nothing. A trainer-led workout can only start or
+        complete while its booked session fits it and was not cancelled or missed."""
+        row = await self.session.get(WorkoutRow, workout_id, with_for_update=True)
+        if row is None:
+            raise WorkoutNotFound(workout_id)
+        previous = WorkoutStatus(row.status)
+        check_status_change(previous, status)
+        if status is previous:
+            return row
+        session_type = SessionType(row.session_type)
+        if session_type is SessionType.TRAINER_LED and status in DELIVERING_STATUSES:
+            await self._check_session_fits(row.session_id, row.user_id, row.trainer_id)
+        row.status = status
+        row.experience_points = experience_points(_totals_of(row), status)
+        row.updated_at = _now()
+        await self.outbox.add(
+            self.session,
+            WorkoutStatusChanged(
+                workout_id=row.id,
+                user_id=row.user_id,
+                session_type=session_type,
+                session_id=row.session_id,
+                trainer_id=row.trainer_id,
+                status=status,
+                previous_status=previous,
+            ),
+            event_id=_event_id(row.id, f"{previous}->{status}"),
+        )
+        return row
+
+    async def workout(self, workout_id: uuid.UUID) -> WorkoutRow:
+        row = await self.session.get(WorkoutRow, workout_id)
+        if row is None:
+            raise WorkoutNotFound(workout_id)
+        return row
+
+    async def workouts_of(
+        self,
+        user_id: int,
+        *,
+        limit: int,
+        offset: int = 0,
+        status: WorkoutStatus | None = None,
+        session_type: SessionType | None = None,
+    ) -> list[WorkoutRow]:
+        """A client's workouts, newest first."""
+        query = select(WorkoutRow).where(WorkoutRow.user_id == user_id)
+        if status is not None:
+            query = query.where(WorkoutRow.status == status)
+        if session_type is not None:
+            query = query.where(WorkoutRow.session_type == session_type)
+        query = (
+            query.order_by(
+                WorkoutRow.date.desc(), WorkoutRow.created_at.desc(), WorkoutRow.id.desc()
+            )
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(await self.session.scalars(query))
+
+    async def _check_session_fits(
+        self, session_id: int | None, user_id: int, trainer_id: int | None
+    ) -> None:
+        # The session-type rule (contract and database) guarantees both for trainer-led
+        # workouts; this only narrows the types.
+        assert session_id is not None
+        assert trainer_id is not None
+        known = await BookedSessions(self.session).facts_about(session_id)
+        check_session_fits(known, user_id=user_id, trainer_id=trainer_id)
+
+
+def _row_of(logged: WorkoutLogged, *, recorded_at: datetime) -> WorkoutRow:
+    return WorkoutRow(
+        id=logged.workout_id,
+        user_id=logged.user_id,
+        title=logged.title,
+        date=logged.date,
+        duration=logged.duration,
+        intensity=logged.intensity,
+        status=logged.status,
+        session_type=logged.session_type,
+        session_id=logged.session_id,
+        trainer_id=logged.trainer_id,
+        total_weight=logged.total_weight,
+        total_reps=logged.total_reps,
+        total_sets=logged.total_sets,
+        experience_points=logged.experience_points,
+        created_at=recorded_at,
+        updated_at=recorded_at,
+        exercises=[
+            ExerciseRow(
+                position=position,
+                name=exercise.name,
+                sets=[
+                    SetRow(
+                        position=set_position, reps=exercise_set.reps, weight=exercise_set.weight
+                    )
+                    for set_position, exercise_set in enumerate(exercise.sets, start=1)
+                ],
+            )
+            for position, exercise in enumerate(logged.exercises, start=1)
+        ],
+    )
+
+
+def _totals_of(row: WorkoutRow) -> Totals:
+    return Totals(
+        total_sets=row.total_sets, total_reps=row.total_reps, total_weight=row.total_weight
+    )
+
+
+def _event_id(workout_id: uuid.UUID, what: str) -> str:
+    return str(uuid.uuid5(WORKOUT_EVENTS_NAMESPACE, f"{workout_id}:{what}"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,177 @@
+"""The migrations tell the spec's story on a real database: workouts logged before session
+types existed become solo and stay valid; the session-type rule holds from then on; and the
+change can be rolled back and forward again without losing a workout."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import MetaData, create_engine
+
+from servicekit.db import libpq_url
+from servicekit.tables import plumbing_metadata
+from servicekit.testing import downgrade, migrate
+from workouts.main import create_app
+from workouts.models import Base
+from workouts.settings import Settings
+
+pytestmark = pytest.mark.infra
+
+SERVICE = Path(__file__).resolve().parents[1]
+LEGACY_WORKOUT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+LEGACY_PLANNED = uuid.UUID("00000000-0000-4000-8000-000000000002")
+
+
+@pytest.fixture
+def database_at_0002(scratch_databases: Callable[[str], str]) -> str:
+    url = scratch_databases("workouts")
+    migrate(SERVICE, url, "0002")
+    return url
+
+
+@pytest.fixture
+def connection(database_at_0002: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(libpq_url(database_at_0002), autocommit=True) as connection:
+        yield connection
+
+
+def log_legacy_workouts(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Workouts as the service stored them before session types, in plain SQL."""
+    connection.execute(
+        "insert into workout_sessions"
+        " (id, user_id, title, date, status, total_weight, total_reps, total_sets,"
+        "  experience_points)"
+        " values (%s, 123, 'Morning Chest Day', '2025-12-01T07:00:00Z', 'completed',"
+        "  600, 10, 1, 22),"
+        " (%s, 123, 'Leg day', '2025-12-03T07:00:00Z', 'planned', 0, 0, 0, 0)",
+        (LEGACY_WORKOUT, LEGACY_PLANNED),
+    )
+    connection.execute(
+        "insert into exercises (workout_id, position, name) values (%s, 1, 'Bench press')",
+        (LEGACY_WORKOUT,),
+    )
+    connection.execute(
+        "insert into exercise_sets (workout_id, exercise_position, position, reps, weight)"
+        " values (%s, 1, 1, 10, 60)",
+        (LEGACY_WORKOUT,),
+    )
+
+
+def insert_workout(
+    connection: psycopg.Connection[tuple[object, ...]],
+    session_type: str,
+    session_id: int | None,
+    trainer_id: int | None,
+) -> None:
+    connection.execute(
+        "insert into workout_sessions"
+        " (id, user_id, title, date, session_type, session_id, trainer_id)"
+        " values (gen_random_uuid(), 123, 'Workout', now(), %s, %s, %s)",
+        (session_type, session_id, trainer_id),
+    )
+
+
+def session_links(connection: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return connection.execute(
+        "select id, session_type, session_id, trainer_id from workout_sessions order by id"
+    ).fetchall()
+
+
+def columns(connection: psycopg.Connection[tuple[object, ...]]) -> set[object]:
+    rows = connection.execute(
+        "select column_name from information_schema.columns where table_name = 'workout_sessions'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+async def test_workouts_logged_before_session_types_become_solo_and_survive_a_rollback(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    assert "session_type" not in columns(connection)
+    log_legacy_workouts(connection)
+
+    migrate(SERVICE, database_at_0002, "head")
+    assert session_links(connection) == [
+        (LEGACY_WORKOUT, "solo", None, None),
+        (LEGACY_PLANNED, "solo", None, None),
+    ]
+
+    downgrade(SERVICE, database_at_0002, "0002")
+    assert {"session_type", "session_id", "trainer_id"}.isdisjoint(columns(connection))
+    rows = connection.execute("select id, title from workout_sessions order by id").fetchall()
+    assert rows == [(LEGACY_WORKOUT, "Morning Chest Day"), (LEGACY_PLANNED, "Leg day")]
+    assert connection.execute("select count(*) from exercise_sets").fetchone() == (1,)
+
+    migrate(SERVICE, database_at_0002, "head")
+    assert [link[1] for link in session_links(connection)] == ["solo", "solo"]
+
+    # And the service reads them as solo workouts.
+    app = create_app(Settings(database_url=database_at_0002))
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://w") as api:
+            body = (await api.get(f"/api/workout/sessions/{LEGACY_WORKOUT}")).json()
+    finally:
+        await app.state.runtime.database.dispose()
+    assert (body["sessionType"], body["sessionId"], body["trainerId"]) == ("solo", None, None)
+    assert body["exercises"] == [
+        {"order": 1, "name": "Bench press", "sets": [{"order": 1, "reps": 10, "weight": 60.0}]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("session_type", "session_id", "trainer_id"),
+    [
+        ("trainer-led", None, 456),
+        ("trainer-led", 789, None),
+        ("trainer-led", None, None),
+        ("solo", None, 456),
+        ("solo", 789, None),
+        ("group", None, None),
+    ],
+)
+def test_the_database_refuses_a_workout_breaking_the_session_type_rule(
+    database_at_0002: str,
+    connection: psycopg.Connection[tuple[object, ...]],
+    session_type: str,
+    session_id: int | None,
+    trainer_id: int | None,
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    with pytest.raises(psycopg.errors.CheckViolation, match="session_link_matches_type"):
+        insert_workout(connection, session_type, session_id, trainer_id)
+
+
+def test_the_database_takes_solo_and_trainer_led_workouts_that_keep_the_rule(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    insert_workout(connection, "trainer-led", 789, 456)
+    insert_workout(connection, "solo", None, None)
+    connection.execute(
+        "insert into workout_sessions (id, user_id, title, date) values (gen_random_uuid(), 1,"
+        " 'Type not given', now())"
+    )
+    types = connection.execute("select session_type from workout_sessions").fetchall()
+    assert sorted(str(row[0]) for row in types) == ["solo", "solo", "trainer-led"]
+
+
+def test_the_tables_match_the_models(database_at_0002: str) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    expected = MetaData()
+    for table in (*Base.metadata.tables.values(), *plumbing_metadata.tables.values()):
+        table.to_metadata(expected)
+    engine = create_engine(database_at_0002)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, expected)
+    finally:
+        engine.dispose()
+    assert differences == []
