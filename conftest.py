@@ -16,6 +16,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -136,10 +137,22 @@ def scratch_databases(servers: Servers) -> Iterator[Callable[[str], str]]:
 
     yield create
     for owner_url, name in created:
-        with _admin_connection(owner_url) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop_database(owner_url, name)
+
+
+def _drop_database(owner_url: str, name: str) -> None:
+    """Drop a scratch database. A plain DROP first: PostgreSQL itself stops an autovacuum
+    worker that is busy there, which a forced DROP would try to kill (and a service role may
+    not). Forced only when a connection of the test's own lingers."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    with _admin_connection(owner_url) as connection:
+        for _ in range(3):
+            try:
+                connection.execute(drop)
+                return
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.5)
+        connection.execute(drop + sql.SQL(" WITH (FORCE)"))
 
 
 @pytest.fixture

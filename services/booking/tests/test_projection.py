@@ -172,7 +172,6 @@ async def test_outside_status_changes_follow_the_lifecycle(
 @pytest.mark.parametrize(
     ("path", "refused", "current", "target"),
     [
-        ([], SessionCompleted, "scheduled", "completed"),
         ([SessionStarted], SessionNoShow, "in_progress", "no_show"),
         ([SessionCancelled], SessionStarted, "cancelled", "in_progress"),
         ([SessionNoShow], SessionCompleted, "no_show", "completed"),
@@ -197,6 +196,15 @@ async def test_an_impossible_outside_status_change_is_dead_lettered_with_the_rea
     assert current in reason
     assert target in reason
     assert (await session(api, 5))["status"] == current
+
+
+async def test_a_session_completed_elsewhere_without_a_recorded_start_is_completed(
+    deliver: Deliver, api: AsyncClient, dead_letters: RecordingDeadLetters
+) -> None:
+    await deliver(booked(5))
+    assert await deliver(moved(SessionCompleted, 5)) is Outcome.APPLIED
+    assert (await session(api, 5))["status"] == "completed"
+    assert dead_letters.reasons == []
 
 
 async def test_an_outside_status_already_reached_is_a_harmless_repeat(

@@ -18,6 +18,7 @@ from contracts.events import (
     Balance,
     EventPayload,
     SessionBooked,
+    SessionCancelled,
     SessionCompleted,
     SessionCreditDeducted,
 )
@@ -139,15 +140,14 @@ async def test_other_services_bookings_and_the_ledger_reach_the_store(
     body = {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-01-16T10:00:00Z"}
     assert (await api.post("/api/sessions", json=body)).json()["id"] == 61
 
-    await publish(
-        producer,
-        sessions,
-        SessionCompleted(session_id=61, user_id=CLIENT, trainer_id=TRAINER, at=DATE),
-    )
+    for change in (SessionCompleted, SessionCancelled):
+        await publish(
+            producer, sessions, change(session_id=61, user_id=CLIENT, trainer_id=TRAINER, at=DATE)
+        )
     [dead] = await read_topic(kafka_bootstrap, sessions_dlq.name, until=lambda found: bool(found))
     assert (
         dict(dead.headers)["dlq-reason"]
         .decode()
-        .startswith("session 61 cannot go from scheduled to completed")
+        .startswith("session 61 is completed, which is final")
     )
-    assert (await api.get("/api/sessions/61")).json()["status"] == "scheduled"
+    assert (await api.get("/api/sessions/61")).json()["status"] == "completed"

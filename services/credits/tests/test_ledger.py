@@ -388,3 +388,13 @@ async def test_any_arrival_order_gives_the_same_balance(
         assert used == 1
         assert row is not None
         assert row.remaining == 9
+
+
+async def test_a_grant_of_not_a_number_is_a_422_not_a_500(api: AsyncClient) -> None:
+    response = await api.post(
+        f"/api/credits/{CLIENT}/grants",
+        content=b'{"sessions": NaN, "reason": "x"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["input"] == "NaN"

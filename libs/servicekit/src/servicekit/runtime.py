@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,6 +29,7 @@ from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
+from servicekit.http import refuse_invalid_request
 from servicekit.kafka import Producer
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.settings import ServiceSettings
@@ -86,6 +88,7 @@ class ServiceRuntime:
     def create_app(self, *, title: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
         app = FastAPI(title=title, lifespan=self._lifespan)
         app.state.runtime = self
+        app.add_exception_handler(RequestValidationError, refuse_invalid_request)
         app.include_router(
             health_router({"database": self.database.ping, "kafka": self._ping_kafka})
         )

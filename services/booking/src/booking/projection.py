@@ -226,7 +226,7 @@ class Projection:
         _refuse_other_client_or_trainer(session, moved.user_id, moved.trainer_id)
         if session.current_status is target:
             return  # the status the session already has: announced again, nothing changes
-        refuse_status_change(moved.session_id, session.current_status, target)
+        refuse_status_change(moved.session_id, session.current_status, target, reported=True)
         session.status = target
         session.status_reason = moved.reason
         session.updated_at = moved.at

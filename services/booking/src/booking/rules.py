@@ -27,6 +27,10 @@ NEXT_STATUSES: dict[SessionStatus, frozenset[SessionStatus]] = {
     SessionStatus.IN_PROGRESS: frozenset({SessionStatus.COMPLETED, SessionStatus.CANCELLED}),
 }
 
+#: A change the API refuses but accepts when another platform service reports it: a session
+#: completed at a kiosk whose start nobody recorded still happened (and credits bills it).
+REPORTED_SKIPS = frozenset({(SessionStatus.SCHEDULED, SessionStatus.COMPLETED)})
+
 DEFAULT_DURATION = 60
 #: The longest session the booking API takes, in minutes: a whole working day and then some.
 MAX_BOOKED_DURATION = 600
@@ -70,9 +74,14 @@ class NotStorable(BookingRuleBroken):
     """A value the contract allows but no session can hold (an id beyond bigint, ...)."""
 
 
-def refuse_status_change(session_id: int, current: SessionStatus, target: SessionStatus) -> None:
-    """Raise unless a session in `current` may move to `target`."""
+def refuse_status_change(
+    session_id: int, current: SessionStatus, target: SessionStatus, *, reported: bool = False
+) -> None:
+    """Raise unless a session in `current` may move to `target`. `reported`: the change
+    comes from an event on the topic rather than from this service's API."""
     if target in NEXT_STATUSES.get(current, frozenset()):
+        return
+    if reported and (current, target) in REPORTED_SKIPS:
         return
     if current not in NEXT_STATUSES:
         raise ChangeRefused(

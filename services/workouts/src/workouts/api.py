@@ -6,15 +6,11 @@ a 4xx that says which rule.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from contracts.events import (
@@ -283,24 +279,3 @@ async def change_status(
     except (StatusChangeForbidden, SessionMismatch, SessionNotDelivered) as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     return WorkoutSession.of(row)
-
-
-async def refuse_invalid_request(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI's 422, safe for every input. Python's JSON parser accepts `NaN` and `Infinity`,
-    and FastAPI's own handler echoes them back in `input`, which no JSON can hold: the reply
-    would be a 500. They are echoed as the strings the client wrote instead."""
-    assert isinstance(error, RequestValidationError)
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": _json_safe(jsonable_encoder(error.errors()))},
-    )
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value

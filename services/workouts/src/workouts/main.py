@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from contracts.topics import BOOKING_SESSIONS
 from servicekit.runner import serve
@@ -16,9 +15,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer)
     runtime.subscribe(BOOKING_SESSIONS)
-    app = runtime.create_app(title="Workouts service", routers=[api.router])
-    app.add_exception_handler(RequestValidationError, api.refuse_invalid_request)
-    return app
+    return runtime.create_app(title="Workouts service", routers=[api.router])
 
 
 def main() -> None:
