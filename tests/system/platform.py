@@ -9,6 +9,7 @@ touching anything else on the machine (the platform `make up` runs included).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import socket
@@ -19,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 from aiokafka import AIOKafkaProducer
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from servicekit.db import libpq_url
+from servicekit.testing import committed_offsets, end_offsets
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
@@ -135,6 +139,28 @@ class IsolatedPlatform:
                     started.process.wait()
         self.processes.clear()
 
+    async def settled(self, within: float = 60.0) -> None:
+        """Wait until nothing is left in flight: every service has consumed all of its input
+        topics and published its whole outbox (checked twice in a row, since consuming can
+        produce more)."""
+        calm = 0
+        async with asyncio.timeout(within):
+            while calm < 2:
+                calm = calm + 1 if await self._nothing_in_flight() else 0
+                await asyncio.sleep(0.2)
+
+    async def _nothing_in_flight(self) -> bool:
+        for name in self.processes:
+            if _outbox_backlog(self.database_urls[name]):
+                return False
+            group = self.topic_prefix + name
+            committed = await committed_offsets(self.kafka_bootstrap, group)
+            for topic in importlib.import_module(f"{name}.main").INPUT_TOPICS:
+                ends = await end_offsets(self.kafka_bootstrap, self.topic_prefix + topic.name)
+                if any(committed.get(partition, 0) < end for partition, end in ends.items()):
+                    return False
+        return True
+
     async def publish(self, payloads: Sequence[EventPayload], *, source: str = "/tests") -> None:
         """Publish events as another platform service would: to their contract topics."""
         producer = await self._started_producer()
@@ -165,6 +191,12 @@ class IsolatedPlatform:
         self.stop_all()
         if self._producer is not None:
             await self._producer.stop()
+
+
+def _outbox_backlog(database_url: str) -> int:
+    with psycopg.connect(libpq_url(database_url)) as connection:
+        row = connection.execute("select count(*) from outbox").fetchone()
+    return int(row[0]) if row else 0
 
 
 async def start_platform(

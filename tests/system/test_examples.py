@@ -202,3 +202,43 @@ async def test_poison_records_are_dead_lettered_by_every_consumer_and_valid_ones
         return refused.status_code == 422
 
     await eventually(workouts_know_the_session, within=30)
+
+
+async def test_trainer_and_client_both_logging_a_completed_session_use_one_credit(
+    platform: IsolatedPlatform,
+) -> None:
+    urls = endpoints(platform)
+    client, trainer = random.randint(10_000, 99_999), 456
+    await buy_package(urls, client, sessions=5)
+    async with httpx.AsyncClient(timeout=10) as http:
+        booked = await http.post(
+            f"{urls.booking}/api/sessions",
+            json={"userId": client, "trainerId": trainer, "sessionDate": "2026-03-02T10:00:00Z"},
+        )
+        session_id = booked.json()["id"]
+        link = {"sessionType": "trainer-led", "sessionId": session_id, "trainerId": trainer}
+        steps = [
+            http.patch(f"{urls.booking}/api/sessions/{session_id}", json={"status": "in_progress"}),
+            http.post(  # the trainer, during the session
+                f"{urls.workouts}/api/workout/sessions",
+                json={"userId": client, "title": "PT", "status": "in_progress", **link},
+            ),
+            http.post(  # the client, afterwards
+                f"{urls.workouts}/api/workout/sessions",
+                json={"userId": client, "title": "My PT session", **link},
+            ),
+            http.patch(f"{urls.booking}/api/sessions/{session_id}", json={"status": "completed"}),
+        ]
+        for step in steps:
+            response = await step
+            assert response.is_success, response.text
+
+    async def deducted_and_settled() -> bool:
+        sessions = await get(f"{urls.booking}/api/sessions?userId={client}")
+        return bool(sessions and sessions[0]["sessionDeducted"])
+
+    await eventually(deducted_and_settled, within=30)
+    await platform.settled()
+    ledger = await get(f"{urls.credits}/api/credits/{client}/ledger")
+    assert [line["kind"] for line in ledger] == ["grant", "deduction"]
+    assert (await get(f"{urls.credits}/api/credits/{client}"))["remaining"] == 4

@@ -117,5 +117,6 @@ def demo() -> None:
         except DemoFailed as failure:
             raise PlatformError(f"the demo failed: {failure}") from None
 
+    charts = _run(action)
     typer.echo()
-    typer.echo(_run(action))
+    typer.echo(charts)

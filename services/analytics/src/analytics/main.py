@@ -11,10 +11,14 @@ from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 
+#: What this service consumes (operators' replay and rebuild read it too).
+INPUT_TOPICS = (WORKOUT_SESSIONS, CREDITS_LEDGER)
+
+
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer, runtime.outbox)
-    runtime.subscribe(WORKOUT_SESSIONS, CREDITS_LEDGER)
+    runtime.subscribe(*INPUT_TOPICS)
     return runtime.create_app(title="Analytics service", routers=[api.router])
 
 

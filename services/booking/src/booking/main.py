@@ -11,10 +11,14 @@ from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 
+#: What this service consumes (operators' replay and rebuild read it too).
+INPUT_TOPICS = (BOOKING_SESSIONS, CREDITS_LEDGER)
+
+
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer)
-    runtime.subscribe(BOOKING_SESSIONS, CREDITS_LEDGER)
+    runtime.subscribe(*INPUT_TOPICS)
     app = runtime.create_app(title="Booking service", routers=[api.router])
     api.add_refusal_handlers(app)
     return app

@@ -11,10 +11,14 @@ from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 
+#: What this service consumes (operators' replay and rebuild read it too).
+INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES)
+
+
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer, runtime.outbox)
-    runtime.subscribe(BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES)
+    runtime.subscribe(*INPUT_TOPICS)
     return runtime.create_app(title="Credits service", routers=[api.router])
 
 

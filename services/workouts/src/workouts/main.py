@@ -11,10 +11,14 @@ from workouts import api, consumers
 from workouts.settings import Settings
 
 
+#: What this service consumes (operators' replay and rebuild read it too).
+INPUT_TOPICS = (BOOKING_SESSIONS,)
+
+
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer)
-    runtime.subscribe(BOOKING_SESSIONS)
+    runtime.subscribe(*INPUT_TOPICS)
     return runtime.create_app(title="Workouts service", routers=[api.router])
 
 
