@@ -10,7 +10,6 @@ from contracts.topics import CREDITS_LEDGER, WORKOUT_SESSIONS
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
-
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (WORKOUT_SESSIONS, CREDITS_LEDGER)
 

@@ -10,7 +10,6 @@ from credits.settings import Settings
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
-
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES)
 

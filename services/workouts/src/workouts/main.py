@@ -10,7 +10,6 @@ from servicekit.runtime import ServiceRuntime
 from workouts import api, consumers
 from workouts.settings import Settings
 
-
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (BOOKING_SESSIONS,)
 
