@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -60,12 +61,14 @@ class Outbox:
         payload: EventPayload,
         *,
         event_id: str | None = None,
+        time: datetime | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> CloudEvent:
         """Record an event in the caller's transaction; it is published once that commits.
         Give `event_id` when the same change may be recorded again (a rebuild, a retry): the
-        same id lets every consumer recognise it."""
-        event = build_event(payload, source=self.source, event_id=event_id)
+        same id lets every consumer recognise it. Give `time` when the change stores the
+        moment too, so that a rebuild from the event restores the same moment."""
+        event = build_event(payload, source=self.source, event_id=event_id, time=time)
         all_headers = record_headers() + (headers or [])
         await session.execute(
             insert(outbox)

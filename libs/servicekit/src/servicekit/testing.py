@@ -134,6 +134,28 @@ def consumed(
     )
 
 
+async def outbox_records(database: Database) -> list[ConsumedRecord]:
+    """What a service has announced and not yet published, as its consumers will receive it
+    (oldest first): feed them to another copy of a service to test a rebuild."""
+    async with database.sessions() as session:
+        rows = await session.execute(
+            select(outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers).order_by(
+                outbox.c.id
+            )
+        )
+        return [
+            ConsumedRecord(
+                topic=row.topic,
+                partition=0,
+                offset=offset,
+                key=row.key,
+                value=row.value,
+                headers=[(name, value.encode()) for name, value in row.headers],
+            )
+            for offset, row in enumerate(rows)
+        ]
+
+
 async def outbox_events(database: Database) -> list[Event[EventPayload]]:
     """What a service has announced and not yet published, oldest first."""
     async with database.sessions() as session:

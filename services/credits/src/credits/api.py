@@ -11,7 +11,7 @@ from pydantic import Field, PositiveInt
 from sqlalchemy import func, select
 
 from contracts.events import ContractModel
-from credits.ledger import Ledger
+from credits.ledger import STAFF_GRANT, Ledger
 from credits.models import LedgerEntry
 from servicekit.runtime import ServiceRuntime
 
@@ -111,7 +111,7 @@ async def grant_credits(
             amount=grant.sessions,
             reason=grant.reason,
             grant_key=f"staff:{user_id}:{request_id}",
-            caused_by=f"http:grant:{request_id}",
+            caused_by=STAFF_GRANT,
         )
         balance = await ledger.balance_of(user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())

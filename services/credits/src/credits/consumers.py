@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
 from contracts.events import (
+    CreditsGranted,
     PackagePurchased,
     SessionBooked,
     SessionCancelled,
@@ -91,6 +92,10 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
 
     for status_event in SESSION_STATUS_OF:
         consumer.on(status_event)(on_session_status)
+
+    @consumer.on(CreditsGranted)
+    async def on_credits_granted(session: AsyncSession, event: Event[CreditsGranted]) -> None:
+        await Ledger(session, outbox).restore_staff_grant(event.id, event.payload)
 
     @consumer.on(WorkoutLogged)
     async def on_workout_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:

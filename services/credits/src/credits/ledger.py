@@ -32,6 +32,9 @@ from servicekit.outbox import Outbox
 LEDGER_NAMESPACE = uuid.UUID("6b1c8f0e-2f4a-5b7d-9c3e-1a2b3c4d5e6f")
 
 Cause = Literal["workout-logged", "session-completed"]
+#: What a staff grant's entry names as its cause: the request itself leaves no event behind
+#: but the grant's own announcement (the `Idempotency-Key` lives on in the entry's id).
+STAFF_GRANT = "staff-grant"
 CANCELLED_STATUSES = frozenset({SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
 
 
@@ -69,9 +72,12 @@ class Ledger:
         grant_key: str | None = None,
     ) -> bool:
         """Add `amount` credits, once per purchase (or per `grant_key` for staff grants)."""
-        key = (
-            ("grant", "purchase", purchase_id) if purchase_id else ("grant", grant_key or caused_by)
-        )
+        if purchase_id is not None:
+            key: tuple[str, ...] = ("grant", "purchase", purchase_id)
+        elif grant_key is not None:
+            key = ("grant", grant_key)
+        else:
+            raise ValueError("a grant names its purchase or carries a key of its own")
         entry = await self._append(
             id=entry_id(*key),
             user_id=user_id,
@@ -95,6 +101,24 @@ class Ledger:
             event_id=str(entry),
         )
         return True
+
+    async def restore_staff_grant(self, event_id: str, granted: events.CreditsGranted) -> None:
+        """Put back a staff grant from its announcement on `credits.ledger`. A staff grant is
+        the one entry no input topic holds, so a rebuild reads it from the ledger's own topic;
+        live, the entry is already there and this changes nothing. Grants for purchases come
+        back from `commerce.packages` instead."""
+        if granted.purchase_id is not None:
+            return
+        entry = await self._append(
+            id=uuid.UUID(event_id),
+            user_id=granted.user_id,
+            kind=EntryKind.GRANT,
+            amount=granted.amount,
+            reason=granted.reason,
+            caused_by=STAFF_GRANT,
+        )
+        if entry is not None:
+            await self._change_balance(granted.user_id, total=granted.amount)
 
     # --- sessions -------------------------------------------------------------------------
 

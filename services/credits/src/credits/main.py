@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, WORKOUT_SESSIONS
+from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, WORKOUT_SESSIONS
 from credits import api, consumers
 from credits.settings import Settings
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 #: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES)
+INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER)
 
 
 def create_app(settings: Settings) -> FastAPI:

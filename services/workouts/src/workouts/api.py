@@ -216,7 +216,9 @@ async def log_workout(workout: LogWorkoutRequest, request: Request) -> WorkoutSe
     runtime = _runtime(request)
     try:
         async with runtime.database.transaction() as session:
-            row = await Logbook(session, runtime.outbox).log_workout(workout.to_new_workout())
+            row = await Logbook(session, runtime.outbox, runtime.consumer).log_workout(
+                workout.to_new_workout()
+            )
     except SessionMismatch as mismatch:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mismatch)) from None
     except SessionNotDelivered as not_delivered:
@@ -229,7 +231,7 @@ async def get_workout(workout_id: WorkoutId, request: Request) -> WorkoutSession
     runtime = _runtime(request)
     try:
         async with runtime.database.sessions() as session:
-            row = await Logbook(session, runtime.outbox).workout(workout_id)
+            row = await Logbook(session, runtime.outbox, runtime.consumer).workout(workout_id)
             return WorkoutSession.of(row)
     except WorkoutNotFound as unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
@@ -247,7 +249,7 @@ async def list_workouts(
     """A client's workout sessions, newest first."""
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
-        rows = await Logbook(session, runtime.outbox).workouts_of(
+        rows = await Logbook(session, runtime.outbox, runtime.consumer).workouts_of(
             user_id, limit=limit, offset=offset, status=status_filter, session_type=session_type
         )
         return [WorkoutSession.of(row) for row in rows]
@@ -273,7 +275,9 @@ async def change_status(
     runtime = _runtime(request)
     try:
         async with runtime.database.transaction() as session:
-            row = await Logbook(session, runtime.outbox).change_status(workout_id, change.status)
+            row = await Logbook(session, runtime.outbox, runtime.consumer).change_status(
+                workout_id, change.status
+            )
     except WorkoutNotFound as unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
     except (StatusChangeForbidden, SessionMismatch, SessionNotDelivered) as refused:

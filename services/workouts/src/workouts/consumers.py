@@ -1,5 +1,7 @@
 """What the workouts service does with the events it consumes: it keeps its view of booked
-sessions from `booking.sessions`. Reschedules change nothing it needs, so it ignores them."""
+sessions from `booking.sessions` (reschedules change nothing it needs, so it ignores them),
+and stores workouts from its own `workouts.workout-sessions`, which is how a rebuild
+restores them (live, its own events come back already applied)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from contracts.events import (
     SessionNoShow,
     SessionStarted,
     SessionStatusEvent,
+    WorkoutLogged,
+    WorkoutStatusChanged,
 )
 from servicekit.consumer import IdempotentConsumer, Rejected
 from workouts.booked_sessions import BookedSessions
+from workouts.logbook import apply_logged, apply_status_change
 from workouts.rules import SessionMismatch, SessionStatus
 
 #: Ids are stored as PostgreSQL bigints; an event naming a larger one names no real session.
@@ -53,6 +58,9 @@ def register(consumer: IdempotentConsumer) -> None:
 
     for status_event in SESSION_STATUS_OF:
         consumer.on(status_event)(on_session_moved)
+
+    consumer.on(WorkoutLogged)(apply_logged)
+    consumer.on(WorkoutStatusChanged)(apply_status_change)
 
 
 async def _session_seen(

@@ -1,8 +1,10 @@
 """The workout logbook's use cases: log a workout, move it along, look workouts up.
 
 Each change runs inside the caller's transaction and records the event announcing it in the
-outbox in that same transaction. A logged workout is stored exactly as its `WorkoutLogged`
-event describes it, so the event alone is enough to rebuild the workout later.
+outbox in that same transaction. A workout is stored exactly as its events describe it
+(timestamps included), and the service consumes its own topic: its own events come back as
+already applied (`record_own_event`), while a rebuild from an empty database replays them
+through `apply_logged` and `apply_status_change` into the same rows.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.envelope import Event
 from contracts.events import (
+    EventPayload,
     Exercise,
     SessionType,
     WorkoutLogged,
     WorkoutStatus,
     WorkoutStatusChanged,
 )
+from servicekit.consumer import IdempotentConsumer, Rejected
 from servicekit.outbox import Outbox
 from workouts.booked_sessions import BookedSessions
 from workouts.models import ExerciseRow, SetRow, WorkoutRow
@@ -61,9 +67,12 @@ class NewWorkout:
 
 
 class Logbook:
-    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
+    def __init__(
+        self, session: AsyncSession, outbox: Outbox, own_consumer: IdempotentConsumer
+    ) -> None:
         self.session = session
         self.outbox = outbox
+        self.own_consumer = own_consumer
 
     async def log_workout(self, new: NewWorkout) -> WorkoutRow:
         """Record a workout with its totals and experience points, and announce it. A
@@ -93,7 +102,7 @@ class Logbook:
         row = _row_of(logged, recorded_at=now)
         self.session.add(row)
         await self.session.flush()
-        await self.outbox.add(self.session, logged, event_id=_event_id(logged.workout_id, "logged"))
+        await self._announce(logged, _event_id(logged.workout_id, "logged"), now)
         return row
 
     async def change_status(self, workout_id: uuid.UUID, status: WorkoutStatus) -> WorkoutRow:
@@ -110,11 +119,9 @@ class Logbook:
         session_type = SessionType(row.session_type)
         if session_type is SessionType.TRAINER_LED and status in DELIVERING_STATUSES:
             await self._check_session_fits(row.session_id, row.user_id, row.trainer_id)
-        row.status = status
-        row.experience_points = experience_points(_totals_of(row), status)
-        row.updated_at = _now()
-        await self.outbox.add(
-            self.session,
+        now = _now()
+        _move(row, status, at=now)
+        await self._announce(
             WorkoutStatusChanged(
                 workout_id=row.id,
                 user_id=row.user_id,
@@ -124,9 +131,14 @@ class Logbook:
                 status=status,
                 previous_status=previous,
             ),
-            event_id=_event_id(row.id, f"{previous}->{status}"),
+            _event_id(row.id, f"{previous}->{status}"),
+            now,
         )
         return row
+
+    async def _announce(self, payload: EventPayload, event_id: str, at: datetime) -> None:
+        event = await self.outbox.add(self.session, payload, event_id=event_id, time=at)
+        await self.own_consumer.record_own_event(self.session, event)
 
     async def workout(self, workout_id: uuid.UUID) -> WorkoutRow:
         row = await self.session.get(WorkoutRow, workout_id)
@@ -167,6 +179,33 @@ class Logbook:
         assert trainer_id is not None
         known = await BookedSessions(self.session).facts_about(session_id)
         check_session_fits(known, user_id=user_id, trainer_id=trainer_id)
+
+
+async def apply_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
+    """Store a workout from its `WorkoutLogged` (a rebuild, or a copy of the service)."""
+    if await session.get(WorkoutRow, event.payload.workout_id) is None:
+        session.add(_row_of(event.payload, recorded_at=_moment_of(event)))
+
+
+async def apply_status_change(session: AsyncSession, event: Event[WorkoutStatusChanged]) -> None:
+    """Move a stored workout as its `WorkoutStatusChanged` says. History is not judged again:
+    the change was allowed when it was made."""
+    changed = event.payload
+    row = await session.get(WorkoutRow, changed.workout_id, with_for_update=True)
+    if row is None:
+        raise Rejected(f"workout {changed.workout_id} changed status before it was logged")
+    if row.status != changed.status:
+        _move(row, changed.status, at=_moment_of(event))
+
+
+def _move(row: WorkoutRow, status: WorkoutStatus, *, at: datetime) -> None:
+    row.status = status
+    row.experience_points = experience_points(_totals_of(row), status)
+    row.updated_at = at
+
+
+def _moment_of(event: Event[Any]) -> datetime:
+    return event.envelope.time or _now()
 
 
 def _row_of(logged: WorkoutLogged, *, recorded_at: datetime) -> WorkoutRow:

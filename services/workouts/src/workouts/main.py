@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import BOOKING_SESSIONS
+from contracts.topics import BOOKING_SESSIONS, WORKOUT_SESSIONS
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 from workouts import api, consumers
 from workouts.settings import Settings
 
 #: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (BOOKING_SESSIONS,)
+INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,0 +1,117 @@
+"""The workouts topic is the system of record: a copy of the service rebuilt from nothing but
+the topics holds the same workouts, exercises, sets and timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import text
+
+from contracts.events import SessionBooked, SessionCancelled
+from servicekit.consumer import Outcome
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import consumed, outbox_records
+from workouts.main import create_app
+from workouts.settings import Settings
+
+pytestmark = pytest.mark.infra
+
+TABLES = ("workout_sessions", "exercises", "exercise_sets", "sessions")
+
+
+def at(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+async def rows(runtime: ServiceRuntime, table: str) -> list[Any]:
+    async with runtime.database.sessions() as session:
+        result = await session.execute(text(f"select * from {table} order by 1, 2"))  # noqa: S608
+        return list(result.all())
+
+
+async def test_own_events_come_back_already_applied(
+    api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    created = await api.post("/api/workout/sessions", json={"userId": 5, "title": "Run"})
+    assert created.status_code == 201
+    [record] = await outbox_records(runtime.database)
+    assert await runtime.consumer.process(record) is Outcome.DUPLICATE
+
+
+async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
+    api: AsyncClient,
+    runtime: ServiceRuntime,
+    service_database: Callable[[str], str],
+    kafka_bootstrap: str,
+) -> None:
+    booking_events = [
+        consumed(
+            SessionBooked(
+                session_id=8, user_id=5, trainer_id=6, session_date="2026-01-15T10:00:00Z"
+            ),
+            event_id="booked-8",
+        ),
+        consumed(
+            SessionBooked(
+                session_id=9, user_id=5, trainer_id=6, session_date="2026-01-16T10:00:00Z"
+            ),
+            event_id="booked-9",
+        ),
+        consumed(
+            SessionCancelled(session_id=9, user_id=5, trainer_id=6, at=at("2026-01-16T09:00:00Z")),
+            event_id="cancelled-9",
+        ),
+    ]
+    for record in booking_events:
+        assert await runtime.consumer.process(record) is Outcome.APPLIED
+    trainer_led = {"sessionType": "trainer-led", "sessionId": 8, "trainerId": 6}
+    exercises = [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}, {"reps": 6, "weight": 70}]}]
+    planned = await api.post(
+        "/api/workout/sessions",
+        json={
+            "userId": 5,
+            "title": "PT",
+            "status": "planned",
+            "exercises": exercises,
+            **trainer_led,
+        },
+    )
+    await api.post("/api/workout/sessions", json={"userId": 5, "title": "Run", "duration": 30})
+    await api.post(
+        "/api/workout/sessions", json={"userId": 7, "title": "Yoga", "status": "planned"}
+    )
+    for status in ("in_progress", "completed"):
+        moved = await api.patch(
+            f"/api/workout/sessions/{planned.json()['id']}", json={"status": status}
+        )
+        assert moved.status_code == 200
+    refused = await api.post(
+        "/api/workout/sessions",
+        json={
+            "userId": 5,
+            "title": "PT",
+            "sessionId": 9,
+            "sessionType": "trainer-led",
+            "trainerId": 6,
+        },
+    )
+    assert refused.status_code == 409
+
+    rebuilt_app: FastAPI = create_app(
+        Settings(database_url=service_database("workouts"), kafka_bootstrap_servers=kafka_bootstrap)
+    )
+    rebuilt: ServiceRuntime = rebuilt_app.state.runtime
+    try:
+        for record in booking_events + await outbox_records(runtime.database):
+            assert await rebuilt.consumer.process(record) is Outcome.APPLIED
+        for table in TABLES:
+            original = await rows(runtime, table)
+            assert original, table
+            assert await rows(rebuilt, table) == original, table
+    finally:
+        await rebuilt.database.dispose()
