@@ -13,6 +13,7 @@ for them when it names test modules after their paths.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
@@ -21,18 +22,24 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from psycopg import sql
 
 import contracts
 import ops
+from contracts.events import EventPayload
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
-from servicekit.testing import migrate
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import Deliver, RecordingDeadLetters, consumed, migrate
 
 __all__ = ["contracts", "ops"]
 
@@ -193,3 +200,84 @@ def service_database(scratch_databases: Callable[[str], str]) -> Callable[[str],
 def topic_prefix() -> str:
     """A namespace of its own for one test's topics (see `KAFKA_TOPIC_PREFIX`)."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+# --- one service, in-process ------------------------------------------------------------
+# A service's tests name it with a `service_name` fixture in their conftest; these fixtures
+# then give them the service on scratch databases of its own: its consumer fed events
+# directly (delivery through the broker is proven by servicekit's and the system tests) and
+# its API called in-process, without the lifespan (no Kafka clients started).
+
+
+@pytest.fixture
+def service_name() -> str:
+    raise pytest.UsageError("a service's conftest defines the `service_name` fixture")
+
+
+@pytest.fixture
+async def make_app(
+    service_name: str,
+    service_database: Callable[[str], str],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+) -> AsyncIterator[Callable[[], FastAPI]]:
+    """Builds copies of the service, each on a fresh database (two make a rebuild test)."""
+    main = importlib.import_module(f"{service_name}.main")
+    settings_type = importlib.import_module(f"{service_name}.settings").Settings
+    built: list[FastAPI] = []
+
+    def make() -> FastAPI:
+        settings = settings_type(
+            database_url=service_database(service_name),
+            kafka_bootstrap_servers=kafka_bootstrap,
+            kafka_topic_prefix=topic_prefix,
+        )
+        app: FastAPI = main.create_app(settings)
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        await app.state.runtime.database.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[[], FastAPI]) -> FastAPI:
+    return make_app()
+
+
+@pytest.fixture
+def runtime(app: FastAPI) -> ServiceRuntime:
+    runtime: ServiceRuntime = app.state.runtime
+    return runtime
+
+
+@pytest.fixture
+def dead_letters(runtime: ServiceRuntime) -> RecordingDeadLetters:
+    recording = RecordingDeadLetters()
+    runtime.consumer.dead_letters = recording
+    return recording
+
+
+@pytest.fixture
+async def api(app: FastAPI, service_name: str) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url=f"http://{service_name}") as client:
+        yield client
+
+
+@pytest.fixture
+def deliver(runtime: ServiceRuntime, dead_letters: RecordingDeadLetters) -> Deliver:
+    """Hands an event to the service's consumer as if it came from its topic."""
+
+    async def deliver(
+        payload: EventPayload,
+        *,
+        event_id: str | None = None,
+        source: str = "/tests",
+        time: datetime | None = None,
+    ) -> Outcome:
+        record = consumed(payload, event_id=event_id, source=source, time=time)
+        return await runtime.consumer.process(record)
+
+    return deliver

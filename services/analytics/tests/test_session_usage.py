@@ -14,9 +14,8 @@ from contracts.events import SessionUsageUpdated, WorkoutLogged
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
-from servicekit.testing import RecordingDeadLetters, outbox_events
+from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
 
-from .conftest import Deliver
 from .stories import (
     CLIENT,
     EXAMPLE_1_USAGE,

@@ -23,9 +23,7 @@ from contracts.events import (
 )
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import outbox_events
-
-from .conftest import outbox_records
+from servicekit.testing import outbox_events, outbox_records
 
 pytestmark = pytest.mark.infra
 
@@ -411,7 +409,7 @@ async def test_its_own_events_come_back_as_duplicates_that_change_nothing(
     await patch(api, session["id"], sessionDate="2026-01-20T10:00:00Z")
     await patch(api, session["id"], status="in_progress")
     final = (await patch(api, session["id"], status="completed")).json()
-    records = await outbox_records(runtime)
+    records = await outbox_records(runtime.database)
     assert len(records) == 4
     for record in records:
         assert await runtime.consumer.process(record) is Outcome.DUPLICATE

@@ -26,9 +26,7 @@ from contracts.events import (
 )
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, outbox_events
-
-from .conftest import Deliver
+from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
 
 pytestmark = pytest.mark.infra
 

@@ -24,9 +24,9 @@ from contracts.events import (
 from servicekit.consumer import Outcome
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, consumed
+from servicekit.testing import RecordingDeadLetters, consumed, outbox_records
 
-from .conftest import KIOSK, outbox_records
+from .conftest import KIOSK
 
 pytestmark = pytest.mark.infra
 
@@ -47,7 +47,9 @@ class TopicLog:
         response = await self.api.request(method, path, json=body)
         assert response.status_code in (200, 201), response.text
         published = {record.offset for record in self.records}
-        self.records += [r for r in await outbox_records(self.runtime) if r.offset not in published]
+        self.records += [
+            r for r in await outbox_records(self.runtime.database) if r.offset not in published
+        ]
         result: dict[str, Any] = response.json()
         return result
 

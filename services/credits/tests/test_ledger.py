@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, text
 
@@ -29,14 +30,10 @@ from contracts.events import (
     WorkoutLogged,
     WorkoutStatusChanged,
 )
-from credits.main import create_app
 from credits.models import Balance, LedgerEntry
-from credits.settings import Settings
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, outbox_events, outbox_records
-
-from .conftest import Deliver
+from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events, outbox_records
 
 pytestmark = pytest.mark.infra
 
@@ -404,10 +401,7 @@ async def test_a_grant_of_not_a_number_is_a_422_not_a_500(api: AsyncClient) -> N
 
 
 async def test_a_staff_grant_comes_back_from_the_ledger_topic_in_a_rebuild(
-    api: AsyncClient,
-    runtime: ServiceRuntime,
-    service_database: Callable[[str], str],
-    kafka_bootstrap: str,
+    api: AsyncClient, runtime: ServiceRuntime, make_app: Callable[[], FastAPI]
 ) -> None:
     body = {"sessions": 3, "reason": "goodwill"}
     await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers={"Idempotency-Key": "t-1"})
@@ -416,21 +410,14 @@ async def test_a_staff_grant_comes_back_from_the_ledger_topic_in_a_rebuild(
     assert await runtime.consumer.process(announced_grant) is Outcome.APPLIED
     assert await balance(api) == (3, 0, 3)
 
-    rebuilt_app = create_app(
-        Settings(database_url=service_database("credits"), kafka_bootstrap_servers=kafka_bootstrap)
-    )
-    try:
-        assert await rebuilt_app.state.runtime.consumer.process(announced_grant) is (
-            Outcome.APPLIED
-        )
-        async with AsyncClient(
-            transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
-        ) as rebuilt_api:
-            assert await balance(rebuilt_api) == (3, 0, 3)
-            rebuilt_ledger = (await rebuilt_api.get(f"/api/credits/{CLIENT}/ledger")).json()
-        original_ledger = (await api.get(f"/api/credits/{CLIENT}/ledger")).json()
-        for line in (*rebuilt_ledger, *original_ledger):
-            del line["recordedAt"]
-        assert rebuilt_ledger == original_ledger
-    finally:
-        await rebuilt_app.state.runtime.database.dispose()
+    rebuilt_app = make_app()
+    assert await rebuilt_app.state.runtime.consumer.process(announced_grant) is Outcome.APPLIED
+    async with AsyncClient(
+        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+    ) as rebuilt_api:
+        assert await balance(rebuilt_api) == (3, 0, 3)
+        rebuilt_ledger = (await rebuilt_api.get(f"/api/credits/{CLIENT}/ledger")).json()
+    original_ledger = (await api.get(f"/api/credits/{CLIENT}/ledger")).json()
+    for line in (*rebuilt_ledger, *original_ledger):
+        del line["recordedAt"]
+    assert rebuilt_ledger == original_ledger

@@ -26,10 +26,8 @@ from contracts.events import (
 )
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, outbox_events
+from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
 from workouts.models import BookedSession
-
-from .conftest import Deliver
 
 pytestmark = pytest.mark.infra
 

@@ -16,8 +16,6 @@ from contracts.events import SessionBooked, SessionCancelled
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import consumed, outbox_records
-from workouts.main import create_app
-from workouts.settings import Settings
 
 pytestmark = pytest.mark.infra
 
@@ -46,8 +44,7 @@ async def test_own_events_come_back_already_applied(
 async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
     api: AsyncClient,
     runtime: ServiceRuntime,
-    service_database: Callable[[str], str],
-    kafka_bootstrap: str,
+    make_app: Callable[[], FastAPI],
 ) -> None:
     booking_events = [
         consumed(
@@ -102,16 +99,11 @@ async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
     )
     assert refused.status_code == 409
 
-    rebuilt_app: FastAPI = create_app(
-        Settings(database_url=service_database("workouts"), kafka_bootstrap_servers=kafka_bootstrap)
-    )
+    rebuilt_app = make_app()
     rebuilt: ServiceRuntime = rebuilt_app.state.runtime
-    try:
-        for record in booking_events + await outbox_records(runtime.database):
-            assert await rebuilt.consumer.process(record) is Outcome.APPLIED
-        for table in TABLES:
-            original = await rows(runtime, table)
-            assert original, table
-            assert await rows(rebuilt, table) == original, table
-    finally:
-        await rebuilt.database.dispose()
+    for record in booking_events + await outbox_records(runtime.database):
+        assert await rebuilt.consumer.process(record) is Outcome.APPLIED
+    for table in TABLES:
+        original = await rows(runtime, table)
+        assert original, table
+        assert await rows(rebuilt, table) == original, table

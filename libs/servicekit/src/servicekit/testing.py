@@ -9,6 +9,7 @@ import asyncio
 import inspect
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -29,9 +30,13 @@ from contracts.envelope import (
     topic_of,
 )
 from contracts.events import EventPayload
+from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.tables import outbox
+
+#: A test's way to hand an event to a service's consumer (see the root conftest's `deliver`).
+Deliver = Callable[..., Awaitable[Outcome]]
 
 #: An aiokafka ConsumerRecord; aiokafka ships no type information, so it is Any to mypy.
 Record: TypeAlias = Any
@@ -119,11 +124,12 @@ def consumed(
     *,
     event_id: str | None = None,
     source: str = "/tests",
+    time: datetime | None = None,
     topic_prefix: str = "",
     offset: int = 0,
 ) -> ConsumedRecord:
-    """A record as the consumer would receive it from the payload's topic."""
-    event = build_event(payload, source=source, event_id=event_id)
+    """A record as the consumer would receive it from the payload's topic (sent at `time`)."""
+    event = build_event(payload, source=source, event_id=event_id, time=time)
     return ConsumedRecord(
         topic=topic_prefix + topic_of(payload).name,
         partition=0,
@@ -139,20 +145,21 @@ async def outbox_records(database: Database) -> list[ConsumedRecord]:
     (oldest first): feed them to another copy of a service to test a rebuild."""
     async with database.sessions() as session:
         rows = await session.execute(
-            select(outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers).order_by(
-                outbox.c.id
-            )
+            select(
+                outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
+            ).order_by(outbox.c.id)
         )
+        # The outbox row id stands in for the offset: unique and increasing, like one.
         return [
             ConsumedRecord(
                 topic=row.topic,
                 partition=0,
-                offset=offset,
+                offset=row.id,
                 key=row.key,
                 value=row.value,
                 headers=[(name, value.encode()) for name, value in row.headers],
             )
-            for offset, row in enumerate(rows)
+            for row in rows
         ]
 
 
