@@ -160,3 +160,9 @@ def test_every_event_type_names_itself_and_is_registered_once() -> None:
     assert len(EVENT_TYPES) == 14
     for name, model in EVENT_TYPES.items():
         assert model.event_type == name
+
+
+def test_ids_beyond_64_bits_are_rejected() -> None:
+    assert WorkoutLogged.model_validate(workout(userId=2**63 - 1)).user_id == 2**63 - 1
+    with pytest.raises(ValidationError, match="userId"):
+        WorkoutLogged.model_validate(workout(userId=2**63))

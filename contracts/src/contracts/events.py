@@ -23,8 +23,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+#: The largest id any consumer can store: a signed 64-bit integer (PostgreSQL's bigint,
+#: Java's long). A larger one names nothing real, and is refused where records are parsed.
+MAX_ID = 2**63 - 1
+
 #: Integer ids of clients, trainers and sessions (database serials, so never zero or below).
-Id = PositiveInt
+Id = Annotated[int, Field(gt=0, le=MAX_ID)]
 
 
 class ContractModel(BaseModel):

@@ -363,13 +363,6 @@ async def test_a_workout_that_changes_hands_is_dead_lettered_with_the_reason(
     assert (await usage(api, OTHER_CLIENT))["total"] == 0
 
 
-async def test_an_id_too_large_to_store_is_dead_lettered_not_retried(
-    deliver: Deliver, dead_letters: RecordingDeadLetters
-) -> None:
-    assert await deliver(logged("solo", user_id=2**63)) is Outcome.DEAD_LETTERED
-    assert dead_letters.reasons == [f"userId {2**63} is beyond the ids this service can store"]
-
-
 @pytest.mark.parametrize("solo", [(2, 1), (1, 2)])
 async def test_two_of_three_is_66_7_and_one_of_three_is_33_3(
     deliver: Deliver, api: AsyncClient, solo: tuple[int, int]

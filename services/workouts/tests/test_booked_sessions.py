@@ -171,16 +171,6 @@ async def test_a_status_event_naming_another_trainer_is_dead_lettered_and_change
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "scheduled")]
 
 
-async def test_an_event_with_ids_too_large_to_store_is_dead_lettered_with_the_reason(
-    deliver: Deliver, runtime: ServiceRuntime, dead_letters: RecordingDeadLetters
-) -> None:
-    assert await deliver(booked(session_id=2**63, trainer_id=2**64)) is Outcome.DEAD_LETTERED
-    assert dead_letters.reasons == [
-        "sessionId and trainerId out of range (at most 9223372036854775807)"
-    ]
-    assert await known_sessions(runtime) == []
-
-
 # --- trainer-led workouts and what the service knows ------------------------------------
 
 

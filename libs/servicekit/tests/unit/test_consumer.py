@@ -77,3 +77,22 @@ def test_a_type_has_one_handler() -> None:
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = RetryPolicy(first_backoff=0.1, max_backoff=1.0)
     assert [policy.backoff(n) for n in (1, 2, 3, 4, 5, 6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+async def test_an_id_beyond_64_bits_is_dead_lettered_when_parsed() -> None:
+    from contracts.events import PackagePurchased
+
+    dead_letters = RecordingDeadLetters()
+    subject = consumer(dead_letters)
+
+    @subject.on(PackagePurchased)
+    async def on_purchase(session: Any, event: Any) -> None:  # pragma: no cover - not reached
+        raise AssertionError("an id no database can hold must not reach its handler")
+
+    value = (
+        b'{"specversion":"1.0","id":"1","source":"/s","type":"PackagePurchased","data":'
+        b'{"purchaseId":"p","userId":9223372036854775808,"sessions":1,'
+        b'"purchasedAt":"2026-01-01T00:00:00Z"}}'
+    )
+    assert await subject.process(record(value)) is Outcome.DEAD_LETTERED
+    assert dead_letters.sent[0][1].startswith("invalid PackagePurchased payload: userId")

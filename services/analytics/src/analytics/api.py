@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse
 
 from analytics.charts import render_usage_charts
-from analytics.tracker import MAX_STORED_ID, UsageTracker
-from contracts.events import Balance, ContractModel, TypeUsage
+from analytics.tracker import UsageTracker
+from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
-UserId = Annotated[int, Path(gt=0, le=MAX_STORED_ID, description="The client's user id")]
+UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The client's user id")]
 
 
 class SessionUsageReport(ContractModel):

@@ -26,19 +26,12 @@ from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
 from servicekit.outbox import Outbox
 
-#: Ids are stored as PostgreSQL bigint; the contract's ids are unbounded positive integers.
-MAX_STORED_ID = 2**63 - 1
-
 
 class UsageNotRecordable(Exception):
     """An event that can never be applied to usage; the message says why."""
 
 
 class WorkoutOfAnotherClient(UsageNotRecordable):
-    pass
-
-
-class IdOutOfRange(UsageNotRecordable):
     pass
 
 
@@ -117,8 +110,6 @@ class UsageTracker:
     async def _lock_usage_of(self, user_id: int) -> UserUsage:
         """The client's usage row, locked until commit: every change to one client's usage
         (from either topic, in any replica) waits for the one before it."""
-        if user_id > MAX_STORED_ID:
-            raise IdOutOfRange(f"userId {user_id} is beyond the ids this service can store")
         await self.session.execute(
             insert(UserUsage).values(user_id=user_id).on_conflict_do_nothing()
         )

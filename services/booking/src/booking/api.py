@@ -15,7 +15,6 @@ from booking.projection import Projection
 from booking.rules import (
     DEFAULT_DURATION,
     MAX_BOOKED_DURATION,
-    MAX_ID,
     MAX_LOCATION_LENGTH,
     MAX_NOTES_LENGTH,
     MAX_REASON_LENGTH,
@@ -27,7 +26,7 @@ from booking.rules import (
     check_moment,
     check_text,
 )
-from contracts.events import ContractModel
+from contracts.events import MAX_ID, ContractModel
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])

@@ -28,7 +28,6 @@ from booking.rules import (
     SessionNotFound,
     SessionStatus,
     check_duration,
-    check_id,
     check_moment,
     check_text,
     client_and_trainer_mismatch,
@@ -157,7 +156,6 @@ class Projection:
             raise TypeError(f"{payload.event_type} is not a booking.sessions event")
 
     async def _booked(self, booked: SessionBooked, moment: datetime) -> None:
-        _check_ids(booked.session_id, booked.user_id, booked.trainer_id)
         check_moment("sessionDate", booked.session_date)
         check_duration(booked.duration)
         check_text("location", booked.location)
@@ -199,7 +197,6 @@ class Projection:
         # Otherwise: the same booking announced again, which changes nothing.
 
     async def _status_changed(self, moved: SessionStatusEvent) -> None:
-        _check_ids(moved.session_id, moved.user_id, moved.trainer_id)
         check_moment("at", moved.at)
         check_text("reason", moved.reason)
         target = STATUS_AFTER[type(moved)]
@@ -232,7 +229,6 @@ class Projection:
         session.updated_at = moved.at
 
     async def _rescheduled(self, rescheduled: SessionRescheduled, moment: datetime) -> None:
-        check_id("sessionId", rescheduled.session_id)
         check_moment("sessionDate", rescheduled.session_date)
         session = await self.find(rescheduled.session_id, for_update=True)
         if session is None:
@@ -252,18 +248,11 @@ class Projection:
         await self._mark_credit(session_id, credit_restored=True)
 
     async def _mark_credit(self, session_id: int, **flag: bool) -> None:
-        check_id("sessionId", session_id)
         await self.session.execute(
             insert(SessionCredit)
             .values(session_id=session_id, **flag)
             .on_conflict_do_update(index_elements=[SessionCredit.session_id], set_=flag)
         )
-
-
-def _check_ids(session_id: int, user_id: int, trainer_id: int) -> None:
-    check_id("sessionId", session_id)
-    check_id("userId", user_id)
-    check_id("trainerId", trainer_id)
 
 
 def _refuse_other_client_or_trainer(

@@ -38,8 +38,6 @@ MAX_LOCATION_LENGTH = 200
 MAX_NOTES_LENGTH = 2000
 MAX_REASON_LENGTH = 500
 
-#: The largest id (session, client or trainer) the store holds: PostgreSQL's bigint.
-MAX_ID = 2**63 - 1
 #: Other services may book longer sessions than the API does; the store holds any duration
 #: that fits PostgreSQL's integer.
 MAX_STORED_DURATION = 2**31 - 1
@@ -116,11 +114,6 @@ def client_and_trainer_mismatch(
         f"session {session_id} is booked for client {booked[0]} with trainer {booked[1]}, "
         f"not client {named[0]} with trainer {named[1]}"
     )
-
-
-def check_id(name: str, value: int) -> None:
-    if value > MAX_ID:
-        raise NotStorable(f"{name} {value} is out of range (at most {MAX_ID})")
 
 
 def check_duration(minutes: int) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from contracts.events import (
+    MAX_ID,
     ContractModel,
     Exercise,
     ExerciseSet,
@@ -33,8 +34,6 @@ from workouts.rules import (
 
 router = APIRouter(prefix="/api/workout/sessions", tags=["workout sessions"])
 
-#: Ids are stored as PostgreSQL bigints; anything larger can name nothing.
-MAX_ID = 2**63 - 1
 MAX_EXERCISES = 100
 MAX_SETS_PER_EXERCISE = 50
 MAX_REPS = 1000

@@ -25,9 +25,6 @@ from workouts.booked_sessions import BookedSessions
 from workouts.logbook import apply_logged, apply_status_change
 from workouts.rules import SessionMismatch, SessionStatus
 
-#: Ids are stored as PostgreSQL bigints; an event naming a larger one names no real session.
-MAX_ID = 2**63 - 1
-
 SESSION_STATUS_OF: dict[type[SessionStatusEvent], SessionStatus] = {
     SessionStarted: SessionStatus.IN_PROGRESS,
     SessionCompleted: SessionStatus.COMPLETED,
@@ -66,17 +63,6 @@ def register(consumer: IdempotentConsumer) -> None:
 async def _session_seen(
     session: AsyncSession, session_id: int, user_id: int, trainer_id: int, status: SessionStatus
 ) -> None:
-    too_large = [
-        name
-        for name, value in (
-            ("sessionId", session_id),
-            ("userId", user_id),
-            ("trainerId", trainer_id),
-        )
-        if value > MAX_ID
-    ]
-    if too_large:
-        raise Rejected(f"{' and '.join(too_large)} out of range (at most {MAX_ID})")
     try:
         await BookedSessions(session).session_seen(
             session_id=session_id, user_id=user_id, trainer_id=trainer_id, status=status
