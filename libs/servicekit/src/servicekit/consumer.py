@@ -12,6 +12,9 @@ For each record, in order:
 Transient failures (database or broker unreachable, serialization conflicts) are retried
 with backoff and never dead-lettered. Any other failure is retried a few times, then
 dead-lettered with the error, so one bad record never stalls its partition.
+
+Each record is handled in its own trace and correlation context (`servicekit.tracing`), and
+counted by outcome in the service's metrics, with the handler's time.
 """
 
 from __future__ import annotations
@@ -27,10 +30,23 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import CloudEvent, Event, InvalidEvent, parse_envelope, parse_payload
+from contracts.envelope import (
+    CloudEvent,
+    Event,
+    InvalidEvent,
+    InvalidPayload,
+    NotCloudEvent,
+    NotJson,
+    UnknownEventType,
+    UnsupportedDataVersion,
+    parse_envelope,
+    parse_payload,
+)
 from contracts.events import EventPayload
+from servicekit import tracing
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.metrics import UNKNOWN_EVENT_TYPE, Metrics
 from servicekit.tables import processed_events
 
 log = logging.getLogger(__name__)
@@ -46,6 +62,25 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+#: Kinds of dead-letter reasons, for the metrics (the `dlq-reason` header has the details).
+REJECTED = "rejected"  # a handler said the event breaks a business rule
+FAILED = "failed"  # the handler kept failing
+_INVALID_KINDS: tuple[tuple[type[InvalidEvent], str], ...] = (
+    (NotJson, "not-json"),
+    (NotCloudEvent, "not-cloudevent"),
+    (UnknownEventType, "unknown-type"),
+    (UnsupportedDataVersion, "unsupported-dataversion"),
+    (InvalidPayload, "invalid-payload"),
+)
+
+
+def _reason_kind(invalid: InvalidEvent) -> str:
+    for kind, name in _INVALID_KINDS:
+        if isinstance(invalid, kind):
+            return name
+    return "invalid"
 
 
 class DeadLetterSink(Protocol):
@@ -86,6 +121,7 @@ class IdempotentConsumer:
     database: Database
     dead_letters: DeadLetterSink
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    metrics: Metrics = field(default_factory=Metrics)
     _handlers: dict[str, tuple[type[EventPayload], Handler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
@@ -105,20 +141,40 @@ class IdempotentConsumer:
         return frozenset(self._handlers)
 
     async def process(self, record: ConsumedRecord) -> Outcome:
-        """Apply one record at most once. `RETRY` means: back off, then deliver it again."""
+        """Apply one record at most once. `RETRY` means: back off, then deliver it again.
+
+        It runs in the record's trace and correlation context (see `servicekit.tracing`), so
+        its logs and the events its handler writes carry them."""
+        with tracing.bound(tracing.from_record(record.headers)) as context:
+            try:
+                envelope = parse_envelope(record.value or b"")
+            except InvalidEvent as invalid:
+                outcome = await self._dead_letter(record, invalid.reason, _reason_kind(invalid))
+                self._count(record, UNKNOWN_EVENT_TYPE, outcome)
+                return outcome
+            with tracing.bound(context.for_event(envelope.id, envelope.type)):
+                outcome = await self._process(record, envelope)
+                self._count(record, envelope.type, outcome)
+                if outcome is Outcome.APPLIED:
+                    log.info("%s: applied %s", self.name, envelope.type)
+                elif outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
+                    log.debug("%s: %s %s", self.name, outcome, envelope.type)
+                return outcome
+
+    async def _process(self, record: ConsumedRecord, envelope: CloudEvent) -> Outcome:
+        registered = self._handlers.get(envelope.type)
+        if registered is None:
+            return Outcome.IGNORED
+        model, handler = registered
         try:
-            envelope = parse_envelope(record.value or b"")
-            registered = self._handlers.get(envelope.type)
-            if registered is None:
-                return Outcome.IGNORED
-            model, handler = registered
             event = parse_payload(envelope, model)
         except InvalidEvent as invalid:
-            return await self._dead_letter(record, invalid.reason)
+            return await self._dead_letter(record, invalid.reason, _reason_kind(invalid))
         try:
-            applied = await self._apply(event, handler)
+            with self.metrics.handler_duration.labels(event_type=event.type).time():
+                applied = await self._apply(event, handler)
         except Rejected as rejected:
-            return await self._dead_letter(record, rejected.reason)
+            return await self._dead_letter(record, rejected.reason, REJECTED)
         except TRANSIENT_ERRORS as error:
             log.warning("%s: transient failure on %s (%s); retrying", self.name, event.id, error)
             return self._retry(record, transient=True)
@@ -129,12 +185,17 @@ class IdempotentConsumer:
                     "%s: giving up on %s after %d attempts", self.name, event.id, attempts
                 )
                 return await self._dead_letter(
-                    record, f"failed {attempts} times: {type(error).__name__}: {error}"
+                    record, f"failed {attempts} times: {type(error).__name__}: {error}", FAILED
                 )
             log.exception("%s: attempt %d failed on %s", self.name, attempts, event.id)
             return self._retry(record, transient=False)
         self._attempts.pop(_position(record), None)
         return Outcome.APPLIED if applied else Outcome.DUPLICATE
+
+    def _count(self, record: ConsumedRecord, event_type: str, outcome: Outcome) -> None:
+        self.metrics.events_consumed.labels(
+            topic=record.topic, event_type=event_type, outcome=outcome.value
+        ).inc()
 
     async def record_own_event(self, session: AsyncSession, event: CloudEvent) -> None:
         """Mark an event this service publishes as already applied by its own consumer.
@@ -164,7 +225,7 @@ class IdempotentConsumer:
         )
         return Outcome.RETRY
 
-    async def _dead_letter(self, record: ConsumedRecord, reason: str) -> Outcome:
+    async def _dead_letter(self, record: ConsumedRecord, reason: str, kind: str) -> Outcome:
         log.warning(
             "%s: dead-lettering %s[%d]@%d: %s",
             self.name,
@@ -174,6 +235,7 @@ class IdempotentConsumer:
             reason,
         )
         await self.dead_letters.send(record, reason)
+        self.metrics.events_dead_lettered.labels(topic=record.topic, reason=kind).inc()
         self._attempts.pop(_position(record), None)
         return Outcome.DEAD_LETTERED
 

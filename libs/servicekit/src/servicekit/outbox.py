@@ -36,8 +36,10 @@ from contracts.envelope import (
     topic_of,
 )
 from contracts.events import EventPayload
+from servicekit import tracing
 from servicekit.db import Database, libpq_url
 from servicekit.kafka import Producer
+from servicekit.metrics import Metrics, OutboxBacklog
 from servicekit.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,19 @@ class Outbox:
         """Record an event in the caller's transaction; it is published once that commits.
         Give `event_id` when the same change may be recorded again (a rebuild, a retry): the
         same id lets every consumer recognise it. Give `time` when the change stores the
-        moment too, so that a rebuild from the event restores the same moment."""
+        moment too, so that a rebuild from the event restores the same moment.
+
+        The event carries the current trace and correlation context (`servicekit.tracing`:
+        the request or consumed event that caused it) in its headers; `headers` given here
+        are added, and win over those of the context with the same name."""
         event = build_event(payload, source=self.source, event_id=event_id, time=time)
-        all_headers = record_headers() + (headers or [])
+        given = headers or []
+        overridden = {name for name, _ in given}
+        all_headers = [
+            *record_headers(),
+            *(h for h in tracing.propagation_headers() if h[0] not in overridden),
+            *given,
+        ]
         await session.execute(
             insert(outbox)
             .values(
@@ -99,9 +111,11 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 2.0,
         max_backoff: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.database = database
         self.producer = producer
+        self.metrics = metrics or Metrics()
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -138,7 +152,12 @@ class OutboxRelay:
             rows = (
                 await session.execute(
                     select(
-                        outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
+                        outbox.c.id,
+                        outbox.c.event_type,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.value,
+                        outbox.c.headers,
                     )
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
@@ -153,12 +172,31 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*deliveries)
+            for row in rows:
+                published = self.metrics.events_published
+                published.labels(topic=row.topic, event_type=row.event_type).inc()
             await session.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
         return len(rows)
 
     async def backlog(self) -> int:
         async with self.database.sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
+
+    async def backlog_state(self) -> OutboxBacklog:
+        """How many rows wait, and for how long the oldest has: one query on a table that
+        published rows leave, so it stays small unless the relay is stuck."""
+        async with self.database.sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(
+                            func.extract("epoch", func.now() - func.min(outbox.c.created_at)), 0
+                        ),
+                    ).select_from(outbox)
+                )
+            ).one()
+        return OutboxBacklog(rows=int(row[0]), oldest_age_seconds=max(float(row[1]), 0.0))
 
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 from fastapi import FastAPI
 
+from servicekit.logs import configure_logging
 from servicekit.settings import ServiceSettings
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # One JSON object per line for every logger of the process, uvicorn's included.
+    configure_logging(service=settings.service_name, level=settings.log_level.upper())
     uvicorn.run(
         app,
         host=settings.http_host,

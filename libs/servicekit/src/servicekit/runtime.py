@@ -2,9 +2,14 @@
 the FastAPI app that serves its API, all on one event loop.
 
 A service builds a `ServiceRuntime` from its settings, registers its handlers on
-`runtime.consumer`, subscribes it to its input topics, and asks for the app. The runtime
-starts Kafka clients in the app's lifespan and keeps trying in the background while Kafka is
-away, so the process stays live and reports itself not ready until it connects.
+`runtime.consumer`, subscribes it to its input topics, names the topics its outbox publishes
+to, and asks for the app. The runtime starts Kafka clients in the app's lifespan and keeps
+trying in the background while Kafka is away, so the process stays live and reports itself
+not ready until it connects.
+
+Besides the service's own routes the app serves `/health/live`, `/health/ready`, `/metrics`
+(Prometheus) and `/asyncapi.json` (with `.yaml` and an HTML page), and runs every request in
+its trace and correlation context (see docs/observability.md).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from importlib import metadata
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -25,12 +31,19 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from contracts.topics import Topic
+from servicekit.asyncapi import (
+    AsyncApiDocument,
+    asyncapi_router,
+    declare_dead_letters,
+    declare_output,
+)
 from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
-from servicekit.http import refuse_invalid_request
+from servicekit.http import RequestContext, refuse_invalid_request
 from servicekit.kafka import Producer
+from servicekit.metrics import Metrics, PartitionLag, ScrapeTimeState, metrics_router
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.settings import ServiceSettings
 
@@ -44,6 +57,8 @@ class KafkaNotConnected(RuntimeError):
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, graceful_timeout: float = 10.0) -> None:
         self.settings = settings
+        #: This process's own registry: runtimes built side by side never share a series.
+        self.metrics = Metrics()
         self.database = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.producer = Producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.broker = KafkaBroker(
@@ -52,27 +67,42 @@ class ServiceRuntime:
             # Handlers still running this long after shutdown starts are cancelled, and a
             # cancelled record is not committed (checked by the tests of this release).
             graceful_timeout=graceful_timeout,
+            # FastStream's own logger has a handler of its own; a plain one reaches the
+            # process's JSON handler instead (see servicekit.logs).
+            logger=logging.getLogger("faststream.broker"),
             log_level=logging.DEBUG,
         )
         self.outbox = Outbox(source=settings.event_source, topic_prefix=settings.kafka_topic_prefix)
-        self.relay = OutboxRelay(self.database, self.producer)
+        self.relay = OutboxRelay(self.database, self.producer, metrics=self.metrics)
         self.consumer = IdempotentConsumer(
             name=settings.consumer_group,
             database=self.database,
             dead_letters=DeadLetters(self.producer, consumer=settings.consumer_group),
+            metrics=self.metrics,
         )
+        self.metrics.on_scrape(self._measure_outbox)
+        self.metrics.on_scrape(self._measure_consumer_lag)
+        #: Subscribed topic name (behind the prefix) -> its contract topic.
+        self._subscribed: dict[str, Topic] = {}
+        self._subscribers: list[Any] = []
         self._kafka_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def subscribe(self, *topics: Topic) -> None:
         """Feed every record of `topics` to the consumer, in one consumer group per service."""
+        names = [self.settings.kafka_topic_prefix + topic.name for topic in topics]
         subscriber = self.broker.subscriber(
-            *(self.settings.kafka_topic_prefix + topic.name for topic in topics),
+            *names,
             group_id=self.settings.consumer_group,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             decoder=_undecoded,
+            description=f"Events the {self.settings.service_name} service consumes.",
         )
+        self._subscribers.append(subscriber)
+        for name, topic in zip(names, topics, strict=True):
+            self._subscribed[name] = topic
+            declare_dead_letters(self.broker, name=name, service=self.settings.service_name)
         consumer = self.consumer
 
         @subscriber
@@ -85,16 +115,63 @@ class ServiceRuntime:
             else:
                 await message.ack()
 
+    def publishes(self, *topics: Topic) -> None:
+        """Name the topics the service's outbox publishes to, for its AsyncAPI document."""
+        for topic in topics:
+            declare_output(
+                self.broker,
+                topic,
+                name=self.settings.kafka_topic_prefix + topic.name,
+                service=self.settings.service_name,
+            )
+
     def create_app(self, *, title: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
-        app = FastAPI(title=title, lifespan=self._lifespan)
+        version = _version_of(self.settings.service_name)
+        app = FastAPI(title=title, version=version, lifespan=self._lifespan)
         app.state.runtime = self
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)
+        app.add_middleware(RequestContext)
         app.include_router(
             health_router({"database": self.database.ping, "kafka": self._ping_kafka})
+        )
+        app.include_router(metrics_router(self.metrics))
+        app.include_router(
+            asyncapi_router(
+                AsyncApiDocument(
+                    self.broker,
+                    title=title,
+                    version=version,
+                    description=(
+                        f"The Kafka topics the {self.settings.service_name} service consumes "
+                        "(receive) and publishes to (send). Every event is a CloudEvent 1.0 "
+                        "in structured mode."
+                    ),
+                    consumed=self._consumed_event_types,
+                )
+            )
         )
         for router in routers:
             app.include_router(router)
         return app
+
+    def _consumed_event_types(self) -> Mapping[str, Collection[str]]:
+        """Per subscribed topic, the event types the consumer handles there (all the topic's
+        types when it handles none of them: it then only reads past them)."""
+        handled = self.consumer.event_types
+        return {
+            name: [t for t in topic.event_types if t in handled] or topic.event_types
+            for name, topic in self._subscribed.items()
+        }
+
+    async def _measure_outbox(self, state: ScrapeTimeState) -> None:
+        state.outbox = await self.relay.backlog_state()
+
+    async def _measure_consumer_lag(self, state: ScrapeTimeState) -> None:
+        for subscriber in self._subscribers:
+            # FastStream keeps the running aiokafka consumer here (None until started).
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is not None:
+                state.lag.extend(await _lag_of(consumer, group=self.settings.consumer_group))
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -139,6 +216,50 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             await self.producer.stop()
         await self.database.dispose()
+
+
+#: A scrape does not wait longer than this for the broker's end offsets.
+LAG_QUERY_TIMEOUT = 2.0
+
+
+async def _lag_of(consumer: Any, *, group: str) -> list[PartitionLag]:
+    """End offset minus position for each partition assigned to a running aiokafka consumer.
+
+    The end offsets come from one ListOffsets request on the consumer's own connections: the
+    high watermark it keeps from its fetches goes stale exactly when lag matters, while a
+    handler is slow and nothing is fetched. The position (the next record it will hand over)
+    is read from its subscription state: `consumer.position()` would wait for a position
+    not known yet (just after a rebalance); such partitions are left out instead."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return []
+    ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout=LAG_QUERY_TIMEOUT)
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return []
+    lags = []
+    for partition in assigned:
+        state = assignment.state_value(partition)
+        end = ends.get(partition)
+        if state is None or end is None or not state.has_valid_position:
+            continue
+        lags.append(
+            PartitionLag(
+                group=group,
+                topic=partition.topic,
+                partition=partition.partition,
+                records=max(end - state.position, 0),
+            )
+        )
+    return lags
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "0"
 
 
 def consumed_record(raw: Any) -> ConsumedRecord:

@@ -6,18 +6,21 @@ from fastapi import FastAPI
 
 from analytics import api, consumers
 from analytics.settings import Settings
-from contracts.topics import CREDITS_LEDGER, WORKOUT_SESSIONS
+from contracts.topics import CREDITS_LEDGER, SESSION_USAGE, WORKOUT_SESSIONS
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (WORKOUT_SESSIONS, CREDITS_LEDGER)
+#: What its outbox publishes to (described in its AsyncAPI document).
+OUTPUT_TOPICS = (SESSION_USAGE,)
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer, runtime.outbox)
     runtime.subscribe(*INPUT_TOPICS)
+    runtime.publishes(*OUTPUT_TOPICS)
     return runtime.create_app(title="Analytics service", routers=[api.router])
 
 

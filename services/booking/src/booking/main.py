@@ -12,12 +12,15 @@ from servicekit.runtime import ServiceRuntime
 
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (BOOKING_SESSIONS, CREDITS_LEDGER)
+#: What its outbox publishes to (described in its AsyncAPI document).
+OUTPUT_TOPICS = (BOOKING_SESSIONS,)
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer)
     runtime.subscribe(*INPUT_TOPICS)
+    runtime.publishes(*OUTPUT_TOPICS)
     app = runtime.create_app(title="Booking service", routers=[api.router])
     api.add_refusal_handlers(app)
     return app

@@ -12,12 +12,15 @@ from servicekit.runtime import ServiceRuntime
 
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER)
+#: What its outbox publishes to (described in its AsyncAPI document).
+OUTPUT_TOPICS = (CREDITS_LEDGER,)
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer, runtime.outbox)
     runtime.subscribe(*INPUT_TOPICS)
+    runtime.publishes(*OUTPUT_TOPICS)
     return runtime.create_app(title="Credits service", routers=[api.router])
 
 

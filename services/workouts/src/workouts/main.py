@@ -12,12 +12,15 @@ from workouts.settings import Settings
 
 #: What this service consumes (operators' replay and rebuild read it too).
 INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS)
+#: What its outbox publishes to (described in its AsyncAPI document).
+OUTPUT_TOPICS = (WORKOUT_SESSIONS,)
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer)
     runtime.subscribe(*INPUT_TOPICS)
+    runtime.publishes(*OUTPUT_TOPICS)
     return runtime.create_app(title="Workouts service", routers=[api.router])
 
 
