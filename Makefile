@@ -3,6 +3,9 @@
 #   make up    install whatever is missing, start Kafka, PostgreSQL and the services
 #   make test  ruff, mypy and the whole test suite against real Kafka and PostgreSQL
 #   make down  stop everything `make up` started; data stays in .local/
+#   make replay SERVICE=credits    consume its input topics again (state unchanged)
+#   make rebuild SERVICE=credits   drop its database, rebuild it from its topics (asks first)
+#   make bench-rebuild             measure the rebuild rate of analytics and credits (slow)
 
 # uv must use the machine's Python: without this it tries to download one when the versions
 # do not match, which fails here and hides the real error behind a hang.
@@ -55,3 +58,29 @@ format: bootstrap
 # JSON Schemas of every event, for producers written in other languages.
 schemas: bootstrap
 	$(UV) run --no-sync python -m contracts.schemas
+
+.PHONY: replay rebuild bench-rebuild check-service
+
+# Refuses a missing or unknown SERVICE before anything else runs.
+check-service:
+	@case " booking workouts credits analytics " in *" $(SERVICE) "*) ;; *) \
+		echo "usage: make $(or $(MAKECMDGOALS),replay) SERVICE=<booking|workouts|credits|analytics>" >&2; \
+		exit 2;; esac
+
+# Stop the service, rewind its consumer group to the earliest offsets, start it and follow
+# it until it has caught up. Its state does not change.
+replay: check-service bootstrap
+	$(UV) run --no-sync ops replay $(SERVICE)
+
+# The same after dropping and recreating its database (with its migrations). It asks
+# before dropping anything; YES=1 answers yes for scripts and CI. Without a terminal to ask
+# on and without YES=1 it refuses, so nothing is ever dropped unattended by mistake.
+rebuild: check-service bootstrap
+	$(UV) run --no-sync ops rebuild $(SERVICE) $(if $(filter 1 y yes true,$(YES)),--yes)
+
+# Rebuild rate of analytics and credits on an isolated copy (its own topic prefix, scratch
+# databases, its own processes) on the local Kafka and PostgreSQL; about 20 minutes with
+# the defaults. Never part of `make test`. BENCH_ARGS="--events 5000 --runs 5" to vary.
+bench-rebuild: bootstrap
+	$(UV) run --no-sync ops up --infra-only
+	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)

@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +24,16 @@ from pathlib import Path
 import httpx
 import psycopg
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from psycopg import sql
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from ops.local.errors import PlatformError
+from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
-from servicekit.testing import committed_offsets, end_offsets
+from servicekit.testing import committed_offsets, end_offsets, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
@@ -187,6 +193,34 @@ class IsolatedPlatform:
             await self._producer.start()
         return self._producer
 
+    def target(self, name: str) -> Target:
+        """A service of this copy as the operator's replay and rebuild address it."""
+        return Target(
+            service=name,
+            bootstrap=self.kafka_bootstrap,
+            database_url=self.database_urls[name],
+            topic_prefix=self.topic_prefix,
+        )
+
+    def control(self, name: str) -> ServiceControl:
+        """Stopping and starting a service of this copy, for the operator's replay and
+        rebuild: every replica stopped with SIGTERM, one started again."""
+
+        async def stop() -> None:
+            while self.processes.get(name):
+                await asyncio.to_thread(self.kill, name, 0, signal.SIGTERM)
+
+        async def start() -> None:
+            await self.start(name)
+
+        def check_running() -> None:
+            replicas = self.processes.get(name, [])
+            if not any(replica.process.poll() is None for replica in replicas):
+                tail = replicas[0].log_tail(5) if replicas else "never started"
+                raise PlatformError(f"{name} is not running: {tail}")
+
+        return ServiceControl(stop=stop, start=start, check_running=check_running)
+
     async def close(self) -> None:
         self.stop_all()
         if self._producer is not None:
@@ -223,3 +257,49 @@ async def start_platform(
         await platform.close()
         raise
     return platform
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete a copy's topics (each contract topic and its `.dlq` twin, behind `prefix`)."""
+    from contracts.topics import ALL_TOPICS
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([prefix + topic.name for topic in ALL_TOPICS])
+    finally:
+        await admin.close()
+
+
+class ScratchDatabases:
+    """Databases of their own for a copy that outlives one test (a module's fixture), made
+    like the root conftest's `service_database`: owned by the service's role, migrated to
+    head, dropped at the end. `owner_url(name)` is the service's own database."""
+
+    def __init__(self, owner_url: Callable[[str], str]) -> None:
+        self.owner_url = owner_url
+        self.created: list[tuple[str, str]] = []
+
+    def migrated(self, service_name: str) -> str:
+        owner_url = self.owner_url(service_name)
+        name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append((owner_url, name))
+        url = owner_url.rsplit("/", 1)[0] + "/" + name
+        migrate(ROOT / "services" / service_name, url)
+        return url
+
+    def drop_all(self) -> None:
+        for owner_url, name in self.created:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
+                for _ in range(3):
+                    try:
+                        connection.execute(drop)
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        time.sleep(0.5)
+                else:
+                    connection.execute(drop + sql.SQL(" WITH (FORCE)"))
+        self.created.clear()

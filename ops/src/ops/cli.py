@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import typer
 
+from ops import databases, dead_letters, inspection, recovery
+from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
-from ops.local import platform
+from ops.local import operations, platform
 from ops.local.config import PlatformConfig, config_from_env, environment_exports
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
+from ops.local.postgres import redacted
+from ops.progress import ProgressPrinter
 
 T = TypeVar("T")
 
@@ -77,9 +84,158 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Which of the local platform's processes are running."""
-    for line in _run(lambda: platform.status(_local_config())):
+    """Kafka, PostgreSQL, and each service: its process, readiness, lag and outbox backlog."""
+
+    def action() -> list[str]:
+        config = _local_config()
+        endpoints = operations.endpoints(config, os.environ)
+        healths = asyncio.run(inspection.health(config.kafka.bootstrap, endpoints))
+        return [
+            *platform.infrastructure_status(config),
+            "",
+            *inspection.health_lines(healths, operations.processes(config)),
+        ]
+
+    for line in _run(action):
         typer.echo(line)
+
+
+@app.command()
+def lag(
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", "-g", help="Only this consumer group (repeat for more)."),
+    ] = None,
+) -> None:
+    """Each service's consumer group: committed and end offset, and lag, per partition."""
+
+    def action() -> list[str]:
+        config = _local_config()
+        consumed = {e.group: e.topics for e in operations.endpoints(config, os.environ)}
+        if group:
+            unknown = sorted(set(group) - set(consumed))
+            if unknown:
+                raise PlatformError(
+                    f"no service consumes in group {unknown[0]}: the groups are "
+                    + ", ".join(consumed)
+                )
+            consumed = {name: topics for name, topics in consumed.items() if name in group}
+        lags = asyncio.run(inspection.lags(config.kafka.bootstrap, consumed))
+        if lags is None:
+            raise PlatformError(f"Kafka at {config.kafka.bootstrap} does not answer: start it "
+                                "with `make up`")  # fmt: skip
+        return inspection.lag_lines(lags)
+
+    for line in _run(action):
+        typer.echo(line)
+
+
+class ServiceName(enum.StrEnum):
+    booking = "booking"
+    workouts = "workouts"
+    credits = "credits"
+    analytics = "analytics"
+
+
+ServiceArgument = Annotated[
+    ServiceName, typer.Argument(help="The service: booking, workouts, credits or analytics.")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(help="Give up following after this many seconds (the service goes on)."),
+]
+
+
+def _recover(operation: Callable[[ProgressPrinter], recovery.Outcome], what: str) -> None:
+    printer = ProgressPrinter()
+
+    def action() -> recovery.Outcome:
+        try:
+            return operation(printer)
+        finally:
+            printer.finish()
+
+    typer.echo(recovery.summary(_run(action), what))
+
+
+@app.command()
+def replay(service: ServiceArgument, timeout: TimeoutOption = None) -> None:
+    """Consume SERVICE's input topics again from the beginning; its state does not change.
+
+    Stops the service, rewinds its consumer group to the earliest offsets, starts it and
+    follows it until it has caught up."""
+    name = service.value
+
+    def operation(printer: ProgressPrinter) -> recovery.Outcome:
+        config = _local_config()
+        with platform.exclusive(config.paths, _say):
+            return asyncio.run(
+                recovery.replay(
+                    operations.target(config, name, os.environ),
+                    operations.control(config, name, os.environ, _say),
+                    printer,
+                    say=_say,
+                    give_up_after=timeout,
+                )
+            )
+
+    _recover(operation, "replayed")
+
+
+@app.command()
+def rebuild(
+    service: ServiceArgument,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before dropping the database.")
+    ] = False,
+    timeout: TimeoutOption = None,
+) -> None:
+    """Drop SERVICE's database and rebuild it from its input topics.
+
+    Stops the service, drops and creates its database, runs its migrations, rewinds its
+    consumer group to the earliest offsets, starts it and follows it until it has caught up.
+    Asks first unless --yes is given; refuses without --yes when it cannot ask."""
+    name = service.value
+
+    def operation(printer: ProgressPrinter) -> recovery.Outcome:
+        config = _local_config()
+        target = operations.target(config, name, os.environ)
+        admin = operations.database_admin(config, name)
+        # Checked before asking: no point confirming what would be refused.
+        asyncio.run(recovery.check_kafka(target))
+        databases.check_admin(admin, name, target.database_url)
+        if not yes:
+            _confirm_rebuild(target)
+        with platform.exclusive(config.paths, _say):
+            return asyncio.run(
+                recovery.rebuild(
+                    target,
+                    operations.control(config, name, os.environ, _say),
+                    admin,
+                    config.paths.alembic_ini(name),
+                    printer,
+                    say=_say,
+                    give_up_after=timeout,
+                )
+            )
+
+    _recover(operation, "rebuilt from")
+
+
+def _confirm_rebuild(target: recovery.Target) -> None:
+    name = databases.database_name(target.database_url)
+    if not sys.stdin.isatty():
+        raise PlatformError(
+            f"refusing to drop the {target.service} database {name} without confirmation: "
+            "pass --yes (make rebuild YES=1)"
+        )
+    question = (
+        f"This stops {target.service}, drops its database {name} "
+        f"({redacted(target.database_url)}) and rebuilds it from "
+        f"{', '.join(target.topics)}. Continue?"
+    )
+    if not typer.confirm(question, default=False):
+        raise PlatformError(f"not rebuilt: {target.service} was left as it was")
 
 
 @app.command()
@@ -120,3 +276,142 @@ def demo() -> None:
     charts = _run(action)
     typer.echo()
     typer.echo(charts)
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+dlq_app = typer.Typer(
+    help="Dead letters: list them, send them back to their topic once their cause is fixed.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
+
+TopicArgument = Annotated[
+    str,
+    typer.Argument(help="The topic, with or without .dlq (behind KAFKA_TOPIC_PREFIX, if set)."),
+]
+ConsumerOption = Annotated[
+    str | None,
+    typer.Option("--consumer", "-c", help="Only the letters of this consumer (its group)."),
+]
+EventIdOption = Annotated[
+    list[str] | None,
+    typer.Option("--event-id", "-e", help="Only the letters of this event id (repeatable)."),
+]
+
+
+def _selection(consumer: str | None, event_ids: list[str] | None) -> Selection:
+    prefix = operations.topic_prefix(os.environ)
+    return Selection(consumer=consumer, event_ids=frozenset(event_ids or ()), prefix=prefix)
+
+
+def _moment(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "?"
+
+
+def _event(letter: dead_letters.DeadLetter) -> str:
+    if letter.event_type is None and letter.event_id is None:
+        return "(not a CloudEvent)"
+    return f"{letter.event_type or '?'} {letter.event_id or '?'}"
+
+
+def _origin(letter: dead_letters.DeadLetter) -> str:
+    if letter.origin_topic is None:
+        return "(unknown)"
+    return f"{letter.origin_topic} {letter.origin_partition}@{letter.origin_offset}"
+
+
+def letter_lines(listed: list[ListedLetter]) -> list[str]:
+    rows = [["LETTER", "DEAD-LETTERED (UTC)", "ORIGIN", "CONSUMER", "EVENT", "STATE", "REASON"]]
+    rows += [
+        [
+            f"{item.letter.partition}@{item.letter.offset}",
+            _moment(item.letter.timestamp),
+            _origin(item.letter),
+            item.letter.consumer,
+            _event(item.letter),
+            "redriven" if item.redriven else "waiting",
+            item.letter.reason,
+        ]
+        for item in listed
+    ]
+    redriven = sum(item.redriven for item in listed)
+    return [*inspection.table(rows), "", f"{len(listed)} dead letters, {redriven} redriven"]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: TopicArgument, consumer: ConsumerOption = None, event_id: EventIdOption = None
+) -> None:
+    """The dead letters of TOPIC: why, from where, which consumer, which event, when."""
+
+    def action() -> list[str]:
+        config = _local_config()
+        prefix = operations.topic_prefix(os.environ)
+        listed = asyncio.run(
+            dead_letters.list_dead_letters(
+                config.kafka.bootstrap, topic, prefix, _selection(consumer, event_id)
+            )
+        )
+        dlq = dead_letters.dead_letter_topic(topic, prefix)
+        return [dlq, *letter_lines(listed)] if listed else [f"{dlq}: no dead letters"]
+
+    for line in _run(action):
+        typer.echo(line)
+
+
+def redrive_lines(report: RedriveReport) -> list[str]:
+    verb = "would redrive" if report.dry_run else "redriven"
+    lines = [
+        f"{verb} {report.topic} {letter.partition}@{letter.offset} to {_origin(letter)}: "
+        f"{_event(letter)} (dead-lettered by {letter.consumer}: {letter.reason})"
+        for letter in report.redriven
+    ]
+    lines += [
+        f"unroutable {report.topic} {letter.partition}@{letter.offset}: its origin "
+        f"{letter.origin_topic or '(none)'} is not a topic on the broker; left where it is"
+        for letter in report.unroutable
+    ]
+    counts = [f"{len(report.redriven)} {verb}"]
+    if report.same_record:
+        counts.append(f"{len(report.same_record)} of another consumer for a record sent anyway")
+    if report.earlier:
+        counts.append(f"{report.earlier} redriven before")
+    if report.not_selected:
+        counts.append(f"{report.not_selected} not selected")
+    if report.deferred:
+        counts.append(f"{report.deferred} left for the next run (run it again)")
+    lines.append(", ".join(counts))
+    return lines
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    topic: TopicArgument,
+    consumer: ConsumerOption = None,
+    event_id: EventIdOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would be sent; send nothing.")
+    ] = False,
+) -> None:
+    """Publish TOPIC's dead letters again to their origin topic, once each.
+
+    Each goes back with its original key and headers (the dlq-* ones removed); consumers
+    that already applied its event skip it. Letters redriven before are not sent again."""
+
+    def action() -> list[str]:
+        config = _local_config()
+        prefix = operations.topic_prefix(os.environ)
+        report = asyncio.run(
+            dead_letters.redrive(
+                config.kafka.bootstrap,
+                topic,
+                prefix,
+                _selection(consumer, event_id),
+                dry_run=dry_run,
+            )
+        )
+        return redrive_lines(report)
+
+    for line in _run(action):
+        typer.echo(line)

@@ -2,44 +2,190 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
+
+from ops.local.errors import PlatformError
+
+#: How long a broker that does not answer is given before the operator is told.
+KAFKA_TIMEOUT = 15.0
+
+
+def kafka_unreachable(bootstrap: str, error: BaseException) -> PlatformError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PlatformError(
+        f"Kafka at {bootstrap} does not answer ({reason}): start it with `make up`, or set "
+        "KAFKA_BOOTSTRAP_SERVERS to a broker that runs"
+    )
+
+
+@asynccontextmanager
+async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client; a broker that cannot be reached is a `PlatformError` saying so."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        async with asyncio.timeout(KAFKA_TIMEOUT):
+            await admin.start()
+    except (KafkaError, OSError, TimeoutError) as error:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        raise kafka_unreachable(bootstrap, error) from None
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def kafka_consumer(
+    bootstrap: str, group: str | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer that never subscribes (offsets are looked up, partitions assigned by hand)
+    and never commits on its own."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
+    )
+    try:
+        async with asyncio.timeout(KAFKA_TIMEOUT):
+            await consumer.start()
+    except (KafkaError, OSError, TimeoutError) as error:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise kafka_unreachable(bootstrap, error) from None
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def topic_partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of `topics`; a topic that does not exist has none."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
+    async with kafka_admin(bootstrap) as admin:
+        return await partitions_of(admin, topics)
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[TopicPartition]:
+    described = await admin.describe_topics(list(topics))
     return [
         TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
+        for topic in sorted(described, key=lambda t: list(topics).index(t["topic"]))
         if topic["error_code"] == 0
         for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
     ]
+
+
+async def missing_topics(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[str]:
+    described = await admin.describe_topics(list(topics))
+    present = {topic["topic"] for topic in described if topic["error_code"] == 0}
+    return [topic for topic in topics if topic not in present]
 
 
 async def rewind_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Commit the earliest offset of every partition of `topics` for `group`; returns how
     many partitions were rewound. The group must have no live members (stop its service
     first): Kafka refuses commits from outside a group that is consuming."""
+    return len(await rewind(bootstrap, group, topics))
+
+
+async def rewind(bootstrap: str, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """Like `rewind_to_earliest`; returns the offset each partition now starts from."""
     partitions = await topic_partitions(bootstrap, topics)
     if not partitions:
-        return 0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
+        return {}
+    async with kafka_consumer(bootstrap, group) as consumer:
         consumer.assign(partitions)
-        earliest = await consumer.beginning_offsets(partitions)
-        await consumer.commit(dict(earliest))
-    finally:
-        await consumer.stop()
-    return len(partitions)
+        earliest: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(partitions))
+        try:
+            await consumer.commit(dict(earliest))
+        except KafkaError as error:
+            raise PlatformError(
+                f"Kafka refused to rewind consumer group {group} ({type(error).__name__}): "
+                "a consumer joined it meanwhile; stop every copy of the service and try again"
+            ) from None
+    return earliest
+
+
+async def live_members(admin: AIOKafkaAdminClient, group: str) -> int:
+    """How many consumers are in `group` right now (0 for a group that does not exist).
+
+    One group per request: this aiokafka fails to decode a reply describing several."""
+    response = await admin.describe_consumer_groups([group])
+    # Each described group is a tuple (error_code, group, state, protocol_type, protocol,
+    # members).
+    return sum(len(described[5]) for reply in response for described in reply.groups)
+
+
+async def wait_until_empty(bootstrap: str, group: str, *, within: float = 60.0) -> None:
+    """Wait until the last consumer has left `group`: one stopped with SIGTERM leaves at
+    once; one killed outright only when the broker's session timeout expires."""
+    async with kafka_admin(bootstrap) as admin:
+        deadline = asyncio.get_running_loop().time() + within
+        while (members := await live_members(admin, group)) > 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise PlatformError(
+                    f"consumer group {group} still has {members} live member(s) {within:g} s "
+                    "after its service stopped: another copy of the service runs somewhere; "
+                    "stop it and try again"
+                )
+            await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """Where one group stands on one partition. `committed` None: never committed there
+    (the group would start from the earliest offset)."""
+
+    group: str
+    partition: TopicPartition
+    committed: int | None
+    earliest: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        position = self.earliest if self.committed is None else max(self.committed, self.earliest)
+        return max(0, self.end - position)
+
+
+async def committed_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, int]:
+    """The offsets `group` has committed (partitions it never committed are absent)."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def end_offsets(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
+    return dict(await consumer.end_offsets(list(partitions)))
+
+
+async def group_lag(
+    bootstrap: str, groups: Mapping[str, Sequence[str]]
+) -> dict[str, list[PartitionLag]]:
+    """For each group (name → the topics it consumes): committed, earliest and end offset of
+    every partition of its topics."""
+    async with kafka_admin(bootstrap) as admin, kafka_consumer(bootstrap) as consumer:
+        lags: dict[str, list[PartitionLag]] = {}
+        for group, topics in groups.items():
+            partitions = await partitions_of(admin, topics)
+            committed = await committed_offsets(admin, group)
+            ends = await end_offsets(consumer, partitions)
+            earliest = dict(await consumer.beginning_offsets(partitions)) if partitions else {}
+            lags[group] = [
+                PartitionLag(group, tp, committed.get(tp), earliest[tp], ends[tp])
+                for tp in partitions
+            ]
+        return lags

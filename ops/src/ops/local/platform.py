@@ -89,6 +89,17 @@ def summary(config: PlatformConfig, *, infra_only: bool) -> list[str]:
     return lines
 
 
+def infrastructure_status(config: PlatformConfig) -> list[str]:
+    """Whether our Kafka and PostgreSQL run (the services have `ops status` lines of their
+    own, with their readiness, lag and outbox)."""
+    paths = config.paths
+    specs = [("Kafka", kafka.process_spec(paths)), ("PostgreSQL", postgres.process_spec(paths))]
+    return [
+        f"{label:<11} " + (f"running (pid {pid})" if (pid := running_pid(spec)) else "stopped")
+        for label, spec in specs
+    ]
+
+
 def status(config: PlatformConfig) -> list[str]:
     """Which of our processes run; servers named in the environment are not ours to report."""
     paths = config.paths

@@ -1,0 +1,319 @@
+"""How fast `rebuild` rebuilds analytics and credits from their topics (records per second).
+
+Runs against the Kafka and PostgreSQL of the local platform (`make up`, or `ops up
+--infra-only`) without touching its data: the history goes to topics behind a prefix of its
+own, each service gets a scratch database and runs as a process of the benchmark's own (on a
+free port), and everything is deleted at the end (the consumer groups excepted: Kafka's
+client library here cannot delete groups; the broker expires them after a week).
+
+    uv run python bench/rebuild.py                 # 10,000 events, 3 rebuilds of each
+    uv run python bench/rebuild.py --events 5000 --runs 5 --services credits
+
+It publishes a history of trainer-led sessions (each booked, started and completed, its
+workout logged; some cancelled), solo workouts and purchases to the topics credits reads,
+lets credits consume it live (which writes its ledger, which analytics reads), lets analytics
+catch up, then rebuilds each service several times with `ops.recovery.rebuild` (the code
+behind `ops rebuild`) and reports the medians: the rate while catching up (records of the
+input topics consumed per second), the time to catch up, and the time in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from psycopg import sql
+
+from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
+from contracts.events import (
+    EventPayload,
+    PackagePurchased,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionStarted,
+    WorkoutLogged,
+)
+from contracts.services import KAFKA_BOOTSTRAP_ENV, service_named
+from contracts.topics import ALL_TOPICS
+from ops import databases, recovery
+from ops.groups import topic_partitions
+from ops.local import operations
+from ops.local.config import PlatformConfig, config_from_env
+from ops.local.errors import PlatformError
+from ops.local.paths import Paths, repository_root
+from ops.local.topics import create_topics
+from ops.progress import Progress, describe
+
+ROOT = repository_root()
+BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+SESSIONS_PER_CLIENT = 4
+SOLO_PER_CLIENT = 4
+#: Events per client: a purchase; per session booked, started, workout, completed; one
+#: more session booked and cancelled; solo workouts.
+EVENTS_PER_CLIENT = 1 + 4 * SESSIONS_PER_CLIENT + 2 + SOLO_PER_CLIENT
+
+
+def history(events: int) -> Iterator[EventPayload]:
+    clients = max(1, round(events / EVENTS_PER_CLIENT))
+    for client in range(clients):
+        user_id = 100_000 + client
+        trainer_id = 900 + client % 25
+        yield PackagePurchased(
+            purchase_id=f"bench-{user_id}", user_id=user_id, sessions=20, purchased_at=BASE
+        )
+        for number in range(SESSIONS_PER_CLIENT + 1):
+            session_id = 10_000_000 + client * 10 + number
+            when = BASE + timedelta(days=number * 2, hours=client % 10)
+            moved = {"session_id": session_id, "user_id": user_id, "trainer_id": trainer_id,
+                     "at": when}  # fmt: skip
+            yield SessionBooked(
+                session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=when
+            )
+            if number == SESSIONS_PER_CLIENT:
+                yield SessionCancelled(reason="client ill", **moved)
+                continue
+            yield SessionStarted(**moved)
+            yield WorkoutLogged(
+                workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{session_id}"),
+                user_id=user_id, session_type="trainer-led", session_id=session_id,
+                trainer_id=trainer_id, title="Personal Training Session", date=when,
+                status="completed",
+            )  # fmt: skip
+            yield SessionCompleted(**moved)
+        for number in range(SOLO_PER_CLIENT):
+            yield WorkoutLogged(
+                workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"bench-solo-{user_id}-{number}"),
+                user_id=user_id, title="Solo", date=BASE + timedelta(days=number),
+                status="completed",
+            )  # fmt: skip
+
+
+async def publish(bootstrap: str, prefix: str, payloads: Iterator[EventPayload]) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20
+    )
+    await producer.start()
+    try:
+        deliveries = [
+            await producer.send(
+                prefix + topic_of(payload).name,
+                value=encode(build_event(payload, source="/bench")),
+                key=partition_key(payload),
+                headers=record_headers(),
+            )
+            for payload in payloads
+        ]
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    return len(deliveries)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class BenchService:
+    """One service as a process of the benchmark's own, on its own prefix and database."""
+
+    name: str
+    bootstrap: str
+    prefix: str
+    database_url: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    async def start(self) -> None:
+        service = service_named(self.name)
+        self.port = free_port()
+        env = {
+            k: v for k, v in os.environ.items() if not k.endswith(("_DATABASE_URL", "_HTTP_PORT"))
+        }
+        env.update({
+            KAFKA_BOOTSTRAP_ENV: self.bootstrap,
+            "KAFKA_TOPIC_PREFIX": self.prefix,
+            service.database_url_env: self.database_url,
+            service.http_port_env: str(self.port),
+            service.env_prefix + "LOG_LEVEL": "WARNING",
+        })  # fmt: skip
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - forks and returns at once
+                [sys.executable, "-m", self.name], cwd=ROOT, env=env, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + 90
+            while True:
+                self.check_running()
+                try:
+                    url = f"http://127.0.0.1:{self.port}/health/ready"
+                    if (await client.get(url)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise PlatformError(f"{self.name} not ready after 90 s: read {self.log}")
+                await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+
+    def check_running(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise PlatformError(f"{self.name} exited: read {self.log}")
+
+    def control(self) -> recovery.ServiceControl:
+        return recovery.ServiceControl(self.stop, self.start, self.check_running)
+
+    def target(self) -> recovery.Target:
+        return recovery.Target(self.name, self.bootstrap, self.database_url, self.prefix)
+
+
+def scratch_url(config: PlatformConfig, name: str, suffix: str) -> str:
+    url = config.database_for(service_named(name)).url
+    return url.rsplit("/", 1)[0] + f"/bench_{name}_{suffix}"
+
+
+def drop(admin: databases.DatabaseAdmin, url: str) -> None:
+    with admin.connect() as connection:
+        connection.execute(
+            sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(databases.database_name(url))
+            )
+        )
+
+
+def show(progress: Progress) -> None:
+    print(f"\r  {describe(progress):<90}", end="", flush=True)
+
+
+@dataclass(frozen=True)
+class Run:
+    service: str
+    outcome: recovery.Outcome
+
+
+async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
+    config = config_from_env(os.environ, Paths(ROOT))
+    bootstrap = config.kafka.bootstrap
+    suffix = uuid.uuid4().hex[:8]
+    prefix = f"bench{suffix}."
+    logs = ROOT / ".local" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    # credits writes the ledger analytics reads: it runs whichever service is measured.
+    services = {
+        name: BenchService(
+            name, bootstrap, prefix, scratch_url(config, name, suffix), logs / f"bench-{name}.log"
+        )
+        for name in ("credits", "analytics")
+    }
+    admins = {name: operations.database_admin(config, name) for name in services}
+    results: list[Run] = []
+    await create_topics(bootstrap, [t.with_prefix(prefix) for t in ALL_TOPICS])
+    try:
+        for name, service in services.items():
+            await asyncio.to_thread(databases.check_admin, admins[name], name, service.database_url)
+            await asyncio.to_thread(databases.recreate, admins[name], service.database_url)
+            await asyncio.to_thread(
+                databases.migrate, Paths(ROOT).alembic_ini(name), service.database_url, service=name
+            )
+        published = await publish(bootstrap, prefix, history(events))
+        print(f"published {published:,} events behind the prefix {prefix}")
+        for name, service in services.items():
+            await service.start()
+            start = {tp: 0 for tp in await topic_partitions(bootstrap, service.target().topics)}
+            began = time.monotonic()
+            consumed, caught_up_at = await recovery.follow(
+                service.target(), start, service.control(), show
+            )
+            took = caught_up_at - began
+            print(f"\n{name}: consumed {consumed:,} records live in {took:.1f} s "
+                  f"({consumed / took:,.0f} records/s)")  # fmt: skip
+        for name in names:
+            service = services[name]
+            for run in range(1, runs + 1):
+                outcome = await recovery.rebuild(
+                    service.target(), service.control(), admins[name],
+                    Paths(ROOT).alembic_ini(name), show,
+                )  # fmt: skip
+                print("\n" + f"run {run}: " + recovery.summary(outcome, "rebuilt from"))
+                results.append(Run(name, outcome))
+    finally:
+        for service in services.values():
+            await service.stop()
+        for name, service in services.items():
+            await asyncio.to_thread(drop, admins[name], service.database_url)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([prefix + t.name for t in ALL_TOPICS])
+        finally:
+            await admin.close()
+    return results
+
+
+def report(results: list[Run], events: int, runs: int) -> list[str]:
+    lines = [
+        f"{events:,} events published, {runs} rebuilds per service, medians; "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}",
+        "",
+        "| service | records consumed | catching up | records/s | rebuild in all |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in dict.fromkeys(r.service for r in results):
+        outcomes = [r.outcome for r in results if r.service == name]
+        lines.append(
+            f"| {name} | {statistics.median(o.records for o in outcomes):,.0f} "
+            f"| {statistics.median(o.catching_up for o in outcomes):.1f} s "
+            f"| {statistics.median(o.rate for o in outcomes):,.0f} "
+            f"| {statistics.median(o.elapsed for o in outcomes):.1f} s |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000, help="events in the history")
+    parser.add_argument("--runs", type=int, default=3, help="rebuilds of each service")
+    parser.add_argument(
+        "--services", nargs="+", default=["analytics", "credits"], choices=["analytics", "credits"]
+    )
+    arguments = parser.parse_args()
+    try:
+        results = asyncio.run(bench(arguments.events, arguments.runs, arguments.services))
+    except PlatformError as error:
+        sys.exit(f"error: {error}")
+    print()
+    print("\n".join(report(results, arguments.events, arguments.runs)))
+
+
+if __name__ == "__main__":
+    main()
