@@ -27,7 +27,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from psycopg import sql
@@ -39,7 +38,13 @@ from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_n
 from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, RecordingDeadLetters, consumed, migrate
+from servicekit.testing import (
+    Deliver,
+    RecordingDeadLetters,
+    consumed,
+    migrate,
+    topic_with_dead_letters,
+)
 
 __all__ = ["contracts", "ops"]
 
@@ -170,18 +175,9 @@ def scratch_database_url(scratch_databases: Callable[[str], str]) -> str:
 
 @pytest.fixture
 async def scratch_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
-    """A topic of its own for one test, with its `.dlq` twin; deleted afterwards."""
-    name = f"test.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=3, replication_factor=1) for t in (name, name + ".dlq")]
-        )
+    """A topic of its own for one test, with its `.dlq` twin."""
+    async with topic_with_dead_letters(kafka_bootstrap, partitions=3) as name:
         yield name
-        await admin.delete_topics([name, name + ".dlq"])
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

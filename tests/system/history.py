@@ -6,25 +6,22 @@ Per client:
   twice as the same record, and a few as the same purchase under a new event id;
 - every fourth client granted credits by staff through the credits API (those exist only on
   `credits.ledger`, which a rebuild of credits must read back);
-- two sessions through the booking API: started, and the trainer-led workout logged through
-  the workouts API; every fifth client's second session cancelled instead;
+- two sessions through the booking API: started, the trainer-led workout logged through the
+  workouts API, then completed; every fifth client's second session cancelled instead;
 - three sessions booked by another platform service straight onto `booking.sessions`: one
-  started and completed, one cancelled, one a no-show; bookings sent twice as the same
-  record, completions again under a new event id;
+  delivered (its workout logged by another app, then started and completed), one
+  cancelled, one a no-show; bookings sent twice as the same record, completions again
+  under a new event id;
 - solo workouts through the API and from another app, one sent again under a new event id;
   a planned workout completed later through the API.
 And poison for every consumer: records that are not JSON, JSON that is not a CloudEvent,
 events that break the schema, a session id reused for another client, a reschedule of a
 session never booked, a start after a completion.
 
-Which of two causes deducts a session's credit first (its trainer-led workout, or its
-completion) depends on how `workouts.workout-sessions` and `booking.sessions` interleave,
-and credits records it (the entry's cause, workout and causing event); a rebuild interleaves
-the topics differently and may record the other one. So each session here has one cause
-only: sessions delivered through the APIs stay in progress at booking, and those delivered
-by other services complete without a workout. `play(..., one_cause=False)` gives every
-delivered session both, as in real life: then a rebuild of credits changes those columns
-(reported to the credits service; balances and counts stay the same).
+Every delivered session has both causes of its deduction (its trainer-led workout, and its
+completion), as in real life: which one deducts first depends on how
+`workouts.workout-sessions` and `booking.sessions` interleave, and a rebuild of credits must
+still record the cause it announced (it reads its own ledger topic first).
 """
 
 from __future__ import annotations
@@ -89,12 +86,9 @@ def _exercises(seed: int) -> list[Exercise]:
 
 
 class Player:
-    def __init__(
-        self, platform: IsolatedPlatform, http: httpx.AsyncClient, *, one_cause: bool = True
-    ) -> None:
+    def __init__(self, platform: IsolatedPlatform, http: httpx.AsyncClient) -> None:
         self.platform = platform
         self.http = http
-        self.one_cause = one_cause
         self.history = History()
         self._limit = asyncio.Semaphore(6)
 
@@ -193,8 +187,7 @@ class Player:
                 },
             )
         )
-        if not self.one_cause:
-            await self.call(self.http.patch(session, json={"status": "completed"}))
+        await self.call(self.http.patch(session, json={"status": "completed"}))
 
     async def sessions_of_other_services(self, index: int, user_id: int, trainer: int) -> None:
         first = OTHER_SERVICES_SESSIONS + index * 10
@@ -213,19 +206,18 @@ class Player:
             else:
                 await self.publish(booked)
         moved = {"user_id": user_id, "trainer_id": trainer, "at": when}
-        if not self.one_cause:
-            await self.publish(
-                WorkoutLogged(
-                    workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"session-workout-{delivered}"),
-                    user_id=user_id,
-                    session_type="trainer-led",
-                    session_id=delivered,
-                    trainer_id=trainer,
-                    title="Personal Training Session",
-                    date=when,
-                    status="completed",
-                )
+        await self.publish(
+            WorkoutLogged(
+                workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"session-workout-{delivered}"),
+                user_id=user_id,
+                session_type="trainer-led",
+                session_id=delivered,
+                trainer_id=trainer,
+                title="Personal Training Session",
+                date=when,
+                status="completed",
             )
+        )
         await self.publish(
             SessionStarted(session_id=delivered, **moved),
             SessionCompleted(session_id=delivered, **moved),
@@ -304,11 +296,11 @@ class Player:
         self.history.poison += 4
 
 
-async def play(platform: IsolatedPlatform, *, clients: int = 40, one_cause: bool = True) -> History:
+async def play(platform: IsolatedPlatform, *, clients: int = 40) -> History:
     """Play the history on `platform` (all four services running) and wait until it has
     settled everywhere."""
     async with httpx.AsyncClient(timeout=30) as http:
-        player = Player(platform, http, one_cause=one_cause)
+        player = Player(platform, http)
         ids = client_ids(clients)
         player.history.clients = ids
         await asyncio.gather(*(player.client(i, user) for i, user in enumerate(ids)))

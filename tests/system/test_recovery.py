@@ -139,6 +139,7 @@ async def test_a_rebuild_from_the_topics_gives_back_the_same_state(
     platform = played.platform
     url = platform.database_urls[service]
     before = everything(platform)
+    ledger_before = await records_on(platform, [platform.topic_prefix + CREDITS_LEDGER.name])
     updates: list[Progress] = []
     steps: list[str] = []
 
@@ -153,3 +154,5 @@ async def test_a_rebuild_from_the_topics_gives_back_the_same_state(
     database = databases.database_name(url)
     assert f"{service}: database {database} dropped and created empty (as role {service})" in steps
     assert_progress_reported(updates, outcome)
+    ledger_after = await records_on(platform, [platform.topic_prefix + CREDITS_LEDGER.name])
+    assert ledger_after == ledger_before, "the ledger announced again what it had announced"

@@ -238,6 +238,8 @@ class CreditsGranted(EventPayload):
     purchase_id: str | None = None
     reason: str | None = None
     balance: Balance
+    #: The id of the event that caused it (absent for a grant by staff).
+    caused_by: str | None = None
 
 
 class SessionCreditDeducted(EventPayload):
@@ -249,6 +251,8 @@ class SessionCreditDeducted(EventPayload):
     workout_id: UUID | None = None
     cause: Literal["workout-logged", "session-completed"]
     balance: Balance
+    #: The id of the event that caused it: the workout's event, or the completion's.
+    caused_by: str | None = None
 
 
 class SessionCreditRestored(EventPayload):
@@ -258,6 +262,8 @@ class SessionCreditRestored(EventPayload):
     session_id: Id
     reason: str
     balance: Balance
+    #: The id of the event that caused it: the session's cancellation or no-show.
+    caused_by: str | None = None
 
 
 class CreditDeductionRejected(EventPayload):

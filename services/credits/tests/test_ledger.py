@@ -33,7 +33,13 @@ from contracts.events import (
 from credits.models import Balance, LedgerEntry
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events, outbox_records
+from servicekit.testing import (
+    Deliver,
+    RecordingDeadLetters,
+    consumed,
+    outbox_events,
+    outbox_records,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -421,3 +427,68 @@ async def test_a_staff_grant_comes_back_from_the_ledger_topic_in_a_rebuild(
     for line in (*rebuilt_ledger, *original_ledger):
         del line["recordedAt"]
     assert rebuilt_ledger == original_ledger
+
+
+async def test_a_rebuild_records_each_fact_as_announced_whatever_the_input_order(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, make_app: Callable[[], FastAPI]
+) -> None:
+    """Live, the workout deducts before the completion arrives; the rebuilt copy reads the
+    inputs the other way round. Having read its ledger topic first (as the service does at
+    start), it records the deduction as announced and announces nothing again."""
+    inputs = [
+        ("buy", purchase()),
+        ("book", booked(1)),
+        ("log", workout(1, workout_id=uuid.UUID(int=1))),
+        ("done", moved(SessionCompleted, 1)),
+        ("book-other", booked(2, user_id=OTHER)),
+        ("log-other", workout(2)),  # another client's session: rejected
+        ("book-3", booked(3)),
+        ("done-3", moved(SessionCompleted, 3)),
+        ("cancel-3", moved(SessionCancelled, 3)),  # deducted, then given back
+    ]
+    for event_id, payload in inputs:
+        await deliver(payload, event_id=event_id)
+    ledger_topic = await outbox_records(runtime.database)
+    live = await announced(runtime, SessionCreditDeducted)
+    assert [(d.session_id, d.cause, d.caused_by) for d in live] == [
+        (1, "workout-logged", "log"),
+        (3, "session-completed", "done-3"),
+    ]
+
+    rebuilt_app = make_app()
+    rebuilt = rebuilt_app.state.runtime
+    for record in ledger_topic:
+        assert await rebuilt.consumer.process(record) is Outcome.APPLIED
+    for event_id, payload in [inputs[3], *inputs[:3], *inputs[4:]]:
+        await rebuilt.consumer.process(consumed(payload, event_id=event_id))
+
+    assert await outbox_records(rebuilt.database) == [], "announced again"
+    async with AsyncClient(
+        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+    ) as rebuilt_api:
+        assert await balance(rebuilt_api) == await balance(api) == (10, 1, 9)
+        rebuilt_ledger = (await rebuilt_api.get(f"/api/credits/{CLIENT}/ledger")).json()
+    original_ledger = (await api.get(f"/api/credits/{CLIENT}/ledger")).json()
+    for line in (*rebuilt_ledger, *original_ledger):
+        del line["recordedAt"]
+    assert rebuilt_ledger == original_ledger
+    assert [line["cause"] for line in rebuilt_ledger if line["kind"] == "deduction"] == [
+        "workout-logged",
+        "session-completed",
+    ]
+
+
+async def test_without_its_history_a_rebuild_would_attribute_by_arrival(
+    make_app: Callable[[], FastAPI],
+) -> None:
+    """The other side of the test above: the inputs alone do not say which cause was first."""
+    rebuilt = make_app().state.runtime
+    for event_id, payload in [
+        ("buy", purchase()),
+        ("book", booked(1)),
+        ("done", moved(SessionCompleted, 1)),
+        ("log", workout(1, workout_id=uuid.UUID(int=1))),
+    ]:
+        await rebuilt.consumer.process(consumed(payload, event_id=event_id))
+    [deducted] = await announced(rebuilt, SessionCreditDeducted)
+    assert (deducted.cause, deducted.caused_by) == ("session-completed", "done")

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,6 +101,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"  # a valid event this consumer has no use for
     DEAD_LETTERED = "dead-lettered"
+    LEFT = "left"  # unfit, but left for a later pass to dead-letter (see `process`)
     RETRY = "retry"
 
 
@@ -140,8 +142,12 @@ class IdempotentConsumer:
     def event_types(self) -> frozenset[str]:
         return frozenset(self._handlers)
 
-    async def process(self, record: ConsumedRecord) -> Outcome:
+    async def process(self, record: ConsumedRecord, *, dead_letter: bool = True) -> Outcome:
         """Apply one record at most once. `RETRY` means: back off, then deliver it again.
+
+        With `dead_letter=False` a record that cannot be applied is `LEFT` alone instead of
+        dead-lettered: a pass that reads ahead of the consumer group (`servicekit.history`)
+        leaves it for the group's own pass, so it is dead-lettered once.
 
         It runs in the record's trace and correlation context (see `servicekit.tracing`), so
         its logs and the events its handler writes carry them."""
@@ -149,11 +155,13 @@ class IdempotentConsumer:
             try:
                 envelope = parse_envelope(record.value or b"")
             except InvalidEvent as invalid:
-                outcome = await self._dead_letter(record, invalid.reason, _reason_kind(invalid))
+                outcome = await self._dead_letter(
+                    record, invalid.reason, _reason_kind(invalid), send=dead_letter
+                )
                 self._count(record, UNKNOWN_EVENT_TYPE, outcome)
                 return outcome
             with tracing.bound(context.for_event(envelope.id, envelope.type)):
-                outcome = await self._process(record, envelope)
+                outcome = await self._process(record, envelope, dead_letter=dead_letter)
                 self._count(record, envelope.type, outcome)
                 if outcome is Outcome.APPLIED:
                     log.info("%s: applied %s", self.name, envelope.type)
@@ -161,7 +169,9 @@ class IdempotentConsumer:
                     log.debug("%s: %s %s", self.name, outcome, envelope.type)
                 return outcome
 
-    async def _process(self, record: ConsumedRecord, envelope: CloudEvent) -> Outcome:
+    async def _process(
+        self, record: ConsumedRecord, envelope: CloudEvent, *, dead_letter: bool
+    ) -> Outcome:
         registered = self._handlers.get(envelope.type)
         if registered is None:
             return Outcome.IGNORED
@@ -169,12 +179,14 @@ class IdempotentConsumer:
         try:
             event = parse_payload(envelope, model)
         except InvalidEvent as invalid:
-            return await self._dead_letter(record, invalid.reason, _reason_kind(invalid))
+            return await self._dead_letter(
+                record, invalid.reason, _reason_kind(invalid), send=dead_letter
+            )
         try:
             with self.metrics.handler_duration.labels(event_type=event.type).time():
                 applied = await self._apply(event, handler)
         except Rejected as rejected:
-            return await self._dead_letter(record, rejected.reason, REJECTED)
+            return await self._dead_letter(record, rejected.reason, REJECTED, send=dead_letter)
         except TRANSIENT_ERRORS as error:
             log.warning("%s: transient failure on %s (%s); retrying", self.name, event.id, error)
             return self._retry(record, transient=True)
@@ -185,7 +197,10 @@ class IdempotentConsumer:
                     "%s: giving up on %s after %d attempts", self.name, event.id, attempts
                 )
                 return await self._dead_letter(
-                    record, f"failed {attempts} times: {type(error).__name__}: {error}", FAILED
+                    record,
+                    f"failed {attempts} times: {type(error).__name__}: {error}",
+                    FAILED,
+                    send=dead_letter,
                 )
             log.exception("%s: attempt %d failed on %s", self.name, attempts, event.id)
             return self._retry(record, transient=False)
@@ -206,6 +221,15 @@ class IdempotentConsumer:
         and applies every event, its own included."""
         await remember(session, self.name, event_id=event.id, event_type=event.type)
 
+    async def has_applied(self, session: AsyncSession, event_id: str) -> bool:
+        """Whether this consumer has applied the event `event_id`."""
+        found = await session.scalar(
+            select(processed_events.c.event_id).where(
+                processed_events.c.consumer == self.name, processed_events.c.event_id == event_id
+            )
+        )
+        return found is not None
+
     def backoff_for(self, record: ConsumedRecord) -> float:
         return self.retry.backoff(self._attempts.get(_position(record), 1))
 
@@ -225,7 +249,12 @@ class IdempotentConsumer:
         )
         return Outcome.RETRY
 
-    async def _dead_letter(self, record: ConsumedRecord, reason: str, kind: str) -> Outcome:
+    async def _dead_letter(
+        self, record: ConsumedRecord, reason: str, kind: str, *, send: bool
+    ) -> Outcome:
+        self._attempts.pop(_position(record), None)
+        if not send:
+            return Outcome.LEFT
         log.warning(
             "%s: dead-lettering %s[%d]@%d: %s",
             self.name,
@@ -236,7 +265,6 @@ class IdempotentConsumer:
         )
         await self.dead_letters.send(record, reason)
         self.metrics.events_dead_lettered.labels(topic=record.topic, reason=kind).inc()
-        self._attempts.pop(_position(record), None)
         return Outcome.DEAD_LETTERED
 
 

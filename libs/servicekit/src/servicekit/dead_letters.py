@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from contracts.topics import DEAD_LETTER_SUFFIX
 from servicekit.kafka import Producer
@@ -30,6 +31,18 @@ class ConsumedRecord:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, record: Any) -> ConsumedRecord:
+        """From an aiokafka ConsumerRecord (aiokafka ships no types, hence Any)."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or ()),
+        )
 
 
 def dead_letter_headers(

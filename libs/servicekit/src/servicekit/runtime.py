@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
@@ -41,6 +40,7 @@ from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
+from servicekit.history import read_history
 from servicekit.http import RequestContext, refuse_invalid_request
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, PartitionLag, ScrapeTimeState, metrics_router
@@ -85,6 +85,7 @@ class ServiceRuntime:
         #: Subscribed topic name (behind the prefix) -> its contract topic.
         self._subscribed: dict[str, Topic] = {}
         self._subscribers: list[Any] = []
+        self._history: list[str] = []
         self._kafka_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -107,13 +108,23 @@ class ServiceRuntime:
 
         @subscriber
         async def on_record(body: bytes, message: KafkaMessage) -> None:
-            record = consumed_record(message.raw_message)
+            record = ConsumedRecord.of(message.raw_message)
             outcome = await consumer.process(record)
             if outcome is Outcome.RETRY:
                 await asyncio.sleep(consumer.backoff_for(record))
                 await message.nack()
             else:
                 await message.ack()
+
+    def reads_history_first(self, *topics: Topic) -> None:
+        """Before consuming, apply `topics` (subscribed too) up to their ends at start-up:
+        the topics of the service's own announcements, whose facts its inputs alone cannot
+        give back in the same form (see `servicekit.history`)."""
+        for topic in topics:
+            name = self.settings.kafka_topic_prefix + topic.name
+            if name not in self._subscribed:
+                raise ValueError(f"{topic.name} is read first, so it must be subscribed too")
+            self._history.append(name)
 
     def publishes(self, *topics: Topic) -> None:
         """Name the topics the service's outbox publishes to, for its AsyncAPI document."""
@@ -182,21 +193,43 @@ class ServiceRuntime:
             await self.stop()
 
     async def start(self) -> None:
-        """Connect to Kafka (waiting for it as long as it takes), then start consuming and
-        relaying the outbox."""
+        """Connect to Kafka (waiting for it as long as it takes), read the service's own
+        history if it has one, then start consuming and relaying the outbox."""
         backoff = 0.5
         while True:
             try:
                 await self.producer.start()
+                await self.broker.connect()
                 break
             except Exception as error:
                 log.warning("Kafka is not reachable yet (%s); retrying in %.1fs", error, backoff)
+                await self.producer.stop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-        await self.broker.start()
-        self._kafka_connected.set()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self._history:
+            await self._read_history()
+        await self.broker.start()
+        # Ready once consuming: what is published from now on is being read.
+        self._kafka_connected.set()
         log.info("%s connected to Kafka", self.settings.service_name)
+
+    async def _read_history(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await read_history(
+                    self.consumer,
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                    group=self.settings.consumer_group,
+                    topics=self._history,
+                )
+                return
+            except Exception as error:
+                # Applying history is idempotent: reading it again from the start is safe.
+                log.warning("reading history failed (%s); again in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     async def _ping_kafka(self) -> None:
         if not self._kafka_connected.is_set():
@@ -260,18 +293,6 @@ def _version_of(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "0"
-
-
-def consumed_record(raw: Any) -> ConsumedRecord:
-    record: ConsumerRecord[bytes, bytes] = raw
-    return ConsumedRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=list(record.headers or ()),
-    )
 
 
 async def _undecoded(message: StreamMessage[Any]) -> bytes:

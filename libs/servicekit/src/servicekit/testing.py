@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from argparse import Namespace
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from alembic import command
 from alembic.config import Config
@@ -182,3 +184,22 @@ class RecordingDeadLetters:
     @property
     def reasons(self) -> list[str]:
         return [reason for _, reason in self.sent]
+
+
+@asynccontextmanager
+async def topic_with_dead_letters(kafka_bootstrap: str, *, partitions: int) -> AsyncIterator[str]:
+    """A topic of its own, with its `.dlq` twin; deleted afterwards."""
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(t, num_partitions=partitions, replication_factor=1)
+                for t in (name, name + ".dlq")
+            ]
+        )
+        yield name
+        await admin.delete_topics([name, name + ".dlq"])
+    finally:
+        await admin.close()

@@ -58,7 +58,7 @@ def _runtime(request: Request) -> ServiceRuntime:
 async def get_balance(user_id: UserId, request: Request) -> CreditBalance:
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
-        balance = await Ledger(session, runtime.outbox).balance_of(user_id)
+        balance = await Ledger(session, runtime.outbox, runtime.consumer).balance_of(user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())
 
 
@@ -105,7 +105,7 @@ async def grant_credits(
     runtime = _runtime(request)
     request_id = idempotency_key or str(uuid.uuid4())
     async with runtime.database.transaction() as session:
-        ledger = Ledger(session, runtime.outbox)
+        ledger = Ledger(session, runtime.outbox, runtime.consumer)
         await ledger.grant_credits(
             user_id=user_id,
             amount=grant.sessions,

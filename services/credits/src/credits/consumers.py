@@ -8,11 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
 from contracts.events import (
+    CreditDeductionRejected,
     CreditsGranted,
     PackagePurchased,
     SessionBooked,
     SessionCancelled,
     SessionCompleted,
+    SessionCreditDeducted,
+    SessionCreditRestored,
     SessionNoShow,
     SessionStarted,
     SessionStatusEvent,
@@ -43,7 +46,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     @consumer.on(PackagePurchased)
     async def on_package_purchased(session: AsyncSession, event: Event[PackagePurchased]) -> None:
         purchase = event.payload
-        await Ledger(session, outbox).grant_credits(
+        await Ledger(session, outbox, consumer).grant_credits(
             user_id=purchase.user_id,
             amount=purchase.sessions,
             purchase_id=purchase.purchase_id,
@@ -54,7 +57,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     @consumer.on(SessionBooked)
     async def on_session_booked(session: AsyncSession, event: Event[SessionBooked]) -> None:
         booked = event.payload
-        ledger = Ledger(session, outbox)
+        ledger = Ledger(session, outbox, consumer)
         await _refuse_a_reused_session_id(
             ledger, booked.session_id, booked.user_id, booked.trainer_id
         )
@@ -69,7 +72,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_session_status(session: AsyncSession, event: Event[Any]) -> None:
         moved: SessionStatusEvent = event.payload
         status = SESSION_STATUS_OF[type(moved)]
-        ledger = Ledger(session, outbox)
+        ledger = Ledger(session, outbox, consumer)
         await _refuse_a_reused_session_id(ledger, moved.session_id, moved.user_id, moved.trainer_id)
         await ledger.session_seen(
             session_id=moved.session_id,
@@ -93,19 +96,26 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     for status_event in SESSION_STATUS_OF:
         consumer.on(status_event)(on_session_status)
 
-    @consumer.on(CreditsGranted)
-    async def on_credits_granted(session: AsyncSession, event: Event[CreditsGranted]) -> None:
-        await Ledger(session, outbox).restore_staff_grant(event.id, event.payload)
+    async def on_own_announcement(session: AsyncSession, event: Event[Any]) -> None:
+        await Ledger(session, outbox, consumer).restore(event)
+
+    for announced in (
+        CreditsGranted,
+        SessionCreditDeducted,
+        SessionCreditRestored,
+        CreditDeductionRejected,
+    ):
+        consumer.on(announced)(on_own_announcement)
 
     @consumer.on(WorkoutLogged)
     async def on_workout_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
-        await _deduct_for_workout(Ledger(session, outbox), event.payload, event.id)
+        await _deduct_for_workout(Ledger(session, outbox, consumer), event.payload, event.id)
 
     @consumer.on(WorkoutStatusChanged)
     async def on_workout_status_changed(
         session: AsyncSession, event: Event[WorkoutStatusChanged]
     ) -> None:
-        await _deduct_for_workout(Ledger(session, outbox), event.payload, event.id)
+        await _deduct_for_workout(Ledger(session, outbox, consumer), event.payload, event.id)
 
 
 async def _deduct_for_workout(

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
+from contracts.envelope import Event
 from credits.models import (
     Balance,
     EntryKind,
@@ -25,6 +26,7 @@ from credits.models import (
     PendingDeduction,
     SessionStatus,
 )
+from servicekit.consumer import IdempotentConsumer
 from servicekit.outbox import Outbox
 
 #: Entry ids are uuid5 of the business key in this namespace, so the same business action
@@ -36,6 +38,22 @@ Cause = Literal["workout-logged", "session-completed"]
 #: but the grant's own announcement (the `Idempotency-Key` lives on in the entry's id).
 STAFF_GRANT = "staff-grant"
 CANCELLED_STATUSES = frozenset({SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
+
+
+#: What the credits service reads back from its own topic (see `Ledger.restore`).
+LedgerEvent = (
+    events.CreditsGranted
+    | events.SessionCreditDeducted
+    | events.SessionCreditRestored
+    | events.CreditDeductionRejected
+)
+
+
+def _cause_of_unattributed(event: Event[LedgerEvent]) -> str:
+    """An announcement without `causedBy`: a staff grant's, or one made before the field."""
+    if isinstance(event.payload, events.CreditsGranted) and event.payload.purchase_id is None:
+        return STAFF_GRANT
+    return event.id
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
@@ -55,9 +73,13 @@ class DeductionRequest:
 
 
 class Ledger:
-    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
+    def __init__(
+        self, session: AsyncSession, outbox: Outbox, own_consumer: IdempotentConsumer
+    ) -> None:
         self.session = session
         self.outbox = outbox
+        #: The service's consumer, which reads the ledger topic back (see `restore`).
+        self.own_consumer = own_consumer
 
     # --- credits in -----------------------------------------------------------------------
 
@@ -97,28 +119,65 @@ class Ledger:
                 purchase_id=purchase_id,
                 reason=reason,
                 balance=balance,
+                caused_by=None if caused_by == STAFF_GRANT else caused_by,
             ),
             event_id=str(entry),
         )
         return True
 
-    async def restore_staff_grant(self, event_id: str, granted: events.CreditsGranted) -> None:
-        """Put back a staff grant from its announcement on `credits.ledger`. A staff grant is
-        the one entry no input topic holds, so a rebuild reads it from the ledger's own topic;
-        live, the entry is already there and this changes nothing. Grants for purchases come
-        back from `commerce.packages` instead."""
-        if granted.purchase_id is not None:
-            return
-        entry = await self._append(
-            id=uuid.UUID(event_id),
-            user_id=granted.user_id,
-            kind=EntryKind.GRANT,
-            amount=granted.amount,
-            reason=granted.reason,
-            caused_by=STAFF_GRANT,
-        )
-        if entry is not None:
-            await self._change_balance(granted.user_id, total=granted.amount)
+    async def restore(self, event: Event[LedgerEvent]) -> None:
+        """Record an entry from its announcement on `credits.ledger`, as announced.
+
+        The service reads its ledger topic before its inputs (see `servicekit.history`), so
+        a rebuild records every deduction with the cause, workout and balance it was
+        announced with, whichever of its causes the inputs happen to give first, and
+        announces nothing twice. Live, the entry is already there and this changes nothing.
+        A rejection is no entry: remembering its id (the consumer does) is enough."""
+        announced = event.payload
+        entry: uuid.UUID | None = None
+        if isinstance(announced, events.CreditsGranted):
+            entry = await self._append(
+                id=uuid.UUID(event.id),
+                user_id=announced.user_id,
+                kind=EntryKind.GRANT,
+                amount=announced.amount,
+                purchase_id=announced.purchase_id,
+                reason=announced.reason,
+                caused_by=announced.caused_by or _cause_of_unattributed(event),
+            )
+            if entry is not None:
+                await self._change_balance(announced.user_id, total=announced.amount)
+        elif isinstance(announced, events.SessionCreditDeducted):
+            entry = await self._append(
+                id=uuid.UUID(event.id),
+                user_id=announced.user_id,
+                kind=EntryKind.DEDUCTION,
+                amount=-1,
+                session_id=announced.session_id,
+                trainer_id=announced.trainer_id,
+                workout_id=announced.workout_id,
+                cause=announced.cause,
+                caused_by=announced.caused_by or _cause_of_unattributed(event),
+            )
+            if entry is not None:
+                await self._change_balance(announced.user_id, used=1)
+        elif isinstance(announced, events.SessionCreditRestored):
+            # Keyed by client like the deduction before it, so that one was read first.
+            deduction = await self.session.get(
+                LedgerEntry, entry_id("deduction", announced.session_id)
+            )
+            entry = await self._append(
+                id=uuid.UUID(event.id),
+                user_id=announced.user_id,
+                kind=EntryKind.RESTORATION,
+                amount=1,
+                session_id=announced.session_id,
+                trainer_id=deduction.trainer_id if deduction is not None else None,
+                reason=announced.reason,
+                caused_by=announced.caused_by or _cause_of_unattributed(event),
+            )
+            if entry is not None:
+                await self._change_balance(announced.user_id, used=-1)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -220,6 +279,7 @@ class Ledger:
                 workout_id=request.workout_id,
                 cause=request.cause,
                 balance=balance,
+                caused_by=request.caused_by,
             ),
             event_id=str(entry),
         )
@@ -243,12 +303,19 @@ class Ledger:
         balance = await self._change_balance(deduction.user_id, used=-1)
         await self._announce(
             events.SessionCreditRestored(
-                user_id=deduction.user_id, session_id=session_id, reason=reason, balance=balance
+                user_id=deduction.user_id,
+                session_id=session_id,
+                reason=reason,
+                balance=balance,
+                caused_by=caused_by,
             ),
             event_id=str(entry),
         )
 
     async def _reject(self, request: DeductionRequest, reason: str) -> None:
+        rejection = str(entry_id("rejection", request.caused_by))
+        if await self.own_consumer.has_applied(self.session, rejection):
+            return  # announced before this database was rebuilt
         await self._announce(
             events.CreditDeductionRejected(
                 user_id=request.user_id,
@@ -256,7 +323,7 @@ class Ledger:
                 workout_id=request.workout_id,
                 reason=reason,
             ),
-            event_id=str(entry_id("rejection", request.caused_by)),
+            event_id=rejection,
         )
 
     async def _settle_parked(self, session_id: int) -> None:

@@ -20,6 +20,8 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
     consumers.register(runtime.consumer, runtime.outbox)
     runtime.subscribe(*INPUT_TOPICS)
+    # Its own announcements first: a rebuild then records each fact as it was announced.
+    runtime.reads_history_first(CREDITS_LEDGER)
     runtime.publishes(*OUTPUT_TOPICS)
     return runtime.create_app(title="Credits service", routers=[api.router])
 
