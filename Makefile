@@ -6,6 +6,7 @@
 #   make replay SERVICE=credits    consume its input topics again (state unchanged)
 #   make rebuild SERVICE=credits   drop its database, rebuild it from its topics (asks first)
 #   make bench-rebuild             measure the rebuild rate of analytics and credits (slow)
+#   make bench                     every benchmark of docs/benchmarks.md, one after another (slow)
 
 # uv must use the machine's Python: without this it tries to download one when the versions
 # do not match, which fails here and hides the real error behind a hang.
@@ -84,3 +85,35 @@ rebuild: check-service bootstrap
 bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
+
+.PHONY: bench bench-credits bench-latency bench-http bench-memory bench-wrk
+
+# The benchmarks of docs/benchmarks.md against the running platform, started first when it
+# is not (`make up` changes nothing when it runs). Each prints its table. Never part of
+# `make test`. BENCH_ARGS passes options: BENCH_ARGS="--runs 1 --json credits.json".
+bench-credits: up
+	$(UV) run --no-sync python bench/credits_throughput.py $(BENCH_ARGS)
+
+bench-latency: up
+	$(UV) run --no-sync python bench/latency.py $(BENCH_ARGS)
+
+bench-http: up bench-wrk
+	$(UV) run --no-sync python bench/http_load.py $(BENCH_ARGS)
+
+bench-memory: up bench-wrk
+	$(UV) run --no-sync python bench/memory.py $(BENCH_ARGS)
+
+# All five in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
+# each of them, so give only what all take: BENCH_ARGS="--runs 1".
+bench: bench-credits bench-latency bench-http bench-memory bench-rebuild
+
+# wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
+# as root; anyone else is told the command to run.
+bench-wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "wrk is not installed: install it: apt-get install wrk" >&2; exit 1; fi; \
+		echo "wrk: installing it (apt-get install wrk), once"; mkdir -p .local/log; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends wrk; } >>.local/log/apt.log 2>&1 || \
+		{ echo "apt-get install wrk failed: read .local/log/apt.log" >&2; exit 1; }; }

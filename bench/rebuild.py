@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -35,12 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import common
 import httpx
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from psycopg import sql
 
-from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import (
     EventPayload,
     PackagePurchased,
@@ -52,16 +47,16 @@ from contracts.events import (
 )
 from contracts.services import KAFKA_BOOTSTRAP_ENV, service_named
 from contracts.topics import ALL_TOPICS
-from ops import databases, recovery
+from ops import recovery
 from ops.groups import topic_partitions
 from ops.local import operations
-from ops.local.config import PlatformConfig, config_from_env
+from ops.local.config import config_from_env
 from ops.local.errors import PlatformError
-from ops.local.paths import Paths, repository_root
+from ops.local.paths import Paths
 from ops.local.topics import create_topics
 from ops.progress import Progress, describe
 
-ROOT = repository_root()
+ROOT = common.ROOT
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SESSIONS_PER_CLIENT = 4
 SOLO_PER_CLIENT = 4
@@ -106,30 +101,8 @@ def history(events: int) -> Iterator[EventPayload]:
 
 
 async def publish(bootstrap: str, prefix: str, payloads: Iterator[EventPayload]) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20
-    )
-    await producer.start()
-    try:
-        deliveries = [
-            await producer.send(
-                prefix + topic_of(payload).name,
-                value=encode(build_event(payload, source="/bench")),
-                key=partition_key(payload),
-                headers=record_headers(),
-            )
-            for payload in payloads
-        ]
-        await asyncio.gather(*deliveries)
-    finally:
-        await producer.stop()
-    return len(deliveries)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    produced = await common.produce(bootstrap, (common.record_of(p, prefix) for p in payloads))
+    return len(produced)
 
 
 @dataclass
@@ -146,7 +119,7 @@ class BenchService:
 
     async def start(self) -> None:
         service = service_named(self.name)
-        self.port = free_port()
+        self.port = common.free_port()
         env = {
             k: v for k, v in os.environ.items() if not k.endswith(("_DATABASE_URL", "_HTTP_PORT"))
         }
@@ -197,22 +170,8 @@ class BenchService:
         return recovery.Target(self.name, self.bootstrap, self.database_url, self.prefix)
 
 
-def scratch_url(config: PlatformConfig, name: str, suffix: str) -> str:
-    url = config.database_for(service_named(name)).url
-    return url.rsplit("/", 1)[0] + f"/bench_{name}_{suffix}"
-
-
-def drop(admin: databases.DatabaseAdmin, url: str) -> None:
-    with admin.connect() as connection:
-        connection.execute(
-            sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(databases.database_name(url))
-            )
-        )
-
-
 def show(progress: Progress) -> None:
-    print(f"\r  {describe(progress):<90}", end="", flush=True)
+    common.status(describe(progress), every=0)
 
 
 @dataclass(frozen=True)
@@ -231,7 +190,11 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
     # credits writes the ledger analytics reads: it runs whichever service is measured.
     services = {
         name: BenchService(
-            name, bootstrap, prefix, scratch_url(config, name, suffix), logs / f"bench-{name}.log"
+            name,
+            bootstrap,
+            prefix,
+            common.scratch_url(config, name, f"bench_{name}_{suffix}"),
+            logs / f"bench-{name}.log",
         )
         for name in ("credits", "analytics")
     }
@@ -240,10 +203,8 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
     await create_topics(bootstrap, [t.with_prefix(prefix) for t in ALL_TOPICS])
     try:
         for name, service in services.items():
-            await asyncio.to_thread(databases.check_admin, admins[name], name, service.database_url)
-            await asyncio.to_thread(databases.recreate, admins[name], service.database_url)
             await asyncio.to_thread(
-                databases.migrate, Paths(ROOT).alembic_ini(name), service.database_url, service=name
+                common.prepare_database, admins[name], name, service.database_url
             )
         published = await publish(bootstrap, prefix, history(events))
         print(f"published {published:,} events behind the prefix {prefix}")
@@ -270,7 +231,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
         for service in services.values():
             await service.stop()
         for name, service in services.items():
-            await asyncio.to_thread(drop, admins[name], service.database_url)
+            await asyncio.to_thread(common.drop, admins[name], service.database_url)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
@@ -281,22 +242,24 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
 
 
 def report(results: list[Run], events: int, runs: int) -> list[str]:
-    lines = [
-        f"{events:,} events published, {runs} rebuilds per service, medians; "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}",
-        "",
-        "| service | records consumed | catching up | records/s | rebuild in all |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for name in dict.fromkeys(r.service for r in results):
         outcomes = [r.outcome for r in results if r.service == name]
-        lines.append(
-            f"| {name} | {statistics.median(o.records for o in outcomes):,.0f} "
-            f"| {statistics.median(o.catching_up for o in outcomes):.1f} s "
-            f"| {statistics.median(o.rate for o in outcomes):,.0f} "
-            f"| {statistics.median(o.elapsed for o in outcomes):.1f} s |"
-        )
-    return lines
+        rows.append([
+            name,
+            f"{common.median(o.records for o in outcomes):,.0f}",
+            f"{common.median(o.catching_up for o in outcomes):.1f} s",
+            f"{common.median(o.rate for o in outcomes):,.0f}",
+            f"{common.median(o.elapsed for o in outcomes):.1f} s",
+        ])  # fmt: skip
+    return [
+        f"{events:,} events published, {runs} rebuilds per service, medians; "
+        f"{common.machine_summary()}, {common.today()}",
+        "",
+        *common.table(
+            ["service", "records consumed", "catching up", "records/s", "rebuild in all"], rows
+        ),
+    ]
 
 
 def main() -> None:

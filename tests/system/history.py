@@ -190,9 +190,12 @@ class Player:
         await self.call(self.http.patch(session, json={"status": "completed"}))
 
     async def sessions_of_other_services(self, index: int, user_id: int, trainer: int) -> None:
-        first = OTHER_SERVICES_SESSIONS + index * 10
+        # Far apart: booking moves its API's sequence past each id it learns of, and the API
+        # must not hand out, meanwhile, an id that another service has chosen but booking has
+        # not read yet (the three arrive on different partitions, in any order).
+        first = OTHER_SERVICES_SESSIONS + index * 1000
         when = BASE + timedelta(days=index % 14, hours=14)
-        delivered, cancelled, missed = first, first + 1, first + 2
+        delivered, cancelled, missed = first, first + 300, first + 600
         for session_id in (delivered, cancelled, missed):
             booked = SessionBooked(
                 session_id=session_id,

@@ -19,8 +19,9 @@ counted by outcome in the service's metrics, with the handler's time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -54,6 +55,10 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=EventPayload)
 Handler = Callable[[AsyncSession, Event[P]], Awaitable[None]]
+BatchScope = Callable[
+    [AsyncSession, Sequence[Event[Any]]], contextlib.AbstractAsyncContextManager[None]
+]
+_NO_SCOPE = contextlib.nullcontext()
 
 #: Failures that say nothing about the record: wait and try the same record again, forever.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -115,6 +120,53 @@ class RetryPolicy:
         return float(min(self.first_backoff * 2 ** max(attempt - 1, 0), self.max_backoff))
 
 
+@dataclass(slots=True)
+class _Item:
+    """One record of a batch on its way through: parsed, then applied or set aside."""
+
+    record: ConsumedRecord
+    context: tracing.Context
+    envelope: CloudEvent | None = None
+    #: Set once its payload is valid for a registered handler.
+    event: Event[Any] | None = None
+    handler: Handler[Any] | None = None
+    outcome: Outcome | None = None
+    #: Why it goes to the dead-letter topic, and the kind of reason for the metrics.
+    dead: tuple[str, str] | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.envelope.type if self.envelope is not None else UNKNOWN_EVENT_TYPE
+
+    def bound(self) -> contextlib.AbstractContextManager[tracing.Context]:
+        context = self.context
+        if self.envelope is not None:
+            context = context.for_event(self.envelope.id, self.envelope.type)
+        return tracing.bound(context)
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, item: _Item, error: Exception) -> None:
+        super().__init__(str(error))
+        self.item = item
+        self.error = error
+
+
+class _BatchFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of each record of a batch (in order), and how long to wait before the
+    batch is delivered again when it must be (`retry_after` is None otherwise)."""
+
+    outcomes: list[Outcome]
+    retry_after: float | None = None
+
+
 @dataclass
 class IdempotentConsumer:
     """A named consumer: the event types it handles, and how it applies them exactly once."""
@@ -124,6 +176,10 @@ class IdempotentConsumer:
     dead_letters: DeadLetterSink
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     metrics: Metrics = field(default_factory=Metrics)
+    #: Wraps the handlers of each batch, inside its transaction, with the batch's new events
+    #: (duplicates left out): a service that works set-wise loads what the batch needs on
+    #: the way in and writes all it decided on the way out (credits does).
+    around_batch: BatchScope = field(default=lambda session, events: _NO_SCOPE)
     _handlers: dict[str, tuple[type[EventPayload], Handler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
@@ -143,69 +199,154 @@ class IdempotentConsumer:
         return frozenset(self._handlers)
 
     async def process(self, record: ConsumedRecord, *, dead_letter: bool = True) -> Outcome:
-        """Apply one record at most once. `RETRY` means: back off, then deliver it again.
+        """Apply one record at most once: a batch of one (see `process_batch`). `RETRY`
+        means: back off (`backoff_for`), then deliver it again."""
+        [outcome] = (await self.process_batch([record], dead_letter=dead_letter)).outcomes
+        return outcome
+
+    async def process_batch(
+        self, records: Sequence[ConsumedRecord], *, dead_letter: bool = True
+    ) -> BatchOutcome:
+        """Apply a batch of records at most once each, in one transaction, in their order.
+
+        Records that are not events of the contract are set aside for the dead-letter
+        topic; the others are remembered in `processed_events` with one statement (those
+        already there are duplicates), and their handlers run. A handler that raises
+        `Rejected`, or fails `max_attempts` times, takes its record out: the transaction
+        rolls back and the batch is applied again without it, so a dead letter is never
+        remembered as processed. Only after the commit are the dead letters sent. When the
+        batch must be delivered again (a transient failure, or a failure not yet given up
+        on), every outcome is `RETRY` and nothing was applied.
 
         With `dead_letter=False` a record that cannot be applied is `LEFT` alone instead of
         dead-lettered: a pass that reads ahead of the consumer group (`servicekit.history`)
         leaves it for the group's own pass, so it is dead-lettered once.
 
-        It runs in the record's trace and correlation context (see `servicekit.tracing`), so
-        its logs and the events its handler writes carry them."""
-        with tracing.bound(tracing.from_record(record.headers)) as context:
+        Each record's handler runs in the record's trace and correlation context (see
+        `servicekit.tracing`), so its logs and the events it writes carry them."""
+        items = [self._parse(record) for record in records]
+        while True:
             try:
-                envelope = parse_envelope(record.value or b"")
-            except InvalidEvent as invalid:
-                outcome = await self._dead_letter(
-                    record, invalid.reason, _reason_kind(invalid), send=dead_letter
-                )
-                self._count(record, UNKNOWN_EVENT_TYPE, outcome)
-                return outcome
-            with tracing.bound(context.for_event(envelope.id, envelope.type)):
-                outcome = await self._process(record, envelope, dead_letter=dead_letter)
-                self._count(record, envelope.type, outcome)
-                if outcome is Outcome.APPLIED:
-                    log.info("%s: applied %s", self.name, envelope.type)
-                elif outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
-                    log.debug("%s: %s %s", self.name, outcome, envelope.type)
-                return outcome
+                await self._apply_batch([i for i in items if i.event and not i.dead])
+            except _HandlerFailed as failed:
+                if self._set_aside(failed):
+                    continue  # applied again without it
+                transient = isinstance(failed.error, TRANSIENT_ERRORS)
+                return self._retry(items, failed.item.record, transient=transient)
+            except TRANSIENT_ERRORS as error:
+                log.warning("%s: transient failure (%s); retrying the batch", self.name, error)
+                return self._retry(items, records[0], transient=True)
+            except _BatchFailed as failed:
+                log.warning("%s: batch failed (%s); one record at a time", self.name, failed)
+                return await self._one_at_a_time(records, dead_letter=dead_letter)
+            break
+        try:
+            for item in items:
+                if item.dead:
+                    item.outcome = await self._dead_letter(item, send=dead_letter)
+        except TRANSIENT_ERRORS as error:
+            log.warning("%s: dead letter not sent (%s); retrying the batch", self.name, error)
+            return self._retry(items, records[0], transient=True)
+        for item in items:
+            assert item.outcome is not None
+            self._attempts.pop(_position(item.record), None)
+            self._count(item.record, item.event_type, item.outcome)
+        return BatchOutcome([item.outcome for item in items if item.outcome is not None])
 
-    async def _process(
-        self, record: ConsumedRecord, envelope: CloudEvent, *, dead_letter: bool
-    ) -> Outcome:
+    async def _one_at_a_time(
+        self, records: Sequence[ConsumedRecord], *, dead_letter: bool
+    ) -> BatchOutcome:
+        """Each record in a transaction of its own, so that a failure names its record. The
+        first that must be retried stops the rest: the whole batch comes again, and those
+        applied before it are duplicates then."""
+        outcomes: list[Outcome] = []
+        for record in records:
+            single = await self.process_batch([record], dead_letter=dead_letter)
+            if single.retry_after is not None:
+                return BatchOutcome([Outcome.RETRY] * len(records), single.retry_after)
+            outcomes.extend(single.outcomes)
+        return BatchOutcome(outcomes)
+
+    def _parse(self, record: ConsumedRecord) -> _Item:
+        item = _Item(record, tracing.from_record(record.headers))
+        try:
+            item.envelope = envelope = parse_envelope(record.value or b"")
+        except InvalidEvent as invalid:
+            item.dead = (invalid.reason, _reason_kind(invalid))
+            return item
         registered = self._handlers.get(envelope.type)
         if registered is None:
-            return Outcome.IGNORED
-        model, handler = registered
+            item.outcome = Outcome.IGNORED
+            return item
+        model, item.handler = registered
         try:
-            event = parse_payload(envelope, model)
+            item.event = parse_payload(envelope, model)
         except InvalidEvent as invalid:
-            return await self._dead_letter(
-                record, invalid.reason, _reason_kind(invalid), send=dead_letter
+            item.dead = (invalid.reason, _reason_kind(invalid))
+        return item
+
+    async def _apply_batch(self, items: list[_Item]) -> None:
+        if not items:
+            return
+        async with self.database.transaction() as session:
+            fresh = await remember_all(
+                session,
+                self.name,
+                [(item.event.id, item.event.type) for item in items if item.event],
             )
-        try:
-            with self.metrics.handler_duration.labels(event_type=event.type).time():
-                applied = await self._apply(event, handler)
-        except Rejected as rejected:
-            return await self._dead_letter(record, rejected.reason, REJECTED, send=dead_letter)
-        except TRANSIENT_ERRORS as error:
-            log.warning("%s: transient failure on %s (%s); retrying", self.name, event.id, error)
-            return self._retry(record, transient=True)
-        except Exception as error:
-            attempts = self._attempts.get(_position(record), 0) + 1
-            if attempts >= self.retry.max_attempts:
-                log.exception(
-                    "%s: giving up on %s after %d attempts", self.name, event.id, attempts
-                )
-                return await self._dead_letter(
-                    record,
-                    f"failed {attempts} times: {type(error).__name__}: {error}",
-                    FAILED,
-                    send=dead_letter,
-                )
-            log.exception("%s: attempt %d failed on %s", self.name, attempts, event.id)
-            return self._retry(record, transient=False)
-        self._attempts.pop(_position(record), None)
-        return Outcome.APPLIED if applied else Outcome.DUPLICATE
+            to_apply = []
+            for item in items:
+                assert item.event is not None
+                if item.event.id in fresh:
+                    fresh.discard(item.event.id)  # a second copy in the same batch is a duplicate
+                    to_apply.append(item)
+                else:
+                    item.outcome = Outcome.DUPLICATE
+            events = [item.event for item in to_apply if item.event is not None]
+            try:
+                async with self.around_batch(session, events):
+                    for item in to_apply:
+                        await self._run_handler(session, item)
+            except _HandlerFailed:
+                raise
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                # Loading or writing the batch failed: no one record to blame, unless alone.
+                if len(to_apply) == 1:
+                    raise _HandlerFailed(to_apply[0], error) from error
+                raise _BatchFailed(error) from error
+
+    async def _run_handler(self, session: AsyncSession, item: _Item) -> None:
+        assert item.event is not None
+        assert item.handler is not None
+        with item.bound():
+            try:
+                with self.metrics.handler_duration.labels(event_type=item.event.type).time():
+                    await item.handler(session, item.event)
+            except Exception as error:
+                raise _HandlerFailed(item, error) from error
+            item.outcome = Outcome.APPLIED
+            log.info("%s: applied %s", self.name, item.event.type)
+
+    def _set_aside(self, failed: _HandlerFailed) -> bool:
+        """Decide whether a handler's failure takes its record out of the batch."""
+        item, error = failed.item, failed.error
+        event_id = item.event.id if item.event is not None else "?"
+        if isinstance(error, Rejected):
+            item.dead = (error.reason, REJECTED)
+            return True
+        if isinstance(error, TRANSIENT_ERRORS):
+            log.warning("%s: transient failure on %s (%s); retrying", self.name, event_id, error)
+            return False
+        attempts = self._attempts.get(_position(item.record), 0) + 1
+        if attempts >= self.retry.max_attempts:
+            log.error("%s: giving up on %s after %d attempts", self.name, event_id, attempts,
+                      exc_info=error)  # fmt: skip
+            item.dead = (f"failed {attempts} times: {type(error).__name__}: {error}", FAILED)
+            return True
+        log.error("%s: attempt %d failed on %s", self.name, attempts, event_id, exc_info=error)
+        return False
 
     def _count(self, record: ConsumedRecord, event_type: str, outcome: Outcome) -> None:
         self.metrics.events_consumed.labels(
@@ -233,39 +374,49 @@ class IdempotentConsumer:
     def backoff_for(self, record: ConsumedRecord) -> float:
         return self.retry.backoff(self._attempts.get(_position(record), 1))
 
-    async def _apply(self, event: Event[Any], handler: Handler[Any]) -> bool:
-        async with self.database.transaction() as session:
-            if not await remember(session, self.name, event_id=event.id, event_type=event.type):
-                return False
-            await handler(session, event)
-        return True
-
-    def _retry(self, record: ConsumedRecord, *, transient: bool) -> Outcome:
-        position = _position(record)
+    def _retry(
+        self, items: list[_Item], culprit: ConsumedRecord, *, transient: bool
+    ) -> BatchOutcome:
+        position = _position(culprit)
         attempts = self._attempts.get(position, 0) + 1
         # Transient failures back off too, but never count towards dead-lettering.
         self._attempts[position] = (
             min(attempts, self.retry.max_attempts - 1) if transient else attempts
         )
-        return Outcome.RETRY
+        for item in items:
+            self._count(item.record, item.event_type, Outcome.RETRY)
+        return BatchOutcome([Outcome.RETRY] * len(items), retry_after=self.backoff_for(culprit))
 
-    async def _dead_letter(
-        self, record: ConsumedRecord, reason: str, kind: str, *, send: bool
-    ) -> Outcome:
-        self._attempts.pop(_position(record), None)
+    async def _dead_letter(self, item: _Item, *, send: bool) -> Outcome:
+        assert item.dead is not None
+        reason, kind = item.dead
+        record = item.record
         if not send:
             return Outcome.LEFT
-        log.warning(
-            "%s: dead-lettering %s[%d]@%d: %s",
-            self.name,
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-        )
+        with item.bound():
+            log.warning(
+                "%s: dead-lettering %s[%d]@%d: %s",
+                self.name,
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
         await self.dead_letters.send(record, reason)
         self.metrics.events_dead_lettered.labels(topic=record.topic, reason=kind).inc()
         return Outcome.DEAD_LETTERED
+
+
+async def remember_all(
+    session: AsyncSession, consumer: str, events: Sequence[tuple[str, str]]
+) -> set[str]:
+    """Record that `consumer` applied these events (id, type); the ids it had not before."""
+    # Parameters as a list: one statement compiled once and cached, whatever the batch size.
+    inserted = await session.execute(
+        pg_insert(processed_events).on_conflict_do_nothing().returning(processed_events.c.event_id),
+        [{"consumer": consumer, "event_id": i, "event_type": t} for i, t in events],
+    )
+    return set(inserted.scalars())
 
 
 async def remember(session: AsyncSession, consumer: str, *, event_id: str, event_type: str) -> bool:

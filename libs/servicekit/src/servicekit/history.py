@@ -23,14 +23,19 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from servicekit.consumer import IdempotentConsumer, Outcome
+from servicekit.consumer import IdempotentConsumer
 from servicekit.dead_letters import ConsumedRecord
 
 log = logging.getLogger(__name__)
 
 
 async def read_history(
-    consumer: IdempotentConsumer, *, bootstrap_servers: str, group: str, topics: Sequence[str]
+    consumer: IdempotentConsumer,
+    *,
+    bootstrap_servers: str,
+    group: str,
+    topics: Sequence[str],
+    batch_size: int = 500,
 ) -> int:
     """Apply every record of `topics` between the group's committed offsets and the ends the
     topics have now. Returns how many records were read."""
@@ -54,13 +59,15 @@ async def read_history(
         unread = {p for p in partitions if await client.position(p) < ends[p]}
         read = 0
         while unread:
-            fetched = await client.getmany(*unread, timeout_ms=500)
-            for partition, records in fetched.items():
-                for raw in records:
-                    if raw.offset >= ends[partition]:
-                        break
-                    await _apply(consumer, ConsumedRecord.of(raw))
-                    read += 1
+            fetched = await client.getmany(*unread, timeout_ms=500, max_records=batch_size)
+            batch = [
+                ConsumedRecord.of(record)
+                for partition, records in fetched.items()
+                for record in records
+                if record.offset < ends[partition]
+            ]
+            await _apply(consumer, batch)
+            read += len(batch)
             for partition in list(unread):
                 if await client.position(partition) >= ends[partition]:
                     unread.discard(partition)
@@ -70,11 +77,12 @@ async def read_history(
         await client.stop()
 
 
-async def _apply(consumer: IdempotentConsumer, record: ConsumedRecord) -> None:
-    while True:
-        if await consumer.process(record, dead_letter=False) is not Outcome.RETRY:
+async def _apply(consumer: IdempotentConsumer, batch: list[ConsumedRecord]) -> None:
+    while batch:
+        outcome = await consumer.process_batch(batch, dead_letter=False)
+        if outcome.retry_after is None:
             return
-        await asyncio.sleep(consumer.backoff_for(record))
+        await asyncio.sleep(outcome.retry_after)
 
 
 async def _partitions_of(client: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,8 @@ NOTIFY_CHANNEL = "outbox"
 #: Any constant works: it only has to be the same for every replica of a service, and each
 #: service has a database of its own.
 RELAY_LOCK_KEY = 0x6F7574626F78
+#: The transaction of a session that has already woken the relay (in the session's `info`).
+_NOTIFIED = "outbox-notified"
 
 
 class Outbox:
@@ -74,6 +78,20 @@ class Outbox:
         The event carries the current trace and correlation context (`servicekit.tracing`:
         the request or consumed event that caused it) in its headers; `headers` given here
         are added, and win over those of the context with the same name."""
+        announcement = self.prepare(payload, event_id=event_id, time=time, headers=headers)
+        await self.insert(session, [announcement])
+        return announcement.event
+
+    def prepare(
+        self,
+        payload: EventPayload,
+        *,
+        event_id: str | None = None,
+        time: datetime | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Announcement:
+        """An event ready to be recorded, in the current trace context, as `add` would;
+        record many at once with `insert` (one statement for a whole batch)."""
         event = build_event(payload, source=self.source, event_id=event_id, time=time)
         given = headers or []
         overridden = {name for name, _ in given}
@@ -82,22 +100,43 @@ class Outbox:
             *(h for h in tracing.propagation_headers() if h[0] not in overridden),
             *given,
         ]
-        await session.execute(
-            insert(outbox)
-            .values(
-                event_id=event.id,
-                event_type=event.type,
-                topic=self.topic_prefix + topic_of(payload).name,
-                key=partition_key(payload),
-                value=encode(event),
-                headers=[[name, value.decode()] for name, value in all_headers],
-            )
-            # The same event recorded twice before it is published is still one event.
-            .on_conflict_do_nothing(index_elements=[outbox.c.event_id])
+        return Announcement(
+            event,
+            {
+                "event_id": event.id,
+                "event_type": event.type,
+                "topic": self.topic_prefix + topic_of(payload).name,
+                "key": partition_key(payload),
+                "value": encode(event),
+                "headers": [[name, value.decode()] for name, value in all_headers],
+            },
         )
-        # Delivered at commit, and only if the transaction commits: it wakes the relay.
-        await session.execute(text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-        return event
+
+    async def insert(self, session: AsyncSession, announcements: Sequence[Announcement]) -> None:
+        """Record prepared events in the caller's transaction, in their order."""
+        if not announcements:
+            return
+        await session.execute(
+            # The same event recorded twice before it is published is still one event.
+            insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.event_id]),
+            [announcement.row for announcement in announcements],
+        )
+        # Delivered at commit, and only if the transaction commits: it wakes the relay. One
+        # per transaction is enough, however many events it records.
+        transaction = session.sync_session.get_transaction()
+        if transaction is None or session.info.get(_NOTIFIED) is not transaction:
+            await session.execute(
+                text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL}
+            )
+            session.info[_NOTIFIED] = transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """An event and its outbox row, prepared by `Outbox.prepare`."""
+
+    event: CloudEvent
+    row: dict[str, Any]
 
 
 class OutboxRelay:

@@ -37,6 +37,8 @@ class ServiceSettings(BaseSettings):
     #: 2-core box, without exhausting PostgreSQL when several replicas run.
     database_pool_size: PositiveInt = 10
     log_level: str = "INFO"
+    #: The most records one consumer transaction applies (see `servicekit.consumer`).
+    consumer_batch_size: PositiveInt = 500
     #: One consumer group per service, named after it (behind the topic prefix, if any)
     #: unless told otherwise.
     consumer_group: str = ""

@@ -98,9 +98,10 @@ async def test_metrics_count_each_record_by_outcome_and_time_its_handler(
     dead = "platform_events_dead_lettered_total"
     assert sample(samples, dead, topic=scratch_topic, reason="not-json") == 1
     assert sample(samples, dead, topic=scratch_topic, reason="rejected") == 1
-    # Four applied, the duplicate and the refused one went through a transaction.
+    # The four applied and the refused one ran their handler (the duplicate did not); a
+    # batch applied again without the refused one runs some of them twice.
     timed = "platform_handler_duration_seconds_count"
-    assert sample(samples, timed, event_type="PackagePurchased") == 6
+    assert (sample(samples, timed, event_type="PackagePurchased") or 0) >= 5
 
     async def nothing_left_behind() -> bool:
         return lag_by_partition(await scrape(runtime), scratch_topic) == {0: 0, 1: 0, 2: 0}

@@ -11,7 +11,7 @@ from pydantic import Field, PositiveInt
 from sqlalchemy import func, select
 
 from contracts.events import ContractModel
-from credits.ledger import STAFF_GRANT, Ledger
+from credits.ledger import STAFF_GRANT, Scope, balance_of, ledger_for
 from credits.models import LedgerEntry
 from servicekit.runtime import ServiceRuntime
 
@@ -58,7 +58,7 @@ def _runtime(request: Request) -> ServiceRuntime:
 async def get_balance(user_id: UserId, request: Request) -> CreditBalance:
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
-        balance = await Ledger(session, runtime.outbox, runtime.consumer).balance_of(user_id)
+        balance = await balance_of(session, user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())
 
 
@@ -104,14 +104,18 @@ async def grant_credits(
 ) -> CreditBalance:
     runtime = _runtime(request)
     request_id = idempotency_key or str(uuid.uuid4())
-    async with runtime.database.transaction() as session:
-        ledger = Ledger(session, runtime.outbox, runtime.consumer)
-        await ledger.grant_credits(
+    grant_key = f"staff:{user_id}:{request_id}"
+    scope = Scope(grant_keys=frozenset({grant_key}), clients=frozenset({user_id}))
+    async with (
+        runtime.database.transaction() as session,
+        ledger_for(session, runtime.outbox, runtime.consumer, scope) as ledger,
+    ):
+        ledger.grant_credits(
             user_id=user_id,
             amount=grant.sessions,
             reason=grant.reason,
-            grant_key=f"staff:{user_id}:{request_id}",
+            grant_key=grant_key,
             caused_by=STAFF_GRANT,
         )
-        balance = await ledger.balance_of(user_id)
+        balance = ledger.balance_of(user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())

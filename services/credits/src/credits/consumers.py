@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +26,7 @@ from contracts.events import (
     WorkoutStatus,
     WorkoutStatusChanged,
 )
-from credits.ledger import DeductionRequest, Ledger
+from credits.ledger import DeductionRequest, Ledger, Scope, ledger_for
 from credits.models import SessionStatus
 from servicekit.consumer import IdempotentConsumer, Rejected
 from servicekit.outbox import Outbox
@@ -40,13 +42,36 @@ SESSION_STATUS_OF: dict[type[SessionStatusEvent], SessionStatus] = {
 }
 
 
+#: Where a batch's handlers find the ledger loaded for it (in the session's `info`).
+_LEDGER = "credits-ledger"
+
+
+def _ledger(session: AsyncSession) -> Ledger:
+    ledger: Ledger = session.info[_LEDGER]
+    return ledger
+
+
 def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
-    """Attach the credits handlers to the service's consumer."""
+    """Attach the credits handlers to the service's consumer. Each batch's handlers share one
+    ledger, loaded for everything the batch names and written once they have all run."""
+
+    @asynccontextmanager
+    async def one_ledger_per_batch(
+        session: AsyncSession, batch: Sequence[Event[Any]]
+    ) -> AsyncIterator[None]:
+        async with ledger_for(session, outbox, consumer, Scope.of(batch)) as ledger:
+            session.info[_LEDGER] = ledger
+            try:
+                yield
+            finally:
+                del session.info[_LEDGER]
+
+    consumer.around_batch = one_ledger_per_batch
 
     @consumer.on(PackagePurchased)
     async def on_package_purchased(session: AsyncSession, event: Event[PackagePurchased]) -> None:
         purchase = event.payload
-        await Ledger(session, outbox, consumer).grant_credits(
+        _ledger(session).grant_credits(
             user_id=purchase.user_id,
             amount=purchase.sessions,
             purchase_id=purchase.purchase_id,
@@ -57,11 +82,9 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     @consumer.on(SessionBooked)
     async def on_session_booked(session: AsyncSession, event: Event[SessionBooked]) -> None:
         booked = event.payload
-        ledger = Ledger(session, outbox, consumer)
-        await _refuse_a_reused_session_id(
-            ledger, booked.session_id, booked.user_id, booked.trainer_id
-        )
-        await ledger.session_seen(
+        ledger = _ledger(session)
+        _refuse_a_reused_session_id(ledger, booked.session_id, booked.user_id, booked.trainer_id)
+        ledger.session_seen(
             session_id=booked.session_id,
             user_id=booked.user_id,
             trainer_id=booked.trainer_id,
@@ -72,9 +95,9 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_session_status(session: AsyncSession, event: Event[Any]) -> None:
         moved: SessionStatusEvent = event.payload
         status = SESSION_STATUS_OF[type(moved)]
-        ledger = Ledger(session, outbox, consumer)
-        await _refuse_a_reused_session_id(ledger, moved.session_id, moved.user_id, moved.trainer_id)
-        await ledger.session_seen(
+        ledger = _ledger(session)
+        _refuse_a_reused_session_id(ledger, moved.session_id, moved.user_id, moved.trainer_id)
+        ledger.session_seen(
             session_id=moved.session_id,
             user_id=moved.user_id,
             trainer_id=moved.trainer_id,
@@ -82,7 +105,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
             caused_by=event.id,
         )
         if status is SessionStatus.COMPLETED:
-            await ledger.deduct_session_credit(
+            ledger.deduct_session_credit(
                 DeductionRequest(
                     session_id=moved.session_id,
                     user_id=moved.user_id,
@@ -97,7 +120,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
         consumer.on(status_event)(on_session_status)
 
     async def on_own_announcement(session: AsyncSession, event: Event[Any]) -> None:
-        await Ledger(session, outbox, consumer).restore(event)
+        _ledger(session).restore(event)
 
     for announced in (
         CreditsGranted,
@@ -109,16 +132,16 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
 
     @consumer.on(WorkoutLogged)
     async def on_workout_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
-        await _deduct_for_workout(Ledger(session, outbox, consumer), event.payload, event.id)
+        _deduct_for_workout(_ledger(session), event.payload, event.id)
 
     @consumer.on(WorkoutStatusChanged)
     async def on_workout_status_changed(
         session: AsyncSession, event: Event[WorkoutStatusChanged]
     ) -> None:
-        await _deduct_for_workout(Ledger(session, outbox, consumer), event.payload, event.id)
+        _deduct_for_workout(_ledger(session), event.payload, event.id)
 
 
-async def _deduct_for_workout(
+def _deduct_for_workout(
     ledger: Ledger, workout: WorkoutLogged | WorkoutStatusChanged, event_id: str
 ) -> None:
     """A trainer-led workout that is being or has been delivered uses its session's credit.
@@ -130,7 +153,7 @@ async def _deduct_for_workout(
     # The contract guarantees both for trainer-led workouts; this only narrows the types.
     assert workout.session_id is not None
     assert workout.trainer_id is not None
-    await ledger.deduct_session_credit(
+    ledger.deduct_session_credit(
         DeductionRequest(
             session_id=workout.session_id,
             user_id=workout.user_id,
@@ -142,10 +165,10 @@ async def _deduct_for_workout(
     )
 
 
-async def _refuse_a_reused_session_id(
+def _refuse_a_reused_session_id(
     ledger: Ledger, session_id: int, user_id: int, trainer_id: int
 ) -> None:
-    mismatch = await ledger.session_mismatch(
+    mismatch = ledger.session_mismatch(
         session_id=session_id, user_id=user_id, trainer_id=trainer_id
     )
     if mismatch:

@@ -1,19 +1,27 @@
-"""The credit ledger's use cases, in the business's words.
+"""The credit ledger's use cases, in the business's words, a batch at a time.
 
-Every function runs inside the caller's transaction and writes the events it causes to the
-outbox in that same transaction. Work on one session is serialised by a transaction-scoped
-advisory lock on its id: a workout and the session's booking arriving on two partitions (or
-two replicas) at once then see each other, so a parked deduction is never stranded.
+A `Ledger` is loaded for what one transaction touches (the sessions, clients, purchases and
+entries its events name), takes its decisions in memory, one event after another in their
+order, and `write`s them with a handful of set-wise statements: a batch of thousands of
+events costs about as many round trips to the database as one event does.
+
+Concurrent transactions (two replicas, or the API beside the consumer) never work on the
+same session, purchase or client at once: loading takes transaction-scoped advisory locks
+on each, always in the same order (sessions, then purchases and grant keys, then clients,
+each sorted), so they cannot deadlock, and a workout and its session's booking arriving
+on two partitions see each other, so a parked deduction is never stranded.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
@@ -27,7 +35,8 @@ from credits.models import (
     SessionStatus,
 )
 from servicekit.consumer import IdempotentConsumer
-from servicekit.outbox import Outbox
+from servicekit.outbox import Announcement, Outbox
+from servicekit.tables import processed_events
 
 #: Entry ids are uuid5 of the business key in this namespace, so the same business action
 #: always gets the same id (and the same event id when it is announced).
@@ -39,7 +48,6 @@ Cause = Literal["workout-logged", "session-completed"]
 STAFF_GRANT = "staff-grant"
 CANCELLED_STATUSES = frozenset({SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
 
-
 #: What the credits service reads back from its own topic (see `Ledger.restore`).
 LedgerEvent = (
     events.CreditsGranted
@@ -48,16 +56,41 @@ LedgerEvent = (
     | events.CreditDeductionRejected
 )
 
+#: Every row of a multi-row insert names the same columns.
+_ENTRY_COLUMNS = (
+    "purchase_id", "session_id", "trainer_id", "workout_id", "cause", "reason",
+)  # fmt: skip
 
-def _cause_of_unattributed(event: Event[LedgerEvent]) -> str:
-    """An announcement without `causedBy`: a staff grant's, or one made before the field."""
-    if isinstance(event.payload, events.CreditsGranted) and event.payload.purchase_id is None:
-        return STAFF_GRANT
-    return event.id
+#: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
+_PURCHASE_LOCKS = 1
+_CLIENT_LOCKS = 2
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, ":".join(str(part) for part in business_key))
+
+
+def deduction_id(session_id: int) -> uuid.UUID:
+    return entry_id("deduction", session_id)
+
+
+def restoration_id(session_id: int) -> uuid.UUID:
+    return entry_id("restoration", session_id)
+
+
+def purchase_grant_id(purchase_id: str) -> uuid.UUID:
+    return entry_id("grant", "purchase", purchase_id)
+
+
+def rejection_id(caused_by: str) -> uuid.UUID:
+    return entry_id("rejection", caused_by)
+
+
+def _cause_of_unattributed(event: Event[Any]) -> str:
+    """An announcement without `causedBy`: a staff grant's, or one made before the field."""
+    if isinstance(event.payload, events.CreditsGranted) and event.payload.purchase_id is None:
+        return STAFF_GRANT
+    return event.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +105,209 @@ class DeductionRequest:
     caused_by: str
 
 
+@dataclass(slots=True)
+class _Session:
+    user_id: int
+    trainer_id: int
+    status: str
+    changed: bool = False
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What later decisions need of an entry; new ones carry their whole row."""
+
+    user_id: int
+    trainer_id: int | None
+    row: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _Balance:
+    total: int = 0
+    used: int = 0
+    total_change: int = 0
+    used_change: int = 0
+
+    def snapshot(self) -> events.Balance:
+        return events.Balance(total=self.total, used=self.used, remaining=self.total - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a transaction will touch, to lock and load before deciding anything."""
+
+    sessions: frozenset[int] = frozenset()
+    purchases: frozenset[str] = frozenset()
+    grant_keys: frozenset[str] = frozenset()
+    clients: frozenset[int] = frozenset()
+    entries: frozenset[uuid.UUID] = frozenset()
+    rejections: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, batch: Iterable[Event[Any]]) -> Scope:
+        sessions: set[int] = set()
+        purchases: set[str] = set()
+        clients: set[int] = set()
+        entries: set[uuid.UUID] = set()
+        rejections: set[str] = set()
+        for event in batch:
+            payload = event.payload
+            for name, into in (("session_id", sessions), ("user_id", clients)):
+                value = getattr(payload, name, None)
+                if value is not None:
+                    into.add(value)
+            purchase = getattr(payload, "purchase_id", None)
+            if purchase is not None:
+                purchases.add(purchase)
+            if isinstance(payload, events.CreditsGranted | events.SessionCreditDeducted):
+                entries.add(uuid.UUID(event.id))
+            rejections.add(str(rejection_id(event.id)))
+        return cls(
+            sessions=frozenset(sessions),
+            purchases=frozenset(purchases),
+            clients=frozenset(clients),
+            entries=frozenset(entries),
+            rejections=frozenset(rejections),
+        )
+
+
+@dataclass
 class Ledger:
-    def __init__(
-        self, session: AsyncSession, outbox: Outbox, own_consumer: IdempotentConsumer
-    ) -> None:
-        self.session = session
-        self.outbox = outbox
-        #: The service's consumer, which reads the ledger topic back (see `restore`).
-        self.own_consumer = own_consumer
+    session: AsyncSession
+    outbox: Outbox
+    #: The service's consumer, which reads the ledger topic back (see `restore`).
+    own_consumer: IdempotentConsumer
+    _sessions: dict[int, _Session] = field(default_factory=dict)
+    _parked: dict[int, list[PendingDeduction]] = field(default_factory=dict)
+    _unparked: list[int] = field(default_factory=list)
+    _entries: dict[uuid.UUID, _Entry] = field(default_factory=dict)
+    _balances: dict[int, _Balance] = field(default_factory=dict)
+    _rejected: set[str] = field(default_factory=set)
+    _announcements: list[Announcement] = field(default_factory=list)
+
+    # --- loading and writing --------------------------------------------------------------
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, outbox: Outbox, own_consumer: IdempotentConsumer, scope: Scope
+    ) -> Ledger:
+        ledger = cls(session, outbox, own_consumer)
+        await ledger._load(scope)
+        return ledger
+
+    async def _load(self, scope: Scope) -> None:
+        session_ids = sorted(scope.sessions)
+        await self._lock_sessions(session_ids)
+        keys = sorted({f"purchase:{p}" for p in scope.purchases} | set(scope.grant_keys))
+        await self._lock_keys(_PURCHASE_LOCKS, keys)
+        if session_ids:
+            for known in await self.session.scalars(
+                select(KnownSession).where(KnownSession.session_id.in_(session_ids))
+            ):
+                self._sessions[known.session_id] = _Session(
+                    known.user_id, known.trainer_id, known.status
+                )
+            for parked in await self.session.scalars(
+                select(PendingDeduction)
+                .where(PendingDeduction.session_id.in_(session_ids))
+                .order_by(PendingDeduction.id)
+            ):
+                self._parked.setdefault(parked.session_id, []).append(parked)
+        wanted = set(scope.entries)
+        wanted.update(purchase_grant_id(p) for p in scope.purchases)
+        wanted.update(entry_id("grant", k) for k in scope.grant_keys)
+        for session_id in session_ids:
+            wanted.update((deduction_id(session_id), restoration_id(session_id)))
+        if wanted:
+            rows = await self.session.execute(
+                select(LedgerEntry.id, LedgerEntry.user_id, LedgerEntry.trainer_id).where(
+                    LedgerEntry.id.in_(sorted(wanted))
+                )
+            )
+            for row in rows:
+                self._entries[row.id] = _Entry(row.user_id, row.trainer_id)
+        clients = set(scope.clients)
+        clients.update(known.user_id for known in self._sessions.values())
+        clients.update(entry.user_id for entry in self._entries.values())
+        await self._lock_keys(_CLIENT_LOCKS, sorted(str(c) for c in clients))
+        if clients:
+            for balance in await self.session.scalars(
+                select(Balance).where(Balance.user_id.in_(sorted(clients)))
+            ):
+                self._balances[balance.user_id] = _Balance(balance.total, balance.used)
+        # A parked deduction settled now is rejected under the id of the event that parked it.
+        rejections = set(scope.rejections)
+        rejections.update(
+            str(rejection_id(p.caused_by)) for waiting in self._parked.values() for p in waiting
+        )
+        if rejections:
+            self._rejected.update(
+                await self.session.scalars(
+                    select(processed_events.c.event_id).where(
+                        processed_events.c.consumer == self.own_consumer.name,
+                        processed_events.c.event_id.in_(sorted(rejections)),
+                    )
+                )
+            )
+
+    async def write(self) -> None:
+        """Write everything decided since loading, in a few statements."""
+        changed = [
+            {"session_id": session_id, "user_id": s.user_id, "trainer_id": s.trainer_id,
+             "status": s.status}
+            for session_id, s in self._sessions.items()
+            if s.changed
+        ]  # fmt: skip
+        # Parameters as lists: each statement is compiled once, whatever the batch size.
+        if changed:
+            upsert = insert(KnownSession)
+            await self.session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[KnownSession.session_id],
+                    set_={"status": upsert.excluded.status},
+                ),
+                changed,
+            )
+        if self._unparked:
+            await self.session.execute(
+                delete(PendingDeduction).where(PendingDeduction.id.in_(self._unparked))
+            )
+        parked = [
+            {"session_id": p.session_id, "user_id": p.user_id, "trainer_id": p.trainer_id,
+             "workout_id": p.workout_id, "cause": p.cause, "caused_by": p.caused_by}
+            for waiting in self._parked.values()
+            for p in waiting
+            if p.id is None
+        ]  # fmt: skip
+        if parked:
+            await self.session.execute(insert(PendingDeduction), parked)
+        new_entries = [entry.row for entry in self._entries.values() if entry.row is not None]
+        if new_entries:
+            await self.session.execute(insert(LedgerEntry), new_entries)
+        changes = [
+            {"user_id": user_id, "total": b.total_change, "used": b.used_change}
+            for user_id, b in self._balances.items()
+            if b.total_change or b.used_change
+        ]
+        if changes:
+            upsert = insert(Balance)
+            await self.session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[Balance.user_id],
+                    set_={
+                        "total": Balance.total + upsert.excluded.total,
+                        "used": Balance.used + upsert.excluded.used,
+                    },
+                ),
+                changes,
+            )
+        await self.outbox.insert(self.session, self._announcements)
+        self._announcements.clear()
 
     # --- credits in -----------------------------------------------------------------------
 
-    async def grant_credits(
+    def grant_credits(
         self,
         *,
         user_id: int,
@@ -95,37 +319,30 @@ class Ledger:
     ) -> bool:
         """Add `amount` credits, once per purchase (or per `grant_key` for staff grants)."""
         if purchase_id is not None:
-            key: tuple[str, ...] = ("grant", "purchase", purchase_id)
+            id = purchase_grant_id(purchase_id)
         elif grant_key is not None:
-            key = ("grant", grant_key)
+            id = entry_id("grant", grant_key)
         else:
             raise ValueError("a grant names its purchase or carries a key of its own")
-        entry = await self._append(
-            id=entry_id(*key),
-            user_id=user_id,
-            kind=EntryKind.GRANT,
-            amount=amount,
-            purchase_id=purchase_id,
-            reason=reason,
-            caused_by=caused_by,
-        )
-        if entry is None:
+        if not self._append(
+            id, user_id=user_id, kind=EntryKind.GRANT, amount=amount, purchase_id=purchase_id,
+            reason=reason, caused_by=caused_by,
+        ):  # fmt: skip
             return False
-        balance = await self._change_balance(user_id, total=amount)
-        await self._announce(
+        self._announce(
             events.CreditsGranted(
                 user_id=user_id,
                 amount=amount,
                 purchase_id=purchase_id,
                 reason=reason,
-                balance=balance,
+                balance=self._balance(user_id).snapshot(),
                 caused_by=None if caused_by == STAFF_GRANT else caused_by,
             ),
-            event_id=str(entry),
+            event_id=id,
         )
         return True
 
-    async def restore(self, event: Event[LedgerEvent]) -> None:
+    def restore(self, event: Event[LedgerEvent]) -> None:
         """Record an entry from its announcement on `credits.ledger`, as announced.
 
         The service reads its ledger topic before its inputs (see `servicekit.history`), so
@@ -134,54 +351,32 @@ class Ledger:
         announces nothing twice. Live, the entry is already there and this changes nothing.
         A rejection is no entry: remembering its id (the consumer does) is enough."""
         announced = event.payload
-        entry: uuid.UUID | None = None
+        id = uuid.UUID(event.id)
+        caused_by = getattr(announced, "caused_by", None) or _cause_of_unattributed(event)
         if isinstance(announced, events.CreditsGranted):
-            entry = await self._append(
-                id=uuid.UUID(event.id),
-                user_id=announced.user_id,
-                kind=EntryKind.GRANT,
-                amount=announced.amount,
-                purchase_id=announced.purchase_id,
-                reason=announced.reason,
-                caused_by=announced.caused_by or _cause_of_unattributed(event),
-            )
-            if entry is not None:
-                await self._change_balance(announced.user_id, total=announced.amount)
+            self._append(
+                id, user_id=announced.user_id, kind=EntryKind.GRANT, amount=announced.amount,
+                purchase_id=announced.purchase_id, reason=announced.reason, caused_by=caused_by,
+            )  # fmt: skip
         elif isinstance(announced, events.SessionCreditDeducted):
-            entry = await self._append(
-                id=uuid.UUID(event.id),
-                user_id=announced.user_id,
-                kind=EntryKind.DEDUCTION,
-                amount=-1,
-                session_id=announced.session_id,
-                trainer_id=announced.trainer_id,
-                workout_id=announced.workout_id,
-                cause=announced.cause,
-                caused_by=announced.caused_by or _cause_of_unattributed(event),
-            )
-            if entry is not None:
-                await self._change_balance(announced.user_id, used=1)
+            self._append(
+                id, user_id=announced.user_id, kind=EntryKind.DEDUCTION, amount=-1,
+                session_id=announced.session_id, trainer_id=announced.trainer_id,
+                workout_id=announced.workout_id, cause=announced.cause, caused_by=caused_by,
+            )  # fmt: skip
         elif isinstance(announced, events.SessionCreditRestored):
             # Keyed by client like the deduction before it, so that one was read first.
-            deduction = await self.session.get(
-                LedgerEntry, entry_id("deduction", announced.session_id)
-            )
-            entry = await self._append(
-                id=uuid.UUID(event.id),
-                user_id=announced.user_id,
-                kind=EntryKind.RESTORATION,
-                amount=1,
+            deduction = self._entries.get(deduction_id(announced.session_id))
+            self._append(
+                id, user_id=announced.user_id, kind=EntryKind.RESTORATION, amount=1,
                 session_id=announced.session_id,
                 trainer_id=deduction.trainer_id if deduction is not None else None,
-                reason=announced.reason,
-                caused_by=announced.caused_by or _cause_of_unattributed(event),
-            )
-            if entry is not None:
-                await self._change_balance(announced.user_id, used=-1)
+                reason=announced.reason, caused_by=caused_by,
+            )  # fmt: skip
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def session_seen(
+    def session_seen(
         self,
         *,
         session_id: int,
@@ -193,29 +388,20 @@ class Ledger:
         """Learn of a session (booked, or moved along by an event that names its client and
         trainer); `status` None keeps the status already known. Then settle parked
         deductions, and give back the credit of a session that turns out cancelled."""
-        await self._lock(session_id)
-        known = await self.session.get(KnownSession, session_id, with_for_update=True)
+        known = self._sessions.get(session_id)
         if known is None:
-            self.session.add(
-                KnownSession(
-                    session_id=session_id,
-                    user_id=user_id,
-                    trainer_id=trainer_id,
-                    status=status or SessionStatus.SCHEDULED,
-                )
-            )
-            await self.session.flush()
+            known = _Session(user_id, trainer_id, status or SessionStatus.SCHEDULED, changed=True)
+            self._sessions[session_id] = known
         elif status is not None:
             known.status = status
-        await self._settle_parked(session_id)
+            known.changed = True
+        self._settle_parked(session_id, known)
         if status in CANCELLED_STATUSES:
-            await self._restore(session_id, reason=f"session {status}", caused_by=caused_by)
+            self._restore(session_id, reason=f"session {status}", caused_by=caused_by)
 
-    async def session_mismatch(
-        self, *, session_id: int, user_id: int, trainer_id: int
-    ) -> str | None:
+    def session_mismatch(self, *, session_id: int, user_id: int, trainer_id: int) -> str | None:
         """Why an event naming this client and trainer does not fit the known session."""
-        known = await self.session.get(KnownSession, session_id)
+        known = self._sessions.get(session_id)
         if known is None or (known.user_id, known.trainer_id) == (user_id, trainer_id):
             return None
         return (
@@ -225,14 +411,13 @@ class Ledger:
 
     # --- credits out ----------------------------------------------------------------------
 
-    async def deduct_session_credit(self, request: DeductionRequest) -> None:
+    def deduct_session_credit(self, request: DeductionRequest) -> None:
         """Deduct one credit for a delivered session, exactly once per session. A request for
         a session not booked yet waits for the booking; one that does not fit it is
         rejected with the reason."""
-        await self._lock(request.session_id)
-        known = await self.session.get(KnownSession, request.session_id)
+        known = self._sessions.get(request.session_id)
         if known is None:
-            self.session.add(
+            self._parked.setdefault(request.session_id, []).append(
                 PendingDeduction(
                     session_id=request.session_id,
                     user_id=request.user_id,
@@ -243,101 +428,82 @@ class Ledger:
                 )
             )
             return
-        await self._decide(request, known)
+        self._decide(request, known)
 
-    async def _decide(self, request: DeductionRequest, known: KnownSession) -> None:
-        mismatch = await self.session_mismatch(
+    def _decide(self, request: DeductionRequest, known: _Session) -> None:
+        mismatch = self.session_mismatch(
             session_id=request.session_id, user_id=request.user_id, trainer_id=request.trainer_id
         )
         if mismatch:
-            await self._reject(request, mismatch)
+            self._reject(request, mismatch)
         elif known.status in CANCELLED_STATUSES:
-            await self._reject(request, f"session {request.session_id} is {known.status}")
+            self._reject(request, f"session {request.session_id} is {known.status}")
         else:
-            await self._deduct(request)
+            self._deduct(request)
 
-    async def _deduct(self, request: DeductionRequest) -> None:
-        entry = await self._append(
-            id=entry_id("deduction", request.session_id),
-            user_id=request.user_id,
-            kind=EntryKind.DEDUCTION,
-            amount=-1,
-            session_id=request.session_id,
-            trainer_id=request.trainer_id,
-            workout_id=request.workout_id,
-            cause=request.cause,
-            caused_by=request.caused_by,
-        )
-        if entry is None:
+    def _deduct(self, request: DeductionRequest) -> None:
+        id = deduction_id(request.session_id)
+        if not self._append(
+            id, user_id=request.user_id, kind=EntryKind.DEDUCTION, amount=-1,
+            session_id=request.session_id, trainer_id=request.trainer_id,
+            workout_id=request.workout_id, cause=request.cause, caused_by=request.caused_by,
+        ):  # fmt: skip
             return  # this session's credit was deducted before: by design, nothing to do
-        balance = await self._change_balance(request.user_id, used=1)
-        await self._announce(
+        self._announce(
             events.SessionCreditDeducted(
                 user_id=request.user_id,
                 session_id=request.session_id,
                 trainer_id=request.trainer_id,
                 workout_id=request.workout_id,
                 cause=request.cause,
-                balance=balance,
+                balance=self._balance(request.user_id).snapshot(),
                 caused_by=request.caused_by,
             ),
-            event_id=str(entry),
+            event_id=id,
         )
 
-    async def _restore(self, session_id: int, *, reason: str, caused_by: str) -> None:
-        deduction = await self.session.get(LedgerEntry, entry_id("deduction", session_id))
+    def _restore(self, session_id: int, *, reason: str, caused_by: str) -> None:
+        deduction = self._entries.get(deduction_id(session_id))
         if deduction is None:
             return
-        entry = await self._append(
-            id=entry_id("restoration", session_id),
-            user_id=deduction.user_id,
-            kind=EntryKind.RESTORATION,
-            amount=1,
-            session_id=session_id,
-            trainer_id=deduction.trainer_id,
-            reason=reason,
+        id = restoration_id(session_id)
+        if not self._append(
+            id, user_id=deduction.user_id, kind=EntryKind.RESTORATION, amount=1,
+            session_id=session_id, trainer_id=deduction.trainer_id, reason=reason,
             caused_by=caused_by,
-        )
-        if entry is None:
+        ):  # fmt: skip
             return
-        balance = await self._change_balance(deduction.user_id, used=-1)
-        await self._announce(
+        self._announce(
             events.SessionCreditRestored(
                 user_id=deduction.user_id,
                 session_id=session_id,
                 reason=reason,
-                balance=balance,
+                balance=self._balance(deduction.user_id).snapshot(),
                 caused_by=caused_by,
             ),
-            event_id=str(entry),
+            event_id=id,
         )
 
-    async def _reject(self, request: DeductionRequest, reason: str) -> None:
-        rejection = str(entry_id("rejection", request.caused_by))
-        if await self.own_consumer.has_applied(self.session, rejection):
-            return  # announced before this database was rebuilt
-        await self._announce(
+    def _reject(self, request: DeductionRequest, reason: str) -> None:
+        id = str(rejection_id(request.caused_by))
+        if id in self._rejected:
+            return  # announced before (a rebuild reads it back from the ledger topic first)
+        self._rejected.add(id)
+        self._announce(
             events.CreditDeductionRejected(
                 user_id=request.user_id,
                 session_id=request.session_id,
                 workout_id=request.workout_id,
                 reason=reason,
             ),
-            event_id=rejection,
+            event_id=id,
         )
 
-    async def _settle_parked(self, session_id: int) -> None:
-        parked = (
-            await self.session.scalars(
-                delete(PendingDeduction)
-                .where(PendingDeduction.session_id == session_id)
-                .returning(PendingDeduction)
-            )
-        ).all()
-        known = await self.session.get(KnownSession, session_id)
-        assert known is not None, "settled only once the session is known"
-        for pending in sorted(parked, key=lambda p: p.id):
-            await self._decide(
+    def _settle_parked(self, session_id: int, known: _Session) -> None:
+        for pending in self._parked.pop(session_id, []):
+            if pending.id is not None:
+                self._unparked.append(pending.id)
+            self._decide(
                 DeductionRequest(
                     session_id=pending.session_id,
                     user_id=pending.user_id,
@@ -351,39 +517,68 @@ class Ledger:
 
     # --- balance --------------------------------------------------------------------------
 
-    async def balance_of(self, user_id: int) -> events.Balance:
-        row = await self.session.get(Balance, user_id)
-        if row is None:
-            return events.Balance(total=0, used=0, remaining=0)
-        return events.Balance(total=row.total, used=row.used, remaining=row.remaining)
+    def balance_of(self, user_id: int) -> events.Balance:
+        return self._balance(user_id).snapshot()
 
-    async def _change_balance(
-        self, user_id: int, *, total: int = 0, used: int = 0
-    ) -> events.Balance:
-        row = (
-            await self.session.execute(
-                insert(Balance)
-                .values(user_id=user_id, total=total, used=used)
-                .on_conflict_do_update(
-                    index_elements=[Balance.user_id],
-                    set_={"total": Balance.total + total, "used": Balance.used + used},
-                )
-                .returning(Balance.total, Balance.used, Balance.remaining)
-            )
-        ).one()
-        return events.Balance(total=row.total, used=row.used, remaining=row.remaining)
+    def _balance(self, user_id: int) -> _Balance:
+        return self._balances.setdefault(user_id, _Balance())
 
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _append(self, **values: object) -> uuid.UUID | None:
-        """Insert a ledger entry unless its business key is already there; its id if new."""
-        inserted = await self.session.execute(
-            insert(LedgerEntry).values(**values).on_conflict_do_nothing().returning(LedgerEntry.id)
-        )
-        return inserted.scalar_one_or_none()
+    def _append(self, id: uuid.UUID, **row: Any) -> bool:
+        """Add a ledger entry unless its business key is already there; whether it is new."""
+        if id in self._entries:
+            return False
+        full_row = {**dict.fromkeys(_ENTRY_COLUMNS), **row, "id": id}
+        self._entries[id] = _Entry(row["user_id"], row.get("trainer_id"), full_row)
+        balance = self._balance(row["user_id"])
+        if row["kind"] == EntryKind.GRANT:
+            balance.total += row["amount"]
+            balance.total_change += row["amount"]
+        else:  # a deduction (-1) uses a credit, a restoration (+1) gives it back
+            balance.used -= row["amount"]
+            balance.used_change -= row["amount"]
+        return True
 
-    async def _announce(self, payload: events.EventPayload, *, event_id: str) -> None:
-        await self.outbox.add(self.session, payload, event_id=event_id)
+    def _announce(self, payload: events.EventPayload, *, event_id: uuid.UUID | str) -> None:
+        # Prepared now, in the trace context of the event that caused it.
+        self._announcements.append(self.outbox.prepare(payload, event_id=str(event_id)))
 
-    async def _lock(self, session_id: int) -> None:
-        await self.session.execute(select(func.pg_advisory_xact_lock(session_id)))
+    async def _lock_sessions(self, session_ids: Sequence[int]) -> None:
+        if session_ids:
+            await self.session.execute(
+                text(
+                    "select pg_advisory_xact_lock(id) from unnest(:ids) as id order by id"
+                ).bindparams(bindparam("ids", type_=ARRAY(BIGINT))),
+                {"ids": list(session_ids)},
+            )
+
+    async def _lock_keys(self, kind: int, keys: Sequence[str]) -> None:
+        if keys:
+            await self.session.execute(
+                text(
+                    "select pg_advisory_xact_lock(:kind, hashtext(key))"
+                    " from unnest(:keys) as key order by key"
+                ).bindparams(bindparam("keys", type_=ARRAY(TEXT))),
+                {"kind": kind, "keys": list(keys)},
+            )
+
+
+@asynccontextmanager
+async def ledger_for(
+    session: AsyncSession,
+    outbox: Outbox,
+    own_consumer: IdempotentConsumer,
+    scope: Scope,
+) -> AsyncIterator[Ledger]:
+    """A ledger loaded for `scope`, written when the block ends without an error."""
+    ledger = await Ledger.load(session, outbox, own_consumer, scope)
+    yield ledger
+    await ledger.write()
+
+
+async def balance_of(session: AsyncSession, user_id: int) -> events.Balance:
+    row = await session.get(Balance, user_id)
+    if row is None:
+        return events.Balance(total=0, used=0, remaining=0)
+    return events.Balance(total=row.total, used=row.used, remaining=row.remaining)

@@ -1,0 +1,184 @@
+"""Batches: many records applied in one transaction, each at most once, with what cannot be
+applied taken out; and, through the broker, a batch delivered again after a failure is
+applied once across every partition it spans."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from sqlalchemy import text
+
+from contracts.events import PackagePurchased
+from servicekit.consumer import IdempotentConsumer, Outcome, Rejected, RetryPolicy
+from servicekit.db import Database
+from servicekit.dead_letters import ConsumedRecord
+from servicekit.testing import RecordingDeadLetters, committed_offsets, end_offsets, eventually
+
+from .conftest import RuntimeFactory, purchase_record, send
+from .test_delivery import applied_event_ids
+
+pytestmark = pytest.mark.infra
+
+
+def record(event_id: str, offset: int, partition: int = 0) -> ConsumedRecord:
+    return ConsumedRecord(
+        topic="t", partition=partition, offset=offset, key=b"1",
+        value=purchase_record(event_id=event_id), headers=[],
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def database(database_url: str) -> Any:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def recording_consumer(
+    database: Database, dead_letters: RecordingDeadLetters, refuse: set[str], fail: dict[str, int]
+) -> IdempotentConsumer:
+    """Applies purchases into `applied`; refuses the ids in `refuse`, and raises for each id
+    in `fail` as many times as it says."""
+    consumer = IdempotentConsumer(
+        name="batch-test", database=database, dead_letters=dead_letters,
+        retry=RetryPolicy(max_attempts=3, first_backoff=0.01),
+    )  # fmt: skip
+
+    @consumer.on(PackagePurchased)
+    async def apply(session: Any, event: Any) -> None:
+        await session.execute(
+            text("insert into applied values (:id, :purchase)"),
+            {"id": event.id, "purchase": event.payload.purchase_id},
+        )
+        if event.id in refuse:
+            raise Rejected(f"{event.id} is refused")
+        if fail.get(event.id, 0) > 0:
+            fail[event.id] -= 1
+            raise ZeroDivisionError("a bug")
+
+    return consumer
+
+
+async def test_a_batch_applies_each_event_once_and_takes_out_what_breaks_a_rule(
+    database: Database, database_url: str
+) -> None:
+    dead_letters = RecordingDeadLetters()
+    consumer = recording_consumer(database, dead_letters, refuse={"b"}, fail={})
+    batch = [record("a", 0), record("b", 1), record("a", 2), record("c", 3), record("x", 4)]
+    batch[4] = ConsumedRecord(topic="t", partition=0, offset=4, key=None, value=b"{", headers=[])
+
+    outcome = await consumer.process_batch(batch)
+
+    assert outcome.retry_after is None
+    assert outcome.outcomes == [
+        Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.DUPLICATE, Outcome.APPLIED,
+        Outcome.DEAD_LETTERED,
+    ]  # fmt: skip
+    # The refused event's own insert was rolled back with it, and it is not remembered.
+    assert await applied_event_ids(database_url) == ["a", "c"]
+    assert dead_letters.reasons[0] == "b is refused"
+    assert dead_letters.reasons[1].startswith("not JSON")
+    again = await consumer.process_batch([record("b", 5), record("c", 6)])
+    assert again.outcomes == [Outcome.DEAD_LETTERED, Outcome.DUPLICATE]
+
+
+async def test_a_failing_handler_retries_the_whole_batch_then_is_taken_out(
+    database: Database, database_url: str
+) -> None:
+    dead_letters = RecordingDeadLetters()
+    consumer = recording_consumer(database, dead_letters, refuse=set(), fail={"b": 99})
+    batch = [record("a", 0), record("b", 1, partition=1), record("c", 2)]
+
+    for _ in range(2):
+        outcome = await consumer.process_batch(batch)
+        assert outcome.outcomes == [Outcome.RETRY] * 3
+        assert outcome.retry_after is not None
+        assert await applied_event_ids(database_url) == []
+    outcome = await consumer.process_batch(batch)  # the third attempt gives up on it
+
+    assert outcome.outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.APPLIED]
+    assert await applied_event_ids(database_url) == ["a", "c"]
+    assert dead_letters.reasons == ["failed 3 times: ZeroDivisionError: a bug"]
+
+
+async def test_a_batch_spanning_partitions_is_delivered_again_and_applied_once(
+    make_runtime: RuntimeFactory,
+    producer: AIOKafkaProducer,
+    scratch_topic: str,
+    database_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    """FastStream's nack of a batch rewinds every partition in it (0.7.8): the records of
+    the other partitions come again with the failing one, and are applied once."""
+    calls: dict[str, int] = {}
+
+    async def flaky(session: Any, event: Any) -> None:
+        calls[event.id] = calls.get(event.id, 0) + 1
+        # Three times: by the later deliveries, every partition's records have been fetched.
+        if event.id == "p1-3" and calls[event.id] <= 3:
+            raise ZeroDivisionError("the first three times")
+
+    ids = [f"p{partition}-{n}" for n in range(5) for partition in range(3)]
+    for event_id in ids:
+        partition = int(event_id[1])
+        await producer.send_and_wait(
+            scratch_topic, value=purchase_record(event_id=event_id), key=b"k", partition=partition
+        )
+    runtime = make_runtime(flaky)
+    runtime.consumer.retry = RetryPolicy(first_backoff=0.01, max_backoff=0.05)
+    await runtime.start()  # the backlog is there: the first poll hands over one batch
+
+    await eventually(lambda: _all_applied(database_url, ids))
+    assert sorted(await applied_event_ids(database_url)) == sorted(ids)
+    assert calls["p1-3"] == 4
+    assert any(calls[i] >= 2 for i in ids if not i.startswith("p1")), (
+        "no record of another partition came again: the batch did not span partitions"
+    )
+    group = runtime.settings.consumer_group
+    ends = await end_offsets(kafka_bootstrap, scratch_topic)
+
+    async def committed_to_the_end() -> bool:
+        committed = await committed_offsets(kafka_bootstrap, group)
+        return all(committed.get(TopicPartition(scratch_topic, p), 0) == 5 for p in range(3))
+
+    await eventually(committed_to_the_end)
+    assert sum(ends.values()) == 15
+    await send(producer, scratch_topic, purchase_record(event_id="after"))
+    await eventually(lambda: _all_applied(database_url, ["after"]))
+
+
+async def _all_applied(database_url: str, ids: list[str]) -> bool:
+    return set(ids) <= set(await applied_event_ids(database_url))
+
+
+async def test_a_batch_that_fails_as_a_whole_is_applied_one_record_at_a_time(
+    database: Database, database_url: str
+) -> None:
+    """A failure while a batch is loaded or written names no record: the records are then
+    applied one per transaction, and only the one that fails alone is set aside."""
+    dead_letters = RecordingDeadLetters()
+    consumer = recording_consumer(database, dead_letters, refuse=set(), fail={})
+
+    @asynccontextmanager
+    async def write_fails_with_b(session: Any, batch: Sequence[Any]) -> AsyncIterator[None]:
+        yield
+        if any(event.id == "b" for event in batch):
+            raise ValueError("cannot write what b asked for")
+
+    consumer.around_batch = write_fails_with_b
+    batch = [record("a", 0), record("b", 1), record("c", 2)]
+
+    for _ in range(2):  # b fails alone, twice: the whole batch comes again each time
+        outcome = await consumer.process_batch(batch)
+        assert outcome.outcomes == [Outcome.RETRY] * 3
+    assert await applied_event_ids(database_url) == ["a"]
+    outcome = await consumer.process_batch(batch)
+
+    assert outcome.outcomes == [Outcome.DUPLICATE, Outcome.DEAD_LETTERED, Outcome.APPLIED]
+    assert await applied_event_ids(database_url) == ["a", "c"]
+    assert dead_letters.reasons == ["failed 3 times: ValueError: cannot write what b asked for"]
