@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -411,10 +411,15 @@ async def remember_all(
     session: AsyncSession, consumer: str, events: Sequence[tuple[str, str]]
 ) -> set[str]:
     """Record that `consumer` applied these events (id, type); the ids it had not before."""
-    # Parameters as a list: one statement compiled once and cached, whatever the batch size.
+    # Arrays, not rows of parameters: the statement's text is the same whatever the batch
+    # size, so PostgreSQL and the driver parse and plan it once.
     inserted = await session.execute(
-        pg_insert(processed_events).on_conflict_do_nothing().returning(processed_events.c.event_id),
-        [{"consumer": consumer, "event_id": i, "event_type": t} for i, t in events],
+        text(
+            "insert into processed_events (consumer, event_id, event_type)"
+            " select :consumer, * from unnest(cast(:ids as text[]), cast(:types as text[]))"
+            " on conflict do nothing returning event_id"
+        ),
+        {"consumer": consumer, "ids": [i for i, _ in events], "types": [t for _, t in events]},
     )
     return set(inserted.scalars())
 

@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, insert
+from sqlalchemy import any_, bindparam, delete, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
@@ -64,6 +64,12 @@ _ENTRY_COLUMNS = (
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
 _PURCHASE_LOCKS = 1
 _CLIENT_LOCKS = 2
+
+
+def _any(values: Sequence[Any], item_type: Any) -> Any:
+    """`= ANY(array)`: one parameter, so the statement's text is the same for every batch
+    size and its parsing and planning are cached (an IN list differs with each size)."""
+    return any_(literal(list(values), ARRAY(item_type)))
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
@@ -142,7 +148,6 @@ class Scope:
     grant_keys: frozenset[str] = frozenset()
     clients: frozenset[int] = frozenset()
     entries: frozenset[uuid.UUID] = frozenset()
-    rejections: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, batch: Iterable[Event[Any]]) -> Scope:
@@ -150,7 +155,6 @@ class Scope:
         purchases: set[str] = set()
         clients: set[int] = set()
         entries: set[uuid.UUID] = set()
-        rejections: set[str] = set()
         for event in batch:
             payload = event.payload
             for name, into in (("session_id", sessions), ("user_id", clients)):
@@ -162,13 +166,11 @@ class Scope:
                 purchases.add(purchase)
             if isinstance(payload, events.CreditsGranted | events.SessionCreditDeducted):
                 entries.add(uuid.UUID(event.id))
-            rejections.add(str(rejection_id(event.id)))
         return cls(
             sessions=frozenset(sessions),
             purchases=frozenset(purchases),
             clients=frozenset(clients),
             entries=frozenset(entries),
-            rejections=frozenset(rejections),
         )
 
 
@@ -183,6 +185,7 @@ class Ledger:
     _unparked: list[int] = field(default_factory=list)
     _entries: dict[uuid.UUID, _Entry] = field(default_factory=dict)
     _balances: dict[int, _Balance] = field(default_factory=dict)
+    #: Ids of the rejections decided since loading.
     _rejected: set[str] = field(default_factory=set)
     _announcements: list[Announcement] = field(default_factory=list)
 
@@ -203,14 +206,17 @@ class Ledger:
         await self._lock_keys(_PURCHASE_LOCKS, keys)
         if session_ids:
             for known in await self.session.scalars(
-                select(KnownSession).where(KnownSession.session_id.in_(session_ids))
+                select(KnownSession).where(KnownSession.session_id == _any(session_ids, BIGINT))
             ):
                 self._sessions[known.session_id] = _Session(
                     known.user_id, known.trainer_id, known.status
                 )
+        # Deductions are parked only for sessions not known yet (and settled when they are).
+        unknown = [session_id for session_id in session_ids if session_id not in self._sessions]
+        if unknown:
             for parked in await self.session.scalars(
                 select(PendingDeduction)
-                .where(PendingDeduction.session_id.in_(session_ids))
+                .where(PendingDeduction.session_id == _any(unknown, BIGINT))
                 .order_by(PendingDeduction.id)
             ):
                 self._parked.setdefault(parked.session_id, []).append(parked)
@@ -222,7 +228,7 @@ class Ledger:
         if wanted:
             rows = await self.session.execute(
                 select(LedgerEntry.id, LedgerEntry.user_id, LedgerEntry.trainer_id).where(
-                    LedgerEntry.id.in_(sorted(wanted))
+                    LedgerEntry.id == _any(sorted(wanted), UUID(as_uuid=True))
                 )
             )
             for row in rows:
@@ -233,23 +239,9 @@ class Ledger:
         await self._lock_keys(_CLIENT_LOCKS, sorted(str(c) for c in clients))
         if clients:
             for balance in await self.session.scalars(
-                select(Balance).where(Balance.user_id.in_(sorted(clients)))
+                select(Balance).where(Balance.user_id == _any(sorted(clients), BIGINT))
             ):
                 self._balances[balance.user_id] = _Balance(balance.total, balance.used)
-        # A parked deduction settled now is rejected under the id of the event that parked it.
-        rejections = set(scope.rejections)
-        rejections.update(
-            str(rejection_id(p.caused_by)) for waiting in self._parked.values() for p in waiting
-        )
-        if rejections:
-            self._rejected.update(
-                await self.session.scalars(
-                    select(processed_events.c.event_id).where(
-                        processed_events.c.consumer == self.own_consumer.name,
-                        processed_events.c.event_id.in_(sorted(rejections)),
-                    )
-                )
-            )
 
     async def write(self) -> None:
         """Write everything decided since loading, in a few statements."""
@@ -271,7 +263,7 @@ class Ledger:
             )
         if self._unparked:
             await self.session.execute(
-                delete(PendingDeduction).where(PendingDeduction.id.in_(self._unparked))
+                delete(PendingDeduction).where(PendingDeduction.id == _any(self._unparked, BIGINT))
             )
         parked = [
             {"session_id": p.session_id, "user_id": p.user_id, "trainer_id": p.trainer_id,
@@ -302,6 +294,18 @@ class Ledger:
                 ),
                 changes,
             )
+        if self._rejected:
+            # Rejections announced before (a rebuild reads them back from the ledger topic
+            # first) are not announced again: looked for only now, as they are rare.
+            announced = set(
+                await self.session.scalars(
+                    select(processed_events.c.event_id).where(
+                        processed_events.c.consumer == self.own_consumer.name,
+                        processed_events.c.event_id == _any(sorted(self._rejected), TEXT),
+                    )
+                )
+            )
+            self._announcements = [a for a in self._announcements if a.event.id not in announced]
         await self.outbox.insert(self.session, self._announcements)
         self._announcements.clear()
 
@@ -487,8 +491,8 @@ class Ledger:
     def _reject(self, request: DeductionRequest, reason: str) -> None:
         id = str(rejection_id(request.caused_by))
         if id in self._rejected:
-            return  # announced before (a rebuild reads it back from the ledger topic first)
-        self._rejected.add(id)
+            return
+        self._rejected.add(id)  # and left out when written if announced before (see `write`)
         self._announce(
             events.CreditDeductionRejected(
                 user_id=request.user_id,
