@@ -86,13 +86,17 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-latency bench-http bench-memory bench-wrk
+.PHONY: bench bench-credits bench-consumer bench-latency bench-http bench-memory bench-wrk
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
 # `make test`. BENCH_ARGS passes options: BENCH_ARGS="--runs 1 --json credits.json".
 bench-credits: up
 	$(UV) run --no-sync python bench/credits_throughput.py $(BENCH_ARGS)
+
+# The credits consumer alone (no Kafka, no other service), batches beside one record each.
+bench-consumer: up
+	$(UV) run --no-sync python bench/credits_consumer.py $(BENCH_ARGS)
 
 bench-latency: up
 	$(UV) run --no-sync python bench/latency.py $(BENCH_ARGS)
@@ -103,9 +107,9 @@ bench-http: up bench-wrk
 bench-memory: up bench-wrk
 	$(UV) run --no-sync python bench/memory.py $(BENCH_ARGS)
 
-# All five in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
+# All six in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-latency bench-http bench-memory bench-rebuild
+bench: bench-credits bench-consumer bench-latency bench-http bench-memory bench-rebuild
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

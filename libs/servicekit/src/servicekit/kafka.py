@@ -30,8 +30,11 @@ class Producer:
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
-            # A few milliseconds of linger lets the relay's batches share requests.
-            linger_ms=5,
+            # No linger: the relay hands over a whole batch of rows before it awaits any, so
+            # records share requests anyway, and a lone event is not held back. No
+            # compression either: small JSON records on a broker next door gain nothing
+            # worth the CPU (docs/benchmarks.md).
+            linger_ms=0,
         )
         try:
             await client.start()
