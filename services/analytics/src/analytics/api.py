@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse
 
 from analytics.charts import render_usage_charts
-from analytics.tracker import UsageTracker
+from analytics.tracker import usage_of
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
 from servicekit.runtime import ServiceRuntime
 
@@ -34,7 +34,7 @@ def _runtime(request: Request) -> ServiceRuntime:
 async def _report(user_id: int, request: Request) -> SessionUsageReport:
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
-        usage = await UsageTracker(session, runtime.outbox).usage_of(user_id)
+        usage = await usage_of(session, user_id)
     return SessionUsageReport(
         total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
     )

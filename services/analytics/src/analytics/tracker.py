@@ -1,7 +1,9 @@
-"""Session usage's use cases, in the business's words.
+"""Session usage's use cases, in the business's words, a batch at a time.
 
-Each one runs inside the caller's transaction (the consumer's, with the event's id already
-remembered) and announces a change of usage in that same transaction, through the outbox.
+A tracker is loaded inside the caller's transaction (the consumer's, with the batch's event
+ids already remembered) for the clients and workouts a batch names, applies its events in
+memory, and writes the result and its announcements of changed usage (through the outbox)
+in that same transaction.
 
 Why the final state does not depend on arrival order: a client's usage has two independent
 halves. The workout counts depend only on `workouts.workout-sessions` and the credit balance
@@ -14,17 +16,20 @@ so `asOf` (the latest change's time, see `_settle`) ends the same too.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import any_, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import UserUsage, Workout
 from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
-from servicekit.outbox import Outbox
+from servicekit.outbox import Announcement, Outbox
 
 
 class UsageNotRecordable(Exception):
@@ -35,12 +40,79 @@ class WorkoutOfAnotherClient(UsageNotRecordable):
     pass
 
 
-class UsageTracker:
-    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
-        self.session = session
-        self.outbox = outbox
+@dataclass(slots=True)
+class _Workout:
+    user_id: int
+    session_type: str
+    status: str
+    changed_by: str
 
-    async def record_workout(
+    def counted(self) -> SessionType | None:
+        """The session type it counts under in usage: only completed workouts count."""
+        return SessionType(self.session_type) if self.status == WorkoutStatus.COMPLETED else None
+
+
+@dataclass
+class UsageTracker:
+    """Loaded for what one transaction touches (its clients' usage rows, locked, and its
+    workouts), it decides in memory, one event after another in their order, and `write`s
+    the result with one statement per table: a batch costs about what one event does."""
+
+    session: AsyncSession
+    outbox: Outbox
+    _usages: dict[int, UserUsage] = field(default_factory=dict)
+    _counts: dict[int, Counter[SessionType]] = field(default_factory=dict)
+    _workouts: dict[uuid.UUID, _Workout] = field(default_factory=dict)
+    _changed_workouts: set[uuid.UUID] = field(default_factory=set)
+    _announcements: list[Announcement] = field(default_factory=list)
+
+    @classmethod
+    async def load(
+        cls,
+        session: AsyncSession,
+        outbox: Outbox,
+        *,
+        clients: Iterable[int],
+        workouts: Iterable[uuid.UUID],
+    ) -> UsageTracker:
+        tracker = cls(session, outbox)
+        await tracker._load(sorted(set(clients)), sorted(set(workouts)))
+        return tracker
+
+    async def _load(self, clients: list[int], workout_ids: list[uuid.UUID]) -> None:
+        if clients:
+            # Every change to one client's usage (from either topic, in any replica) waits
+            # for the one before it: the rows are locked until commit, in one order.
+            await self.session.execute(
+                insert(UserUsage).on_conflict_do_nothing(), [{"user_id": c} for c in clients]
+            )
+            for row in await self.session.scalars(
+                select(UserUsage)
+                .where(UserUsage.user_id == _any(clients, BIGINT))
+                .order_by(UserUsage.user_id)
+                .with_for_update()
+            ):
+                self._usages[row.user_id] = row
+                self._counts[row.user_id] = Counter()
+            counts = await self.session.execute(
+                select(Workout.user_id, Workout.session_type, func.count())
+                .where(
+                    Workout.user_id == _any(clients, BIGINT),
+                    Workout.status == WorkoutStatus.COMPLETED,
+                )
+                .group_by(Workout.user_id, Workout.session_type)
+            )
+            for user_id, kind, count in counts:
+                self._counts[user_id][SessionType(kind)] = count
+        if workout_ids:
+            for known in await self.session.scalars(
+                select(Workout).where(Workout.workout_id == _any(workout_ids, UUID(as_uuid=True)))
+            ):
+                self._workouts[known.workout_id] = _Workout(
+                    known.user_id, known.session_type, known.status, known.changed_by
+                )
+
+    def record_workout(
         self,
         *,
         workout_id: uuid.UUID,
@@ -53,42 +125,30 @@ class UsageTracker:
         """A workout as its latest event describes it: logged, or its status changed. One
         never seen before is taken as it is described, so a history that starts midway
         (a status change without its WorkoutLogged) still counts."""
-        usage = await self._lock_usage_of(user_id)
-        workout = await self.session.get(Workout, workout_id, with_for_update=True)
-        if workout is None:
-            self.session.add(
-                Workout(
-                    workout_id=workout_id,
-                    user_id=user_id,
-                    session_type=session_type,
-                    status=status,
-                    changed_by=changed_by,
-                )
-            )
-        elif workout.user_id != user_id:
+        workout = self._workouts.get(workout_id)
+        if workout is not None and workout.user_id != user_id:
             raise WorkoutOfAnotherClient(
                 f"workout {workout_id} belongs to client {workout.user_id}, not {user_id}"
             )
-        else:
-            workout.session_type = session_type
-            workout.status = status
-            workout.changed_by = changed_by
-        await self.session.flush()
-        completed = await self._completed_workouts_of(user_id)
-        await self._settle(usage, replace(_usage_in(usage), workouts=completed), at=at)
+        counts = self._counts[user_id]
+        if workout is not None and (before := workout.counted()) is not None:
+            counts[before] -= 1
+        workout = _Workout(user_id, session_type, status, changed_by)
+        self._workouts[workout_id] = workout
+        self._changed_workouts.add(workout_id)
+        if (after := workout.counted()) is not None:
+            counts[after] += 1
+        usage = self._usages[user_id]
+        completed = CompletedWorkouts.from_counts(dict(counts))
+        self._settle(usage, replace(_usage_in(usage), workouts=completed), at=at)
 
-    async def record_credit_balance(self, *, user_id: int, balance: Balance, at: datetime) -> None:
+    def record_credit_balance(self, *, user_id: int, balance: Balance, at: datetime) -> None:
         """The client's balance as the ledger's latest entry left it. One client's ledger
         events arrive in order (one partition), so the latest applied is the current one."""
-        usage = await self._lock_usage_of(user_id)
-        await self._settle(usage, replace(_usage_in(usage), credits=balance), at=at)
+        usage = self._usages[user_id]
+        self._settle(usage, replace(_usage_in(usage), credits=balance), at=at)
 
-    async def usage_of(self, user_id: int) -> SessionUsage:
-        """Current usage; a client the service has never heard of has none of anything."""
-        row = await self.session.get(UserUsage, user_id)
-        return SessionUsage() if row is None else _usage_in(row)
-
-    async def _settle(self, row: UserUsage, usage: SessionUsage, *, at: datetime) -> None:
+    def _settle(self, row: UserUsage, usage: SessionUsage, *, at: datetime) -> None:
         """Keep `usage` and announce it, unless it is what the client already had.
 
         `asOf` is the time of the event that changed usage, and never moves backwards: an
@@ -102,28 +162,48 @@ class UsageTracker:
         row.credits_total = usage.credits.total
         row.credits_used = usage.credits.used
         row.as_of = at if row.as_of is None else max(row.as_of, at)
-        # Written while holding the client's row lock, so per client the outbox (and then
-        # the topic) holds the announcements in the order the changes were made. Each gets
-        # a fresh id: the same cause can lead to different usages in different replays.
-        await self.outbox.add(self.session, usage.announcement(row.user_id, as_of=row.as_of))
-
-    async def _lock_usage_of(self, user_id: int) -> UserUsage:
-        """The client's usage row, locked until commit: every change to one client's usage
-        (from either topic, in any replica) waits for the one before it."""
-        await self.session.execute(
-            insert(UserUsage).values(user_id=user_id).on_conflict_do_nothing()
+        # Per client, in the order the changes were made, under the client's row lock. Each
+        # gets a fresh id: the same cause can lead to different usages in different replays.
+        self._announcements.append(
+            self.outbox.prepare(usage.announcement(row.user_id, as_of=row.as_of))
         )
-        row = await self.session.get(UserUsage, user_id, with_for_update=True)
-        assert row is not None, "inserted above when missing"
-        return row
 
-    async def _completed_workouts_of(self, user_id: int) -> CompletedWorkouts:
-        counts = await self.session.execute(
-            select(Workout.session_type, func.count())
-            .where(Workout.user_id == user_id, Workout.status == WorkoutStatus.COMPLETED)
-            .group_by(Workout.session_type)
-        )
-        return CompletedWorkouts.from_counts({SessionType(kind): n for kind, n in counts})
+    async def write(self) -> None:
+        """Write everything decided since loading: one statement per table."""
+        if self._changed_workouts:
+            upsert = insert(Workout)
+            await self.session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[Workout.workout_id],
+                    set_={
+                        "session_type": upsert.excluded.session_type,
+                        "status": upsert.excluded.status,
+                        "changed_by": upsert.excluded.changed_by,
+                    },
+                ),
+                [
+                    {"workout_id": workout_id, "user_id": w.user_id,
+                     "session_type": w.session_type, "status": w.status,
+                     "changed_by": w.changed_by}
+                    for workout_id in sorted(self._changed_workouts)
+                    for w in (self._workouts[workout_id],)
+                ],
+            )  # fmt: skip
+        # The rows are loaded ORM objects: the session's flush at commit writes the changed
+        # ones (one UPDATE statement, many parameter sets).
+        await self.outbox.insert(self.session, self._announcements)
+        self._announcements.clear()
+
+
+async def usage_of(session: AsyncSession, user_id: int) -> SessionUsage:
+    """Current usage; a client the service has never heard of has none of anything."""
+    row = await session.get(UserUsage, user_id)
+    return SessionUsage() if row is None else _usage_in(row)
+
+
+def _any(values: list[Any], item_type: Any) -> Any:
+    """`= ANY(array)`: one parameter, so the statement's text is the same for every batch."""
+    return any_(literal(values, ARRAY(item_type)))
 
 
 def _usage_in(row: UserUsage) -> SessionUsage:
