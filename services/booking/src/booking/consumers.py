@@ -8,13 +8,13 @@ no interest here and have no handler, so the consumer ignores them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.projection import STATUS_AFTER, Projection
+from booking.projection import STATUS_AFTER, CreditMarks, Projection
 from booking.rules import BookingRuleBroken
 from contracts.envelope import Event
 from contracts.events import (
@@ -39,19 +39,40 @@ def register(consumer: IdempotentConsumer) -> None:
     for session_event in SESSION_EVENTS:
         consumer.on(session_event)(on_session_event)
 
+    @asynccontextmanager
+    async def credit_marks_per_batch(
+        session: AsyncSession, batch: Sequence[Event[Any]]
+    ) -> AsyncIterator[None]:
+        marks = CreditMarks()
+        session.info[_CREDIT_MARKS] = marks
+        try:
+            yield
+        finally:
+            del session.info[_CREDIT_MARKS]
+        await marks.write(session)
+
+    consumer.around_batch = credit_marks_per_batch
+
     @consumer.on(SessionCreditDeducted)
     async def on_credit_deducted(
         session: AsyncSession, event: Event[SessionCreditDeducted]
     ) -> None:
-        with _refusals_dead_lettered():
-            await Projection(session).credit_deducted(event.payload.session_id)
+        _credit_marks(session).credit_deducted(event.payload.session_id)
 
     @consumer.on(SessionCreditRestored)
     async def on_credit_restored(
         session: AsyncSession, event: Event[SessionCreditRestored]
     ) -> None:
-        with _refusals_dead_lettered():
-            await Projection(session).credit_restored(event.payload.session_id)
+        _credit_marks(session).credit_restored(event.payload.session_id)
+
+
+#: Where a batch's handlers gather the ledger's verdicts (in the session's `info`).
+_CREDIT_MARKS = "booking-credit-marks"
+
+
+def _credit_marks(session: AsyncSession) -> CreditMarks:
+    marks: CreditMarks = session.info[_CREDIT_MARKS]
+    return marks
 
 
 @contextmanager

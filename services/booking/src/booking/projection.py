@@ -14,6 +14,7 @@ A transaction holding the allocator lock may then lock a row, never the other wa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -239,20 +240,44 @@ class Projection:
         session.session_date = rescheduled.session_date
         session.updated_at = moment
 
-    # --- credits.ledger -------------------------------------------------------------------
 
-    async def credit_deducted(self, session_id: int) -> None:
-        await self._mark_credit(session_id, credit_deducted=True)
+@dataclass
+class CreditMarks:
+    """The ledger's verdicts on sessions (`credits.ledger`), gathered over a batch and
+    written with one statement. Each only ever sets a flag, so their order within the batch
+    does not matter, and a flag set before stays set."""
 
-    async def credit_restored(self, session_id: int) -> None:
-        await self._mark_credit(session_id, credit_restored=True)
+    flags: dict[int, tuple[bool, bool]] = field(default_factory=dict)
 
-    async def _mark_credit(self, session_id: int, **flag: bool) -> None:
-        await self.session.execute(
-            insert(SessionCredit)
-            .values(session_id=session_id, **flag)
-            .on_conflict_do_update(index_elements=[SessionCredit.session_id], set_=flag)
-        )
+    def credit_deducted(self, session_id: int) -> None:
+        _, restored = self.flags.get(session_id, (False, False))
+        self.flags[session_id] = (True, restored)
+
+    def credit_restored(self, session_id: int) -> None:
+        deducted, _ = self.flags.get(session_id, (False, False))
+        self.flags[session_id] = (deducted, True)
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self.flags:
+            return
+        upsert = insert(SessionCredit)
+        await session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[SessionCredit.session_id],
+                set_={
+                    "credit_deducted": SessionCredit.credit_deducted
+                    | upsert.excluded.credit_deducted,
+                    "credit_restored": SessionCredit.credit_restored
+                    | upsert.excluded.credit_restored,
+                },
+            ),
+            [
+                {"session_id": session_id, "credit_deducted": deducted,
+                 "credit_restored": restored}
+                for session_id, (deducted, restored) in sorted(self.flags.items())
+            ],
+        )  # fmt: skip
+        self.flags.clear()
 
 
 def _refuse_other_client_or_trainer(
