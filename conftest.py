@@ -17,7 +17,6 @@ import importlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -35,6 +34,7 @@ import contracts
 import ops
 from contracts.events import EventPayload
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from ops.databases import drop_database
 from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
@@ -153,18 +153,8 @@ def scratch_databases(servers: Servers) -> Iterator[Callable[[str], str]]:
 
 
 def _drop_database(owner_url: str, name: str) -> None:
-    """Drop a scratch database. A plain DROP first: PostgreSQL itself stops an autovacuum
-    worker that is busy there, which a forced DROP would try to kill (and a service role may
-    not). Forced only when a connection of the test's own lingers."""
-    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
     with _admin_connection(owner_url) as connection:
-        for _ in range(3):
-            try:
-                connection.execute(drop)
-                return
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.5)
-        connection.execute(drop + sql.SQL(" WITH (FORCE)"))
+        drop_database(connection, name, attempts=3)
 
 
 @pytest.fixture

@@ -2,40 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
-from contracts.topics import ALL_TOPICS
+from .platform import IsolatedPlatform, running_platform
 
-from .platform import IsolatedPlatform, start_platform
+#: Starts a copy of the platform for one test (`running_platform` with the test's topic
+#: prefix, databases and log directory); options: `services`, `kind`.
+Launch = Callable[..., AbstractAsyncContextManager[IsolatedPlatform]]
 
 
 @pytest.fixture
-async def platform(
+def launch(
     kafka_bootstrap: str,
     topic_prefix: str,
     service_database: Callable[[str], str],
     tmp_path: Path,
-) -> AsyncIterator[IsolatedPlatform]:
-    started = await start_platform(
+) -> Launch:
+    return functools.partial(
+        running_platform,
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topic_prefix,
         database_for=service_database,
         log_directory=tmp_path,
     )
-    yield started
-    await started.close()
-    await _delete_topics(kafka_bootstrap, topic_prefix)
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([prefix + topic.name for topic in ALL_TOPICS])
-    finally:
-        await admin.close()
+@pytest.fixture
+async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
+    async with launch() as started:
+        yield started

@@ -15,9 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from psycopg import sql
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from ops.databases import drop_database
 from ops.local.errors import PlatformError
 from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
@@ -240,12 +241,13 @@ async def start_platform(
     database_for: Callable[[str], str],
     log_directory: Path,
     services: Sequence[str] = SERVICE_NAMES,
+    kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> IsolatedPlatform:
     from contracts.topics import ALL_TOPICS
     from ops.local.topics import create_topics
 
     await create_topics(kafka_bootstrap, [t.with_prefix(topic_prefix) for t in ALL_TOPICS])
-    platform = IsolatedPlatform(
+    platform = kind(
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topic_prefix,
         database_urls={name: database_for(name) for name in services},
@@ -257,6 +259,29 @@ async def start_platform(
         await platform.close()
         raise
     return platform
+
+
+@asynccontextmanager
+async def running_platform(
+    *,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    database_for: Callable[[str], str],
+    log_directory: Path,
+    services: Sequence[str] = SERVICE_NAMES,
+    kind: type[IsolatedPlatform] = IsolatedPlatform,
+) -> AsyncIterator[IsolatedPlatform]:
+    """A copy of the platform (`start_platform`) for a block: stopped and its topics
+    deleted at the end."""
+    platform = await start_platform(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, database_for=database_for,
+        log_directory=log_directory, services=services, kind=kind,
+    )  # fmt: skip
+    try:
+        yield platform
+    finally:
+        await platform.close()
+        await delete_topics(kafka_bootstrap, topic_prefix)
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
@@ -292,14 +317,6 @@ class ScratchDatabases:
 
     def drop_all(self) -> None:
         for owner_url, name in self.created:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
             with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
-                for _ in range(3):
-                    try:
-                        connection.execute(drop)
-                        break
-                    except psycopg.errors.ObjectInUse:
-                        time.sleep(0.5)
-                else:
-                    connection.execute(drop + sql.SQL(" WITH (FORCE)"))
+                drop_database(connection, name, attempts=3)
         self.created.clear()

@@ -8,9 +8,8 @@ import json
 import signal
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,7 +20,8 @@ from ops.groups import rewind_to_earliest
 from servicekit.db import libpq_url
 from servicekit.testing import committed_offsets, end_offsets, eventually, read_topic
 
-from .platform import IsolatedPlatform, start_platform
+from .conftest import Launch
+from .platform import IsolatedPlatform
 
 pytestmark = pytest.mark.infra
 
@@ -117,23 +117,9 @@ async def caught_up(platform: IsolatedPlatform, group: str) -> bool:
 
 
 @pytest.fixture
-async def credits_only(
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    service_database: Callable[[str], str],
-    tmp_path: Path,
-) -> AsyncIterator[IsolatedPlatform]:
-    started = await start_platform(
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        database_for=service_database,
-        log_directory=tmp_path,
-        services=("credits",),
-    )
-    try:
+async def credits_only(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
+    async with launch(services=("credits",)) as started:
         yield started
-    finally:
-        await started.close()
 
 
 async def test_credits_killed_mid_stream_deducts_each_of_1000_sessions_exactly_once(

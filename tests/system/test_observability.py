@@ -4,28 +4,25 @@ work done, and each service's AsyncAPI document lists what it consumes and publi
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from httpx import ASGITransport
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.events import PackagePurchased
 from contracts.services import Service
-from contracts.topics import ALL_TOPICS
 from servicekit.testing import Record, eventually, read_topic
 from servicekit.tracing import TraceParent
 
+from .conftest import Launch
 from .platform import SERVICE_NAMES, IsolatedPlatform
 
 pytestmark = pytest.mark.infra
@@ -43,32 +40,9 @@ class VerbosePlatform(IsolatedPlatform):
 
 
 @pytest.fixture
-async def platform(
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    service_database: Callable[[str], str],
-    tmp_path: Path,
-) -> AsyncIterator[IsolatedPlatform]:
-    from ops.local.topics import create_topics
-
-    await create_topics(kafka_bootstrap, [t.with_prefix(topic_prefix) for t in ALL_TOPICS])
-    started = VerbosePlatform(
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        database_urls={name: service_database(name) for name in SERVICE_NAMES},
-        log_directory=tmp_path,
-    )
-    try:
-        await asyncio.gather(*(started.start(name) for name in SERVICE_NAMES))
+async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
+    async with launch(kind=VerbosePlatform) as started:
         yield started
-    finally:
-        await started.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic_prefix + topic.name for topic in ALL_TOPICS])
-        finally:
-            await admin.close()
 
 
 async def scrape(url: str) -> Samples:

@@ -5,9 +5,8 @@ second redrive; lag and status show a stopped service falling behind."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,7 +21,8 @@ from ops.inputs import input_topic_names
 from servicekit.db import libpq_url
 from servicekit.testing import end_offsets, eventually
 
-from .platform import IsolatedPlatform, delete_topics, free_port, start_platform
+from .conftest import Launch
+from .platform import IsolatedPlatform, free_port
 
 pytestmark = pytest.mark.infra
 
@@ -31,24 +31,9 @@ MOVED_TO = datetime(2026, 4, 8, 17, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def platform(
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    service_database: Callable[[str], str],
-    tmp_path: Path,
-) -> AsyncIterator[IsolatedPlatform]:
-    started = await start_platform(
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        database_for=service_database,
-        log_directory=tmp_path,
-        services=("booking", "credits"),
-    )
-    try:
+async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
+    async with launch(services=("booking", "credits")) as started:
         yield started
-    finally:
-        await started.close()
-        await delete_topics(kafka_bootstrap, topic_prefix)
 
 
 def ops(platform: IsolatedPlatform, *arguments: str) -> Result:

@@ -26,7 +26,7 @@ from ops.progress import Progress
 from servicekit.testing import end_offsets, read_topic
 
 from .history import History, play
-from .platform import IsolatedPlatform, ScratchDatabases, delete_topics, start_platform
+from .platform import IsolatedPlatform, ScratchDatabases, running_platform
 from .state import Rows, business_state, differences
 
 pytestmark = pytest.mark.infra
@@ -48,18 +48,16 @@ async def played(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     test leaves the state as it found it, which is what they check."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     scratch = ScratchDatabases(lambda name: servers.database_url(service_named(name)))
-    platform = await start_platform(
-        kafka_bootstrap=servers.kafka_bootstrap,
-        topic_prefix=prefix,
-        database_for=scratch.migrated,
-        log_directory=tmp_path_factory.mktemp("recovery"),
-    )
     try:
-        yield Played(platform, await play(platform))
+        async with running_platform(
+            kafka_bootstrap=servers.kafka_bootstrap,
+            topic_prefix=prefix,
+            database_for=scratch.migrated,
+            log_directory=tmp_path_factory.mktemp("recovery"),
+        ) as platform:
+            yield Played(platform, await play(platform))
     finally:
-        await platform.close()
         scratch.drop_all()
-        await delete_topics(servers.kafka_bootstrap, prefix)
 
 
 def everything(platform: IsolatedPlatform) -> dict[str, dict[str, Rows]]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -139,20 +140,24 @@ def recreate(admin: DatabaseAdmin, url: str) -> None:
         ) from None
 
 
-def _drop_and_create(admin: DatabaseAdmin, name: str, owner: str) -> None:
+def drop_database(connection: psycopg.Connection[Any], name: str, *, attempts: int = 5) -> None:
+    """Drop a database if it exists, on an autocommit connection to another one. A plain
+    drop first: PostgreSQL itself stops an autovacuum worker busy there, which a forced drop
+    would try to kill (and a role that is not superuser may not). Forced only when a session
+    lingers (a connection pool closing, an operator's psql)."""
     drop = sql.SQL("drop database if exists {}").format(sql.Identifier(name))
+    for _ in range(attempts):
+        try:
+            connection.execute(drop)
+            return
+        except psycopg.errors.ObjectInUse:
+            time.sleep(0.5)
+    connection.execute(drop + sql.SQL(" with (force)"))
+
+
+def _drop_and_create(admin: DatabaseAdmin, name: str, owner: str) -> None:
     with admin.connect() as connection:
-        # A plain drop first: PostgreSQL itself stops an autovacuum worker busy there, which
-        # a forced drop would try to kill (and a role that is not superuser may not).
-        # Forced only when a session lingers (a connection pool closing, an operator's psql).
-        for _ in range(5):
-            try:
-                connection.execute(drop)
-                break
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.5)
-        else:
-            connection.execute(drop + sql.SQL(" with (force)"))
+        drop_database(connection, name)
         connection.execute(
             sql.SQL("create database {} owner {}").format(
                 sql.Identifier(name), sql.Identifier(owner)

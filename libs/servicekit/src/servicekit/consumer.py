@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -59,6 +59,15 @@ BatchScope = Callable[
     [AsyncSession, Sequence[Event[Any]]], contextlib.AbstractAsyncContextManager[None]
 ]
 _NO_SCOPE = contextlib.nullcontext()
+
+
+class Writes(Protocol):
+    """A batch's shared state (see `IdempotentConsumer.share_per_batch`)."""
+
+    async def write(self) -> None: ...
+
+
+W = TypeVar("W", bound=Writes)
 
 #: Failures that say nothing about the record: wait and try the same record again, forever.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -197,6 +206,32 @@ class IdempotentConsumer:
     @property
     def event_types(self) -> frozenset[str]:
         return frozenset(self._handlers)
+
+    def share_per_batch(
+        self, load: Callable[[AsyncSession, Sequence[Event[Any]]], Awaitable[W]]
+    ) -> Callable[[AsyncSession], W]:
+        """Give each batch's handlers one shared state: `load` makes it for the batch's new
+        events inside its transaction, before the handlers; its `write()` runs after them
+        all (not when one fails: the transaction rolls back). Returns how a handler finds
+        the state of its batch from its session. This sets `around_batch`."""
+        key = object()  # this state's own key in a session's `info`
+
+        @contextlib.asynccontextmanager
+        async def scope(session: AsyncSession, batch: Sequence[Event[Any]]) -> AsyncIterator[None]:
+            state = await load(session, batch)
+            session.info[key] = state
+            try:
+                yield
+            finally:
+                del session.info[key]
+            await state.write()
+
+        def state_of(session: AsyncSession) -> W:
+            state: W = session.info[key]
+            return state
+
+        self.around_batch = scope
+        return state_of
 
     async def process(self, record: ConsumedRecord, *, dead_letter: bool = True) -> Outcome:
         """Apply one record at most once: a batch of one (see `process_batch`). `RETRY`

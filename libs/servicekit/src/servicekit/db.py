@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import any_, literal, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -46,3 +48,10 @@ class Database:
 def libpq_url(sqlalchemy_url: str) -> str:
     """The same database as a plain libpq URL, for psycopg connections outside SQLAlchemy."""
     return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def any_of(values: Sequence[Any], item_type: Any) -> Any:
+    """`column == any_of(values, BIGINT)` renders `= ANY(array)`: one parameter, so the
+    statement's text is the same for every number of values and PostgreSQL and the driver
+    parse and plan it once (an IN list differs with each size)."""
+    return any_(literal(list(values), ARRAY(item_type)))

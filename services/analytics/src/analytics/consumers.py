@@ -3,8 +3,8 @@ no handler on purpose: it carries no balance and changes no usage."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,25 +25,13 @@ from servicekit.outbox import Outbox
 BALANCE_EVENTS = (CreditsGranted, SessionCreditDeducted, SessionCreditRestored)
 
 
-#: Where a batch's handlers find the tracker loaded for it (in the session's `info`).
-_TRACKER = "analytics-tracker"
-
-
-def _tracker(session: AsyncSession) -> UsageTracker:
-    tracker: UsageTracker = session.info[_TRACKER]
-    return tracker
-
-
 def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     """Attach the analytics handlers to the service's consumer. Each batch's handlers share
     one tracker, loaded for the clients and workouts the batch names and written once they
     have all run."""
 
-    @asynccontextmanager
-    async def one_tracker_per_batch(
-        session: AsyncSession, batch: Sequence[Event[Any]]
-    ) -> AsyncIterator[None]:
-        tracker = await UsageTracker.load(
+    def load(session: AsyncSession, batch: Sequence[Event[Any]]) -> Awaitable[UsageTracker]:
+        return UsageTracker.load(
             session,
             outbox,
             clients=(event.payload.user_id for event in batch),
@@ -53,19 +41,13 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
                 if isinstance(event.payload, WorkoutLogged | WorkoutStatusChanged)
             ),
         )
-        session.info[_TRACKER] = tracker
-        try:
-            yield
-        finally:
-            del session.info[_TRACKER]
-        await tracker.write()
 
-    consumer.around_batch = one_tracker_per_batch
+    tracker_of = consumer.share_per_batch(load)
 
     async def on_workout(session: AsyncSession, event: Event[Any]) -> None:
         workout: WorkoutLogged | WorkoutStatusChanged = event.payload
         with _rejecting_what_cannot_be_recorded():
-            _tracker(session).record_workout(
+            tracker_of(session).record_workout(
                 workout_id=workout.workout_id,
                 user_id=workout.user_id,
                 session_type=workout.session_type,
@@ -80,7 +62,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_balance_changed(session: AsyncSession, event: Event[Any]) -> None:
         entry: CreditsGranted | SessionCreditDeducted | SessionCreditRestored = event.payload
         with _rejecting_what_cannot_be_recorded():
-            _tracker(session).record_credit_balance(
+            tracker_of(session).record_credit_balance(
                 user_id=entry.user_id, balance=entry.balance, at=_time_of(event)
             )
 

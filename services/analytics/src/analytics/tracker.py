@@ -20,15 +20,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import any_, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, UUID, insert
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import BIGINT, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import UserUsage, Workout
 from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
+from servicekit.db import any_of
 from servicekit.outbox import Announcement, Outbox
 
 
@@ -88,7 +88,7 @@ class UsageTracker:
             )
             for row in await self.session.scalars(
                 select(UserUsage)
-                .where(UserUsage.user_id == _any(clients, BIGINT))
+                .where(UserUsage.user_id == any_of(clients, BIGINT))
                 .order_by(UserUsage.user_id)
                 .with_for_update()
             ):
@@ -97,7 +97,7 @@ class UsageTracker:
             counts = await self.session.execute(
                 select(Workout.user_id, Workout.session_type, func.count())
                 .where(
-                    Workout.user_id == _any(clients, BIGINT),
+                    Workout.user_id == any_of(clients, BIGINT),
                     Workout.status == WorkoutStatus.COMPLETED,
                 )
                 .group_by(Workout.user_id, Workout.session_type)
@@ -106,7 +106,7 @@ class UsageTracker:
                 self._counts[user_id][SessionType(kind)] = count
         if workout_ids:
             for known in await self.session.scalars(
-                select(Workout).where(Workout.workout_id == _any(workout_ids, UUID(as_uuid=True)))
+                select(Workout).where(Workout.workout_id == any_of(workout_ids, UUID(as_uuid=True)))
             ):
                 self._workouts[known.workout_id] = _Workout(
                     known.user_id, known.session_type, known.status, known.changed_by
@@ -199,11 +199,6 @@ async def usage_of(session: AsyncSession, user_id: int) -> SessionUsage:
     """Current usage; a client the service has never heard of has none of anything."""
     row = await session.get(UserUsage, user_id)
     return SessionUsage() if row is None else _usage_in(row)
-
-
-def _any(values: list[Any], item_type: Any) -> Any:
-    """`= ANY(array)`: one parameter, so the statement's text is the same for every batch."""
-    return any_(literal(values, ARRAY(item_type)))
 
 
 def _usage_in(row: UserUsage) -> SessionUsage:

@@ -8,8 +8,8 @@ no interest here and have no handler, so the consumer ignores them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,40 +39,22 @@ def register(consumer: IdempotentConsumer) -> None:
     for session_event in SESSION_EVENTS:
         consumer.on(session_event)(on_session_event)
 
-    @asynccontextmanager
-    async def credit_marks_per_batch(
-        session: AsyncSession, batch: Sequence[Event[Any]]
-    ) -> AsyncIterator[None]:
-        marks = CreditMarks()
-        session.info[_CREDIT_MARKS] = marks
-        try:
-            yield
-        finally:
-            del session.info[_CREDIT_MARKS]
-        await marks.write(session)
+    async def gather_marks(session: AsyncSession, batch: Sequence[Event[Any]]) -> CreditMarks:
+        return CreditMarks(session)
 
-    consumer.around_batch = credit_marks_per_batch
+    marks_of = consumer.share_per_batch(gather_marks)
 
     @consumer.on(SessionCreditDeducted)
     async def on_credit_deducted(
         session: AsyncSession, event: Event[SessionCreditDeducted]
     ) -> None:
-        _credit_marks(session).credit_deducted(event.payload.session_id)
+        marks_of(session).credit_deducted(event.payload.session_id)
 
     @consumer.on(SessionCreditRestored)
     async def on_credit_restored(
         session: AsyncSession, event: Event[SessionCreditRestored]
     ) -> None:
-        _credit_marks(session).credit_restored(event.payload.session_id)
-
-
-#: Where a batch's handlers gather the ledger's verdicts (in the session's `info`).
-_CREDIT_MARKS = "booking-credit-marks"
-
-
-def _credit_marks(session: AsyncSession) -> CreditMarks:
-    marks: CreditMarks = session.info[_CREDIT_MARKS]
-    return marks
+        marks_of(session).credit_restored(event.payload.session_id)
 
 
 @contextmanager

@@ -247,6 +247,7 @@ class CreditMarks:
     written with one statement. Each only ever sets a flag, so their order within the batch
     does not matter, and a flag set before stays set."""
 
+    session: AsyncSession
     flags: dict[int, tuple[bool, bool]] = field(default_factory=dict)
 
     def credit_deducted(self, session_id: int) -> None:
@@ -257,11 +258,11 @@ class CreditMarks:
         deducted, _ = self.flags.get(session_id, (False, False))
         self.flags[session_id] = (deducted, True)
 
-    async def write(self, session: AsyncSession) -> None:
+    async def write(self) -> None:
         if not self.flags:
             return
         upsert = insert(SessionCredit)
-        await session.execute(
+        await self.session.execute(
             upsert.on_conflict_do_update(
                 index_elements=[SessionCredit.session_id],
                 set_={

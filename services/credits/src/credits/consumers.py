@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +25,7 @@ from contracts.events import (
     WorkoutStatus,
     WorkoutStatusChanged,
 )
-from credits.ledger import DeductionRequest, Ledger, Scope, ledger_for
+from credits.ledger import DeductionRequest, Ledger, Scope
 from credits.models import SessionStatus
 from servicekit.consumer import IdempotentConsumer, Rejected
 from servicekit.outbox import Outbox
@@ -42,36 +41,19 @@ SESSION_STATUS_OF: dict[type[SessionStatusEvent], SessionStatus] = {
 }
 
 
-#: Where a batch's handlers find the ledger loaded for it (in the session's `info`).
-_LEDGER = "credits-ledger"
-
-
-def _ledger(session: AsyncSession) -> Ledger:
-    ledger: Ledger = session.info[_LEDGER]
-    return ledger
-
-
 def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     """Attach the credits handlers to the service's consumer. Each batch's handlers share one
     ledger, loaded for everything the batch names and written once they have all run."""
 
-    @asynccontextmanager
-    async def one_ledger_per_batch(
-        session: AsyncSession, batch: Sequence[Event[Any]]
-    ) -> AsyncIterator[None]:
-        async with ledger_for(session, outbox, consumer, Scope.of(batch)) as ledger:
-            session.info[_LEDGER] = ledger
-            try:
-                yield
-            finally:
-                del session.info[_LEDGER]
+    def load(session: AsyncSession, batch: Sequence[Event[Any]]) -> Awaitable[Ledger]:
+        return Ledger.load(session, outbox, consumer, Scope.of(batch))
 
-    consumer.around_batch = one_ledger_per_batch
+    ledger_of = consumer.share_per_batch(load)
 
     @consumer.on(PackagePurchased)
     async def on_package_purchased(session: AsyncSession, event: Event[PackagePurchased]) -> None:
         purchase = event.payload
-        _ledger(session).grant_credits(
+        ledger_of(session).grant_credits(
             user_id=purchase.user_id,
             amount=purchase.sessions,
             purchase_id=purchase.purchase_id,
@@ -82,7 +64,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     @consumer.on(SessionBooked)
     async def on_session_booked(session: AsyncSession, event: Event[SessionBooked]) -> None:
         booked = event.payload
-        ledger = _ledger(session)
+        ledger = ledger_of(session)
         _refuse_a_reused_session_id(ledger, booked.session_id, booked.user_id, booked.trainer_id)
         ledger.session_seen(
             session_id=booked.session_id,
@@ -95,7 +77,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_session_status(session: AsyncSession, event: Event[Any]) -> None:
         moved: SessionStatusEvent = event.payload
         status = SESSION_STATUS_OF[type(moved)]
-        ledger = _ledger(session)
+        ledger = ledger_of(session)
         _refuse_a_reused_session_id(ledger, moved.session_id, moved.user_id, moved.trainer_id)
         ledger.session_seen(
             session_id=moved.session_id,
@@ -120,7 +102,7 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
         consumer.on(status_event)(on_session_status)
 
     async def on_own_announcement(session: AsyncSession, event: Event[Any]) -> None:
-        _ledger(session).restore(event)
+        ledger_of(session).restore(event)
 
     for announced in (
         CreditsGranted,
@@ -132,13 +114,13 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
 
     @consumer.on(WorkoutLogged)
     async def on_workout_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
-        _deduct_for_workout(_ledger(session), event.payload, event.id)
+        _deduct_for_workout(ledger_of(session), event.payload, event.id)
 
     @consumer.on(WorkoutStatusChanged)
     async def on_workout_status_changed(
         session: AsyncSession, event: Event[WorkoutStatusChanged]
     ) -> None:
-        _deduct_for_workout(_ledger(session), event.payload, event.id)
+        _deduct_for_workout(ledger_of(session), event.payload, event.id)
 
 
 def _deduct_for_workout(

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import any_, bindparam, delete, literal, select, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from credits.models import (
     SessionStatus,
 )
 from servicekit.consumer import IdempotentConsumer
+from servicekit.db import any_of
 from servicekit.outbox import Announcement, Outbox
 from servicekit.tables import processed_events
 
@@ -64,12 +65,6 @@ _ENTRY_COLUMNS = (
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
 _PURCHASE_LOCKS = 1
 _CLIENT_LOCKS = 2
-
-
-def _any(values: Sequence[Any], item_type: Any) -> Any:
-    """`= ANY(array)`: one parameter, so the statement's text is the same for every batch
-    size and its parsing and planning are cached (an IN list differs with each size)."""
-    return any_(literal(list(values), ARRAY(item_type)))
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
@@ -206,7 +201,7 @@ class Ledger:
         await self._lock_keys(_PURCHASE_LOCKS, keys)
         if session_ids:
             for known in await self.session.scalars(
-                select(KnownSession).where(KnownSession.session_id == _any(session_ids, BIGINT))
+                select(KnownSession).where(KnownSession.session_id == any_of(session_ids, BIGINT))
             ):
                 self._sessions[known.session_id] = _Session(
                     known.user_id, known.trainer_id, known.status
@@ -216,7 +211,7 @@ class Ledger:
         if unknown:
             for parked in await self.session.scalars(
                 select(PendingDeduction)
-                .where(PendingDeduction.session_id == _any(unknown, BIGINT))
+                .where(PendingDeduction.session_id == any_of(unknown, BIGINT))
                 .order_by(PendingDeduction.id)
             ):
                 self._parked.setdefault(parked.session_id, []).append(parked)
@@ -228,7 +223,7 @@ class Ledger:
         if wanted:
             rows = await self.session.execute(
                 select(LedgerEntry.id, LedgerEntry.user_id, LedgerEntry.trainer_id).where(
-                    LedgerEntry.id == _any(sorted(wanted), UUID(as_uuid=True))
+                    LedgerEntry.id == any_of(sorted(wanted), UUID(as_uuid=True))
                 )
             )
             for row in rows:
@@ -239,7 +234,7 @@ class Ledger:
         await self._lock_keys(_CLIENT_LOCKS, sorted(str(c) for c in clients))
         if clients:
             for balance in await self.session.scalars(
-                select(Balance).where(Balance.user_id == _any(sorted(clients), BIGINT))
+                select(Balance).where(Balance.user_id == any_of(sorted(clients), BIGINT))
             ):
                 self._balances[balance.user_id] = _Balance(balance.total, balance.used)
 
@@ -263,7 +258,9 @@ class Ledger:
             )
         if self._unparked:
             await self.session.execute(
-                delete(PendingDeduction).where(PendingDeduction.id == _any(self._unparked, BIGINT))
+                delete(PendingDeduction).where(
+                    PendingDeduction.id == any_of(self._unparked, BIGINT)
+                )
             )
         parked = [
             {"session_id": p.session_id, "user_id": p.user_id, "trainer_id": p.trainer_id,
@@ -301,7 +298,7 @@ class Ledger:
                 await self.session.scalars(
                     select(processed_events.c.event_id).where(
                         processed_events.c.consumer == self.own_consumer.name,
-                        processed_events.c.event_id == _any(sorted(self._rejected), TEXT),
+                        processed_events.c.event_id == any_of(sorted(self._rejected), TEXT),
                     )
                 )
             )
