@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import any_, literal, text
+from psycopg.types.array import ListBinaryDumper
+from sqlalchemy import Table, TextClause, any_, event, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +31,7 @@ class Database:
             # Sessions commit explicitly; objects stay readable after commit for responses.
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.engine.sync_engine, "connect", _send_lists_as_binary_arrays)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -45,6 +48,13 @@ class Database:
         await self.engine.dispose()
 
 
+def _send_lists_as_binary_arrays(connection: Any, _record: Any) -> None:
+    """Python lists (`any_of`, `insert_rows`: thousands of values per batch) travel as binary
+    arrays. In text form psycopg quotes and escapes every element in Python, bytea as hex: 10
+    to 80 times the CPU. PostgreSQL casts a binary array as it would a text one."""
+    connection.driver_connection.adapters.register_dumper(list, ListBinaryDumper)
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
     """The same database as a plain libpq URL, for psycopg connections outside SQLAlchemy."""
     return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -55,3 +65,30 @@ def any_of(values: Sequence[Any], item_type: Any) -> Any:
     statement's text is the same for every number of values and PostgreSQL and the driver
     parse and plan it once (an IN list differs with each size)."""
     return any_(literal(list(values), ARRAY(item_type)))
+
+
+#: Renders column types for `insert_rows` (SQLAlchemy's dialect classes are not annotated).
+_POSTGRESQL = PGDialect()  # type: ignore[no-untyped-call]
+
+
+def insert_rows(table: Table, columns: Sequence[str], *, then: str = "") -> TextClause:
+    """`insert into table (columns)` from one array parameter per column (named after it),
+    `then` appended (an `on conflict` clause): many rows in one statement. Like `any_of`,
+    its text is the same whatever the number of rows, and the driver sends one array per
+    column rather than one message per row (executemany). Rows are inserted in their order,
+    so identity and sequence defaults number them as given."""
+    arrays = ", ".join(
+        f"cast(:{name} as {table.c[name].type.compile(dialect=_POSTGRESQL)}[])" for name in columns
+    )
+    # Names come from the table's own columns (an unknown one raises above), never from input.
+    names = ", ".join(table.c[name].name for name in columns)
+    return text(
+        f"insert into {table.name} ({names}) select {names}"  # noqa: S608
+        f" from unnest({arrays}) with ordinality as given({names}, position)"
+        f" order by position {then}"
+    )
+
+
+def columns_of(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows turned into the column arrays `insert_rows` takes."""
+    return {name: [row[name] for row in rows] for name in columns}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import (
@@ -39,7 +39,7 @@ from contracts.envelope import (
 )
 from contracts.events import EventPayload
 from servicekit import tracing
-from servicekit.db import Database, libpq_url
+from servicekit.db import Database, columns_of, insert_rows, libpq_url
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, OutboxBacklog
 from servicekit.tables import outbox
@@ -52,6 +52,10 @@ NOTIFY_CHANNEL = "outbox"
 RELAY_LOCK_KEY = 0x6F7574626F78
 #: The transaction of a session that has already woken the relay (in the session's `info`).
 _NOTIFIED = "outbox-notified"
+
+_COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
+#: The same event recorded twice before it is published is still one event.
+_INSERT = insert_rows(outbox, _COLUMNS, then="on conflict (event_id) do nothing")
 
 
 class Outbox:
@@ -108,7 +112,8 @@ class Outbox:
                 "topic": self.topic_prefix + topic_of(payload).name,
                 "key": partition_key(payload),
                 "value": encode(event),
-                "headers": [[name, value.decode()] for name, value in all_headers],
+                # JSON text: `insert` sends the column as one array, cast to jsonb there.
+                "headers": json.dumps([[name, value.decode()] for name, value in all_headers]),
             },
         )
 
@@ -116,11 +121,7 @@ class Outbox:
         """Record prepared events in the caller's transaction, in their order."""
         if not announcements:
             return
-        await session.execute(
-            # The same event recorded twice before it is published is still one event.
-            insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.event_id]),
-            [announcement.row for announcement in announcements],
-        )
+        await session.execute(_INSERT, columns_of([a.row for a in announcements], _COLUMNS))
         # Delivered at commit, and only if the transaction commits: it wakes the relay. One
         # per transaction is enough, however many events it records.
         transaction = session.sync_session.get_transaction()

@@ -18,10 +18,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, delete, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID, insert
+from sqlalchemy import Table, bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
@@ -35,7 +35,7 @@ from credits.models import (
     SessionStatus,
 )
 from servicekit.consumer import IdempotentConsumer
-from servicekit.db import any_of
+from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Announcement, Outbox
 from servicekit.tables import processed_events
 
@@ -57,10 +57,34 @@ LedgerEvent = (
     | events.CreditDeductionRejected
 )
 
-#: Every row of a multi-row insert names the same columns.
-_ENTRY_COLUMNS = (
+#: Columns an entry may leave out (NULL); every new entry's row names them all.
+_OPTIONAL_ENTRY_COLUMNS = (
     "purchase_id", "session_id", "trainer_id", "workout_id", "cause", "reason",
 )  # fmt: skip
+_ENTRY_COLUMNS = ("id", "user_id", "kind", "amount", *_OPTIONAL_ENTRY_COLUMNS, "caused_by")
+_SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
+_PARKED_COLUMNS = ("session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by")
+_BALANCE_COLUMNS = ("user_id", "total", "used")
+
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+_SESSIONS = cast(Table, KnownSession.__table__)
+_PENDING = cast(Table, PendingDeduction.__table__)
+_BALANCES = cast(Table, Balance.__table__)
+
+#: A batch's writes, one statement each whatever the number of rows (see `insert_rows`).
+_INSERT_ENTRIES = insert_rows(_ENTRIES, _ENTRY_COLUMNS)
+_INSERT_PARKED = insert_rows(_PENDING, _PARKED_COLUMNS)
+_UPSERT_SESSIONS = insert_rows(
+    _SESSIONS,
+    _SESSION_COLUMNS,
+    then="on conflict (session_id) do update set status = excluded.status",
+)
+_ADD_TO_BALANCES = insert_rows(
+    _BALANCES,
+    _BALANCE_COLUMNS,
+    then="on conflict (user_id) do update"
+    " set total = balances.total + excluded.total, used = balances.used + excluded.used",
+)
 
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
 _PURCHASE_LOCKS = 1
@@ -104,6 +128,14 @@ class DeductionRequest:
     workout_id: uuid.UUID | None
     cause: Cause
     caused_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Parked:
+    """A deduction waiting for its session's booking; `id` None until it is written."""
+
+    request: DeductionRequest
+    id: int | None = None
 
 
 @dataclass(slots=True)
@@ -176,7 +208,7 @@ class Ledger:
     #: The service's consumer, which reads the ledger topic back (see `restore`).
     own_consumer: IdempotentConsumer
     _sessions: dict[int, _Session] = field(default_factory=dict)
-    _parked: dict[int, list[PendingDeduction]] = field(default_factory=dict)
+    _parked: dict[int, list[_Parked]] = field(default_factory=dict)
     _unparked: list[int] = field(default_factory=list)
     _entries: dict[uuid.UUID, _Entry] = field(default_factory=dict)
     _balances: dict[int, _Balance] = field(default_factory=dict)
@@ -199,98 +231,93 @@ class Ledger:
         await self._lock_sessions(session_ids)
         keys = sorted({f"purchase:{p}" for p in scope.purchases} | set(scope.grant_keys))
         await self._lock_keys(_PURCHASE_LOCKS, keys)
+        # Core rows rather than ORM objects throughout: a batch loads thousands of them.
         if session_ids:
-            for known in await self.session.scalars(
-                select(KnownSession).where(KnownSession.session_id == any_of(session_ids, BIGINT))
-            ):
-                self._sessions[known.session_id] = _Session(
-                    known.user_id, known.trainer_id, known.status
+            known = _SESSIONS.c
+            for row in await self.session.execute(
+                select(known.session_id, known.user_id, known.trainer_id, known.status).where(
+                    known.session_id == any_of(session_ids, BIGINT)
                 )
+            ):
+                self._sessions[row.session_id] = _Session(row.user_id, row.trainer_id, row.status)
         # Deductions are parked only for sessions not known yet (and settled when they are).
         unknown = [session_id for session_id in session_ids if session_id not in self._sessions]
         if unknown:
-            for parked in await self.session.scalars(
-                select(PendingDeduction)
-                .where(PendingDeduction.session_id == any_of(unknown, BIGINT))
-                .order_by(PendingDeduction.id)
+            pending = _PENDING.c
+            for row in await self.session.execute(
+                select(*pending)
+                .where(pending.session_id == any_of(unknown, BIGINT))
+                .order_by(pending.id)
             ):
-                self._parked.setdefault(parked.session_id, []).append(parked)
+                request = DeductionRequest(
+                    session_id=row.session_id,
+                    user_id=row.user_id,
+                    trainer_id=row.trainer_id,
+                    workout_id=row.workout_id,
+                    cause=row.cause,
+                    caused_by=row.caused_by,
+                )
+                self._parked.setdefault(row.session_id, []).append(_Parked(request, row.id))
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(entry_id("grant", k) for k in scope.grant_keys)
         for session_id in session_ids:
             wanted.update((deduction_id(session_id), restoration_id(session_id)))
         if wanted:
-            rows = await self.session.execute(
-                select(LedgerEntry.id, LedgerEntry.user_id, LedgerEntry.trainer_id).where(
-                    LedgerEntry.id == any_of(sorted(wanted), UUID(as_uuid=True))
+            entries = _ENTRIES.c
+            for entry_row in await self.session.execute(
+                select(entries.id, entries.user_id, entries.trainer_id).where(
+                    entries.id == any_of(sorted(wanted), UUID(as_uuid=True))
                 )
-            )
-            for row in rows:
-                self._entries[row.id] = _Entry(row.user_id, row.trainer_id)
+            ):
+                self._entries[entry_row.id] = _Entry(entry_row.user_id, entry_row.trainer_id)
         clients = set(scope.clients)
         clients.update(known.user_id for known in self._sessions.values())
         clients.update(entry.user_id for entry in self._entries.values())
         await self._lock_keys(_CLIENT_LOCKS, sorted(str(c) for c in clients))
         if clients:
-            for balance in await self.session.scalars(
-                select(Balance).where(Balance.user_id == any_of(sorted(clients), BIGINT))
+            balances = _BALANCES.c
+            for balance_row in await self.session.execute(
+                select(balances.user_id, balances.total, balances.used).where(
+                    balances.user_id == any_of(sorted(clients), BIGINT)
+                )
             ):
-                self._balances[balance.user_id] = _Balance(balance.total, balance.used)
+                self._balances[balance_row.user_id] = _Balance(balance_row.total, balance_row.used)
 
     async def write(self) -> None:
-        """Write everything decided since loading, in a few statements."""
+        """Write everything decided since loading, one statement per table."""
         changed = [
             {"session_id": session_id, "user_id": s.user_id, "trainer_id": s.trainer_id,
              "status": s.status}
             for session_id, s in self._sessions.items()
             if s.changed
         ]  # fmt: skip
-        # Parameters as lists: each statement is compiled once, whatever the batch size.
         if changed:
-            upsert = insert(KnownSession)
-            await self.session.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[KnownSession.session_id],
-                    set_={"status": upsert.excluded.status},
-                ),
-                changed,
-            )
+            await self.session.execute(_UPSERT_SESSIONS, columns_of(changed, _SESSION_COLUMNS))
         if self._unparked:
             await self.session.execute(
-                delete(PendingDeduction).where(
-                    PendingDeduction.id == any_of(self._unparked, BIGINT)
-                )
+                delete(_PENDING).where(_PENDING.c.id == any_of(self._unparked, BIGINT))
             )
         parked = [
-            {"session_id": p.session_id, "user_id": p.user_id, "trainer_id": p.trainer_id,
-             "workout_id": p.workout_id, "cause": p.cause, "caused_by": p.caused_by}
+            {"session_id": p.request.session_id, "user_id": p.request.user_id,
+             "trainer_id": p.request.trainer_id, "workout_id": p.request.workout_id,
+             "cause": p.request.cause, "caused_by": p.request.caused_by}
             for waiting in self._parked.values()
             for p in waiting
             if p.id is None
         ]  # fmt: skip
         if parked:
-            await self.session.execute(insert(PendingDeduction), parked)
+            await self.session.execute(_INSERT_PARKED, columns_of(parked, _PARKED_COLUMNS))
         new_entries = [entry.row for entry in self._entries.values() if entry.row is not None]
         if new_entries:
-            await self.session.execute(insert(LedgerEntry), new_entries)
+            await self.session.execute(_INSERT_ENTRIES, columns_of(new_entries, _ENTRY_COLUMNS))
         changes = [
             {"user_id": user_id, "total": b.total_change, "used": b.used_change}
             for user_id, b in self._balances.items()
             if b.total_change or b.used_change
         ]
         if changes:
-            upsert = insert(Balance)
-            await self.session.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[Balance.user_id],
-                    set_={
-                        "total": Balance.total + upsert.excluded.total,
-                        "used": Balance.used + upsert.excluded.used,
-                    },
-                ),
-                changes,
-            )
+            await self.session.execute(_ADD_TO_BALANCES, columns_of(changes, _BALANCE_COLUMNS))
         if self._rejected:
             # Rejections announced before (a rebuild reads them back from the ledger topic
             # first) are not announced again: looked for only now, as they are rare.
@@ -418,16 +445,7 @@ class Ledger:
         rejected with the reason."""
         known = self._sessions.get(request.session_id)
         if known is None:
-            self._parked.setdefault(request.session_id, []).append(
-                PendingDeduction(
-                    session_id=request.session_id,
-                    user_id=request.user_id,
-                    trainer_id=request.trainer_id,
-                    workout_id=request.workout_id,
-                    cause=request.cause,
-                    caused_by=request.caused_by,
-                )
-            )
+            self._parked.setdefault(request.session_id, []).append(_Parked(request))
             return
         self._decide(request, known)
 
@@ -501,20 +519,10 @@ class Ledger:
         )
 
     def _settle_parked(self, session_id: int, known: _Session) -> None:
-        for pending in self._parked.pop(session_id, []):
-            if pending.id is not None:
-                self._unparked.append(pending.id)
-            self._decide(
-                DeductionRequest(
-                    session_id=pending.session_id,
-                    user_id=pending.user_id,
-                    trainer_id=pending.trainer_id,
-                    workout_id=pending.workout_id,
-                    cause=pending.cause,  # type: ignore[arg-type]
-                    caused_by=pending.caused_by,
-                ),
-                known,
-            )
+        for parked in self._parked.pop(session_id, []):
+            if parked.id is not None:
+                self._unparked.append(parked.id)
+            self._decide(parked.request, known)
 
     # --- balance --------------------------------------------------------------------------
 
@@ -530,7 +538,7 @@ class Ledger:
         """Add a ledger entry unless its business key is already there; whether it is new."""
         if id in self._entries:
             return False
-        full_row = {**dict.fromkeys(_ENTRY_COLUMNS), **row, "id": id}
+        full_row = {**dict.fromkeys(_OPTIONAL_ENTRY_COLUMNS), **row, "id": id}
         self._entries[id] = _Entry(row["user_id"], row.get("trainer_id"), full_row)
         balance = self._balance(row["user_id"])
         if row["kind"] == EntryKind.GRANT:
