@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Table, TextClause, any_, event, literal, text
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import DeclarativeBase
 
 
 class Database:
@@ -71,12 +72,15 @@ def any_of(values: Sequence[Any], item_type: Any) -> Any:
 _POSTGRESQL = PGDialect()  # type: ignore[no-untyped-call]
 
 
-def insert_rows(table: Table, columns: Sequence[str], *, then: str = "") -> TextClause:
+def insert_rows(
+    into: Table | type[DeclarativeBase], columns: Sequence[str], *, then: str = ""
+) -> TextClause:
     """`insert into table (columns)` from one array parameter per column (named after it),
     `then` appended (an `on conflict` clause): many rows in one statement. Like `any_of`,
     its text is the same whatever the number of rows, and the driver sends one array per
     column rather than one message per row (executemany). Rows are inserted in their order,
     so identity and sequence defaults number them as given."""
+    table = into if isinstance(into, Table) else cast(Table, into.__table__)
     arrays = ", ".join(
         f"cast(:{name} as {table.c[name].type.compile(dialect=_POSTGRESQL)}[])" for name in columns
     )

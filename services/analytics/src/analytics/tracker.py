@@ -22,14 +22,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import BIGINT, UUID, insert
+from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import UserUsage, Workout
 from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
-from servicekit.db import any_of
+from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Announcement, Outbox
+
+_WORKOUT_COLUMNS = ("workout_id", "user_id", "session_type", "status", "changed_by")
+#: One statement per batch whatever its size (see `insert_rows`).
+_ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
+_UPSERT_WORKOUTS = insert_rows(
+    Workout,
+    _WORKOUT_COLUMNS,
+    then="on conflict (workout_id) do update set session_type = excluded.session_type,"
+    " status = excluded.status, changed_by = excluded.changed_by",
+)
 
 
 class UsageNotRecordable(Exception):
@@ -83,9 +93,7 @@ class UsageTracker:
         if clients:
             # Every change to one client's usage (from either topic, in any replica) waits
             # for the one before it: the rows are locked until commit, in one order.
-            await self.session.execute(
-                insert(UserUsage).on_conflict_do_nothing(), [{"user_id": c} for c in clients]
-            )
+            await self.session.execute(_ENSURE_USAGES, {"user_id": clients})
             for row in await self.session.scalars(
                 select(UserUsage)
                 .where(UserUsage.user_id == any_of(clients, BIGINT))
@@ -171,24 +179,13 @@ class UsageTracker:
     async def write(self) -> None:
         """Write everything decided since loading: one statement per table."""
         if self._changed_workouts:
-            upsert = insert(Workout)
-            await self.session.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[Workout.workout_id],
-                    set_={
-                        "session_type": upsert.excluded.session_type,
-                        "status": upsert.excluded.status,
-                        "changed_by": upsert.excluded.changed_by,
-                    },
-                ),
-                [
-                    {"workout_id": workout_id, "user_id": w.user_id,
-                     "session_type": w.session_type, "status": w.status,
-                     "changed_by": w.changed_by}
-                    for workout_id in sorted(self._changed_workouts)
-                    for w in (self._workouts[workout_id],)
-                ],
-            )  # fmt: skip
+            changed = [
+                {"workout_id": workout_id, "user_id": w.user_id, "session_type": w.session_type,
+                 "status": w.status, "changed_by": w.changed_by}
+                for workout_id in sorted(self._changed_workouts)
+                for w in (self._workouts[workout_id],)
+            ]  # fmt: skip
+            await self.session.execute(_UPSERT_WORKOUTS, columns_of(changed, _WORKOUT_COLUMNS))
         # The rows are loaded ORM objects: the session's flush at commit writes the changed
         # ones (one UPDATE statement, many parameter sets).
         await self.outbox.insert(self.session, self._announcements)

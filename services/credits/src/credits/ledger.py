@@ -18,9 +18,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, delete, select, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,21 +66,21 @@ _SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
 _PARKED_COLUMNS = ("session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by")
 _BALANCE_COLUMNS = ("user_id", "total", "used")
 
-_ENTRIES = cast(Table, LedgerEntry.__table__)
-_SESSIONS = cast(Table, KnownSession.__table__)
-_PENDING = cast(Table, PendingDeduction.__table__)
-_BALANCES = cast(Table, Balance.__table__)
+_ENTRIES = LedgerEntry.__table__
+_SESSIONS = KnownSession.__table__
+_PENDING = PendingDeduction.__table__
+_BALANCES = Balance.__table__
 
 #: A batch's writes, one statement each whatever the number of rows (see `insert_rows`).
-_INSERT_ENTRIES = insert_rows(_ENTRIES, _ENTRY_COLUMNS)
-_INSERT_PARKED = insert_rows(_PENDING, _PARKED_COLUMNS)
+_INSERT_ENTRIES = insert_rows(LedgerEntry, _ENTRY_COLUMNS)
+_INSERT_PARKED = insert_rows(PendingDeduction, _PARKED_COLUMNS)
 _UPSERT_SESSIONS = insert_rows(
-    _SESSIONS,
+    KnownSession,
     _SESSION_COLUMNS,
     then="on conflict (session_id) do update set status = excluded.status",
 )
 _ADD_TO_BALANCES = insert_rows(
-    _BALANCES,
+    Balance,
     _BALANCE_COLUMNS,
     then="on conflict (user_id) do update"
     " set total = balances.total + excluded.total, used = balances.used + excluded.used",
@@ -296,7 +296,9 @@ class Ledger:
             await self.session.execute(_UPSERT_SESSIONS, columns_of(changed, _SESSION_COLUMNS))
         if self._unparked:
             await self.session.execute(
-                delete(_PENDING).where(_PENDING.c.id == any_of(self._unparked, BIGINT))
+                delete(PendingDeduction).where(
+                    PendingDeduction.id == any_of(self._unparked, BIGINT)
+                )
             )
         parked = [
             {"session_id": p.request.session_id, "user_id": p.request.user_id,
