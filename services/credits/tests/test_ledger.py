@@ -412,8 +412,8 @@ async def test_a_staff_grant_comes_back_from_the_ledger_topic_in_a_rebuild(
     body = {"sessions": 3, "reason": "goodwill"}
     await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers={"Idempotency-Key": "t-1"})
     [announced_grant] = await outbox_records(runtime.database)
-    # Live, the announcement coming back changes nothing.
-    assert await runtime.consumer.process(announced_grant) is Outcome.APPLIED
+    # Live, the announcement coming back is known: recorded as applied when it was made.
+    assert await runtime.consumer.process(announced_grant) is Outcome.DUPLICATE
     assert await balance(api) == (3, 0, 3)
 
     rebuilt_app = make_app()

@@ -29,7 +29,6 @@ from typing import Any, Protocol, TypeVar
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import (
@@ -395,7 +394,12 @@ class IdempotentConsumer:
         a change and records its event in one transaction; when the event comes back from
         the topic it is then a duplicate. A rebuild from an empty database has no such marks
         and applies every event, its own included."""
-        await remember(session, self.name, event_id=event.id, event_type=event.type)
+        await self.record_own_events(session, [event])
+
+    async def record_own_events(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        """`record_own_event` for many, in one statement."""
+        if events:
+            await remember_all(session, self.name, [(event.id, event.type) for event in events])
 
     async def has_applied(self, session: AsyncSession, event_id: str) -> bool:
         """Whether this consumer has applied the event `event_id`."""
@@ -457,17 +461,6 @@ async def remember_all(
         {"consumer": consumer, "ids": [i for i, _ in events], "types": [t for _, t in events]},
     )
     return set(inserted.scalars())
-
-
-async def remember(session: AsyncSession, consumer: str, *, event_id: str, event_type: str) -> bool:
-    """Record that `consumer` applied an event; False when it already had."""
-    inserted = await session.execute(
-        pg_insert(processed_events)
-        .values(consumer=consumer, event_id=event_id, event_type=event_type)
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.event_id)
-    )
-    return inserted.first() is not None
 
 
 def _position(record: ConsumedRecord) -> tuple[str, int, int]:

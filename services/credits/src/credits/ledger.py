@@ -333,6 +333,11 @@ class Ledger:
             )
             self._announcements = [a for a in self._announcements if a.event.id not in announced]
         await self.outbox.insert(self.session, self._announcements)
+        # Read back from the ledger topic, they are then cheap duplicates (a rebuild's empty
+        # database has no such marks, and restores from them).
+        await self.own_consumer.record_own_events(
+            self.session, [announcement.event for announcement in self._announcements]
+        )
         self._announcements.clear()
 
     # --- credits in -----------------------------------------------------------------------
@@ -378,7 +383,8 @@ class Ledger:
         The service reads its ledger topic before its inputs (see `servicekit.history`), so
         a rebuild records every deduction with the cause, workout and balance it was
         announced with, whichever of its causes the inputs happen to give first, and
-        announces nothing twice. Live, the entry is already there and this changes nothing.
+        announces nothing twice. Live, announcements are recorded as applied when they are
+        made (see `write`), so they come back as duplicates and never reach this.
         A rejection is no entry: remembering its id (the consumer does) is enough."""
         announced = event.payload
         id = uuid.UUID(event.id)
