@@ -272,8 +272,24 @@ async def test_a_workout_without_its_client_or_title_gets_a_422(
 # --- reading workouts -------------------------------------------------------------------
 
 
-async def test_a_workout_reads_back_as_it_was_logged(api: AsyncClient) -> None:
-    logged = (await api.post(SESSIONS, json=CHEST_DAY)).json()
+@pytest.mark.parametrize(
+    "workout",
+    [
+        CHEST_DAY,
+        trainer_led(status="planned", date="2026-01-12T18:00:00-05:00", duration=60),
+        {
+            "userId": CLIENT,
+            "title": "Core",
+            "exercises": [{"name": "Plank"}, {"name": "Crunches", "sets": [{"reps": 30}]}],
+        },
+        {"userId": CLIENT, "title": "Walk"},
+    ],
+    ids=["weights", "trainer-led", "exercise-without-sets", "no-exercises"],
+)
+async def test_a_workout_reads_back_as_it_was_logged(
+    api: AsyncClient, workout: dict[str, Any]
+) -> None:
+    logged = (await api.post(SESSIONS, json=workout)).json()
     response = await api.get(f"{SESSIONS}/{logged['id']}")
     assert response.status_code == 200
     assert response.json() == logged

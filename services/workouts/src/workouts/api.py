@@ -23,7 +23,7 @@ from contracts.events import (
     WorkoutStatus,
 )
 from servicekit.runtime import ServiceRuntime
-from workouts.logbook import Logbook, NewWorkout, WorkoutNotFound
+from workouts.logbook import Logbook, LoggedWorkout, NewWorkout, WorkoutNotFound
 from workouts.models import WorkoutRow
 from workouts.rules import (
     EXPERIENCE_POINTS_RULE,
@@ -196,6 +196,40 @@ class WorkoutSession(ContractModel):
             updated_at=row.updated_at.astimezone(UTC),
         )
 
+    @classmethod
+    def of_logged(cls, workout: LoggedWorkout) -> WorkoutSession:
+        """The workout as `of` would give it once stored, without reading it back."""
+        logged = workout.logged
+        return cls(
+            id=logged.workout_id,
+            user_id=logged.user_id,
+            title=logged.title,
+            date=logged.date,
+            duration=logged.duration,
+            intensity=logged.intensity,
+            status=logged.status,
+            session_type=logged.session_type,
+            session_id=logged.session_id,
+            trainer_id=logged.trainer_id,
+            total_weight=logged.total_weight,
+            total_reps=logged.total_reps,
+            total_sets=logged.total_sets,
+            experience_points=logged.experience_points,
+            exercises=[
+                ExerciseOut(
+                    order=position,
+                    name=exercise.name,
+                    sets=[
+                        SetOut(order=set_position, reps=s.reps, weight=s.weight)
+                        for set_position, s in enumerate(exercise.sets, start=1)
+                    ],
+                )
+                for position, exercise in enumerate(logged.exercises, start=1)
+            ],
+            created_at=workout.recorded_at,
+            updated_at=workout.recorded_at,
+        )
+
 
 def _runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
@@ -215,14 +249,14 @@ async def log_workout(workout: LogWorkoutRequest, request: Request) -> WorkoutSe
     runtime = _runtime(request)
     try:
         async with runtime.database.transaction() as session:
-            row = await Logbook(session, runtime.outbox, runtime.consumer).log_workout(
+            logged = await Logbook(session, runtime.outbox, runtime.consumer).log_workout(
                 workout.to_new_workout()
             )
     except SessionMismatch as mismatch:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mismatch)) from None
     except SessionNotDelivered as not_delivered:
         raise HTTPException(status.HTTP_409_CONFLICT, str(not_delivered)) from None
-    return WorkoutSession.of(row)
+    return WorkoutSession.of_logged(logged)
 
 
 @router.get("/{workout_id}", response_model=WorkoutSession, responses={404: {}})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
@@ -29,7 +29,7 @@ from contracts.events import (
 from servicekit.consumer import IdempotentConsumer, Rejected
 from servicekit.outbox import Outbox
 from workouts.booked_sessions import BookedSessions
-from workouts.models import ExerciseRow, SetRow, WorkoutRow
+from workouts.models import WorkoutRow
 from workouts.rules import (
     DELIVERING_STATUSES,
     Totals,
@@ -66,6 +66,15 @@ class NewWorkout:
     exercises: list[Exercise] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedWorkout:
+    """A workout just logged: the event announcing it, and when it was recorded (its
+    `created_at` and `updated_at`)."""
+
+    logged: WorkoutLogged
+    recorded_at: datetime
+
+
 class Logbook:
     def __init__(
         self, session: AsyncSession, outbox: Outbox, own_consumer: IdempotentConsumer
@@ -74,7 +83,7 @@ class Logbook:
         self.outbox = outbox
         self.own_consumer = own_consumer
 
-    async def log_workout(self, new: NewWorkout) -> WorkoutRow:
+    async def log_workout(self, new: NewWorkout) -> LoggedWorkout:
         """Record a workout with its totals and experience points, and announce it. A
         trainer-led workout must fit its booked session (see `check_session_fits`)."""
         if new.session_type is SessionType.TRAINER_LED:
@@ -99,11 +108,9 @@ class Logbook:
             total_sets=totals.total_sets,
             experience_points=experience_points(totals, new.status),
         )
-        row = _row_of(logged, recorded_at=now)
-        self.session.add(row)
-        await self.session.flush()
+        await _insert_workout(self.session, logged, recorded_at=now)
         await self._announce(logged, _event_id(logged.workout_id, "logged"), now)
-        return row
+        return LoggedWorkout(logged, recorded_at=now)
 
     async def change_status(self, workout_id: uuid.UUID, status: WorkoutStatus) -> WorkoutRow:
         """Move a workout along its lifecycle and announce it. Asking for the status it
@@ -184,7 +191,7 @@ class Logbook:
 async def apply_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
     """Store a workout from its `WorkoutLogged` (a rebuild, or a copy of the service)."""
     if await session.get(WorkoutRow, event.payload.workout_id) is None:
-        session.add(_row_of(event.payload, recorded_at=_moment_of(event)))
+        await _insert_workout(session, event.payload, recorded_at=_moment_of(event))
 
 
 async def apply_status_change(session: AsyncSession, event: Event[WorkoutStatusChanged]) -> None:
@@ -208,37 +215,71 @@ def _moment_of(event: Event[Any]) -> datetime:
     return event.envelope.time or _now()
 
 
-def _row_of(logged: WorkoutLogged, *, recorded_at: datetime) -> WorkoutRow:
-    return WorkoutRow(
-        id=logged.workout_id,
-        user_id=logged.user_id,
-        title=logged.title,
-        date=logged.date,
-        duration=logged.duration,
-        intensity=logged.intensity,
-        status=logged.status,
-        session_type=logged.session_type,
-        session_id=logged.session_id,
-        trainer_id=logged.trainer_id,
-        total_weight=logged.total_weight,
-        total_reps=logged.total_reps,
-        total_sets=logged.total_sets,
-        experience_points=logged.experience_points,
-        created_at=recorded_at,
-        updated_at=recorded_at,
-        exercises=[
-            ExerciseRow(
-                position=position,
-                name=exercise.name,
-                sets=[
-                    SetRow(
-                        position=set_position, reps=exercise_set.reps, weight=exercise_set.weight
-                    )
-                    for set_position, exercise_set in enumerate(exercise.sets, start=1)
-                ],
-            )
-            for position, exercise in enumerate(logged.exercises, start=1)
-        ],
+#: A workout with its exercises and sets in one statement: one round trip whatever their
+#: number, and the same text every time, so psycopg prepares it once per connection. The
+#: foreign keys are checked at the end of the statement, when all three are in.
+_INSERT_WORKOUT = text(
+    """
+    with workout as (
+        insert into workout_sessions (
+            id, user_id, title, date, duration, intensity, status, session_type, session_id,
+            trainer_id, total_weight, total_reps, total_sets, experience_points, created_at,
+            updated_at
+        ) values (
+            :id, :user_id, :title, :date, :duration, :intensity, :status, :session_type,
+            :session_id, :trainer_id, :total_weight, :total_reps, :total_sets,
+            :experience_points, :recorded_at, :recorded_at
+        )
+    ), exercise as (
+        insert into exercises (workout_id, position, name)
+        select :id, * from unnest(
+            cast(:exercise_positions as integer[]), cast(:exercise_names as text[])
+        )
+    )
+    insert into exercise_sets (workout_id, exercise_position, position, reps, weight)
+    select :id, * from unnest(
+        cast(:set_exercise_positions as integer[]), cast(:set_positions as integer[]),
+        cast(:set_reps as integer[]), cast(:set_weights as double precision[])
+    )
+    """
+)
+
+
+async def _insert_workout(
+    session: AsyncSession, logged: WorkoutLogged, *, recorded_at: datetime
+) -> None:
+    """Store a workout as its `WorkoutLogged` describes it, exercises and sets numbered from 1
+    in the order they were logged."""
+    numbered_sets = [
+        (exercise_position, set_position, exercise_set)
+        for exercise_position, exercise in enumerate(logged.exercises, start=1)
+        for set_position, exercise_set in enumerate(exercise.sets, start=1)
+    ]
+    await session.execute(
+        _INSERT_WORKOUT,
+        {
+            "id": logged.workout_id,
+            "user_id": logged.user_id,
+            "title": logged.title,
+            "date": logged.date,
+            "duration": logged.duration,
+            "intensity": logged.intensity,
+            "status": str(logged.status),
+            "session_type": str(logged.session_type),
+            "session_id": logged.session_id,
+            "trainer_id": logged.trainer_id,
+            "total_weight": logged.total_weight,
+            "total_reps": logged.total_reps,
+            "total_sets": logged.total_sets,
+            "experience_points": logged.experience_points,
+            "recorded_at": recorded_at,
+            "exercise_positions": list(range(1, len(logged.exercises) + 1)),
+            "exercise_names": [exercise.name for exercise in logged.exercises],
+            "set_exercise_positions": [position for position, _, _ in numbered_sets],
+            "set_positions": [position for _, position, _ in numbered_sets],
+            "set_reps": [exercise_set.reps for _, _, exercise_set in numbered_sets],
+            "set_weights": [exercise_set.weight for _, _, exercise_set in numbered_sets],
+        },
     )
 
 
