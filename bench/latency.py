@@ -37,6 +37,11 @@ from ops.local.errors import PlatformError
 TARGET_P50_MS = 20.0
 TARGET_P99_MS = 100.0
 KNOWN_SESSION = "select 1 from sessions where session_id = %s"
+#: When the credits transaction that made the deduction began (`recorded_at` is its now()).
+DEDUCTION_BEGAN = (
+    "select extract(epoch from recorded_at) from ledger_entries"
+    " where session_id = %s and kind = 'deduction'"
+)
 
 
 @dataclass
@@ -44,6 +49,10 @@ class Phase:
     """The samples of one load level in one run."""
 
     latencies_ms: list[float] = field(default_factory=list)
+    #: Per sample, from sending the POST: its answer, and the start of the credits
+    #: transaction that applied the workout (relay, Kafka and the consumer's fetch before it).
+    answered_ms: list[float] = field(default_factory=list)
+    credits_began_ms: list[float] = field(default_factory=list)
     timeouts: int = 0
     background_rate: float = 0.0
     background_sent: int = 0
@@ -72,7 +81,16 @@ class Phase:
             "background_sessions_sent": self.background_sent,
             "background_sessions_deducted": self.background_deducted,
             "latencies_ms": self.latencies_ms,
+            "answered_ms": self.answered_ms,
+            "credits_began_ms": self.credits_began_ms,
         }
+
+
+@dataclass(frozen=True)
+class Sample:
+    latency_ms: float
+    answered_ms: float
+    credits_began_ms: float
 
 
 @dataclass
@@ -98,8 +116,8 @@ class Sampler:
         response.raise_for_status()
         return int(response.json()["used"])
 
-    async def sample(self) -> float | None:
-        """One latency in milliseconds; None when the deduction did not show in time."""
+    async def sample(self) -> Sample | None:
+        """One sample; None when the deduction did not show in time."""
         session_id = self.ids.first_session + self.taken
         self.taken += 1
         user_id, trainer_id = self.ids.first_client, self.ids.first_trainer
@@ -116,8 +134,9 @@ class Sampler:
             "date": when.isoformat(), "duration": 60, "status": "completed",
             "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}]}],
         }  # fmt: skip
-        began = time.perf_counter()
+        began, began_wall = time.perf_counter(), time.time()
         response = await self.workouts.post("/api/workout/sessions", json=workout)
+        answered = time.perf_counter()
         if response.status_code != 201:
             raise PlatformError(
                 f"POST /api/workout/sessions answered {response.status_code}: {response.text}"
@@ -127,7 +146,14 @@ class Sampler:
             now = time.perf_counter()
             if used > self.used:
                 self.used = used
-                return (now - began) * 1000
+                cursor = await self.database.execute(DEDUCTION_BEGAN, (session_id,))
+                row = await cursor.fetchone()
+                assert row is not None, f"session {session_id}'s deduction is not in the ledger"
+                return Sample(
+                    latency_ms=(now - began) * 1000,
+                    answered_ms=(answered - began) * 1000,
+                    credits_began_ms=(float(row[0]) - began_wall) * 1000,
+                )
             if now - began > self.within:
                 return None
             await asyncio.sleep(self.poll)
@@ -173,11 +199,13 @@ async def background(platform: common.Platform, rate: float, stop: asyncio.Event
 async def take_samples(sampler: Sampler, samples: int, label: str) -> Phase:
     phase = Phase()
     for number in range(1, samples + 1):
-        latency = await sampler.sample()
-        if latency is None:
+        sample = await sampler.sample()
+        if sample is None:
             phase.timeouts += 1
         else:
-            phase.latencies_ms.append(latency)
+            phase.latencies_ms.append(sample.latency_ms)
+            phase.answered_ms.append(sample.answered_ms)
+            phase.credits_began_ms.append(sample.credits_began_ms)
         common.status(f"{label}: {number} of {samples} samples")
     common.clear_status()
     return phase
@@ -322,6 +350,25 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
             ],
         ),
     ]
+    lines += [
+        "",
+        "Where the time goes (medians of every run's samples, ms after sending the POST):",
+        "",
+    ]
+    lines += common.table(
+        ["load", "POST answered", "credits transaction began", "deduction visible"],
+        [
+            [
+                label,
+                *(
+                    f"{common.median(v for r in runs for v in getattr(getattr(r, load), name)):.1f}"
+                    for name in ("answered_ms", "credits_began_ms", "latencies_ms")
+                ),
+            ]
+            for load, label in (("low", "low"), ("loaded", "background"))
+        ],
+        align="lrrr",
+    )
     if timeouts:
         lines += [
             "",
