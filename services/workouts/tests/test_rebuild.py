@@ -41,10 +41,12 @@ async def test_own_events_come_back_already_applied(
     assert await runtime.consumer.process(record) is Outcome.DUPLICATE
 
 
+@pytest.mark.parametrize("batch_size", [1, 500], ids=["one-by-one", "one-batch"])
 async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
     api: AsyncClient,
     runtime: ServiceRuntime,
     make_app: Callable[[], FastAPI],
+    batch_size: int,
 ) -> None:
     booking_events = [
         consumed(
@@ -101,8 +103,11 @@ async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
 
     rebuilt_app = make_app()
     rebuilt: ServiceRuntime = rebuilt_app.state.runtime
-    for record in booking_events + await outbox_records(runtime.database):
-        assert await rebuilt.consumer.process(record) is Outcome.APPLIED
+    history = booking_events + await outbox_records(runtime.database)
+    for start in range(0, len(history), batch_size):
+        batch = history[start : start + batch_size]
+        applied = await rebuilt.consumer.process_batch(batch)
+        assert applied.outcomes == [Outcome.APPLIED] * len(batch)
     for table in TABLES:
         original = await rows(runtime, table)
         assert original, table

@@ -4,17 +4,19 @@ Each change runs inside the caller's transaction and records the event announcin
 outbox in that same transaction. A workout is stored exactly as its events describe it
 (timestamps included), and the service consumes its own topic: its own events come back as
 already applied (`record_own_event`), while a rebuild from an empty database replays them
-through `apply_logged` and `apply_status_change` into the same rows.
+through `WorkoutChanges`, a batch at a time, into the same rows.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
@@ -27,6 +29,7 @@ from contracts.events import (
     WorkoutStatusChanged,
 )
 from servicekit.consumer import IdempotentConsumer, Rejected
+from servicekit.db import any_of
 from servicekit.outbox import Outbox
 from workouts.booked_sessions import BookedSessions
 from workouts.models import WorkoutRow
@@ -108,9 +111,10 @@ class Logbook:
             total_sets=totals.total_sets,
             experience_points=experience_points(totals, new.status),
         )
-        await _insert_workout(self.session, logged, recorded_at=now)
+        workout = LoggedWorkout(logged, recorded_at=now)
+        await _insert_workouts(self.session, [workout])
         await self._announce(logged, _event_id(logged.workout_id, "logged"), now)
-        return LoggedWorkout(logged, recorded_at=now)
+        return workout
 
     async def change_status(self, workout_id: uuid.UUID, status: WorkoutStatus) -> WorkoutRow:
         """Move a workout along its lifecycle and announce it. Asking for the status it
@@ -188,21 +192,91 @@ class Logbook:
         check_session_fits(known, user_id=user_id, trainer_id=trainer_id)
 
 
-async def apply_logged(session: AsyncSession, event: Event[WorkoutLogged]) -> None:
-    """Store a workout from its `WorkoutLogged` (a rebuild, or a copy of the service)."""
-    if await session.get(WorkoutRow, event.payload.workout_id) is None:
-        await _insert_workout(session, event.payload, recorded_at=_moment_of(event))
+@dataclass(slots=True)
+class _Known:
+    """What moving a workout's status needs of it."""
+
+    status: str
+    totals: Totals
 
 
-async def apply_status_change(session: AsyncSession, event: Event[WorkoutStatusChanged]) -> None:
-    """Move a stored workout as its `WorkoutStatusChanged` says. History is not judged again:
-    the change was allowed when it was made."""
-    changed = event.payload
-    row = await session.get(WorkoutRow, changed.workout_id, with_for_update=True)
-    if row is None:
-        raise Rejected(f"workout {changed.workout_id} changed status before it was logged")
-    if row.status != changed.status:
-        _move(row, changed.status, at=_moment_of(event))
+@dataclass(frozen=True, slots=True)
+class _Move:
+    status: WorkoutStatus
+    experience_points: int
+    at: datetime
+
+
+@dataclass
+class WorkoutChanges:
+    """The workouts a batch of `workouts.workout-sessions` events names (a rebuild's: live,
+    the service's own events come back already applied), locked and loaded with one query
+    before its first event is applied; the events decide in memory in their order, and
+    `write` stores what they did with a statement for the new workouts and one for the
+    moves. Apply only what it was loaded for."""
+
+    session: AsyncSession
+    _known: dict[uuid.UUID, _Known] = field(default_factory=dict)
+    _logged: list[LoggedWorkout] = field(default_factory=list)
+    _moves: dict[uuid.UUID, _Move] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, workout_ids: Iterable[uuid.UUID]) -> WorkoutChanges:
+        changes = cls(session)
+        named = sorted(set(workout_ids))
+        if named:
+            stored = WorkoutRow.__table__.c
+            for row in await session.execute(
+                select(
+                    stored.id, stored.status, stored.total_sets, stored.total_reps,
+                    stored.total_weight,
+                )
+                .where(stored.id == any_of(named, UUID(as_uuid=True)))
+                .order_by(stored.id)
+                .with_for_update()
+            ):  # fmt: skip
+                totals = Totals(row.total_sets, row.total_reps, row.total_weight)
+                changes._known[row.id] = _Known(row.status, totals)
+        return changes
+
+    def logged(self, event: Event[WorkoutLogged]) -> None:
+        """A workout stored as its `WorkoutLogged` describes it, unless it is already."""
+        logged = event.payload
+        if logged.workout_id in self._known:
+            return
+        totals = Totals(logged.total_sets, logged.total_reps, logged.total_weight)
+        self._known[logged.workout_id] = _Known(logged.status, totals)
+        self._logged.append(LoggedWorkout(logged, recorded_at=_moment_of(event)))
+
+    def status_changed(self, event: Event[WorkoutStatusChanged]) -> None:
+        """Move a workout as its `WorkoutStatusChanged` says. History is not judged again:
+        the change was allowed when it was made."""
+        changed = event.payload
+        known = self._known.get(changed.workout_id)
+        if known is None:
+            raise Rejected(f"workout {changed.workout_id} changed status before it was logged")
+        if known.status != changed.status:
+            known.status = changed.status
+            self._moves[changed.workout_id] = _Move(
+                changed.status, experience_points(known.totals, changed.status), _moment_of(event)
+            )
+
+    async def write(self) -> None:
+        """Store the workouts logged and moved since loading: the new ones first, as they
+        were logged, so that moves apply to them as to any stored workout."""
+        await _insert_workouts(self.session, self._logged)
+        self._logged.clear()
+        if self._moves:
+            await self.session.execute(
+                _MOVE_WORKOUTS,
+                {
+                    "ids": list(self._moves),
+                    "statuses": [str(move.status) for move in self._moves.values()],
+                    "experience_points": [m.experience_points for m in self._moves.values()],
+                    "updated_ats": [move.at for move in self._moves.values()],
+                },
+            )
+            self._moves.clear()
 
 
 def _move(row: WorkoutRow, status: WorkoutStatus, *, at: datetime) -> None:
@@ -215,70 +289,102 @@ def _moment_of(event: Event[Any]) -> datetime:
     return event.envelope.time or _now()
 
 
-#: A workout with its exercises and sets in one statement: one round trip whatever their
+#: Workouts with their exercises and sets in one statement: one round trip whatever their
 #: number, and the same text every time, so psycopg prepares it once per connection. The
 #: foreign keys are checked at the end of the statement, when all three are in.
-_INSERT_WORKOUT = text(
+_INSERT_WORKOUTS = text(
     """
     with workout as (
         insert into workout_sessions (
             id, user_id, title, date, duration, intensity, status, session_type, session_id,
             trainer_id, total_weight, total_reps, total_sets, experience_points, created_at,
             updated_at
-        ) values (
-            :id, :user_id, :title, :date, :duration, :intensity, :status, :session_type,
-            :session_id, :trainer_id, :total_weight, :total_reps, :total_sets,
-            :experience_points, :recorded_at, :recorded_at
+        )
+        select *, recorded_at from unnest(
+            cast(:ids as uuid[]), cast(:user_ids as bigint[]), cast(:titles as text[]),
+            cast(:dates as timestamptz[]), cast(:durations as integer[]),
+            cast(:intensities as integer[]), cast(:statuses as text[]),
+            cast(:session_types as text[]), cast(:session_ids as bigint[]),
+            cast(:trainer_ids as bigint[]), cast(:total_weights as double precision[]),
+            cast(:total_reps as bigint[]), cast(:total_sets as integer[]),
+            cast(:experience_points as bigint[]), cast(:recorded_ats as timestamptz[])
+        ) as logged(
+            id, user_id, title, date, duration, intensity, status, session_type, session_id,
+            trainer_id, total_weight, total_reps, total_sets, experience_points, recorded_at
         )
     ), exercise as (
         insert into exercises (workout_id, position, name)
-        select :id, * from unnest(
-            cast(:exercise_positions as integer[]), cast(:exercise_names as text[])
+        select * from unnest(
+            cast(:exercise_workout_ids as uuid[]), cast(:exercise_positions as integer[]),
+            cast(:exercise_names as text[])
         )
     )
     insert into exercise_sets (workout_id, exercise_position, position, reps, weight)
-    select :id, * from unnest(
-        cast(:set_exercise_positions as integer[]), cast(:set_positions as integer[]),
-        cast(:set_reps as integer[]), cast(:set_weights as double precision[])
+    select * from unnest(
+        cast(:set_workout_ids as uuid[]), cast(:set_exercise_positions as integer[]),
+        cast(:set_positions as integer[]), cast(:set_reps as integer[]),
+        cast(:set_weights as double precision[])
     )
     """
 )
 
+#: Workouts moved along their lifecycle, in one statement.
+_MOVE_WORKOUTS = text(
+    """
+    update workout_sessions
+    set status = moved.status, experience_points = moved.experience_points,
+        updated_at = moved.updated_at
+    from unnest(
+        cast(:ids as uuid[]), cast(:statuses as text[]), cast(:experience_points as bigint[]),
+        cast(:updated_ats as timestamptz[])
+    ) as moved(id, status, experience_points, updated_at)
+    where workout_sessions.id = moved.id
+    """
+)
 
-async def _insert_workout(
-    session: AsyncSession, logged: WorkoutLogged, *, recorded_at: datetime
-) -> None:
-    """Store a workout as its `WorkoutLogged` describes it, exercises and sets numbered from 1
-    in the order they were logged."""
+
+async def _insert_workouts(session: AsyncSession, workouts: Sequence[LoggedWorkout]) -> None:
+    """Store workouts as their `WorkoutLogged` describe them, exercises and sets numbered
+    from 1 in the order they were logged."""
+    if not workouts:
+        return
+    logged = [workout.logged for workout in workouts]
+    numbered_exercises = [
+        (workout.workout_id, exercise_position, exercise)
+        for workout in logged
+        for exercise_position, exercise in enumerate(workout.exercises, start=1)
+    ]
     numbered_sets = [
-        (exercise_position, set_position, exercise_set)
-        for exercise_position, exercise in enumerate(logged.exercises, start=1)
+        (workout_id, exercise_position, set_position, exercise_set)
+        for workout_id, exercise_position, exercise in numbered_exercises
         for set_position, exercise_set in enumerate(exercise.sets, start=1)
     ]
     await session.execute(
-        _INSERT_WORKOUT,
+        _INSERT_WORKOUTS,
         {
-            "id": logged.workout_id,
-            "user_id": logged.user_id,
-            "title": logged.title,
-            "date": logged.date,
-            "duration": logged.duration,
-            "intensity": logged.intensity,
-            "status": str(logged.status),
-            "session_type": str(logged.session_type),
-            "session_id": logged.session_id,
-            "trainer_id": logged.trainer_id,
-            "total_weight": logged.total_weight,
-            "total_reps": logged.total_reps,
-            "total_sets": logged.total_sets,
-            "experience_points": logged.experience_points,
-            "recorded_at": recorded_at,
-            "exercise_positions": list(range(1, len(logged.exercises) + 1)),
-            "exercise_names": [exercise.name for exercise in logged.exercises],
-            "set_exercise_positions": [position for position, _, _ in numbered_sets],
-            "set_positions": [position for _, position, _ in numbered_sets],
-            "set_reps": [exercise_set.reps for _, _, exercise_set in numbered_sets],
-            "set_weights": [exercise_set.weight for _, _, exercise_set in numbered_sets],
+            "ids": [w.workout_id for w in logged],
+            "user_ids": [w.user_id for w in logged],
+            "titles": [w.title for w in logged],
+            "dates": [w.date for w in logged],
+            "durations": [w.duration for w in logged],
+            "intensities": [w.intensity for w in logged],
+            "statuses": [str(w.status) for w in logged],
+            "session_types": [str(w.session_type) for w in logged],
+            "session_ids": [w.session_id for w in logged],
+            "trainer_ids": [w.trainer_id for w in logged],
+            "total_weights": [w.total_weight for w in logged],
+            "total_reps": [w.total_reps for w in logged],
+            "total_sets": [w.total_sets for w in logged],
+            "experience_points": [w.experience_points for w in logged],
+            "recorded_ats": [workout.recorded_at for workout in workouts],
+            "exercise_workout_ids": [workout_id for workout_id, _, _ in numbered_exercises],
+            "exercise_positions": [position for _, position, _ in numbered_exercises],
+            "exercise_names": [exercise.name for _, _, exercise in numbered_exercises],
+            "set_workout_ids": [workout_id for workout_id, _, _, _ in numbered_sets],
+            "set_exercise_positions": [position for _, position, _, _ in numbered_sets],
+            "set_positions": [position for _, _, position, _ in numbered_sets],
+            "set_reps": [exercise_set.reps for _, _, _, exercise_set in numbered_sets],
+            "set_weights": [exercise_set.weight for _, _, _, exercise_set in numbered_sets],
         },
     )
 

@@ -1,0 +1,271 @@
+"""A batch of events is applied set-wise: the sessions and workouts it names are loaded
+once, its events decide in their order, and what they changed is written once. These pin
+that a batch ends exactly as its events applied one by one would, and that a refused event
+is dead-lettered alone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from contracts.events import (
+    EventPayload,
+    Exercise,
+    ExerciseSet,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionNoShow,
+    SessionStarted,
+    SessionStatusEvent,
+    SessionType,
+    WorkoutLogged,
+    WorkoutStatus,
+    WorkoutStatusChanged,
+)
+from servicekit.consumer import Outcome
+from servicekit.dead_letters import ConsumedRecord
+from servicekit.runtime import ServiceRuntime
+from servicekit.testing import RecordingDeadLetters, consumed
+
+pytestmark = pytest.mark.infra
+
+CLIENT, TRAINER, OTHER = 123, 456, 999
+FIRST_SENT = datetime(2026, 1, 15, 10, tzinfo=UTC)
+TABLES = ("sessions", "workout_sessions", "exercises", "exercise_sets")
+WORKOUT_A, WORKOUT_B, WORKOUT_C = (uuid.UUID(int=n) for n in (1, 2, 3))
+
+#: One batch of events (an event id of its own, or the same id again for a duplicate).
+DeliverBatch = Callable[..., Awaitable[list[Outcome]]]
+
+
+def booked(session_id: int, user_id: int = CLIENT) -> SessionBooked:
+    return SessionBooked(
+        session_id=session_id, user_id=user_id, trainer_id=TRAINER, session_date=FIRST_SENT
+    )
+
+
+def moved(kind: type[SessionStatusEvent], session_id: int) -> Any:
+    return kind(session_id=session_id, user_id=CLIENT, trainer_id=TRAINER, at=FIRST_SENT)
+
+
+def logged(
+    workout_id: uuid.UUID,
+    session_id: int | None = None,
+    status: WorkoutStatus = WorkoutStatus.COMPLETED,
+    user_id: int = CLIENT,
+) -> WorkoutLogged:
+    exercises = [
+        Exercise(name="Squat", sets=[ExerciseSet(reps=8, weight=60), ExerciseSet(reps=6)]),
+        Exercise(name="Plank"),
+        Exercise(name="Row", sets=[ExerciseSet(reps=12, weight=40.5)]),
+    ]
+    return WorkoutLogged(
+        workout_id=workout_id,
+        user_id=user_id,
+        session_type=SessionType.SOLO if session_id is None else SessionType.TRAINER_LED,
+        session_id=session_id,
+        trainer_id=None if session_id is None else TRAINER,
+        title="Workout",
+        date=FIRST_SENT,
+        status=status,
+        exercises=exercises if session_id is not None else [],
+        total_weight=966.0,
+        total_reps=26,
+        total_sets=3,
+        experience_points=0 if status is not WorkoutStatus.COMPLETED else 24,
+    )
+
+
+def status_changed(
+    workout_id: uuid.UUID, status: WorkoutStatus, previous: WorkoutStatus, session_id: int
+) -> WorkoutStatusChanged:
+    return WorkoutStatusChanged(
+        workout_id=workout_id,
+        user_id=CLIENT,
+        session_type=SessionType.TRAINER_LED,
+        session_id=session_id,
+        trainer_id=TRAINER,
+        status=status,
+        previous_status=previous,
+    )
+
+
+def records(*events: EventPayload | tuple[EventPayload, str]) -> list[ConsumedRecord]:
+    """The events as consumed records, each sent a minute after the one before."""
+    made = []
+    for offset, event in enumerate(events):
+        payload, event_id = event if isinstance(event, tuple) else (event, None)
+        sent = FIRST_SENT + timedelta(minutes=offset)
+        made.append(consumed(payload, event_id=event_id, time=sent, offset=offset))
+    return made
+
+
+@pytest.fixture
+def deliver_batch(runtime: ServiceRuntime, dead_letters: RecordingDeadLetters) -> DeliverBatch:
+    async def deliver(*events: EventPayload | tuple[EventPayload, str]) -> list[Outcome]:
+        return (await runtime.consumer.process_batch(records(*events))).outcomes
+
+    return deliver
+
+
+async def rows(runtime: ServiceRuntime, table: str) -> list[Any]:
+    async with runtime.database.sessions() as session:
+        result = await session.execute(text(f"select * from {table} order by 1, 2, 3"))  # noqa: S608
+        return list(result.all())
+
+
+async def workout(runtime: ServiceRuntime, workout_id: uuid.UUID) -> Any:
+    async with runtime.database.sessions() as session:
+        found = await session.execute(
+            text("select * from workout_sessions where id = :id"), {"id": workout_id}
+        )
+        return found.one()
+
+
+async def known_sessions(runtime: ServiceRuntime) -> list[tuple[int, int, int, str]]:
+    return [tuple(row) for row in await rows(runtime, "sessions")]
+
+
+#: Sessions booked and moved, trainer-led workouts logged for them and moved, solo ones.
+STORY: list[EventPayload] = [
+    booked(1),
+    booked(2),
+    logged(WORKOUT_A, session_id=1, status=WorkoutStatus.PLANNED),
+    moved(SessionStarted, 1),
+    status_changed(WORKOUT_A, WorkoutStatus.IN_PROGRESS, WorkoutStatus.PLANNED, 1),
+    logged(WORKOUT_B),
+    status_changed(WORKOUT_A, WorkoutStatus.COMPLETED, WorkoutStatus.IN_PROGRESS, 1),
+    moved(SessionCompleted, 1),
+    moved(SessionNoShow, 3),
+    booked(3),
+    logged(WORKOUT_C, session_id=2),
+    moved(SessionCancelled, 2),
+]
+
+
+async def test_a_batch_ends_as_its_events_applied_one_by_one(
+    runtime: ServiceRuntime, make_app: Callable[[], FastAPI], deliver_batch: DeliverBatch
+) -> None:
+    assert await deliver_batch(*STORY) == [Outcome.APPLIED] * len(STORY)
+    one_by_one: ServiceRuntime = make_app().state.runtime
+    for record in records(*STORY):
+        assert await one_by_one.consumer.process(record) is Outcome.APPLIED
+    for table in TABLES:
+        assert await rows(runtime, table) == await rows(one_by_one, table), table
+    assert await known_sessions(runtime) == [
+        (1, CLIENT, TRAINER, "completed"),
+        (2, CLIENT, TRAINER, "cancelled"),
+        (3, CLIENT, TRAINER, "no_show"),
+    ]
+    moved_twice = await workout(runtime, WORKOUT_A)
+    assert (moved_twice.status, moved_twice.experience_points) == ("completed", 24)
+    assert moved_twice.created_at == FIRST_SENT + timedelta(minutes=2)
+    assert moved_twice.updated_at == FIRST_SENT + timedelta(minutes=6)
+    assert len(await rows(runtime, "exercise_sets")) == 6
+
+
+async def test_a_batch_moves_what_earlier_batches_stored(
+    runtime: ServiceRuntime, deliver_batch: DeliverBatch
+) -> None:
+    await deliver_batch(booked(1), logged(WORKOUT_A, session_id=1, status=WorkoutStatus.PLANNED))
+    outcomes = await deliver_batch(
+        moved(SessionStarted, 1),
+        status_changed(WORKOUT_A, WorkoutStatus.CANCELLED, WorkoutStatus.PLANNED, 1),
+        moved(SessionCancelled, 1),
+        booked(1),
+    )
+    assert outcomes == [Outcome.APPLIED] * 4
+    assert await known_sessions(runtime) == [(1, CLIENT, TRAINER, "cancelled")]
+    cancelled = await workout(runtime, WORKOUT_A)
+    assert (cancelled.status, cancelled.experience_points) == ("cancelled", 0)
+    assert cancelled.updated_at == FIRST_SENT + timedelta(minutes=1)
+
+
+async def test_duplicates_within_a_batch_are_applied_once(
+    runtime: ServiceRuntime, deliver_batch: DeliverBatch, dead_letters: RecordingDeadLetters
+) -> None:
+    outcomes = await deliver_batch(
+        (booked(5), "booked-5"),
+        (logged(WORKOUT_A, session_id=5), "logged-a"),
+        (booked(5), "booked-5"),
+        (logged(WORKOUT_A, session_id=5), "logged-a"),
+        (logged(WORKOUT_A, session_id=5), "logged-a-again"),  # under another id: no change
+    )
+    assert outcomes == [
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.DUPLICATE,
+        Outcome.DUPLICATE,
+        Outcome.APPLIED,
+    ]
+    assert dead_letters.reasons == []
+    assert len(await rows(runtime, "workout_sessions")) == 1
+    assert len(await rows(runtime, "exercises")) == 3
+    assert (await workout(runtime, WORKOUT_A)).created_at == FIRST_SENT + timedelta(minutes=1)
+    assert await deliver_batch((logged(WORKOUT_A, session_id=5), "logged-a")) == [Outcome.DUPLICATE]
+
+
+async def test_refusals_in_the_middle_of_a_batch_leave_the_rest_applied(
+    runtime: ServiceRuntime, deliver_batch: DeliverBatch, dead_letters: RecordingDeadLetters
+) -> None:
+    never_logged = uuid.UUID(int=99)
+    outcomes = await deliver_batch(
+        booked(5),
+        logged(WORKOUT_A, session_id=5, status=WorkoutStatus.PLANNED),
+        booked(5, user_id=OTHER),
+        status_changed(never_logged, WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED, 5),
+        moved(SessionStarted, 5),
+        status_changed(WORKOUT_A, WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED, 5),
+        booked(6, user_id=OTHER),
+    )
+    assert outcomes == [
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.DEAD_LETTERED,
+        Outcome.DEAD_LETTERED,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+    ]
+    assert dead_letters.reasons == [
+        f"session 5 is booked for client {CLIENT} with trainer {TRAINER}, "
+        f"not client {OTHER} with trainer {TRAINER}",
+        f"workout {never_logged} changed status before it was logged",
+    ]
+    assert await known_sessions(runtime) == [
+        (5, CLIENT, TRAINER, "in_progress"),
+        (6, OTHER, TRAINER, "scheduled"),
+    ]
+    assert (await workout(runtime, WORKOUT_A)).status == "completed"
+
+
+async def test_a_session_created_earlier_in_the_batch_refuses_another_client(
+    runtime: ServiceRuntime, deliver_batch: DeliverBatch, dead_letters: RecordingDeadLetters
+) -> None:
+    """Whichever event names a session first creates it, even a status event."""
+    outcomes = await deliver_batch(moved(SessionCancelled, 7), booked(7, user_id=OTHER), booked(7))
+    assert outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.APPLIED]
+    assert dead_letters.reasons[0].endswith(f"not client {OTHER} with trainer {TRAINER}")
+    assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "cancelled")]
+
+
+async def test_workouts_are_stored_as_logged_whatever_is_known_of_their_session(
+    runtime: ServiceRuntime, deliver_batch: DeliverBatch, dead_letters: RecordingDeadLetters
+) -> None:
+    """History is not judged again: the checks of the API apply to new requests only."""
+    outcomes = await deliver_batch(
+        booked(5),
+        moved(SessionCancelled, 5),
+        logged(WORKOUT_A, session_id=5),
+        logged(WORKOUT_B, session_id=5, user_id=OTHER),
+    )
+    assert outcomes == [Outcome.APPLIED] * 4
+    assert dead_letters.reasons == []
+    assert len(await rows(runtime, "workout_sessions")) == 2
