@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.projection import STATUS_AFTER, CreditMarks, Projection
+from booking.projection import STATUS_AFTER, CreditMarks, SessionChanges
 from booking.rules import BookingRuleBroken
 from contracts.envelope import Event
 from contracts.events import (
@@ -29,32 +30,45 @@ from servicekit.consumer import IdempotentConsumer, Rejected
 SESSION_EVENTS: tuple[type[EventPayload], ...] = (SessionBooked, SessionRescheduled, *STATUS_AFTER)
 
 
+@dataclass
+class _Batch:
+    """What a batch's handlers share: the sessions its events name, locked and loaded before
+    the first handler runs, and the ledger's verdicts; both are written after the last."""
+
+    sessions: SessionChanges
+    marks: CreditMarks
+
+    async def write(self) -> None:
+        await self.sessions.write()
+        await self.marks.write()
+
+
 def register(consumer: IdempotentConsumer) -> None:
     """Attach the booking handlers to the service's consumer."""
 
+    async def load(session: AsyncSession, batch: Sequence[Event[Any]]) -> _Batch:
+        return _Batch(await SessionChanges.load(session, batch), CreditMarks(session))
+
+    batch_of = consumer.share_per_batch(load)
+
     async def on_session_event(session: AsyncSession, event: Event[Any]) -> None:
         with _refusals_dead_lettered():
-            await Projection(session).apply(event)
+            batch_of(session).sessions.apply(event)
 
     for session_event in SESSION_EVENTS:
         consumer.on(session_event)(on_session_event)
-
-    async def gather_marks(session: AsyncSession, batch: Sequence[Event[Any]]) -> CreditMarks:
-        return CreditMarks(session)
-
-    marks_of = consumer.share_per_batch(gather_marks)
 
     @consumer.on(SessionCreditDeducted)
     async def on_credit_deducted(
         session: AsyncSession, event: Event[SessionCreditDeducted]
     ) -> None:
-        marks_of(session).credit_deducted(event.payload.session_id)
+        batch_of(session).marks.credit_deducted(event.payload.session_id)
 
     @consumer.on(SessionCreditRestored)
     async def on_credit_restored(
         session: AsyncSession, event: Event[SessionCreditRestored]
     ) -> None:
-        marks_of(session).credit_restored(event.payload.session_id)
+        batch_of(session).marks.credit_restored(event.payload.session_id)
 
 
 @contextmanager

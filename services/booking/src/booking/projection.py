@@ -5,21 +5,28 @@ code path. That is what makes a rebuild (an empty database consuming the topic f
 beginning) give the very same rows: the API writes its event and applies it in one
 transaction, and the consumer applies everybody else's events, and replays, the same way.
 
+Events are applied a batch at a time (`SessionChanges`; the API's are batches of one): the
+sessions a batch names are locked and loaded with one query, the events decide in memory,
+one after another in their order, and the changes are written with one statement (and one
+more that moves the id sequence past the ids the batch created).
+
 Locks: a session that exists is changed under its row lock. Creating a session (or taking a
 new id for the API) first takes the id allocator's transaction-scoped advisory lock, so the
 sequence only ever moves forward and the API never hands out an id an event already used.
-A transaction holding the allocator lock may then lock a row, never the other way round.
+A transaction holding the allocator lock may then lock a row, never the other way round:
+a batch that may create a session takes the allocator lock before it locks any row, and
+locks its rows in id order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking.models import SESSION_IDS_SEQUENCE, SessionCredit, TrainingSession
@@ -46,6 +53,7 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
+from servicekit.db import any_of, columns_of, insert_rows
 
 #: The status each lifecycle event moves a session to.
 STATUS_AFTER: dict[type[SessionStatusEvent], SessionStatus] = {
@@ -57,6 +65,50 @@ STATUS_AFTER: dict[type[SessionStatusEvent], SessionStatus] = {
 
 #: Any constant: it only has to be the same for every replica, and the database is booking's.
 SESSION_IDS_LOCK = 0x626F6F6B696E67
+
+#: The table itself: batches read and write it with Core statements, without the ORM's
+#: bookkeeping per row.
+SESSIONS = TrainingSession.metadata.tables[TrainingSession.__tablename__]
+#: What events change in a session that exists; its id, client, trainer and creation stay.
+_CHANGEABLE = (
+    "session_date", "duration", "status", "location", "notes", "status_reason",
+    "booking_received", "updated_at",
+)  # fmt: skip
+
+_SESSION_COLUMNS = (
+    "id", "user_id", "trainer_id", "created_at", *_CHANGEABLE,
+)  # fmt: skip
+#: A batch's sessions and credit marks, one statement each (see `insert_rows`).
+_UPSERT_SESSIONS = insert_rows(
+    SESSIONS,
+    _SESSION_COLUMNS,
+    then="on conflict (id) do update set "
+    + ", ".join(f"{name} = excluded.{name}" for name in _CHANGEABLE),
+)
+_ADD_CREDIT_MARKS = insert_rows(
+    SessionCredit,
+    ("session_id", "credit_deducted", "credit_restored"),
+    then="on conflict (session_id) do update set"
+    " credit_deducted = session_credits.credit_deducted or excluded.credit_deducted,"
+    " credit_restored = session_credits.credit_restored or excluded.credit_restored",
+)
+
+#: Takes the allocator lock when one of the ids is not a session yet: an event about it
+#: may create it.
+_LOCK_IDS_IF_ANY_IS_NEW = text(
+    "select pg_advisory_xact_lock(:lock) where exists ("
+    " select from unnest(:ids) as named(id)"
+    " where not exists (select from sessions where sessions.id = named.id))"
+).bindparams(
+    bindparam("lock", SESSION_IDS_LOCK, type_=BigInteger), bindparam("ids", type_=ARRAY(BIGINT))
+)
+
+#: Keeps the API's sequence ahead of an id other services chose (`nextval` gives
+#: `last_value + 1` once called, `last_value` before).
+_ADVANCE_IDS_PAST = text(
+    "select setval('session_ids', :id) from session_ids"
+    " where :id >= case when is_called then last_value + 1 else last_value end"
+).bindparams(bindparam("id", type_=BigInteger))
 
 
 class Projection:
@@ -109,62 +161,117 @@ class Projection:
 
     async def allocate_id(self) -> int:
         """A session id no event has used (the API's bookings)."""
-        await self._lock_ids()
+        await self.session.execute(select(func.pg_advisory_xact_lock(SESSION_IDS_LOCK)))
         allocated = await self.session.execute(select(func.nextval(SESSION_IDS_SEQUENCE)))
         return int(allocated.scalar_one())
-
-    async def _lock_ids(self) -> None:
-        await self.session.execute(select(func.pg_advisory_xact_lock(SESSION_IDS_LOCK)))
-
-    async def _advance_ids_past(self, session_id: int) -> None:
-        """Keep the API's sequence ahead of an id another service chose. Called under the
-        allocator lock, so nothing takes an id between the read and the move."""
-        position = (
-            await self.session.execute(text("select last_value, is_called from session_ids"))
-        ).one()
-        next_free = position.last_value + 1 if position.is_called else position.last_value
-        if session_id >= next_free:
-            await self.session.execute(select(func.setval(SESSION_IDS_SEQUENCE, session_id)))
-
-    async def _find_or_lock_ids(self, session_id: int) -> TrainingSession | None:
-        """The session, locked; or None, with the allocator locked so that it can be added."""
-        found = await self.find(session_id, for_update=True)
-        if found is not None:
-            return found
-        await self._lock_ids()
-        # Someone may have added it while this transaction waited for the lock.
-        return await self.find(session_id, for_update=True)
-
-    async def _add(self, session: TrainingSession) -> None:
-        """Add a new session; the caller holds the allocator lock (`_find_or_lock_ids`)."""
-        await self._advance_ids_past(session.id)
-        self.session.add(session)
-        await self.session.flush()
 
     # --- booking.sessions -----------------------------------------------------------------
 
     async def apply(self, event: Event[Any]) -> None:
-        """Apply one event of `booking.sessions`. Raises `BookingRuleBroken` for one that the
-        rules refuse; nothing is changed then."""
+        """Apply one event of `booking.sessions` (the API's own). Raises `BookingRuleBroken`
+        for one that the rules refuse; nothing is changed then."""
+        changes = await SessionChanges.load(self.session, [event])
+        changes.apply(event)
+        await changes.write()
+
+
+@dataclass(slots=True)
+class _Session:
+    """A row of `sessions` as the events applied so far leave it."""
+
+    id: int
+    user_id: int
+    trainer_id: int
+    session_date: datetime
+    duration: int
+    status: str
+    location: str | None
+    notes: str | None
+    status_reason: str | None
+    booking_received: bool
+    created_at: datetime
+    updated_at: datetime
+    new: bool = False
+    changed: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "user_id": self.user_id, "trainer_id": self.trainer_id,
+            "session_date": self.session_date, "duration": self.duration,
+            "status": self.status, "location": self.location, "notes": self.notes,
+            "status_reason": self.status_reason, "booking_received": self.booking_received,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }  # fmt: skip
+
+
+@dataclass
+class SessionChanges:
+    """The sessions a batch of `booking.sessions` events names, locked and loaded before
+    the first event is applied; the events change them in memory, in their order, and
+    `write` stores every change with one statement. Apply only events it was loaded for."""
+
+    session: AsyncSession
+    _sessions: dict[int, _Session] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, batch: Iterable[Event[Any]]) -> SessionChanges:
+        changes = cls(session)
+        named: set[int] = set()
+        may_create: set[int] = set()
+        for event in batch:
+            payload = event.payload
+            if isinstance(payload, SessionRescheduled):
+                named.add(payload.session_id)
+            elif isinstance(payload, SessionBooked | SessionStatusEvent):
+                named.add(payload.session_id)
+                may_create.add(payload.session_id)
+        if may_create:
+            await session.execute(_LOCK_IDS_IF_ANY_IS_NEW, {"ids": sorted(may_create)})
+        if named:
+            # Read after the allocator lock: a session added while this transaction waited
+            # for it is found, not added twice.
+            rows = await session.execute(
+                select(*SESSIONS.c)
+                .where(SESSIONS.c.id == any_of(sorted(named), BIGINT))
+                .order_by(SESSIONS.c.id)
+                .with_for_update()
+            )
+            for row in rows:
+                changes._sessions[row.id] = _Session(**row._mapping)
+        return changes
+
+    async def write(self) -> None:
+        rows = [s.row() for s in self._sessions.values() if s.new or s.changed]
+        if not rows:
+            return
+        await self.session.execute(_UPSERT_SESSIONS, columns_of(rows, _SESSION_COLUMNS))
+        new_ids = [s.id for s in self._sessions.values() if s.new]
+        if new_ids:
+            # Under the allocator lock, taken when loading found these ids missing.
+            await self.session.execute(_ADVANCE_IDS_PAST, {"id": max(new_ids)})
+
+    def apply(self, event: Event[Any]) -> None:
+        """Apply one event of `booking.sessions`. Raises `BookingRuleBroken` for one that
+        the rules refuse; the transaction is then rolled back, with every change."""
         payload: EventPayload = event.payload
         if isinstance(payload, SessionBooked):
-            await self._booked(payload, _moment_of(event))
+            self._booked(payload, _moment_of(event))
         elif isinstance(payload, SessionRescheduled):
-            await self._rescheduled(payload, _moment_of(event))
+            self._rescheduled(payload, _moment_of(event))
         elif isinstance(payload, SessionStatusEvent):
-            await self._status_changed(payload)
+            self._status_changed(payload)
         else:
             raise TypeError(f"{payload.event_type} is not a booking.sessions event")
 
-    async def _booked(self, booked: SessionBooked, moment: datetime) -> None:
+    def _booked(self, booked: SessionBooked, moment: datetime) -> None:
         check_moment("sessionDate", booked.session_date)
         check_duration(booked.duration)
         check_text("location", booked.location)
         check_text("notes", booked.notes)
-        session = await self._find_or_lock_ids(booked.session_id)
+        session = self._sessions.get(booked.session_id)
         if session is None:
-            await self._add(
-                TrainingSession(
+            self._add(
+                _Session(
                     id=booked.session_id,
                     user_id=booked.user_id,
                     trainer_id=booked.trainer_id,
@@ -173,6 +280,7 @@ class Projection:
                     status=SessionStatus.SCHEDULED,
                     location=booked.location,
                     notes=booked.notes,
+                    status_reason=None,
                     booking_received=True,
                     created_at=moment,
                     updated_at=moment,
@@ -189,31 +297,36 @@ class Projection:
             session.notes = booked.notes
             session.booking_received = True
             session.updated_at = moment
+            session.changed = True
         elif _booking_of(session) != _booking_in(booked):
+            # Dated in UTC, as the store gives it back, wherever the booking came from.
             raise SessionIdTaken(
                 f"session {booked.session_id} is already booked for "
-                f"{session.session_date.isoformat()} ({session.duration} min); a booking for "
-                f"{booked.session_date.isoformat()} ({booked.duration} min) cannot reuse its id"
+                f"{session.session_date.astimezone(UTC).isoformat()} ({session.duration} min);"
+                f" a booking for {booked.session_date.isoformat()} ({booked.duration} min)"
+                " cannot reuse its id"
             )
         # Otherwise: the same booking announced again, which changes nothing.
 
-    async def _status_changed(self, moved: SessionStatusEvent) -> None:
+    def _status_changed(self, moved: SessionStatusEvent) -> None:
         check_moment("at", moved.at)
         check_text("reason", moved.reason)
         target = STATUS_AFTER[type(moved)]
-        session = await self._find_or_lock_ids(moved.session_id)
+        session = self._sessions.get(moved.session_id)
         if session is None:
             # Another service moved a session booking has not heard of. The event names the
             # client and trainer, so the session is known from here on, in the status it
             # reached; its booking, when it comes, fills in the date and place.
-            await self._add(
-                TrainingSession(
+            self._add(
+                _Session(
                     id=moved.session_id,
                     user_id=moved.user_id,
                     trainer_id=moved.trainer_id,
                     session_date=moved.at,
                     duration=DEFAULT_DURATION,
                     status=target,
+                    location=None,
+                    notes=None,
                     status_reason=moved.reason,
                     booking_received=False,
                     created_at=moved.at,
@@ -222,23 +335,30 @@ class Projection:
             )
             return
         _refuse_other_client_or_trainer(session, moved.user_id, moved.trainer_id)
-        if session.current_status is target:
+        current = SessionStatus(session.status)
+        if current is target:
             return  # the status the session already has: announced again, nothing changes
-        refuse_status_change(moved.session_id, session.current_status, target, reported=True)
+        refuse_status_change(moved.session_id, current, target, reported=True)
         session.status = target
         session.status_reason = moved.reason
         session.updated_at = moved.at
+        session.changed = True
 
-    async def _rescheduled(self, rescheduled: SessionRescheduled, moment: datetime) -> None:
+    def _rescheduled(self, rescheduled: SessionRescheduled, moment: datetime) -> None:
         check_moment("sessionDate", rescheduled.session_date)
-        session = await self.find(rescheduled.session_id, for_update=True)
+        session = self._sessions.get(rescheduled.session_id)
         if session is None:
             raise SessionNotFound(rescheduled.session_id)
         if session.session_date == rescheduled.session_date:
             return
-        refuse_reschedule(rescheduled.session_id, session.current_status)
+        refuse_reschedule(rescheduled.session_id, SessionStatus(session.status))
         session.session_date = rescheduled.session_date
         session.updated_at = moment
+        session.changed = True
+
+    def _add(self, session: _Session) -> None:
+        session.new = True
+        self._sessions[session.id] = session
 
 
 @dataclass
@@ -261,29 +381,19 @@ class CreditMarks:
     async def write(self) -> None:
         if not self.flags:
             return
-        upsert = insert(SessionCredit)
+        marks = sorted(self.flags.items())
         await self.session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[SessionCredit.session_id],
-                set_={
-                    "credit_deducted": SessionCredit.credit_deducted
-                    | upsert.excluded.credit_deducted,
-                    "credit_restored": SessionCredit.credit_restored
-                    | upsert.excluded.credit_restored,
-                },
-            ),
-            [
-                {"session_id": session_id, "credit_deducted": deducted,
-                 "credit_restored": restored}
-                for session_id, (deducted, restored) in sorted(self.flags.items())
-            ],
-        )  # fmt: skip
+            _ADD_CREDIT_MARKS,
+            {
+                "session_id": [session_id for session_id, _ in marks],
+                "credit_deducted": [deducted for _, (deducted, _) in marks],
+                "credit_restored": [restored for _, (_, restored) in marks],
+            },
+        )
         self.flags.clear()
 
 
-def _refuse_other_client_or_trainer(
-    session: TrainingSession, user_id: int, trainer_id: int
-) -> None:
+def _refuse_other_client_or_trainer(session: _Session, user_id: int, trainer_id: int) -> None:
     mismatch = client_and_trainer_mismatch(
         session.id,
         booked=(session.user_id, session.trainer_id),
@@ -293,7 +403,7 @@ def _refuse_other_client_or_trainer(
         raise SessionIdTaken(mismatch)
 
 
-def _booking_of(session: TrainingSession) -> tuple[datetime, int, str | None, str | None]:
+def _booking_of(session: _Session) -> tuple[datetime, int, str | None, str | None]:
     return (session.session_date, session.duration, session.location, session.notes)
 
 
