@@ -31,9 +31,17 @@ from contracts.events import Balance, SessionType, WorkoutStatus
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Announcement, Outbox
 
+_USAGE_COLUMNS = ("solo_count", "trainer_led_count", "credits_total", "credits_used", "as_of")
 _WORKOUT_COLUMNS = ("workout_id", "user_id", "session_type", "status", "changed_by")
 #: One statement per batch whatever its size (see `insert_rows`).
 _ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
+#: The rows exist (`_ENSURE_USAGES` made them when loading): this only updates them.
+_UPDATE_USAGES = insert_rows(
+    UserUsage,
+    ("user_id", *_USAGE_COLUMNS),
+    then="on conflict (user_id) do update set "
+    + ", ".join(f"{name} = excluded.{name}" for name in _USAGE_COLUMNS),
+)
 _UPSERT_WORKOUTS = insert_rows(
     Workout,
     _WORKOUT_COLUMNS,
@@ -62,6 +70,19 @@ class _Workout:
         return SessionType(self.session_type) if self.status == WorkoutStatus.COMPLETED else None
 
 
+@dataclass(slots=True)
+class _Usage:
+    """A client's usage row as loaded; `changed` once an event changed it."""
+
+    user_id: int
+    solo_count: int = 0
+    trainer_led_count: int = 0
+    credits_total: int = 0
+    credits_used: int = 0
+    as_of: datetime | None = None
+    changed: bool = False
+
+
 @dataclass
 class UsageTracker:
     """Loaded for what one transaction touches (its clients' usage rows, locked, and its
@@ -70,7 +91,7 @@ class UsageTracker:
 
     session: AsyncSession
     outbox: Outbox
-    _usages: dict[int, UserUsage] = field(default_factory=dict)
+    _usages: dict[int, _Usage] = field(default_factory=dict)
     _counts: dict[int, Counter[SessionType]] = field(default_factory=dict)
     _workouts: dict[uuid.UUID, _Workout] = field(default_factory=dict)
     _changed_workouts: set[uuid.UUID] = field(default_factory=set)
@@ -94,13 +115,14 @@ class UsageTracker:
             # Every change to one client's usage (from either topic, in any replica) waits
             # for the one before it: the rows are locked until commit, in one order.
             await self.session.execute(_ENSURE_USAGES, {"user_id": clients})
-            for row in await self.session.scalars(
-                select(UserUsage)
+            # Rows rather than ORM objects: a batch loads hundreds of them.
+            for row in await self.session.execute(
+                select(UserUsage.user_id, *(getattr(UserUsage, c) for c in _USAGE_COLUMNS))
                 .where(UserUsage.user_id == any_of(clients, BIGINT))
                 .order_by(UserUsage.user_id)
                 .with_for_update()
             ):
-                self._usages[row.user_id] = row
+                self._usages[row.user_id] = _Usage(*row)
                 self._counts[row.user_id] = Counter()
             counts = await self.session.execute(
                 select(Workout.user_id, Workout.session_type, func.count())
@@ -113,8 +135,14 @@ class UsageTracker:
             for user_id, kind, count in counts:
                 self._counts[user_id][SessionType(kind)] = count
         if workout_ids:
-            for known in await self.session.scalars(
-                select(Workout).where(Workout.workout_id == any_of(workout_ids, UUID(as_uuid=True)))
+            for known in await self.session.execute(
+                select(
+                    Workout.workout_id,
+                    Workout.user_id,
+                    Workout.session_type,
+                    Workout.status,
+                    Workout.changed_by,
+                ).where(Workout.workout_id == any_of(workout_ids, UUID(as_uuid=True)))
             ):
                 self._workouts[known.workout_id] = _Workout(
                     known.user_id, known.session_type, known.status, known.changed_by
@@ -156,7 +184,7 @@ class UsageTracker:
         usage = self._usages[user_id]
         self._settle(usage, replace(_usage_in(usage), credits=balance), at=at)
 
-    def _settle(self, row: UserUsage, usage: SessionUsage, *, at: datetime) -> None:
+    def _settle(self, row: _Usage, usage: SessionUsage, *, at: datetime) -> None:
         """Keep `usage` and announce it, unless it is what the client already had.
 
         `asOf` is the time of the event that changed usage, and never moves backwards: an
@@ -170,6 +198,7 @@ class UsageTracker:
         row.credits_total = usage.credits.total
         row.credits_used = usage.credits.used
         row.as_of = at if row.as_of is None else max(row.as_of, at)
+        row.changed = True
         # Per client, in the order the changes were made, under the client's row lock. Each
         # gets a fresh id: the same cause can lead to different usages in different replays.
         self._announcements.append(
@@ -186,8 +215,15 @@ class UsageTracker:
                 for w in (self._workouts[workout_id],)
             ]  # fmt: skip
             await self.session.execute(_UPSERT_WORKOUTS, columns_of(changed, _WORKOUT_COLUMNS))
-        # The rows are loaded ORM objects: the session's flush at commit writes the changed
-        # ones (one UPDATE statement, many parameter sets).
+        changed_usages = [
+            {c: getattr(usage, c) for c in ("user_id", *_USAGE_COLUMNS)}
+            for _, usage in sorted(self._usages.items())
+            if usage.changed
+        ]
+        if changed_usages:
+            await self.session.execute(
+                _UPDATE_USAGES, columns_of(changed_usages, ("user_id", *_USAGE_COLUMNS))
+            )
         await self.outbox.insert(self.session, self._announcements)
         self._announcements.clear()
 
@@ -198,7 +234,7 @@ async def usage_of(session: AsyncSession, user_id: int) -> SessionUsage:
     return SessionUsage() if row is None else _usage_in(row)
 
 
-def _usage_in(row: UserUsage) -> SessionUsage:
+def _usage_in(row: UserUsage | _Usage) -> SessionUsage:
     return SessionUsage(
         workouts=CompletedWorkouts(solo=row.solo_count, trainer_led=row.trainer_led_count),
         credits=Balance(
