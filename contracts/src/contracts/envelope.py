@@ -8,6 +8,7 @@ version, with older versions brought up to date by upcasters.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -126,10 +127,20 @@ def topic_of(payload: EventPayload) -> Topic:
 def partition_key(payload: EventPayload) -> bytes:
     """The record key: the topic's key field of the payload, as a UTF-8 string."""
     key_field = topic_of(payload).key
-    value = payload.to_json_dict().get(key_field)
+    value = getattr(payload, _attribute_named(type(payload), key_field), None)
     if value is None:
         raise ValueError(f"{payload.event_type} has no {key_field} to key its record by")
+    # Key fields are integers and UUIDs: `str` writes them as JSON does.
     return str(value).encode()
+
+
+@functools.cache
+def _attribute_named(model: type[EventPayload], json_name: str) -> str:
+    """The attribute behind a payload's JSON field (camelCase outside, snake_case inside)."""
+    for name, field in model.model_fields.items():
+        if json_name in (name, field.alias):
+            return name
+    return json_name
 
 
 def record_headers() -> list[tuple[str, bytes]]:

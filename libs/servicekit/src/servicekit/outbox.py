@@ -97,13 +97,11 @@ class Outbox:
         """An event ready to be recorded, in the current trace context, as `add` would;
         record many at once with `insert` (one statement for a whole batch)."""
         event = build_event(payload, source=self.source, event_id=event_id, time=time)
-        given = headers or []
-        overridden = {name for name, _ in given}
-        all_headers = [
-            *record_headers(),
-            *(h for h in tracing.propagation_headers() if h[0] not in overridden),
-            *given,
-        ]
+        context_headers = tracing.propagation_headers()
+        if headers:
+            overridden = {name for name, _ in headers}
+            context_headers = [h for h in context_headers if h[0] not in overridden]
+        all_headers = [*record_headers(), *context_headers, *(headers or [])]
         return Announcement(
             event,
             {
