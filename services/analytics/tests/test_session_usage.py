@@ -4,17 +4,26 @@ and SessionUsageUpdated announced exactly when usage changes, in any arrival ord
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, text
 
+from contracts.envelope import parse_event, record_headers
 from contracts.events import SessionUsageUpdated, WorkoutLogged
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
-from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
+from servicekit.testing import (
+    Deliver,
+    RecordingDeadLetters,
+    consumed,
+    outbox_events,
+    outbox_records,
+)
+from servicekit.tracing import TraceParent
 
 from .stories import (
     CLIENT,
@@ -397,3 +406,49 @@ async def test_the_largest_storable_user_id_is_served(api: AsyncClient) -> None:
 async def _start_afresh(runtime: ServiceRuntime) -> None:
     async with runtime.database.transaction() as session:
         await session.execute(text("truncate workouts, session_usage, outbox, processed_events"))
+
+
+async def test_a_batch_announces_each_clients_usage_once_as_it_left_it(
+    runtime: ServiceRuntime, api: AsyncClient
+) -> None:
+    """The usage topic is compacted: of the states one batch takes a client through, only
+    the last is announced, with the latest change's time and in its event's trace."""
+    steps = [
+        (CLIENT, granted(10), day(1)),
+        (CLIENT, logged("solo"), day(2)),
+        (OTHER_CLIENT, logged("solo", user_id=OTHER_CLIENT), day(3)),
+        (CLIENT, logged("trainer-led"), day(4)),
+        (CLIENT, logged("solo"), day(3)),  # an older workout, applied last
+    ]
+    traces = [TraceParent.start() for _ in steps]
+    records = [
+        replace(
+            consumed(payload, time=time, topic_prefix=runtime.settings.kafka_topic_prefix),
+            offset=offset,
+            headers=[*record_headers(), ("traceparent", trace.header.encode())],
+        )
+        for offset, ((_, payload, time), trace) in enumerate(zip(steps, traces, strict=True))
+    ]
+    outcome = await runtime.consumer.process_batch(records)
+    assert outcome.outcomes == [Outcome.APPLIED] * len(steps)
+
+    announced = {
+        event.payload.user_id: (event.payload, record)
+        for record in await outbox_records(runtime.database)
+        for event in [parse_event(record.value or b"")]
+        if isinstance(event.payload, SessionUsageUpdated)
+    }
+    assert len(await announcements(runtime)) == 2  # one per client
+    usage_of_client, record = announced[CLIENT]
+    assert usage_of_client.to_json_dict() == {
+        "userId": CLIENT, **(await usage(api)), "asOf": "2026-01-09T09:00:00Z"  # day(4)
+    }  # fmt: skip
+    assert counts_of(usage_of_client) == (3, 2, 1)
+    # In the trace of the client's last change (the older workout), in a span of its own.
+    parent = TraceParent.parse(dict(record.headers)["traceparent"].decode())
+    assert parent is not None
+    assert parent.trace_id == traces[-1].trace_id
+    _, other_record = announced[OTHER_CLIENT]
+    other_parent = TraceParent.parse(dict(other_record.headers)["traceparent"].decode())
+    assert other_parent is not None
+    assert other_parent.trace_id == traces[2].trace_id

@@ -15,6 +15,7 @@ so `asOf` (the latest change's time, see `_settle`) ends the same too.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analytics.models import UserUsage, Workout
 from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
+from servicekit import tracing
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Announcement, Outbox
 
@@ -95,7 +97,8 @@ class UsageTracker:
     _counts: dict[int, Counter[SessionType]] = field(default_factory=dict)
     _workouts: dict[uuid.UUID, _Workout] = field(default_factory=dict)
     _changed_workouts: set[uuid.UUID] = field(default_factory=set)
-    _announcements: list[Announcement] = field(default_factory=list)
+    #: The clients whose usage changed, each with the trace context of its last change.
+    _last_change: dict[int, tracing.Context | None] = field(default_factory=dict)
 
     @classmethod
     async def load(
@@ -185,7 +188,7 @@ class UsageTracker:
         self._settle(usage, replace(_usage_in(usage), credits=balance), at=at)
 
     def _settle(self, row: _Usage, usage: SessionUsage, *, at: datetime) -> None:
-        """Keep `usage` and announce it, unless it is what the client already had.
+        """Keep `usage` unless it is what the client already had; `write` announces it.
 
         `asOf` is the time of the event that changed usage, and never moves backwards: an
         older event applied after a newer one (the two topics interleave freely) leaves it
@@ -199,11 +202,7 @@ class UsageTracker:
         row.credits_used = usage.credits.used
         row.as_of = at if row.as_of is None else max(row.as_of, at)
         row.changed = True
-        # Per client, in the order the changes were made, under the client's row lock. Each
-        # gets a fresh id: the same cause can lead to different usages in different replays.
-        self._announcements.append(
-            self.outbox.prepare(usage.announcement(row.user_id, as_of=row.as_of))
-        )
+        self._last_change[row.user_id] = tracing.current()
 
     async def write(self) -> None:
         """Write everything decided since loading: one statement per table."""
@@ -224,8 +223,23 @@ class UsageTracker:
             await self.session.execute(
                 _UPDATE_USAGES, columns_of(changed_usages, ("user_id", *_USAGE_COLUMNS))
             )
-        await self.outbox.insert(self.session, self._announcements)
-        self._announcements.clear()
+        await self.outbox.insert(self.session, self._announcements())
+        self._last_change.clear()
+
+    def _announcements(self) -> list[Announcement]:
+        """One announcement per client whose usage changed: its usage as the batch left it,
+        in the trace context of the event that last changed it. The usage topic is
+        compacted (the latest per client is what counts), so the states a batch passed
+        through are not worth a record each. Each gets a fresh id: the same cause can lead
+        to different usages in different replays."""
+        announcements = []
+        for user_id, context in self._last_change.items():
+            row = self._usages[user_id]
+            assert row.as_of is not None  # set by the change
+            with tracing.bound(context) if context else contextlib.nullcontext():
+                announcement = _usage_in(row).announcement(user_id, as_of=row.as_of)
+                announcements.append(self.outbox.prepare(announcement))
+        return announcements
 
 
 async def usage_of(session: AsyncSession, user_id: int) -> SessionUsage:
