@@ -56,6 +56,10 @@ _NOTIFIED = "outbox-notified"
 _COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
 #: The same event recorded twice before it is published is still one event.
 _INSERT = insert_rows(outbox, _COLUMNS, then="on conflict (event_id) do nothing")
+#: The same, and the relay's wake-up, in one round trip.
+_INSERT_AND_NOTIFY = text(
+    f"with recorded as ({_INSERT.text}) select pg_notify('{NOTIFY_CHANNEL}', '')"
+)
 
 
 class Outbox:
@@ -119,15 +123,15 @@ class Outbox:
         """Record prepared events in the caller's transaction, in their order."""
         if not announcements:
             return
-        await session.execute(_INSERT, columns_of([a.row for a in announcements], _COLUMNS))
-        # Delivered at commit, and only if the transaction commits: it wakes the relay. One
-        # per transaction is enough, however many events it records.
+        rows = columns_of([a.row for a in announcements], _COLUMNS)
+        # The notification is delivered at commit, and only if the transaction commits: it
+        # wakes the relay. One per transaction is enough, however many events it records.
         transaction = session.sync_session.get_transaction()
         if transaction is None or session.info.get(_NOTIFIED) is not transaction:
-            await session.execute(
-                text("select pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL}
-            )
+            await session.execute(_INSERT_AND_NOTIFY, rows)
             session.info[_NOTIFIED] = transaction
+        else:
+            await session.execute(_INSERT, rows)
 
 
 @dataclass(frozen=True, slots=True)

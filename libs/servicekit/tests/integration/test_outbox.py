@@ -8,13 +8,14 @@ import json
 import random
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
 from contracts.topics import COMMERCE_PACKAGES
-from servicekit.db import Database
+from servicekit.db import Database, libpq_url
 from servicekit.kafka import Producer
-from servicekit.outbox import Outbox, OutboxRelay
+from servicekit.outbox import NOTIFY_CHANNEL, Outbox, OutboxRelay
 from servicekit.tables import outbox as outbox_table
 from servicekit.testing import end_offsets, eventually, read_topic
 
@@ -74,3 +75,26 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
             return (await session.scalar(select(func.count()).select_from(outbox_table))) == 0
 
     await eventually(backlog_is_empty)
+
+
+async def test_a_transaction_wakes_the_relay_once_at_commit_and_a_rolled_back_one_never(
+    database: Database,
+) -> None:
+    """The relay listens for `NOTIFY_CHANNEL`: a commit that recorded events sends one
+    notification, however many times it called `insert`; a rollback sends none."""
+    user_id = random.randint(10**8, 10**9)
+    outbox = Outbox(source="/test")
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(database.url), autocommit=True
+    ) as listener:
+        await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        notifications = listener.notifies(timeout=1.0)
+        async with database.transaction() as session:
+            for n in range(3):
+                await outbox.add(session, purchase(user_id=user_id, purchase_id=f"w{n}"))
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                await outbox.add(session, purchase(user_id=user_id, purchase_id="never"))
+                raise RuntimeError("the change failed")
+        received = [notification.channel async for notification in notifications]
+    assert received == [NOTIFY_CHANNEL]
