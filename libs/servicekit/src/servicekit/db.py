@@ -73,26 +73,34 @@ _POSTGRESQL = PGDialect()  # type: ignore[no-untyped-call]
 
 
 def insert_rows(
-    into: Table | type[DeclarativeBase], columns: Sequence[str], *, then: str = ""
+    into: Table | type[DeclarativeBase],
+    columns: Sequence[str],
+    *,
+    then: str = "",
+    prefix: str = "",
 ) -> TextClause:
-    """`insert into table (columns)` from one array parameter per column (named after it),
-    `then` appended (an `on conflict` clause): many rows in one statement. Like `any_of`,
+    """`insert into table (columns)` from one array parameter per column (named after it,
+    behind `prefix`: several of these can then share one statement as CTEs), `then`
+    appended (an `on conflict` clause): many rows in one statement. Like `any_of`,
     its text is the same whatever the number of rows, and the driver sends one array per
     column rather than one message per row (executemany). Rows are inserted in their order,
     so identity and sequence defaults number them as given."""
     table = into if isinstance(into, Table) else cast(Table, into.__table__)
     arrays = ", ".join(
-        f"cast(:{name} as {table.c[name].type.compile(dialect=_POSTGRESQL)}[])" for name in columns
+        f"cast(:{prefix}{name} as {table.c[name].type.compile(dialect=_POSTGRESQL)}[])"
+        for name in columns
     )
     # Names come from the table's own columns (an unknown one raises above), never from input.
     names = ", ".join(table.c[name].name for name in columns)
     return text(
         f"insert into {table.name} ({names}) select {names}"  # noqa: S608
-        f" from unnest({arrays}) with ordinality as given({names}, position)"
-        f" order by position {then}"
+        f" from unnest({arrays}) with ordinality as given({names}, given_order)"
+        f" order by given_order {then}"
     )
 
 
-def columns_of(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+def columns_of(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, prefix: str = ""
+) -> dict[str, list[Any]]:
     """Rows turned into the column arrays `insert_rows` takes."""
-    return {name: [row[name] for row in rows] for name in columns}
+    return {prefix + name: [row[name] for row in rows] for name in columns}

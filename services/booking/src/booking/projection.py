@@ -85,9 +85,10 @@ _UPSERT_SESSIONS = insert_rows(
     then="on conflict (id) do update set "
     + ", ".join(f"{name} = excluded.{name}" for name in _CHANGEABLE),
 )
+_MARK_COLUMNS = ("session_id", "credit_deducted", "credit_restored")
 _ADD_CREDIT_MARKS = insert_rows(
     SessionCredit,
-    ("session_id", "credit_deducted", "credit_restored"),
+    _MARK_COLUMNS,
     then="on conflict (session_id) do update set"
     " credit_deducted = session_credits.credit_deducted or excluded.credit_deducted,"
     " credit_restored = session_credits.credit_restored or excluded.credit_restored",
@@ -381,15 +382,11 @@ class CreditMarks:
     async def write(self) -> None:
         if not self.flags:
             return
-        marks = sorted(self.flags.items())
-        await self.session.execute(
-            _ADD_CREDIT_MARKS,
-            {
-                "session_id": [session_id for session_id, _ in marks],
-                "credit_deducted": [deducted for _, (deducted, _) in marks],
-                "credit_restored": [restored for _, (_, restored) in marks],
-            },
-        )
+        marks = [
+            {"session_id": session_id, "credit_deducted": deducted, "credit_restored": restored}
+            for session_id, (deducted, restored) in sorted(self.flags.items())
+        ]
+        await self.session.execute(_ADD_CREDIT_MARKS, columns_of(marks, _MARK_COLUMNS))
         self.flags.clear()
 
 

@@ -167,20 +167,9 @@ class WorkoutSession(ContractModel):
     @classmethod
     def of(cls, row: WorkoutRow) -> WorkoutSession:
         return cls(
+            **{name: getattr(row, name) for name in _AS_STORED},
             id=row.id,
-            user_id=row.user_id,
-            title=row.title,
             date=row.date.astimezone(UTC),
-            duration=row.duration,
-            intensity=row.intensity,
-            status=WorkoutStatus(row.status),
-            session_type=SessionType(row.session_type),
-            session_id=row.session_id,
-            trainer_id=row.trainer_id,
-            total_weight=row.total_weight,
-            total_reps=row.total_reps,
-            total_sets=row.total_sets,
-            experience_points=row.experience_points,
             exercises=[
                 ExerciseOut(
                     order=exercise.position,
@@ -201,20 +190,9 @@ class WorkoutSession(ContractModel):
         """The workout as `of` would give it once stored, without reading it back."""
         logged = workout.logged
         return cls(
+            **{name: getattr(logged, name) for name in _AS_STORED},
             id=logged.workout_id,
-            user_id=logged.user_id,
-            title=logged.title,
             date=logged.date,
-            duration=logged.duration,
-            intensity=logged.intensity,
-            status=logged.status,
-            session_type=logged.session_type,
-            session_id=logged.session_id,
-            trainer_id=logged.trainer_id,
-            total_weight=logged.total_weight,
-            total_reps=logged.total_reps,
-            total_sets=logged.total_sets,
-            experience_points=logged.experience_points,
             exercises=[
                 ExerciseOut(
                     order=position,
@@ -229,6 +207,14 @@ class WorkoutSession(ContractModel):
             created_at=workout.recorded_at,
             updated_at=workout.recorded_at,
         )
+
+
+#: What a workout's answer takes unchanged from its row or its `WorkoutLogged` (the same
+#: names in both; statuses and types stored as text are read back as the enums they are).
+_AS_STORED = (
+    "user_id", "title", "duration", "intensity", "status", "session_type", "session_id",
+    "trainer_id", "total_weight", "total_reps", "total_sets", "experience_points",
+)  # fmt: skip
 
 
 def _runtime(request: Request) -> ServiceRuntime:

@@ -29,10 +29,10 @@ from contracts.events import (
     WorkoutStatusChanged,
 )
 from servicekit.consumer import IdempotentConsumer, Rejected
-from servicekit.db import any_of
+from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
 from workouts.booked_sessions import BookedSessions
-from workouts.models import WorkoutRow
+from workouts.models import ExerciseRow, SetRow, WorkoutRow
 from workouts.rules import (
     DELIVERING_STATUSES,
     Totals,
@@ -289,43 +289,22 @@ def _moment_of(event: Event[Any]) -> datetime:
     return event.envelope.time or _now()
 
 
-#: Workouts with their exercises and sets in one statement: one round trip whatever their
-#: number, and the same text every time, so psycopg prepares it once per connection. The
-#: foreign keys are checked at the end of the statement, when all three are in.
+_WORKOUT_COLUMNS = (
+    "id", "user_id", "title", "date", "duration", "intensity", "status", "session_type",
+    "session_id", "trainer_id", "total_weight", "total_reps", "total_sets",
+    "experience_points", "created_at", "updated_at",
+)  # fmt: skip
+_EXERCISE_COLUMNS = ("workout_id", "position", "name")
+_SET_COLUMNS = ("workout_id", "exercise_position", "position", "reps", "weight")
+
+#: Workouts with their exercises and sets in one statement (three `insert_rows`, the first
+#: two as CTEs, each table's arrays behind a prefix of its own): one round trip whatever
+#: their number, and the same text every time, so psycopg prepares it once per connection.
+#: The foreign keys are checked at the end of the statement, when all three are in.
 _INSERT_WORKOUTS = text(
-    """
-    with workout as (
-        insert into workout_sessions (
-            id, user_id, title, date, duration, intensity, status, session_type, session_id,
-            trainer_id, total_weight, total_reps, total_sets, experience_points, created_at,
-            updated_at
-        )
-        select *, recorded_at from unnest(
-            cast(:ids as uuid[]), cast(:user_ids as bigint[]), cast(:titles as text[]),
-            cast(:dates as timestamptz[]), cast(:durations as integer[]),
-            cast(:intensities as integer[]), cast(:statuses as text[]),
-            cast(:session_types as text[]), cast(:session_ids as bigint[]),
-            cast(:trainer_ids as bigint[]), cast(:total_weights as double precision[]),
-            cast(:total_reps as bigint[]), cast(:total_sets as integer[]),
-            cast(:experience_points as bigint[]), cast(:recorded_ats as timestamptz[])
-        ) as logged(
-            id, user_id, title, date, duration, intensity, status, session_type, session_id,
-            trainer_id, total_weight, total_reps, total_sets, experience_points, recorded_at
-        )
-    ), exercise as (
-        insert into exercises (workout_id, position, name)
-        select * from unnest(
-            cast(:exercise_workout_ids as uuid[]), cast(:exercise_positions as integer[]),
-            cast(:exercise_names as text[])
-        )
-    )
-    insert into exercise_sets (workout_id, exercise_position, position, reps, weight)
-    select * from unnest(
-        cast(:set_workout_ids as uuid[]), cast(:set_exercise_positions as integer[]),
-        cast(:set_positions as integer[]), cast(:set_reps as integer[]),
-        cast(:set_weights as double precision[])
-    )
-    """
+    f"with workouts as ({insert_rows(WorkoutRow, _WORKOUT_COLUMNS, prefix='workout_').text}),"
+    f" exercises as ({insert_rows(ExerciseRow, _EXERCISE_COLUMNS, prefix='exercise_').text})"
+    f" {insert_rows(SetRow, _SET_COLUMNS, prefix='set_').text}"
 )
 
 #: Workouts moved along their lifecycle, in one statement.
@@ -348,43 +327,36 @@ async def _insert_workouts(session: AsyncSession, workouts: Sequence[LoggedWorko
     from 1 in the order they were logged."""
     if not workouts:
         return
-    logged = [workout.logged for workout in workouts]
-    numbered_exercises = [
-        (workout.workout_id, exercise_position, exercise)
-        for workout in logged
-        for exercise_position, exercise in enumerate(workout.exercises, start=1)
-    ]
-    numbered_sets = [
-        (workout_id, exercise_position, set_position, exercise_set)
-        for workout_id, exercise_position, exercise in numbered_exercises
-        for set_position, exercise_set in enumerate(exercise.sets, start=1)
-    ]
+    workout_rows = [
+        {"id": w.logged.workout_id, "user_id": w.logged.user_id, "title": w.logged.title,
+         "date": w.logged.date, "duration": w.logged.duration, "intensity": w.logged.intensity,
+         "status": str(w.logged.status), "session_type": str(w.logged.session_type),
+         "session_id": w.logged.session_id, "trainer_id": w.logged.trainer_id,
+         "total_weight": w.logged.total_weight, "total_reps": w.logged.total_reps,
+         "total_sets": w.logged.total_sets, "experience_points": w.logged.experience_points,
+         "created_at": w.recorded_at, "updated_at": w.recorded_at}
+        for w in workouts
+    ]  # fmt: skip
+    exercise_rows: list[dict[str, Any]] = []
+    set_rows: list[dict[str, Any]] = []
+    for workout in workouts:
+        workout_id = workout.logged.workout_id
+        for position, exercise in enumerate(workout.logged.exercises, start=1):
+            exercise_rows.append(
+                {"workout_id": workout_id, "position": position, "name": exercise.name}
+            )
+            set_rows.extend(
+                {"workout_id": workout_id, "exercise_position": position,
+                 "position": set_position, "reps": exercise_set.reps,
+                 "weight": exercise_set.weight}
+                for set_position, exercise_set in enumerate(exercise.sets, start=1)
+            )  # fmt: skip
     await session.execute(
         _INSERT_WORKOUTS,
         {
-            "ids": [w.workout_id for w in logged],
-            "user_ids": [w.user_id for w in logged],
-            "titles": [w.title for w in logged],
-            "dates": [w.date for w in logged],
-            "durations": [w.duration for w in logged],
-            "intensities": [w.intensity for w in logged],
-            "statuses": [str(w.status) for w in logged],
-            "session_types": [str(w.session_type) for w in logged],
-            "session_ids": [w.session_id for w in logged],
-            "trainer_ids": [w.trainer_id for w in logged],
-            "total_weights": [w.total_weight for w in logged],
-            "total_reps": [w.total_reps for w in logged],
-            "total_sets": [w.total_sets for w in logged],
-            "experience_points": [w.experience_points for w in logged],
-            "recorded_ats": [workout.recorded_at for workout in workouts],
-            "exercise_workout_ids": [workout_id for workout_id, _, _ in numbered_exercises],
-            "exercise_positions": [position for _, position, _ in numbered_exercises],
-            "exercise_names": [exercise.name for _, _, exercise in numbered_exercises],
-            "set_workout_ids": [workout_id for workout_id, _, _, _ in numbered_sets],
-            "set_exercise_positions": [position for _, position, _, _ in numbered_sets],
-            "set_positions": [position for _, _, position, _ in numbered_sets],
-            "set_reps": [exercise_set.reps for _, _, _, exercise_set in numbered_sets],
-            "set_weights": [exercise_set.weight for _, _, _, exercise_set in numbered_sets],
+            **columns_of(workout_rows, _WORKOUT_COLUMNS, prefix="workout_"),
+            **columns_of(exercise_rows, _EXERCISE_COLUMNS, prefix="exercise_"),
+            **columns_of(set_rows, _SET_COLUMNS, prefix="set_"),
         },
     )
 
