@@ -33,8 +33,10 @@ from psycopg import sql
 import contracts
 import ops
 from contracts.events import EventPayload
+from contracts.identity import AUTH_AUDIENCE_ENV, AUTH_ISSUER_ENV, AUTH_JWKS_FILE_ENV, Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
 from ops.databases import drop_database
+from ops.identity import LocalIdentity
 from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
@@ -113,6 +115,33 @@ def _container_servers(stack: ExitStack) -> Servers:
         database_urls={s.name: s.default_database_url(host=host, port=port) for s in SERVICES},
         origin="testcontainers",
     )
+
+
+#: The tests' own identity provider signs tokens with this issuer.
+TEST_ISSUER = "urn:training-platform:tests"
+#: Long enough for the whole suite: one token per session serves every in-process call.
+SUITE_TOKEN_TTL = 6 * 3600
+
+
+@pytest.fixture(scope="session", autouse=True)
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentity]:
+    """An identity provider of the suite's own, trusted by every service the tests build or
+    start (the settings are read from the environment, which child processes inherit):
+    authentication stays on in every test, and the tests hold the key to sign tokens."""
+    provider = LocalIdentity(tmp_path_factory.mktemp("identity"), issuer=TEST_ISSUER)
+    provider.ensure()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(AUTH_ISSUER_ENV, provider.issuer)
+        environment.setenv(AUTH_AUDIENCE_ENV, provider.audience)
+        environment.setenv(AUTH_JWKS_FILE_ENV, str(provider.jwks_file))
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def staff_headers(identity: LocalIdentity) -> dict[str, str]:
+    """Headers of a staff member's calls: staff may do everything."""
+    token = identity.token(Role.STAFF, "tests", ttl=SUITE_TOKEN_TTL)
+    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session")
@@ -246,9 +275,14 @@ def dead_letters(runtime: ServiceRuntime) -> RecordingDeadLetters:
 
 
 @pytest.fixture
-async def api(app: FastAPI, service_name: str) -> AsyncIterator[AsyncClient]:
+async def api(
+    app: FastAPI, service_name: str, staff_headers: dict[str, str]
+) -> AsyncIterator[AsyncClient]:
+    """The service's API, called in-process by a staff member (see `staff_headers`)."""
     transport = ASGITransport(app=app)
-    async with AsyncClient(transport=transport, base_url=f"http://{service_name}") as client:
+    async with AsyncClient(
+        transport=transport, base_url=f"http://{service_name}", headers=staff_headers
+    ) as client:
         yield client
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ops.identity import LocalIdentity
+
 from .platform import IsolatedPlatform, running_platform
 
 #: Starts a copy of the platform for one test (`running_platform` with the test's topic
@@ -22,6 +24,7 @@ def launch(
     topic_prefix: str,
     service_database: Callable[[str], str],
     tmp_path: Path,
+    identity: LocalIdentity,
 ) -> Launch:
     return functools.partial(
         running_platform,
@@ -29,6 +32,7 @@ def launch(
         topic_prefix=topic_prefix,
         database_for=service_database,
         log_directory=tmp_path,
+        tokens=identity.token,
     )
 
 

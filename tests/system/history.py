@@ -302,7 +302,7 @@ class Player:
 async def play(platform: IsolatedPlatform, *, clients: int = 40) -> History:
     """Play the history on `platform` (all four services running) and wait until it has
     settled everywhere."""
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with platform.http(timeout=30) as http:
         player = Player(platform, http)
         ids = client_ids(clients)
         player.history.clients = ids

@@ -29,8 +29,10 @@ from psycopg import sql
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload
+from contracts.identity import Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
 from ops.databases import drop_database
+from ops.demo import TokenMint
 from ops.local.errors import PlatformError
 from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
@@ -68,11 +70,21 @@ class IsolatedPlatform:
     topic_prefix: str
     database_urls: dict[str, str]
     log_directory: Path
+    #: Signs tokens the services trust (the suite's identity provider).
+    tokens: TokenMint
     processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     _producer: AIOKafkaProducer | None = None
 
     def url(self, name: str) -> str:
         return self.processes[name][0].url
+
+    def http(
+        self, role: Role = Role.STAFF, subject: int | str = "tests", timeout: float = 10
+    ) -> httpx.AsyncClient:
+        """An HTTP client calling as `subject` in `role` (staff, who may do anything, unless
+        told otherwise)."""
+        token = self.tokens(role, str(subject))
+        return httpx.AsyncClient(timeout=timeout, headers={"authorization": f"Bearer {token}"})
 
     def environment(self, service: Service, port: int) -> dict[str, str]:
         env = {
@@ -240,6 +252,7 @@ async def start_platform(
     topic_prefix: str,
     database_for: Callable[[str], str],
     log_directory: Path,
+    tokens: TokenMint,
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> IsolatedPlatform:
@@ -252,6 +265,7 @@ async def start_platform(
         topic_prefix=topic_prefix,
         database_urls={name: database_for(name) for name in services},
         log_directory=log_directory,
+        tokens=tokens,
     )
     try:
         await asyncio.gather(*(platform.start(name) for name in services))
@@ -268,6 +282,7 @@ async def running_platform(
     topic_prefix: str,
     database_for: Callable[[str], str],
     log_directory: Path,
+    tokens: TokenMint,
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> AsyncIterator[IsolatedPlatform]:
@@ -275,7 +290,7 @@ async def running_platform(
     deleted at the end."""
     platform = await start_platform(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, database_for=database_for,
-        log_directory=log_directory, services=services, kind=kind,
+        log_directory=log_directory, tokens=tokens, services=services, kind=kind,
     )  # fmt: skip
     try:
         yield platform

@@ -7,7 +7,6 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from contracts.events import SessionBooked
@@ -22,6 +21,7 @@ pytestmark = pytest.mark.infra
 
 def endpoints(platform: IsolatedPlatform) -> Endpoints:
     return Endpoints(
+        tokens=platform.tokens,
         booking=platform.url("booking"),
         workouts=platform.url("workouts"),
         credits=platform.url("credits"),
@@ -31,8 +31,9 @@ def endpoints(platform: IsolatedPlatform) -> Endpoints:
     )
 
 
-async def get(url: str) -> Any:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def get(platform: IsolatedPlatform, url: str) -> Any:
+    """GET as staff."""
+    async with platform.http() as http:
         response = await http.get(url)
         response.raise_for_status()
         return response.json()
@@ -42,20 +43,20 @@ async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPl
     urls = endpoints(platform)
     client = await play_example_one(urls, lambda line: None)
 
-    usage = await get(f"{urls.analytics}/api/analytics/{client}/session-usage")
+    usage = await get(platform, f"{urls.analytics}/api/analytics/{client}/session-usage")
     assert usage == {
         "total": 6,
         "solo": {"count": 4, "percentage": 66.7},
         "trainerLed": {"count": 2, "percentage": 33.3},
         "credits": {"total": 10, "used": 2, "remaining": 8},
     }
-    balance = await get(f"{urls.credits}/api/credits/{client}")
+    balance = await get(platform, f"{urls.credits}/api/credits/{client}")
     assert (balance["total"], balance["used"], balance["remaining"]) == (10, 2, 8)
-    ledger = await get(f"{urls.credits}/api/credits/{client}/ledger")
+    ledger = await get(platform, f"{urls.credits}/api/credits/{client}/ledger")
     assert [line["kind"] for line in ledger] == ["grant", "deduction", "deduction"]
 
     async def both_sessions_marked_deducted() -> bool:
-        sessions = await get(f"{urls.booking}/api/sessions?userId={client}")
+        sessions = await get(platform, f"{urls.booking}/api/sessions?userId={client}")
         return len(sessions) == 2 and all(s["sessionDeducted"] for s in sessions)
 
     await eventually(both_sessions_marked_deducted)
@@ -77,7 +78,7 @@ async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> 
     client, trainer = random.randint(10_000, 99_999), 456
     await buy_package(urls, client, sessions=20)
     start = datetime(2026, 2, 2, 7, tzinfo=UTC)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with platform.http() as http:
         for day in range(30):
             response = await http.post(
                 f"{urls.workouts}/api/workout/sessions",
@@ -116,7 +117,7 @@ async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> 
     }
 
     async def dashboard_shows_it() -> bool:
-        usage = await get(f"{urls.analytics}/api/analytics/{client}/session-usage")
+        usage = await get(platform, f"{urls.analytics}/api/analytics/{client}/session-usage")
         return bool(usage == expected)
 
     await eventually(dashboard_shows_it, within=60)
@@ -182,13 +183,13 @@ async def test_poison_records_are_dead_lettered_by_every_consumer_and_valid_ones
 
     # The partition kept flowing: the booking after the poison reached every service.
     async def booking_has_it() -> bool:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with platform.http() as http:
             return (await http.get(f"{urls.booking}/api/sessions/1")).status_code == 200
 
     await eventually(booking_has_it, within=30)
 
     async def workouts_know_the_session() -> bool:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with platform.http() as http:
             refused = await http.post(
                 f"{urls.workouts}/api/workout/sessions",
                 json={
@@ -210,7 +211,7 @@ async def test_trainer_and_client_both_logging_a_completed_session_use_one_credi
     urls = endpoints(platform)
     client, trainer = random.randint(10_000, 99_999), 456
     await buy_package(urls, client, sessions=5)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with platform.http() as http:
         booked = await http.post(
             f"{urls.booking}/api/sessions",
             json={"userId": client, "trainerId": trainer, "sessionDate": "2026-03-02T10:00:00Z"},
@@ -234,11 +235,11 @@ async def test_trainer_and_client_both_logging_a_completed_session_use_one_credi
             assert response.is_success, response.text
 
     async def deducted_and_settled() -> bool:
-        sessions = await get(f"{urls.booking}/api/sessions?userId={client}")
+        sessions = await get(platform, f"{urls.booking}/api/sessions?userId={client}")
         return bool(sessions and sessions[0]["sessionDeducted"])
 
     await eventually(deducted_and_settled, within=30)
     await platform.settled()
-    ledger = await get(f"{urls.credits}/api/credits/{client}/ledger")
+    ledger = await get(platform, f"{urls.credits}/api/credits/{client}/ledger")
     assert [line["kind"] for line in ledger] == ["grant", "deduction"]
-    assert (await get(f"{urls.credits}/api/credits/{client}"))["remaining"] == 4
+    assert (await get(platform, f"{urls.credits}/api/credits/{client}"))["remaining"] == 4

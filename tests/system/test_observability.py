@@ -116,7 +116,7 @@ async def test_a_requests_trace_follows_its_events_across_services_into_logs_and
     booking_correlation = f"booking-{uuid.uuid4().hex}"
     completion_correlation = f"completion-{uuid.uuid4().hex}"
     sessions = f"{platform.url('booking')}/api/sessions"
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with platform.http() as http:
         booked = await http.post(
             sessions,
             json={

@@ -21,6 +21,7 @@ import pytest
 from contracts.services import service_named
 from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, WORKOUT_SESSIONS
 from ops import databases, recovery
+from ops.identity import LocalIdentity
 from ops.inputs import input_topic_names
 from ops.progress import Progress
 from servicekit.testing import end_offsets, read_topic
@@ -43,7 +44,9 @@ class Played:
 
 
 @pytest.fixture(scope="module")
-async def played(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Played]:
+async def played(
+    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
+) -> AsyncIterator[Played]:
     """One copy of the platform with the history played on it, for every test here: each
     test leaves the state as it found it, which is what they check."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
@@ -54,6 +57,7 @@ async def played(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             topic_prefix=prefix,
             database_for=scratch.migrated,
             log_directory=tmp_path_factory.mktemp("recovery"),
+            tokens=identity.token,
         ) as platform:
             yield Played(platform, await play(platform))
     finally:

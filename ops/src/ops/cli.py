@@ -14,9 +14,11 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from contracts.identity import Role
 from ops import databases, dead_letters, inspection, recovery
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
+from ops.identity import DEFAULT_TTL_SECONDS, IdentityError, subject_for
 from ops.local import operations, platform
 from ops.local.config import PlatformConfig, config_from_env, environment_exports
 from ops.local.errors import PlatformError
@@ -238,6 +240,40 @@ def _confirm_rebuild(target: recovery.Target) -> None:
         raise PlatformError(f"not rebuilt: {target.service} was left as it was")
 
 
+#: Long enough for a working day; a token that leaks is useless by the next morning.
+MAX_TOKEN_TTL_SECONDS = 24 * 3600
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="What the token lets its bearer do.")],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="The client's or trainer's user id (needed for those roles); "
+            "the staff member's or service's name otherwise."
+        ),
+    ] = None,
+    ttl: Annotated[
+        int, typer.Option(min=1, max=MAX_TOKEN_TTL_SECONDS, help="Seconds until it expires.")
+    ] = DEFAULT_TTL_SECONDS,
+) -> None:
+    """Print an access token signed by the local identity provider: one line, nothing else,
+    so that TOKEN=$(uv run ops token --role staff) works."""
+
+    def action() -> str:
+        config = _local_config()
+        provider = config.identity.local_provider(config.paths)
+        try:
+            subject = subject_for(role, user)
+        except IdentityError as error:
+            raise PlatformError(str(error)) from None
+        provider.ensure()
+        return provider.token(role, subject, ttl=ttl)
+
+    typer.echo(_run(action))
+
+
 @app.command()
 def env() -> None:
     """Print the settings of the platform as shell exports: eval "$(ops env)"."""
@@ -247,7 +283,9 @@ def env() -> None:
 
 def demo_endpoints(config: PlatformConfig) -> Endpoints:
     urls = {settings.service.name: settings.base_url for settings in config.services}
+    provider = config.identity.local_provider(config.paths)
     return Endpoints(
+        tokens=provider.token,
         booking=urls["booking"],
         workouts=urls["workouts"],
         credits=urls["credits"],
@@ -260,8 +298,7 @@ def demo_endpoints(config: PlatformConfig) -> Endpoints:
 @app.command()
 def demo() -> None:
     """Play the spec's Example 1 on the running platform and print the charts."""
-    config = _local_config()
-    endpoints = demo_endpoints(config)
+    endpoints = _run(lambda: demo_endpoints(_local_config()))
 
     async def play() -> str:
         user_id = await play_example_one(endpoints, _say)

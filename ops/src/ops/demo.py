@@ -3,6 +3,9 @@
 A client buys a 10-session package (a `PackagePurchased` event from the store), then over two
 weeks logs four solo workouts and has two trainer-led sessions, each booked, started, logged
 and completed through the HTTP APIs. The usage and credit charts come from analytics.
+
+Every call carries the token of whoever makes it in the story: the client logs their solo
+workouts and reads their charts; the trainer books, runs and logs the sessions they train.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +23,11 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import PackagePurchased
+from contracts.identity import Role
 
 Say = Callable[[str], None]
+#: Signs a token for a role and subject (`ops.identity.LocalIdentity.token`).
+TokenMint = Callable[[Role, str], str]
 
 TRAINER_ID = 456
 WEEK_ONE = datetime(2026, 1, 12, tzinfo=UTC)  # a Monday
@@ -29,12 +35,18 @@ WEEK_ONE = datetime(2026, 1, 12, tzinfo=UTC)  # a Monday
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
+    tokens: TokenMint
     booking: str
     workouts: str
     credits: str
     analytics: str
     kafka_bootstrap: str
     topic_prefix: str = ""
+
+    def client_for(self, role: Role, subject: int | str) -> httpx.AsyncClient:
+        """An HTTP client whose every call carries a token of `subject` in `role`."""
+        token = self.tokens(role, str(subject))
+        return httpx.AsyncClient(timeout=10, headers={"authorization": f"Bearer {token}"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +79,22 @@ async def play_example_one(
     client_id = user_id or random.randint(100_000, 2_000_000_000)
     say(f"Client {client_id} buys a 10-session package at the store")
     await buy_package(endpoints, client_id, sessions=10)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with (
+        endpoints.client_for(Role.CLIENT, client_id) as client,
+        endpoints.client_for(Role.TRAINER, TRAINER_ID) as trainer,
+    ):
         for day in EXAMPLE_ONE:
             when = WEEK_ONE + timedelta(days=day.offset, hours=10)
             if day.trainer_led:
-                session_id = await train_with_trainer(http, endpoints, client_id, when, day.title)
+                session_id = await train_with_trainer(
+                    trainer, endpoints, client_id, when, day.title
+                )
                 say(f"  {day.label}: trainer session {session_id} with trainer {TRAINER_ID}")
             else:
-                await log_solo_workout(http, endpoints, client_id, when, day.title)
+                await log_solo_workout(client, endpoints, client_id, when, day.title)
                 say(f"  {day.label}: solo workout, {day.title.lower()}")
         say("Waiting for analytics to count them...")
-        await wait_for_usage(http, endpoints, client_id, within=within)
+        await wait_for_usage(client, endpoints, client_id, within=within)
     return client_id
 
 
@@ -124,7 +141,8 @@ async def log_solo_workout(
 async def train_with_trainer(
     http: httpx.AsyncClient, endpoints: Endpoints, user_id: int, when: datetime, title: str
 ) -> int:
-    """Book a session, start it, log its workout, complete it: the credit goes once."""
+    """The trainer books a session, starts it, logs its workout and completes it: the
+    credit goes once."""
     booked = await _call(
         http.post(
             f"{endpoints.booking}/api/sessions",
@@ -135,20 +153,18 @@ async def train_with_trainer(
     await _call(
         http.patch(f"{endpoints.booking}/api/sessions/{session_id}", json={"status": "in_progress"})
     )
-    await _call(
-        http.post(
-            f"{endpoints.workouts}/api/workout/sessions",
-            json={
-                "userId": user_id,
-                "sessionType": "trainer-led",
-                "sessionId": session_id,
-                "trainerId": TRAINER_ID,
-                "title": title,
-                "date": when.isoformat(),
-                "duration": 60,
-                "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}] * 4}],
-            },
-        )
+    workout = {
+        "userId": user_id,
+        "sessionType": "trainer-led",
+        "sessionId": session_id,
+        "trainerId": TRAINER_ID,
+        "title": title,
+        "date": when.isoformat(),
+        "duration": 60,
+        "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}] * 4}],
+    }
+    await _call_once_known(
+        lambda: http.post(f"{endpoints.workouts}/api/workout/sessions", json=workout)
     )
     await _call(
         http.patch(f"{endpoints.booking}/api/sessions/{session_id}", json={"status": "completed"})
@@ -172,7 +188,8 @@ async def wait_for_usage(
 
 
 async def fetch_charts(endpoints: Endpoints, user_id: int) -> str:
-    async with httpx.AsyncClient(timeout=10) as http:
+    """The client's charts, as the client reads them."""
+    async with endpoints.client_for(Role.CLIENT, user_id) as http:
         response = await http.get(
             f"{endpoints.analytics}/api/analytics/{user_id}/session-usage/chart"
         )
@@ -180,11 +197,33 @@ async def fetch_charts(endpoints: Endpoints, user_id: int) -> str:
         return response.text
 
 
-async def _call(request: Any) -> Any:
+#: How long a trainer's app waits for a session booked a moment ago to reach workouts.
+SESSION_ARRIVAL_TIMEOUT = 10.0
+
+
+async def _call_once_known(request: Callable[[], Awaitable[httpx.Response]]) -> Any:
+    """Workouts learns of a booking from `booking.sessions`, a moment after it is made, and
+    until then answers a trainer naming it 404 (nothing written): ask again, a while."""
+    deadline = asyncio.get_running_loop().time() + SESSION_ARRIVAL_TIMEOUT
+    while True:
+        response = await _sent(request())
+        if response.status_code != 404 or asyncio.get_running_loop().time() > deadline:
+            return _answer_of(response)
+        await asyncio.sleep(0.1)
+
+
+async def _call(request: Awaitable[httpx.Response]) -> Any:
+    return _answer_of(await _sent(request))
+
+
+async def _sent(request: Awaitable[httpx.Response]) -> httpx.Response:
     try:
-        response: httpx.Response = await request
+        return await request
     except httpx.TransportError as error:
         raise DemoFailed(f"{error.request.url} did not answer: {error}") from None
+
+
+def _answer_of(response: httpx.Response) -> Any:
     if response.is_error:
         raise DemoFailed(
             f"{response.request.method} {response.request.url} -> {response.status_code}: "

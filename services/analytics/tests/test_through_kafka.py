@@ -52,6 +52,7 @@ async def start_service(
     service_database: Callable[[str], str],
     kafka_bootstrap: str,
     topic_prefix: str,
+    staff_headers: dict[str, str],
 ) -> AsyncIterator[StartService]:
     """Starts copies of the service, each with a database and a consumer group of its own,
     as an operator rebuilding it side by side would."""
@@ -67,7 +68,9 @@ async def start_service(
         app = create_app(settings)
         runtime: ServiceRuntime = app.state.runtime
         await runtime.start()
-        api = AsyncClient(transport=ASGITransport(app=app), base_url="http://analytics")
+        api = AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://analytics", headers=staff_headers
+        )
         started.append((runtime, api))
         return runtime, api
 

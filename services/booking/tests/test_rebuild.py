@@ -156,7 +156,7 @@ async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
         # Both hand out the same next id: the rebuild's sequence is past every id it saw.
         body = {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when}
         async with AsyncClient(
-            transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+            transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt", headers=api.headers
         ) as rebuilt_api:
             rebuilt_next = (await rebuilt_api.post("/api/sessions", json=body)).json()["id"]
         original_next = (await api.post("/api/sessions", json=body)).json()["id"]

@@ -58,6 +58,7 @@ async def api(
     kafka_bootstrap: str,
     topic_prefix: str,
     topics: list[Topic],
+    staff_headers: dict[str, str],
 ) -> AsyncIterator[AsyncClient]:
     """The whole service, Kafka clients started, served in-process."""
     app = create_app(
@@ -70,7 +71,9 @@ async def api(
     )
     async with (
         app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://booking") as client,
+        AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://booking", headers=staff_headers
+        ) as client,
     ):
 
         async def ready() -> bool:

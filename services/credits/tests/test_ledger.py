@@ -419,7 +419,7 @@ async def test_a_staff_grant_comes_back_from_the_ledger_topic_in_a_rebuild(
     rebuilt_app = make_app()
     assert await rebuilt_app.state.runtime.consumer.process(announced_grant) is Outcome.APPLIED
     async with AsyncClient(
-        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt", headers=api.headers
     ) as rebuilt_api:
         assert await balance(rebuilt_api) == (3, 0, 3)
         rebuilt_ledger = (await rebuilt_api.get(f"/api/credits/{CLIENT}/ledger")).json()
@@ -464,7 +464,7 @@ async def test_a_rebuild_records_each_fact_as_announced_whatever_the_input_order
 
     assert await outbox_records(rebuilt.database) == [], "announced again"
     async with AsyncClient(
-        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt"
+        transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt", headers=api.headers
     ) as rebuilt_api:
         assert await balance(rebuilt_api) == await balance(api) == (10, 1, 9)
         rebuilt_ledger = (await rebuilt_api.get(f"/api/credits/{CLIENT}/ledger")).json()

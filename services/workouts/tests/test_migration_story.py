@@ -92,7 +92,9 @@ def columns(connection: psycopg.Connection[tuple[object, ...]]) -> set[object]:
 
 
 async def test_workouts_logged_before_session_types_become_solo_and_survive_a_rollback(
-    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+    database_at_0002: str,
+    connection: psycopg.Connection[tuple[object, ...]],
+    staff_headers: dict[str, str],
 ) -> None:
     assert "session_type" not in columns(connection)
     log_legacy_workouts(connection)
@@ -115,7 +117,9 @@ async def test_workouts_logged_before_session_types_become_solo_and_survive_a_ro
     # And the service reads them as solo workouts.
     app = create_app(Settings(database_url=database_at_0002))
     try:
-        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://w") as api:
+        async with AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://w", headers=staff_headers
+        ) as api:
             body = (await api.get(f"/api/workout/sessions/{LEGACY_WORKOUT}")).json()
     finally:
         await app.state.runtime.database.dispose()

@@ -1,18 +1,28 @@
-"""Liveness and readiness: live means the process answers; ready means its database and
-Kafka answer too."""
+"""Liveness and readiness: live means the process answers; ready means its database, Kafka
+and the identity provider's keys answer too.
+
+Both are open to anyone (orchestrators probe them without a token), so readiness names what
+is down and nothing more: why it is down (hosts, ports, roles, error texts) goes to the
+service's log, once each time a dependency goes down."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+log = logging.getLogger(__name__)
+
 Check = Callable[[], Awaitable[None]]
+
+UNAVAILABLE = "unavailable"
 
 
 def health_router(checks: dict[str, Check]) -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
+    down: set[str] = set()
 
     @router.get("/live")
     async def live() -> dict[str, str]:
@@ -24,9 +34,15 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
         for name, check in checks.items():
             try:
                 await check()
-                results[name] = "ok"
             except Exception as error:
-                results[name] = f"unavailable: {type(error).__name__}: {error}"
+                results[name] = UNAVAILABLE
+                if name not in down:
+                    down.add(name)
+                    log.warning("not ready: %s is unavailable (%s: %s)",
+                                name, type(error).__name__, error)  # fmt: skip
+            else:
+                results[name] = "ok"
+                down.discard(name)
         is_ready = all(result == "ok" for result in results.values())
         return JSONResponse(
             {"status": "ready" if is_ready else "not ready", "checks": results},

@@ -7,7 +7,8 @@ to, and asks for the app. The runtime starts Kafka clients in the app's lifespan
 trying in the background while Kafka is away, so the process stays live and reports itself
 not ready until it connects.
 
-Besides the service's own routes the app serves `/health/live`, `/health/ready`, `/metrics`
+The service's own routes answer only callers with a verified bearer token (see
+`servicekit.auth`). Besides them the app serves `/health/live`, `/health/ready`, `/metrics`
 (Prometheus) and `/asyncapi.json` (with `.yaml` and an HTML page), and runs every request in
 its trace and correlation context (see docs/observability.md).
 """
@@ -22,7 +23,7 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -35,6 +36,15 @@ from servicekit.asyncapi import (
     asyncapi_router,
     declare_dead_letters,
     declare_output,
+)
+from servicekit.auth import (
+    AUTH_RESPONSES,
+    KeySet,
+    KeySource,
+    TokenVerifier,
+    authenticated,
+    jwks_from_file,
+    jwks_from_url,
 )
 from servicekit.consumer import BatchOutcome, IdempotentConsumer
 from servicekit.db import Database
@@ -85,6 +95,12 @@ class ServiceRuntime:
             database=self.database,
             dead_letters=DeadLetters(self.producer, consumer=settings.consumer_group),
             metrics=self.metrics,
+        )
+        self.token_verifier = TokenVerifier(
+            KeySet(_key_source(settings)),
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            roles_claim=settings.auth_roles_claim,
         )
         self.metrics.on_scrape(self._measure_outbox)
         self.metrics.on_scrape(self._measure_consumer_lag)
@@ -159,10 +175,17 @@ class ServiceRuntime:
         version = _version_of(self.settings.service_name)
         app = FastAPI(title=title, version=version, lifespan=self._lifespan)
         app.state.runtime = self
+        app.state.token_verifier = self.token_verifier
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)
         app.add_middleware(RequestContext)
         app.include_router(
-            health_router({"database": self.database.ping, "kafka": self._ping_kafka})
+            health_router(
+                {
+                    "database": self.database.ping,
+                    "kafka": self._ping_kafka,
+                    "identity": self.token_verifier.keys.ensure_loaded,
+                }
+            )
         )
         app.include_router(metrics_router(self.metrics))
         app.include_router(
@@ -180,8 +203,12 @@ class ServiceRuntime:
                 )
             )
         )
+        # Closed by default: every route of the service's own stands behind a verified
+        # token, whether or not it asks who the caller is.
         for router in routers:
-            app.include_router(router)
+            app.include_router(
+                router, dependencies=[Depends(authenticated)], responses=AUTH_RESPONSES
+            )
         return app
 
     def _consumed_event_types(self) -> Mapping[str, Collection[str]]:
@@ -205,6 +232,11 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        self._tasks.append(
+            asyncio.create_task(
+                self.token_verifier.keys.keep_trying_until_loaded(), name="identity-keys"
+            )
+        )
         self._tasks.append(asyncio.create_task(self.start(), name="kafka-connect"))
         try:
             yield
@@ -306,6 +338,13 @@ async def _lag_of(consumer: Any, *, group: str) -> list[PartitionLag]:
             )
         )
     return lags
+
+
+def _key_source(settings: ServiceSettings) -> KeySource:
+    if settings.auth_jwks_url is not None:
+        return jwks_from_url(settings.auth_jwks_url)
+    assert settings.auth_jwks_file is not None  # one or the other, by validation
+    return jwks_from_file(settings.auth_jwks_file)
 
 
 def _version_of(distribution: str) -> str:

@@ -8,11 +8,21 @@ read at import time: a service builds its settings when it starts.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 from pydantic import Field, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.identity import (
+    AUTH_AUDIENCE_ENV,
+    AUTH_ISSUER_ENV,
+    AUTH_JWKS_FILE_ENV,
+    AUTH_JWKS_URL_ENV,
+    AUTH_ROLES_CLAIM_ENV,
+    DEFAULT_AUDIENCE,
+    ROLES_CLAIM,
+)
 from contracts.services import DEFAULT_KAFKA_BOOTSTRAP, KAFKA_BOOTSTRAP_ENV, Service
 
 
@@ -42,6 +52,17 @@ class ServiceSettings(BaseSettings):
     #: One consumer group per service, named after it (behind the topic prefix, if any)
     #: unless told otherwise.
     consumer_group: str = ""
+    #: Who may call the API (docs/security.md): tokens must come from this issuer, for this
+    #: audience, signed with a key of the JWKS at this URL or in this file. Shared by all
+    #: services, and required: a service never starts without a way to check its callers.
+    auth_issuer: str = Field(min_length=1, validation_alias=AUTH_ISSUER_ENV)
+    auth_audience: str = Field(
+        default=DEFAULT_AUDIENCE, min_length=1, validation_alias=AUTH_AUDIENCE_ENV
+    )
+    auth_jwks_url: str | None = Field(default=None, validation_alias=AUTH_JWKS_URL_ENV)
+    auth_jwks_file: Path | None = Field(default=None, validation_alias=AUTH_JWKS_FILE_ENV)
+    #: Where the token keeps its roles, dotted for a nested claim (`realm_access.roles`).
+    auth_roles_claim: str = Field(default=ROLES_CLAIM, validation_alias=AUTH_ROLES_CLAIM_ENV)
 
     @model_validator(mode="before")
     @classmethod
@@ -54,6 +75,15 @@ class ServiceSettings(BaseSettings):
                 prefix = data.get("kafka_topic_prefix") or data.get("KAFKA_TOPIC_PREFIX") or ""
                 data["consumer_group"] = prefix + cls.service.name
         return data
+
+    @model_validator(mode="after")
+    def _one_key_set(self) -> Self:
+        if (self.auth_jwks_url is None) == (self.auth_jwks_file is None):
+            raise ValueError(
+                f"set exactly one of {AUTH_JWKS_URL_ENV} (the identity provider's JWKS "
+                f"address) and {AUTH_JWKS_FILE_ENV} (a JWKS file)"
+            )
+        return self
 
     @property
     def service_name(self) -> str:

@@ -11,8 +11,17 @@ import enum
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from contracts.identity import (
+    AUTH_AUDIENCE_ENV,
+    AUTH_ISSUER_ENV,
+    AUTH_JWKS_FILE_ENV,
+    AUTH_JWKS_URL_ENV,
+    DEFAULT_AUDIENCE,
+)
 from contracts.services import DEFAULT_POSTGRES_PORT, KAFKA_BOOTSTRAP_ENV, SERVICES, Service
+from ops.identity import LOCAL_ISSUER, LocalIdentity
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths
 
@@ -61,12 +70,44 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """The identity provider the services trust: the local one (`.local/identity/`) unless
+    the environment names a key set of another (`AUTH_JWKS_URL` or `AUTH_JWKS_FILE`)."""
+
+    issuer: str
+    audience: str
+    jwks_url: str | None
+    jwks_file: Path | None
+    is_local: bool
+
+    def local_provider(self, paths: Paths) -> LocalIdentity:
+        """The local provider, to sign tokens with; refused when the services trust another."""
+        if not self.is_local:
+            trusted = self.jwks_url or self.jwks_file
+            raise PlatformError(
+                f"the services trust the identity provider whose keys are at {trusted}, not "
+                "the local one: ask that provider for a token"
+            )
+        return LocalIdentity(paths.identity_dir, issuer=self.issuer, audience=self.audience)
+
+    def exports(self) -> list[tuple[str, str]]:
+        """The services' settings naming it."""
+        settings = [(AUTH_ISSUER_ENV, self.issuer), (AUTH_AUDIENCE_ENV, self.audience)]
+        if self.jwks_url:
+            settings.append((AUTH_JWKS_URL_ENV, self.jwks_url))
+        if self.jwks_file:
+            settings.append((AUTH_JWKS_FILE_ENV, str(self.jwks_file)))
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformConfig:
     paths: Paths
     kafka: KafkaSettings
     postgres_port: int
     databases: tuple[DatabaseSettings, ...]
     services: tuple[ServiceSettings, ...]
+    identity: IdentitySettings
 
     @property
     def local_databases(self) -> tuple[DatabaseSettings, ...]:
@@ -111,7 +152,30 @@ def config_from_env(
     service_settings = tuple(
         ServiceSettings(s, _port_from(env, s.http_port_env, s.port)) for s in services
     )
-    return PlatformConfig(paths, kafka, postgres_port, databases, service_settings)
+    identity = _identity_settings(env, paths)
+    return PlatformConfig(paths, kafka, postgres_port, databases, service_settings, identity)
+
+
+def _identity_settings(env: Mapping[str, str], paths: Paths) -> IdentitySettings:
+    local_jwks = LocalIdentity(paths.identity_dir).jwks_file
+    url = env.get(AUTH_JWKS_URL_ENV, "").strip() or None
+    named_file = env.get(AUTH_JWKS_FILE_ENV, "").strip()
+    jwks_file = Path(named_file) if named_file else None
+    # The local key set named on purpose (`eval "$(ops env)"`) is still the local provider.
+    is_local = url is None and (jwks_file is None or jwks_file.resolve() == local_jwks.resolve())
+    issuer = env.get(AUTH_ISSUER_ENV, "").strip()
+    if not issuer and not is_local:
+        raise PlatformError(
+            f"{AUTH_JWKS_URL_ENV if url else AUTH_JWKS_FILE_ENV} names an identity provider: "
+            f"set {AUTH_ISSUER_ENV} to the issuer of its tokens as well"
+        )
+    return IdentitySettings(
+        issuer=issuer or LOCAL_ISSUER,
+        audience=env.get(AUTH_AUDIENCE_ENV, "").strip() or DEFAULT_AUDIENCE,
+        jwks_url=url,
+        jwks_file=local_jwks if is_local else jwks_file,
+        is_local=is_local,
+    )
 
 
 def _database_settings(env: Mapping[str, str], service: Service, port: int) -> DatabaseSettings:
@@ -152,4 +216,5 @@ def environment_exports(config: PlatformConfig) -> list[str]:
     """The settings the services and tests need, as shell `export` lines."""
     settings = [(KAFKA_BOOTSTRAP_ENV, config.kafka.bootstrap)]
     settings += [(db.service.database_url_env, db.url) for db in config.databases]
+    settings += config.identity.exports()
     return [f"export {name}={shlex.quote(value)}" for name, value in settings]

@@ -82,6 +82,11 @@ class Paths:
     def postgres_socket_dir(self) -> Path:
         return self.postgres_dir / "socket"
 
+    # The local identity provider: its signing key and the key set the services trust
+    @property
+    def identity_dir(self) -> Path:
+        return self.local / "identity"
+
     # Logs and pid files
     @property
     def log_dir(self) -> Path:

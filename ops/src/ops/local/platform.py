@@ -53,6 +53,8 @@ async def up(
     config: PlatformConfig, say: Say, env: Mapping[str, str], *, infra_only: bool = False
 ) -> None:
     with exclusive(config.paths, say):
+        if config.identity.is_local and config.identity.local_provider(config.paths).ensure():
+            say(f"Identity: made the local signing key (once), in {config.paths.identity_dir}")
         await start_infrastructure(config, say)
         if not infra_only:
             await services.ensure_services(config, say, env)

@@ -60,6 +60,7 @@ def service_environment(
     service = settings.service
     return {
         **base,
+        **dict(config.identity.exports()),
         KAFKA_BOOTSTRAP_ENV: config.kafka.bootstrap,
         service.database_url_env: config.database_for(service).url,
         service.http_port_env: str(settings.http_port),

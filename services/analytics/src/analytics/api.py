@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse
 
+from analytics.access import trains
 from analytics.charts import render_usage_charts
 from analytics.tracker import usage_of
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
+from servicekit.auth import Caller, CallerDep, require_client_records
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -31,9 +34,11 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-async def _report(user_id: int, request: Request) -> SessionUsageReport:
+async def _report(user_id: int, caller: Caller, request: Request) -> SessionUsageReport:
+    """A client reads their own usage, a trainer that of the clients they train."""
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
+        await require_client_records(caller, user_id, trains=partial(trains, session), what="usage")
         usage = await usage_of(session, user_id)
     return SessionUsageReport(
         total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
@@ -41,12 +46,14 @@ async def _report(user_id: int, request: Request) -> SessionUsageReport:
 
 
 @router.get("/{user_id}/session-usage", response_model=SessionUsageReport)
-async def get_session_usage(user_id: UserId, request: Request) -> SessionUsageReport:
-    return await _report(user_id, request)
+async def get_session_usage(
+    user_id: UserId, caller: CallerDep, request: Request
+) -> SessionUsageReport:
+    return await _report(user_id, caller, request)
 
 
 @router.get("/{user_id}/session-usage/chart", response_class=PlainTextResponse)
-async def get_session_usage_chart(user_id: UserId, request: Request) -> str:
+async def get_session_usage_chart(user_id: UserId, caller: CallerDep, request: Request) -> str:
     """The dashboard's two charts (Workout Type Distribution, Session Credits) as text bars."""
-    report = await _report(user_id, request)
+    report = await _report(user_id, caller, request)
     return render_usage_charts(report.to_json_dict())

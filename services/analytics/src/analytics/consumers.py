@@ -47,7 +47,10 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_workout(session: AsyncSession, event: Event[Any]) -> None:
         workout: WorkoutLogged | WorkoutStatusChanged = event.payload
         with _rejecting_what_cannot_be_recorded():
-            tracker_of(session).record_workout(
+            tracker = tracker_of(session)
+            if workout.trainer_id is not None:
+                tracker.record_trainer_of(user_id=workout.user_id, trainer_id=workout.trainer_id)
+            tracker.record_workout(
                 workout_id=workout.workout_id,
                 user_id=workout.user_id,
                 session_type=workout.session_type,
@@ -62,7 +65,10 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_balance_changed(session: AsyncSession, event: Event[Any]) -> None:
         entry: CreditsGranted | SessionCreditDeducted | SessionCreditRestored = event.payload
         with _rejecting_what_cannot_be_recorded():
-            tracker_of(session).record_credit_balance(
+            tracker = tracker_of(session)
+            if isinstance(entry, SessionCreditDeducted):
+                tracker.record_trainer_of(user_id=entry.user_id, trainer_id=entry.trainer_id)
+            tracker.record_credit_balance(
                 user_id=entry.user_id, balance=entry.balance, at=_time_of(event)
             )
 

@@ -3,6 +3,7 @@
 consuming those topics from the beginning).
 
 `workouts` holds what usage needs of each workout: whose it is, its type, its status.
+`trainer_clients` holds which clients each trainer trains (see `analytics.access`).
 `session_usage` holds one client's current usage: the completed-workout counts (recounted
 from `workouts` on every workout event) and the latest credit balance from the ledger. Its
 row is also the lock that serialises every change to one client's usage, so the counts, the
@@ -56,3 +57,13 @@ class UserUsage(Base):
     credits_used: Mapped[int] = mapped_column(Integer, server_default="0")
     #: When the usage last changed (see `tracker.py`); null until it first does.
     as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrainerClient(Base):
+    """A client a trainer trains: a trainer-led workout or a deducted session credit named
+    them together."""
+
+    __tablename__ = "trainer_clients"
+
+    trainer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

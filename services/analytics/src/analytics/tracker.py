@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.models import UserUsage, Workout
+from analytics.models import TrainerClient, UserUsage, Workout
 from analytics.usage import CompletedWorkouts, SessionUsage
 from contracts.events import Balance, SessionType, WorkoutStatus
 from servicekit import tracing
@@ -43,6 +43,10 @@ _UPDATE_USAGES = insert_rows(
     ("user_id", *_USAGE_COLUMNS),
     then="on conflict (user_id) do update set "
     + ", ".join(f"{name} = excluded.{name}" for name in _USAGE_COLUMNS),
+)
+_TRAINER_CLIENT_COLUMNS = ("trainer_id", "user_id")
+_ADD_TRAINER_CLIENTS = insert_rows(
+    TrainerClient, _TRAINER_CLIENT_COLUMNS, then="on conflict do nothing"
 )
 _UPSERT_WORKOUTS = insert_rows(
     Workout,
@@ -99,6 +103,8 @@ class UsageTracker:
     _changed_workouts: set[uuid.UUID] = field(default_factory=set)
     #: The clients whose usage changed, each with the trace context of its last change.
     _last_change: dict[int, tracing.Context | None] = field(default_factory=dict)
+    #: (trainer, client) pairs the batch named together.
+    _trainer_clients: set[tuple[int, int]] = field(default_factory=set)
 
     @classmethod
     async def load(
@@ -187,6 +193,10 @@ class UsageTracker:
         usage = self._usages[user_id]
         self._settle(usage, replace(_usage_in(usage), credits=balance), at=at)
 
+    def record_trainer_of(self, *, user_id: int, trainer_id: int) -> None:
+        """The trainer trains the client: an event named them together."""
+        self._trainer_clients.add((trainer_id, user_id))
+
     def _settle(self, row: _Usage, usage: SessionUsage, *, at: datetime) -> None:
         """Keep `usage` unless it is what the client already had; `write` announces it.
 
@@ -223,6 +233,12 @@ class UsageTracker:
             await self.session.execute(
                 _UPDATE_USAGES, columns_of(changed_usages, ("user_id", *_USAGE_COLUMNS))
             )
+        if self._trainer_clients:
+            pairs = [{"trainer_id": t, "user_id": u} for t, u in sorted(self._trainer_clients)]
+            await self.session.execute(
+                _ADD_TRAINER_CLIENTS, columns_of(pairs, _TRAINER_CLIENT_COLUMNS)
+            )
+            self._trainer_clients.clear()
         await self.outbox.insert(self.session, self._announcements())
         self._last_change.clear()
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
 
+from booking.access import may_see
 from booking.bookings import Bookings
 from booking.models import TrainingSession
 from booking.projection import Projection
@@ -20,6 +21,7 @@ from booking.rules import (
     MAX_REASON_LENGTH,
     BookingRuleBroken,
     ChangeRefused,
+    NotPermitted,
     NotStorable,
     SessionNotFound,
     SessionStatus,
@@ -27,6 +29,7 @@ from booking.rules import (
     check_text,
 )
 from contracts.events import MAX_ID, ContractModel
+from servicekit.auth import CallerDep
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -142,11 +145,20 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
+#: A session the caller may not see answers as one never booked.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such session, or one the caller may not see"}
+}
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Session)
-async def book_session(booking: BookingRequest, request: Request) -> Session:
+async def book_session(booking: BookingRequest, caller: CallerDep, request: Request) -> Session:
+    """A client books for themselves, a trainer as the session's trainer; staff and
+    services for anyone."""
     runtime = _runtime(request)
     async with runtime.database.transaction() as session:
         booked = await Bookings(session, runtime.outbox, runtime.consumer).book(
+            by=caller,
             user_id=booking.user_id,
             trainer_id=booking.trainer_id,
             session_date=booking.session_date,
@@ -157,22 +169,28 @@ async def book_session(booking: BookingRequest, request: Request) -> Session:
         return Session.of(booked)
 
 
-@router.get("/{session_id}", response_model=Session)
-async def get_session(session_id: SessionId, request: Request) -> Session:
+@router.get("/{session_id}", response_model=Session, responses=NOT_FOUND)
+async def get_session(session_id: SessionId, caller: CallerDep, request: Request) -> Session:
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
-        return Session.of(await Projection(session).get(session_id))
+        found = await Projection(session).get(session_id)
+    if not may_see(caller, found):
+        raise SessionNotFound(session_id)
+    return Session.of(found)
 
 
 @router.get("", response_model=list[Session])
 async def list_sessions(
     request: Request,
+    caller: CallerDep,
     user_id: Annotated[int | None, Query(alias="userId", gt=0, le=MAX_ID)] = None,
     trainer_id: Annotated[int | None, Query(alias="trainerId", gt=0, le=MAX_ID)] = None,
     session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(gt=0, le=MAX_PAGE)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[Session]:
+    """The sessions matching every filter given, among those the caller may see: a client's
+    own, a trainer's those they train, whatever the query asks."""
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
         found = await Projection(session).search(
@@ -181,26 +199,38 @@ async def list_sessions(
             status=session_status,
             limit=limit,
             offset=offset,
+            visible_to=caller,
         )
         return [Session.of(each) for each in found]
 
 
-@router.patch("/{session_id}", response_model=Session)
-async def change_session(session_id: SessionId, change: SessionChange, request: Request) -> Session:
+@router.patch(
+    "/{session_id}",
+    response_model=Session,
+    responses={**NOT_FOUND, 409: {"description": "The session's status does not allow it"}},
+)
+async def change_session(
+    session_id: SessionId, change: SessionChange, caller: CallerDep, request: Request
+) -> Session:
+    """Its trainer (and staff, and services) may make any change the lifecycle allows; its
+    client may cancel it or move it to another date."""
     runtime = _runtime(request)
     async with runtime.database.transaction() as session:
         bookings = Bookings(session, runtime.outbox, runtime.consumer)
         if change.status is not None:
-            changed = await bookings.change_status(session_id, change.status, reason=change.reason)
+            changed = await bookings.change_status(
+                session_id, change.status, by=caller, reason=change.reason
+            )
         else:
             assert change.session_date is not None  # one or the other, by validation
-            changed = await bookings.reschedule(session_id, change.session_date)
+            changed = await bookings.reschedule(session_id, change.session_date, by=caller)
         return Session.of(changed)
 
 
 #: How the rules' refusals read over HTTP.
 STATUS_OF_REFUSAL: dict[type[BookingRuleBroken], int] = {
     SessionNotFound: status.HTTP_404_NOT_FOUND,
+    NotPermitted: status.HTTP_403_FORBIDDEN,
     ChangeRefused: status.HTTP_409_CONFLICT,
     NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }

@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking.access import BOOKING_RULE, CHANGE_RULE, may_book, may_change, may_see
 from booking.models import TrainingSession
 from booking.projection import Projection
 from booking.rules import (
+    NotPermitted,
+    SessionNotFound,
     SessionStatus,
     refuse_reschedule,
     refuse_status_change,
@@ -30,6 +33,7 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
+from servicekit.auth import Caller
 from servicekit.consumer import IdempotentConsumer
 from servicekit.outbox import Outbox
 
@@ -55,6 +59,7 @@ class Bookings:
     async def book(
         self,
         *,
+        by: Caller,
         user_id: int,
         trainer_id: int,
         session_date: datetime,
@@ -63,6 +68,8 @@ class Bookings:
         notes: str | None,
     ) -> TrainingSession:
         """Book a session for a client with a trainer; it starts out scheduled."""
+        if not may_book(by, user_id=user_id, trainer_id=trainer_id):
+            raise NotPermitted(BOOKING_RULE)
         session_id = await self.projection.allocate_id()
         await self._announce(
             SessionBooked(
@@ -78,11 +85,11 @@ class Bookings:
         return await self.projection.get(session_id)
 
     async def change_status(
-        self, session_id: int, target: SessionStatus, *, reason: str | None = None
+        self, session_id: int, target: SessionStatus, *, by: Caller, reason: str | None = None
     ) -> TrainingSession:
         """Move a session along its lifecycle. Asking for the status it already has changes
         nothing and announces nothing, so a client may safely retry."""
-        session = await self.projection.get(session_id, for_update=True)
+        session = await self._to_change(session_id, target, by=by)
         if session.current_status is target:
             return session
         refuse_status_change(session_id, session.current_status, target)
@@ -97,14 +104,28 @@ class Bookings:
         )
         return await self.projection.get(session_id)
 
-    async def reschedule(self, session_id: int, session_date: datetime) -> TrainingSession:
+    async def reschedule(
+        self, session_id: int, session_date: datetime, *, by: Caller
+    ) -> TrainingSession:
         """Give a session that has not started a new date; the same date changes nothing."""
-        session = await self.projection.get(session_id, for_update=True)
+        session = await self._to_change(session_id, None, by=by)
         if session.session_date == session_date:
             return session
         refuse_reschedule(session_id, session.current_status)
         await self._announce(SessionRescheduled(session_id=session_id, session_date=session_date))
         return await self.projection.get(session_id)
+
+    async def _to_change(
+        self, session_id: int, target: SessionStatus | None, *, by: Caller
+    ) -> TrainingSession:
+        """The session, locked, once `by` may make the change (`target` None: a new date).
+        One the caller may not see reads as never booked."""
+        session = await self.projection.get(session_id, for_update=True)
+        if not may_see(by, session):
+            raise SessionNotFound(session_id)
+        if not may_change(by, session, target):
+            raise NotPermitted(CHANGE_RULE)
+        return session
 
     async def _announce(self, payload: EventPayload) -> None:
         event = await self.outbox.add(self.session, payload)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, bindparam, false, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +53,7 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
+from servicekit.auth import Caller
 from servicekit.db import any_of, columns_of, insert_rows
 
 #: The status each lifecycle event moves a session to.
@@ -142,9 +143,13 @@ class Projection:
         status: SessionStatus | None = None,
         limit: int,
         offset: int = 0,
+        visible_to: Caller | None = None,
     ) -> Sequence[TrainingSession]:
-        """Sessions matching every filter given, the earliest session date first."""
+        """Sessions matching every filter given, the earliest session date first; only
+        those `visible_to` may see (its own as a client, those it trains as a trainer)."""
         query = select(TrainingSession)
+        if visible_to is not None and not visible_to.sees_everything:
+            query = query.where(_involving(visible_to))
         if user_id is not None:
             query = query.where(TrainingSession.user_id == user_id)
         if trainer_id is not None:
@@ -388,6 +393,16 @@ class CreditMarks:
         ]
         await self.session.execute(_ADD_CREDIT_MARKS, columns_of(marks, _MARK_COLUMNS))
         self.flags.clear()
+
+
+def _involving(caller: Caller) -> ColumnElement[bool]:
+    """The sessions of `caller` as a client, and those it trains as a trainer."""
+    parties: list[ColumnElement[bool]] = [false()]
+    if caller.client_id is not None:
+        parties.append(TrainingSession.user_id == caller.client_id)
+    if caller.trainer_id is not None:
+        parties.append(TrainingSession.trainer_id == caller.trainer_id)
+    return or_(*parties)
 
 
 def _refuse_other_client_or_trainer(session: _Session, user_id: int, trainer_id: int) -> None:

@@ -60,6 +60,10 @@ class SessionNotFound(BookingRuleBroken):
         super().__init__(f"session {session_id} was never booked")
 
 
+class NotPermitted(BookingRuleBroken):
+    """The caller's role does not allow this (see `booking.access`)."""
+
+
 class ChangeRefused(BookingRuleBroken):
     """The session exists, but its state does not allow this change."""
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, status
 from pydantic import Field, PositiveInt
 from sqlalchemy import func, select
 
-from contracts.events import ContractModel
+from contracts.events import MAX_ID, ContractModel
+from credits.access import GRANT_RULE, trains
 from credits.ledger import STAFF_GRANT, Scope, balance_of, ledger_for
 from credits.models import LedgerEntry
+from servicekit.auth import CallerDep, forbidden, require_client_records
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/credits", tags=["credits"])
 
-UserId = Annotated[int, Path(gt=0, description="The client's user id")]
+UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The client's user id")]
 
 
 class CreditBalance(ContractModel):
@@ -55,15 +58,20 @@ def _runtime(request: Request) -> ServiceRuntime:
 
 
 @router.get("/{user_id}", response_model=CreditBalance)
-async def get_balance(user_id: UserId, request: Request) -> CreditBalance:
+async def get_balance(user_id: UserId, caller: CallerDep, request: Request) -> CreditBalance:
+    """A client reads their own balance, a trainer those of the clients they train."""
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
+        await require_client_records(
+            caller, user_id, trains=partial(trains, session), what="balance"
+        )
         balance = await balance_of(session, user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())
 
 
 @router.get("/{user_id}/ledger", response_model=list[LedgerLine])
-async def get_ledger(user_id: UserId, request: Request) -> list[LedgerLine]:
+async def get_ledger(user_id: UserId, caller: CallerDep, request: Request) -> list[LedgerLine]:
+    """Readable by whoever may read the balance it explains."""
     runtime = _runtime(request)
     remaining_after = func.sum(LedgerEntry.amount).over(order_by=LedgerEntry.seq)
     query = (
@@ -72,6 +80,9 @@ async def get_ledger(user_id: UserId, request: Request) -> list[LedgerLine]:
         .order_by(LedgerEntry.seq)
     )
     async with runtime.database.sessions() as session:
+        await require_client_records(
+            caller, user_id, trains=partial(trains, session), what="ledger"
+        )
         rows = (await session.execute(query)).all()
     return [
         LedgerLine(
@@ -96,12 +107,16 @@ async def get_ledger(user_id: UserId, request: Request) -> list[LedgerLine]:
 async def grant_credits(
     user_id: UserId,
     grant: GrantRequest,
+    caller: CallerDep,
     request: Request,
     idempotency_key: Annotated[
         str | None,
         Header(max_length=200, description="Send the same key again to retry safely"),
     ] = None,
 ) -> CreditBalance:
+    """Staff only."""
+    if not caller.is_staff:
+        raise forbidden(GRANT_RULE)
     runtime = _runtime(request)
     request_id = idempotency_key or str(uuid.uuid4())
     grant_key = f"staff:{user_id}:{request_id}"

@@ -112,6 +112,10 @@ class KnownSession(Base):
     """The credits service's view of booked sessions, from `booking.sessions`."""
 
     __tablename__ = "sessions"
+    __table_args__ = (
+        # Whether a trainer trains a client (see `credits.access`).
+        Index("sessions_by_trainer_and_client", "trainer_id", "user_id"),
+    )
 
     session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger)

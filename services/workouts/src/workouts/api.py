@@ -22,7 +22,9 @@ from contracts.events import (
     SessionType,
     WorkoutStatus,
 )
+from servicekit.auth import CallerDep
 from servicekit.runtime import ServiceRuntime
+from workouts.access import NotPermitted, SessionNotVisible
 from workouts.logbook import Logbook, LoggedWorkout, NewWorkout, WorkoutNotFound
 from workouts.models import WorkoutRow
 from workouts.rules import (
@@ -227,17 +229,26 @@ def _runtime(request: Request) -> ServiceRuntime:
     status_code=status.HTTP_201_CREATED,
     response_model=WorkoutSession,
     responses={
+        404: {"description": "A client or trainer named a session not known to be theirs"},
         409: {"description": "The trainer-led workout's session was cancelled or missed"},
         422: {"description": "Invalid, or the session is another client's or trainer's"},
     },
 )
-async def log_workout(workout: LogWorkoutRequest, request: Request) -> WorkoutSession:
+async def log_workout(
+    workout: LogWorkoutRequest, caller: CallerDep, request: Request
+) -> WorkoutSession:
+    """A client logs their own workouts; a trainer their own solo workouts and the
+    trainer-led workouts of the sessions they train; staff and services anyone's."""
     runtime = _runtime(request)
     try:
         async with runtime.database.transaction() as session:
             logged = await Logbook(session, runtime.outbox, runtime.consumer).log_workout(
-                workout.to_new_workout()
+                workout.to_new_workout(), by=caller
             )
+    except NotPermitted as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
+    except SessionNotVisible as unknown:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
     except SessionMismatch as mismatch:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mismatch)) from None
     except SessionNotDelivered as not_delivered:
@@ -245,13 +256,17 @@ async def log_workout(workout: LogWorkoutRequest, request: Request) -> WorkoutSe
     return WorkoutSession.of_logged(logged)
 
 
-@router.get("/{workout_id}", response_model=WorkoutSession, responses={404: {}})
-async def get_workout(workout_id: WorkoutId, request: Request) -> WorkoutSession:
+#: A workout the caller may not read answers as one never logged.
+NOT_FOUND = {"description": "No such workout, or one the caller may not read"}
+
+
+@router.get("/{workout_id}", response_model=WorkoutSession, responses={404: NOT_FOUND})
+async def get_workout(workout_id: WorkoutId, caller: CallerDep, request: Request) -> WorkoutSession:
     runtime = _runtime(request)
     try:
         async with runtime.database.sessions() as session:
-            row = await Logbook(session, runtime.outbox, runtime.consumer).workout(workout_id)
-            return WorkoutSession.of(row)
+            logbook = Logbook(session, runtime.outbox, runtime.consumer)
+            return WorkoutSession.of(await logbook.workout(workout_id, by=caller))
     except WorkoutNotFound as unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
 
@@ -259,17 +274,24 @@ async def get_workout(workout_id: WorkoutId, request: Request) -> WorkoutSession
 @router.get("", response_model=list[WorkoutSession])
 async def list_workouts(
     request: Request,
+    caller: CallerDep,
     user_id: Annotated[int, Query(alias="userId", gt=0, le=MAX_ID, description="The client")],
     status_filter: Annotated[WorkoutStatus | None, Query(alias="status")] = None,
     session_type: Annotated[SessionType | None, Query(alias="sessionType")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[WorkoutSession]:
-    """A client's workout sessions, newest first."""
+    """A client's workout sessions, newest first, among those the caller may read: a
+    client's own, a trainer's own and those of the sessions they train."""
     runtime = _runtime(request)
     async with runtime.database.sessions() as session:
         rows = await Logbook(session, runtime.outbox, runtime.consumer).workouts_of(
-            user_id, limit=limit, offset=offset, status=status_filter, session_type=session_type
+            user_id,
+            limit=limit,
+            offset=offset,
+            status=status_filter,
+            session_type=session_type,
+            visible_to=caller,
         )
         return [WorkoutSession.of(row) for row in rows]
 
@@ -278,7 +300,7 @@ async def list_workouts(
     "/{workout_id}",
     response_model=WorkoutSession,
     responses={
-        404: {},
+        404: NOT_FOUND,
         409: {
             "description": "The lifecycle does not allow the change, or a trainer-led "
             "workout's session was cancelled, missed or booked for someone else"
@@ -286,17 +308,20 @@ async def list_workouts(
     },
 )
 async def change_status(
-    workout_id: WorkoutId, change: StatusChangeRequest, request: Request
+    workout_id: WorkoutId, change: StatusChangeRequest, caller: CallerDep, request: Request
 ) -> WorkoutSession:
     """Allowed: planned → in_progress | completed | skipped | cancelled; in_progress →
     completed | cancelled. Completed, skipped and cancelled are final. Asking for the
-    status a workout already has returns it unchanged."""
+    status a workout already has returns it unchanged. A solo workout is changed by its
+    owner, a trainer-led one by its client or its session's trainer (and staff)."""
     runtime = _runtime(request)
     try:
         async with runtime.database.transaction() as session:
             row = await Logbook(session, runtime.outbox, runtime.consumer).change_status(
-                workout_id, change.status
+                workout_id, change.status, by=caller
             )
+    except NotPermitted as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     except WorkoutNotFound as unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
     except (StatusChangeForbidden, SessionMismatch, SessionNotDelivered) as refused:

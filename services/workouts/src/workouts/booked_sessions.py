@@ -108,6 +108,15 @@ class BookedSessions:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def trainer_of(self, session_id: int | None) -> int | None:
+        """The trainer of a booked session, None when the session is not known here."""
+        if session_id is None:
+            return None
+        trainer: int | None = await self.session.scalar(
+            select(_SESSIONS.trainer_id).where(_SESSIONS.session_id == session_id)
+        )
+        return trainer
+
     async def facts_about(self, session_id: int) -> BookedSessionFacts | None:
         """What is known of a session, held steady until the caller's transaction ends: a
         cancellation being applied meanwhile waits, so a decision never rests on stale facts."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, exists, false, or_, select, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,11 +28,22 @@ from contracts.events import (
     WorkoutStatus,
     WorkoutStatusChanged,
 )
+from servicekit.auth import Caller
 from servicekit.consumer import IdempotentConsumer, Rejected
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
+from workouts.access import (
+    CHANGE_RULE,
+    LOG_RULE,
+    NotPermitted,
+    SessionNotVisible,
+    may_change,
+    may_log,
+    may_name_session,
+    may_read,
+)
 from workouts.booked_sessions import BookedSessions
-from workouts.models import ExerciseRow, SetRow, WorkoutRow
+from workouts.models import BookedSession, ExerciseRow, SetRow, WorkoutRow
 from workouts.rules import (
     DELIVERING_STATUSES,
     Totals,
@@ -86,11 +97,16 @@ class Logbook:
         self.outbox = outbox
         self.own_consumer = own_consumer
 
-    async def log_workout(self, new: NewWorkout) -> LoggedWorkout:
+    async def log_workout(self, new: NewWorkout, *, by: Caller) -> LoggedWorkout:
         """Record a workout with its totals and experience points, and announce it. A
-        trainer-led workout must fit its booked session (see `check_session_fits`)."""
+        trainer-led workout must fit its booked session (see `check_session_fits`), one
+        the caller may name (see `workouts.access`)."""
+        if not may_log(
+            by, user_id=new.user_id, session_type=new.session_type, trainer_id=new.trainer_id
+        ):
+            raise NotPermitted(LOG_RULE)
         if new.session_type is SessionType.TRAINER_LED:
-            await self._check_session_fits(new.session_id, new.user_id, new.trainer_id)
+            await self._check_session_fits(new.session_id, new.user_id, new.trainer_id, named_by=by)
         now = _now()
         totals = totals_of(new.exercises)
         logged = WorkoutLogged(
@@ -116,13 +132,20 @@ class Logbook:
         await self._announce(logged, _event_id(logged.workout_id, "logged"), now)
         return workout
 
-    async def change_status(self, workout_id: uuid.UUID, status: WorkoutStatus) -> WorkoutRow:
+    async def change_status(
+        self, workout_id: uuid.UUID, status: WorkoutStatus, *, by: Caller
+    ) -> WorkoutRow:
         """Move a workout along its lifecycle and announce it. Asking for the status it
         already has changes and announces nothing. A trainer-led workout can only start or
         complete while its booked session fits it and was not cancelled or missed."""
-        row = await self.session.get(WorkoutRow, workout_id, with_for_update=True)
-        if row is None:
-            raise WorkoutNotFound(workout_id)
+        row, session_trainer = await self._readable(workout_id, by, for_update=True)
+        if not may_change(
+            by,
+            owner=row.user_id,
+            session_type=SessionType(row.session_type),
+            session_trainer=session_trainer,
+        ):
+            raise NotPermitted(CHANGE_RULE)
         previous = WorkoutStatus(row.status)
         check_status_change(previous, status)
         if status is previous:
@@ -151,11 +174,24 @@ class Logbook:
         event = await self.outbox.add(self.session, payload, event_id=event_id, time=at)
         await self.own_consumer.record_own_event(self.session, event)
 
-    async def workout(self, workout_id: uuid.UUID) -> WorkoutRow:
-        row = await self.session.get(WorkoutRow, workout_id)
+    async def workout(self, workout_id: uuid.UUID, *, by: Caller) -> WorkoutRow:
+        row, _ = await self._readable(workout_id, by)
+        return row
+
+    async def _readable(
+        self, workout_id: uuid.UUID, by: Caller, *, for_update: bool = False
+    ) -> tuple[WorkoutRow, int | None]:
+        """The workout, if `by` may read it (else `WorkoutNotFound`), and the trainer of its
+        booked session when that had to be looked up to decide."""
+        row = await self.session.get(WorkoutRow, workout_id, with_for_update=for_update)
         if row is None:
             raise WorkoutNotFound(workout_id)
-        return row
+        if by.sees_everything or by.is_user(row.user_id):
+            return row, None
+        session_trainer = await BookedSessions(self.session).trainer_of(row.session_id)
+        if not may_read(by, owner=row.user_id, session_trainer=session_trainer):
+            raise WorkoutNotFound(workout_id)
+        return row, session_trainer
 
     async def workouts_of(
         self,
@@ -165,9 +201,12 @@ class Logbook:
         offset: int = 0,
         status: WorkoutStatus | None = None,
         session_type: SessionType | None = None,
+        visible_to: Caller | None = None,
     ) -> list[WorkoutRow]:
-        """A client's workouts, newest first."""
+        """A client's workouts, newest first; only those `visible_to` may read."""
         query = select(WorkoutRow).where(WorkoutRow.user_id == user_id)
+        if visible_to is not None and not visible_to.sees_everything:
+            query = query.where(_readable_by(visible_to))
         if status is not None:
             query = query.where(WorkoutRow.status == status)
         if session_type is not None:
@@ -182,13 +221,21 @@ class Logbook:
         return list(await self.session.scalars(query))
 
     async def _check_session_fits(
-        self, session_id: int | None, user_id: int, trainer_id: int | None
+        self,
+        session_id: int | None,
+        user_id: int,
+        trainer_id: int | None,
+        *,
+        named_by: Caller | None = None,
     ) -> None:
+        """`named_by`: the caller naming the session, who must be allowed to."""
         # The session-type rule (contract and database) guarantees both for trainer-led
         # workouts; this only narrows the types.
         assert session_id is not None
         assert trainer_id is not None
         known = await BookedSessions(self.session).facts_about(session_id)
+        if named_by is not None and not may_name_session(named_by, known):
+            raise SessionNotVisible(session_id)
         check_session_fits(known, user_id=user_id, trainer_id=trainer_id)
 
 
@@ -277,6 +324,21 @@ class WorkoutChanges:
                 },
             )
             self._moves.clear()
+
+
+def _readable_by(caller: Caller) -> ColumnElement[bool]:
+    """The caller's own workouts, and those of the sessions it trains (see `access`)."""
+    readable: list[ColumnElement[bool]] = [false()]
+    if caller.user_id is not None:
+        readable.append(WorkoutRow.user_id == caller.user_id)
+    if caller.trainer_id is not None:
+        readable.append(
+            exists().where(
+                BookedSession.session_id == WorkoutRow.session_id,
+                BookedSession.trainer_id == caller.trainer_id,
+            )
+        )
+    return or_(*readable)
 
 
 def _move(row: WorkoutRow, status: WorkoutStatus, *, at: datetime) -> None:

@@ -1,0 +1,22 @@
+"""Who may read whose credits: the contract's "Identity and access (HTTP)" for credits.
+
+Credits knows whom a trainer trains from `booking.sessions`, through its own view of the
+booked sessions: a client the trainer has at least one session booked with. Granting
+credits is for staff alone; reading a balance and its ledger follows
+`servicekit.auth.require_client_records`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from credits.models import KnownSession
+
+GRANT_RULE = "only staff grant credits"
+
+
+async def trains(session: AsyncSession, trainer_id: int, user_id: int) -> bool:
+    """Whether the trainer has a session booked with the client, as far as credits knows."""
+    booked = exists().where(KnownSession.trainer_id == trainer_id, KnownSession.user_id == user_id)
+    return bool(await session.scalar(select(booked)))

@@ -1,0 +1,74 @@
+"""Who may do what with workouts: the contract's "Identity and access (HTTP)" for workouts.
+No I/O here.
+
+Workouts knows whom a trainer trains from `booking.sessions`, through its own view of the
+booked sessions: a trainer-led workout is one of "the sessions they train" when its booked
+session names them as its trainer. Staff and other platform services log, read and change
+every workout. A workout the caller may not read reads as missing (404).
+"""
+
+from __future__ import annotations
+
+from contracts.events import SessionType
+from servicekit.auth import Caller
+from workouts.rules import BookedSessionFacts
+
+LOG_RULE = (
+    "a client logs only their own workouts; a trainer their own solo workouts and the "
+    "trainer-led workouts of the sessions they train"
+)
+CHANGE_RULE = (
+    "a solo workout is changed only by its owner; a trainer-led one by its client or the "
+    "trainer of its session"
+)
+
+
+class NotPermitted(Exception):
+    """The caller's role does not allow this; the message says what it allows."""
+
+
+class SessionNotVisible(LookupError):
+    """A trainer-led workout names a session the caller cannot be shown to have."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__(
+            f"no session {session_id} booked for you (one booked a moment ago may take a "
+            "moment to arrive: try again)"
+        )
+
+
+def may_log(
+    caller: Caller, *, user_id: int, session_type: SessionType, trainer_id: int | None
+) -> bool:
+    """Judged from the request alone: whose workout it is and who says they trained it."""
+    if caller.sees_everything:
+        return True
+    if session_type is SessionType.SOLO:
+        return caller.is_user(user_id)
+    return caller.is_client(user_id) or caller.is_trainer(trainer_id)
+
+
+def may_name_session(caller: Caller, session: BookedSessionFacts | None) -> bool:
+    """Whether the caller may log a trainer-led workout for this booked session (None: not
+    known here). Staff and services may name one not known yet: its booking may still be on
+    its way, and credits waits for it. A client or trainer only one known to be theirs."""
+    if caller.sees_everything:
+        return True
+    return session is not None and (
+        caller.is_client(session.user_id) or caller.is_trainer(session.trainer_id)
+    )
+
+
+def may_read(caller: Caller, *, owner: int, session_trainer: int | None) -> bool:
+    """`owner`: the workout's user; `session_trainer`: its booked session's trainer."""
+    return caller.sees_everything or caller.is_user(owner) or caller.is_trainer(session_trainer)
+
+
+def may_change(
+    caller: Caller, *, owner: int, session_type: SessionType, session_trainer: int | None
+) -> bool:
+    if caller.sees_everything:
+        return True
+    if session_type is SessionType.SOLO:
+        return caller.is_user(owner)
+    return caller.is_client(owner) or caller.is_trainer(session_trainer)
