@@ -11,7 +11,7 @@ import importlib
 import re
 import shlex
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ import yaml
 from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 
+from contracts.identity import AUTH_ISSUER_ENV, AUTH_JWKS_FILE_ENV
 from contracts.services import (
     DEFAULT_KAFKA_BOOTSTRAP,
     DEFAULT_POSTGRES_PORT,
@@ -27,6 +28,8 @@ from contracts.services import (
     Service,
 )
 from contracts.topics import ALL_TOPICS
+from ops.identity import LOCAL_ISSUER, LocalIdentity
+from ops.local.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -194,6 +197,21 @@ def test_compose_sets_only_real_settings_of_the_service(
 ) -> None:
     unknown = set(environment(containers[service.name])) - settings_environment_names(service)
     assert not unknown, f"{service.name} has no settings named {sorted(unknown)}"
+
+
+@each_service
+def test_service_trusts_the_local_identity_provider(
+    service: Service, containers: dict[str, dict[str, Any]]
+) -> None:
+    """The key set `make up` (or `ops token`) makes on the host, read-only in the container,
+    so that `uv run ops token` gives tokens the containers accept."""
+    settings = environment(containers[service.name])
+    identity = LocalIdentity(Paths(ROOT).identity_dir)
+    assert settings[AUTH_ISSUER_ENV] == LOCAL_ISSUER
+    jwks = PurePosixPath(settings[AUTH_JWKS_FILE_ENV])
+    mounted = volume_mounts(containers[service.name])[str(jwks.parent)]
+    assert (ROOT / mounted).resolve() / jwks.name == identity.jwks_file
+    assert str(containers[service.name]["volumes"][0]).endswith(":ro")
 
 
 @each_service

@@ -117,4 +117,32 @@ def test_env_exports_every_setting_of_the_contract_quoted_for_the_shell() -> Non
         "export CREDITS_DATABASE_URL=postgresql+psycopg://credits:credits@127.0.0.1:5433/credits",
         "export ANALYTICS_DATABASE_URL="
         "postgresql+psycopg://analytics:analytics@127.0.0.1:5433/analytics",
+        "export AUTH_ISSUER=urn:training-platform:local-identity",
+        "export AUTH_AUDIENCE=training-platform",
+        "export AUTH_JWKS_FILE=/repo/.local/identity/jwks.json",
     ]
+
+
+def test_the_local_identity_provider_unless_the_environment_names_another() -> None:
+    local = config_from_env({}, PATHS).identity
+    named_local = config_from_env({"AUTH_JWKS_FILE": "/repo/.local/identity/jwks.json"}, PATHS)
+    external = config_from_env(
+        {"AUTH_JWKS_URL": "https://id.example/jwks", "AUTH_ISSUER": "https://id.example"}, PATHS
+    ).identity
+
+    assert local.is_local
+    assert local.jwks_file == Path("/repo/.local/identity/jwks.json")
+    assert named_local.identity == local
+    assert not external.is_local
+    assert external.exports() == [
+        ("AUTH_ISSUER", "https://id.example"),
+        ("AUTH_AUDIENCE", "training-platform"),
+        ("AUTH_JWKS_URL", "https://id.example/jwks"),
+    ]
+    with pytest.raises(PlatformError, match="not the local one"):
+        external.local_provider(PATHS)
+
+
+def test_another_identity_provider_needs_its_issuer() -> None:
+    with pytest.raises(PlatformError, match="set AUTH_ISSUER"):
+        config_from_env({"AUTH_JWKS_FILE": "/elsewhere/jwks.json"}, PATHS)
