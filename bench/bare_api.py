@@ -6,6 +6,10 @@ answers 201 with the row. No outbox, no events, no logs: the least a service cou
     BENCH_BARE_DATABASE_URL=postgresql://user:password@127.0.0.1/db \
         uv run python bench/bare_api.py --port 8099
 
+With `--verify-with JWKS_FILE --issuer ISSUER` it also verifies each request's bearer token
+as the services do (`servicekit.auth`, the same dependency): the difference between the two
+is what verification costs a request.
+
 It creates its table when it starts; uvicorn serves it with uvloop and httptools, one worker.
 """
 
@@ -17,14 +21,18 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, status
+from fastapi import Depends, FastAPI, status
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from contracts.identity import DEFAULT_AUDIENCE
+from servicekit.auth import KeySet, TokenVerifier, authenticated, jwks_from_file
 
 DATABASE_URL_ENV = "BENCH_BARE_DATABASE_URL"
 #: As many connections as a service process keeps (servicekit's default pool size).
@@ -83,7 +91,7 @@ class WorkoutOut(WorkoutIn):
     created_at: datetime
 
 
-def create_app(database_url: str) -> FastAPI:
+def create_app(database_url: str, verifier: TokenVerifier | None = None) -> FastAPI:
     pool = AsyncConnectionPool(database_url, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False)
 
     @asynccontextmanager
@@ -97,12 +105,14 @@ def create_app(database_url: str) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="Bare insert", lifespan=lifespan)
+    app.state.token_verifier = verifier
+    checks: list[Any] = [] if verifier is None else [Depends(authenticated)]
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/api/workout/sessions", status_code=status.HTTP_201_CREATED)
+    @app.post("/api/workout/sessions", status_code=status.HTTP_201_CREATED, dependencies=checks)
     async def log_workout(workout: WorkoutIn) -> WorkoutOut:
         workout_id = uuid.uuid4()
         date = workout.date or datetime.now(UTC)
@@ -131,11 +141,24 @@ def main() -> None:
         "--database-url", default=os.environ.get(DATABASE_URL_ENV),
         help=f"a libpq URL (default: ${DATABASE_URL_ENV})",
     )  # fmt: skip
+    parser.add_argument("--verify-with", type=Path, metavar="JWKS_FILE",
+                        help="verify bearer tokens against this key set")  # fmt: skip
+    parser.add_argument("--issuer", help="the issuer tokens must name (with --verify-with)")
+    parser.add_argument("--audience", default=DEFAULT_AUDIENCE)
     arguments = parser.parse_args()
     if not arguments.database_url:
         parser.error(f"give --database-url or set {DATABASE_URL_ENV}")
+    verifier = None
+    if arguments.verify_with is not None:
+        if not arguments.issuer:
+            parser.error("--verify-with needs --issuer")
+        verifier = TokenVerifier(
+            KeySet(jwks_from_file(arguments.verify_with)),
+            issuer=arguments.issuer,
+            audience=arguments.audience,
+        )
     uvicorn.run(
-        create_app(arguments.database_url),
+        create_app(arguments.database_url, verifier),
         host="127.0.0.1",
         port=arguments.port,
         loop="uvloop",

@@ -39,6 +39,7 @@ from psycopg import sql
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload, PackagePurchased, SessionBooked, WorkoutLogged
+from contracts.identity import Role
 from contracts.services import SERVICES, service_named
 from ops import databases
 from ops.groups import group_lag
@@ -103,6 +104,11 @@ class Platform:
     def admin(self, name: str) -> databases.DatabaseAdmin:
         """Who may create and drop scratch databases beside the service's own."""
         return operations.database_admin(self.config, name)
+
+    def bearer(self, role: Role = Role.STAFF, subject: int | str = "bench") -> dict[str, str]:
+        """Headers of a call as `subject` in `role`, signed by the local identity provider."""
+        token = self.config.identity.local_provider(self.paths).token(role, str(subject))
+        return {"Authorization": f"Bearer {token}"}
 
 
 def find_platform() -> Platform:
@@ -426,12 +432,35 @@ def require_wrk() -> str:
     return found
 
 
-def post_script(body: dict[str, Any]) -> str:
-    """A wrk Lua script that POSTs `body` as JSON on every request."""
+def post_script(
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    bearer_tokens: Sequence[str] = (),
+) -> str:
+    """A wrk Lua script that POSTs `body` as JSON, with `headers`, on every request; with
+    `bearer_tokens`, each request carries the next of them, round and round."""
+    header_lines = "".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
+        for name, value in (headers or {}).items()
+    )
+    rotation = ""
+    if bearer_tokens:
+        listed = ", ".join(json.dumps(token) for token in bearer_tokens)
+        rotation = (
+            f"local tokens = {{{listed}}}\n"
+            "local next = 0\n"
+            "request = function()\n"
+            "  next = next % #tokens + 1\n"
+            '  wrk.headers["Authorization"] = "Bearer " .. tokens[next]\n'
+            "  return wrk.format()\n"
+            "end\n"
+        )
     return (
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
+        f"{header_lines}"
         f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        f"{rotation}"
     )
 
 
@@ -456,13 +485,21 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 async def run_wrk(
-    url: str, body: dict[str, Any], *, duration: float, connections: int, threads: int
+    url: str,
+    body: dict[str, Any],
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    headers: dict[str, str] | None = None,
+    bearer_tokens: Sequence[str] = (),
 ) -> WrkResult:
-    """`wrk --latency` POSTing `body` to `url` for `duration` seconds."""
+    """`wrk --latency` POSTing `body` (with `headers`, or each of `bearer_tokens` in turn)
+    to `url` for `duration` seconds."""
     wrk = require_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
         script = Path(directory) / "post.lua"
-        await asyncio.to_thread(script.write_text, post_script(body))
+        await asyncio.to_thread(script.write_text, post_script(body, headers, bearer_tokens))
         process = await asyncio.create_subprocess_exec(
             wrk, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
             "-s", str(script), url,

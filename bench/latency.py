@@ -226,8 +226,12 @@ async def one_run(
         await psycopg.AsyncConnection.connect(
             platform.libpq_url("credits"), autocommit=True
         ) as database,
-        httpx.AsyncClient(base_url=platform.base_url("workouts"), timeout=30) as workouts,
-        httpx.AsyncClient(base_url=platform.base_url("credits"), timeout=30) as credits,
+        httpx.AsyncClient(
+            base_url=platform.base_url("workouts"), timeout=30, headers=platform.bearer()
+        ) as workouts,
+        httpx.AsyncClient(
+            base_url=platform.base_url("credits"), timeout=30, headers=platform.bearer()
+        ) as credits,
     ):
         sampler = Sampler(
             platform, producer, database, workouts, credits,

@@ -21,6 +21,7 @@ from typing import Any
 
 import common
 
+from contracts.identity import Role
 from ops.local.errors import PlatformError
 
 TARGET_MIB = 150.0
@@ -103,7 +104,8 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
     resting = await idle(pids)
     stop = asyncio.Event()
     sampler = asyncio.create_task(peaks(pids, stop))
-    body = common.solo_workout(random.randrange(common.FIRST_BENCH_ID, common.ID_SPAN))
+    client = random.randrange(common.FIRST_BENCH_ID, common.ID_SPAN)
+    body = common.solo_workout(client)
     try:
         delivery, wrk = await asyncio.gather(
             common.deliver_sessions(
@@ -112,7 +114,7 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
             common.run_wrk(
                 platform.base_url("workouts") + "/api/workout/sessions", body,
                 duration=arguments.duration, connections=arguments.connections,
-                threads=arguments.threads,
+                threads=arguments.threads, headers=platform.bearer(Role.CLIENT, client),
             ),
         )  # fmt: skip
         await common.settle(platform, within=arguments.settle_timeout)

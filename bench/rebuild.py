@@ -114,6 +114,8 @@ class BenchService:
     prefix: str
     database_url: str
     log: Path
+    #: The settings naming the identity provider the service trusts.
+    identity: list[tuple[str, str]]
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
 
@@ -124,6 +126,7 @@ class BenchService:
             k: v for k, v in os.environ.items() if not k.endswith(("_DATABASE_URL", "_HTTP_PORT"))
         }
         env.update({
+            **dict(self.identity),
             KAFKA_BOOTSTRAP_ENV: self.bootstrap,
             "KAFKA_TOPIC_PREFIX": self.prefix,
             service.database_url_env: self.database_url,
@@ -195,6 +198,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
             prefix,
             common.scratch_url(config, name, f"bench_{name}_{suffix}"),
             logs / f"bench-{name}.log",
+            config.identity.exports(),
         )
         for name in ("credits", "analytics")
     }

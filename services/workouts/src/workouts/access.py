@@ -37,15 +37,16 @@ class SessionNotVisible(LookupError):
         )
 
 
-def may_log(
-    caller: Caller, *, user_id: int, session_type: SessionType, trainer_id: int | None
+def may_write(
+    caller: Caller, *, owner: int, session_type: SessionType, trainer: int | None
 ) -> bool:
-    """Judged from the request alone: whose workout it is and who says they trained it."""
+    """Whether the caller may log or change a workout of `owner`'s trained by `trainer`:
+    when logging, the trainer the request names; when changing, its booked session's."""
     if caller.sees_everything:
         return True
     if session_type is SessionType.SOLO:
-        return caller.is_user(user_id)
-    return caller.is_client(user_id) or caller.is_trainer(trainer_id)
+        return caller.is_user(owner)
+    return caller.is_client(owner) or caller.is_trainer(trainer)
 
 
 def may_name_session(caller: Caller, session: BookedSessionFacts | None) -> bool:
@@ -62,13 +63,3 @@ def may_name_session(caller: Caller, session: BookedSessionFacts | None) -> bool
 def may_read(caller: Caller, *, owner: int, session_trainer: int | None) -> bool:
     """`owner`: the workout's user; `session_trainer`: its booked session's trainer."""
     return caller.sees_everything or caller.is_user(owner) or caller.is_trainer(session_trainer)
-
-
-def may_change(
-    caller: Caller, *, owner: int, session_type: SessionType, session_trainer: int | None
-) -> bool:
-    if caller.sees_everything:
-        return True
-    if session_type is SessionType.SOLO:
-        return caller.is_user(owner)
-    return caller.is_client(owner) or caller.is_trainer(session_trainer)

@@ -37,10 +37,9 @@ from workouts.access import (
     LOG_RULE,
     NotPermitted,
     SessionNotVisible,
-    may_change,
-    may_log,
     may_name_session,
     may_read,
+    may_write,
 )
 from workouts.booked_sessions import BookedSessions
 from workouts.models import BookedSession, ExerciseRow, SetRow, WorkoutRow
@@ -101,8 +100,8 @@ class Logbook:
         """Record a workout with its totals and experience points, and announce it. A
         trainer-led workout must fit its booked session (see `check_session_fits`), one
         the caller may name (see `workouts.access`)."""
-        if not may_log(
-            by, user_id=new.user_id, session_type=new.session_type, trainer_id=new.trainer_id
+        if not may_write(
+            by, owner=new.user_id, session_type=new.session_type, trainer=new.trainer_id
         ):
             raise NotPermitted(LOG_RULE)
         if new.session_type is SessionType.TRAINER_LED:
@@ -139,11 +138,11 @@ class Logbook:
         already has changes and announces nothing. A trainer-led workout can only start or
         complete while its booked session fits it and was not cancelled or missed."""
         row, session_trainer = await self._readable(workout_id, by, for_update=True)
-        if not may_change(
+        if not may_write(
             by,
             owner=row.user_id,
             session_type=SessionType(row.session_type),
-            session_trainer=session_trainer,
+            trainer=session_trainer,
         ):
             raise NotPermitted(CHANGE_RULE)
         previous = WorkoutStatus(row.status)

@@ -1,0 +1,71 @@
+"""Who may log, read and change a workout, without any I/O (the same rules through the
+running services: tests/system/test_access.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.events import SessionType
+from contracts.identity import Role
+from servicekit.auth import Caller
+from workouts.access import may_name_session, may_read, may_write
+from workouts.rules import BookedSessionFacts, SessionStatus
+
+CLIENT, TRAINER = 7, 70
+SOLO, TRAINER_LED = SessionType.SOLO, SessionType.TRAINER_LED
+BOOKED = BookedSessionFacts(
+    session_id=1, user_id=CLIENT, trainer_id=TRAINER, status=SessionStatus.SCHEDULED
+)
+
+
+def caller(role: Role, subject: int | str) -> Caller:
+    return Caller(str(subject), frozenset({role}))
+
+
+THE_CLIENT = caller(Role.CLIENT, CLIENT)
+THE_TRAINER = caller(Role.TRAINER, TRAINER)
+ANOTHER_CLIENT = caller(Role.CLIENT, 8)
+ANOTHER_TRAINER = caller(Role.TRAINER, 71)
+STAFF = caller(Role.STAFF, "ana")
+
+
+def test_a_solo_workout_is_written_by_its_owner_whatever_their_role() -> None:
+    assert may_write(THE_CLIENT, owner=CLIENT, session_type=SOLO, trainer=None)
+    assert may_write(THE_TRAINER, owner=TRAINER, session_type=SOLO, trainer=None)
+    assert may_write(STAFF, owner=CLIENT, session_type=SOLO, trainer=None)
+    assert not may_write(THE_TRAINER, owner=CLIENT, session_type=SOLO, trainer=None)
+    assert not may_write(ANOTHER_CLIENT, owner=CLIENT, session_type=SOLO, trainer=None)
+
+
+def test_a_trainer_led_workout_is_written_by_its_client_or_its_trainer() -> None:
+    assert may_write(THE_CLIENT, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
+    assert may_write(THE_TRAINER, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
+    assert not may_write(ANOTHER_TRAINER, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
+    assert not may_write(ANOTHER_CLIENT, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
+    # A trainer's own trainer-led workout, trained by someone else, is not theirs to change.
+    assert not may_write(THE_TRAINER, owner=TRAINER, session_type=TRAINER_LED, trainer=None)
+
+
+@pytest.mark.parametrize(
+    ("who", "named"),
+    [(THE_CLIENT, True), (THE_TRAINER, True), (ANOTHER_CLIENT, False),
+     (ANOTHER_TRAINER, False), (STAFF, True)],
+)  # fmt: skip
+def test_a_booked_session_is_named_by_its_client_its_trainer_or_staff(
+    who: Caller, named: bool
+) -> None:
+    assert may_name_session(who, BOOKED) is named
+
+
+def test_a_session_not_known_yet_is_named_only_by_staff_and_services() -> None:
+    assert may_name_session(STAFF, None)
+    assert may_name_session(caller(Role.SERVICE, "kiosk"), None)
+    assert not may_name_session(THE_CLIENT, None)
+    assert not may_name_session(THE_TRAINER, None)
+
+
+def test_a_trainer_reads_their_own_workouts_and_those_of_sessions_they_train() -> None:
+    assert may_read(THE_TRAINER, owner=TRAINER, session_trainer=None)
+    assert may_read(THE_TRAINER, owner=CLIENT, session_trainer=TRAINER)
+    assert not may_read(THE_TRAINER, owner=CLIENT, session_trainer=71)
+    assert not may_read(ANOTHER_CLIENT, owner=CLIENT, session_trainer=TRAINER)
