@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -117,6 +116,9 @@ KeySource = Callable[[], Awaitable[bytes]]
 
 
 def jwks_from_url(url: str) -> KeySource:
+    # Imported here: only a service given an address pays for an HTTP client's memory.
+    import httpx
+
     async def fetch() -> bytes:
         async with httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT) as client:
             response = await client.get(url, headers={"accept": "application/json"})

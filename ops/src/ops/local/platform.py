@@ -87,6 +87,13 @@ def summary(config: PlatformConfig, *, infra_only: bool) -> list[str]:
             f"  {s.service.name:<10}{s.base_url}  (API docs {s.base_url}/docs)"
             for s in config.services
         ]
+        identity = config.identity
+        lines.append(
+            "Tokens      TOKEN=$(uv run ops token --role staff)  (docs/security.md)"
+            if identity.is_local
+            else f"Identity    tokens of {identity.issuer}, keys at "
+            f"{identity.jwks_url or identity.jwks_file}"
+        )
     lines.append(f"Logs in {config.paths.log_dir}; stop everything with `make down`")
     return lines
 
