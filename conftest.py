@@ -294,10 +294,16 @@ def deliver(runtime: ServiceRuntime, dead_letters: RecordingDeadLetters) -> Deli
         payload: EventPayload,
         *,
         event_id: str | None = None,
-        source: str = "/tests",
+        source: str | None = None,
         time: datetime | None = None,
     ) -> Outcome:
-        record = consumed(payload, event_id=event_id, source=source, time=time)
+        record = consumed(
+            payload,
+            event_id=event_id,
+            source=source,
+            time=time,
+            topic_prefix=runtime.settings.kafka_topic_prefix,
+        )
         return await runtime.consumer.process(record)
 
     return deliver

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from contracts.envelope import build_event, encode
-from contracts.events import WorkoutLogged
+from contracts.envelope import InvalidEvent, build_event, encode, parse_event
+from contracts.events import EVENT_TYPES, WorkoutLogged
 from contracts.schemas import DEFAULT_DIRECTORY, event_schema, stale_files, write_schemas
 
 
@@ -61,7 +62,53 @@ def test_schema_and_model_agree_on_the_session_type_rule(data: dict[str, Any], v
 
 
 def test_a_built_event_validates_against_its_schema() -> None:
-    import json
-
     event = build_event(WorkoutLogged.model_validate(_workout_record()["data"]), source="/workouts")
     jsonschema.validate(json.loads(encode(event)), event_schema(WorkoutLogged))
+
+
+def _purchase_record(sessions: int, package_name: str = "Ten", event_id: str = "1") -> Any:
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/platform/store",
+        "type": "PackagePurchased",
+        "data": {
+            "purchaseId": "p-1",
+            "userId": 1,
+            "sessions": sessions,
+            "packageName": package_name,
+            "purchasedAt": "2026-01-01T00:00:00Z",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "valid"),
+    [
+        (_purchase_record(1000), True),
+        (_purchase_record(1001), False),
+        (_purchase_record(2**40), False),
+        (_purchase_record(10, package_name="a\x00b"), False),
+        (_purchase_record(10, package_name="x" * 201), False),
+        (_purchase_record(10, event_id="x" * 201), False),
+        (_workout_record(exercises=[{"name": "Squat", "sets": [{"reps": 8}] * 51}]), False),
+        (_workout_record(title="t" * 200), True),
+        (_workout_record(title="t" * 201), False),
+    ],
+    ids=[
+        "1000 sessions", "1001 sessions", "2^40 sessions", "NUL", "long name", "long id",
+        "51 sets", "200-character title", "201-character title",
+    ],
+)  # fmt: skip
+def test_schema_and_model_agree_on_the_limits(record: dict[str, Any], valid: bool) -> None:
+    """Nothing past the limits gets in, whether a producer checks with the schema or a
+    consumer parses with the model."""
+    schema = event_schema(EVENT_TYPES[record["type"]])
+    assert jsonschema.Draft202012Validator(schema).is_valid(record) is valid
+    try:
+        parse_event(json.dumps(record).encode())
+    except InvalidEvent:
+        parsed = False
+    else:
+        parsed = True
+    assert parsed is valid

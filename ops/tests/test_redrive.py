@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from ops.dead_letters import Selection, list_dead_letters, redrive
-from servicekit.testing import Record, read_topic
+from servicekit.testing import Record, end_offsets, read_topic, topic_with_dead_letters
 
 pytestmark = pytest.mark.infra
 
@@ -141,3 +141,32 @@ async def test_event_ids_select_letters_and_the_others_wait(
     assert rest.earlier == 1  # e-2, remembered beyond the first letter still waiting
     records = await resent(kafka_bootstrap, topic, 3)
     assert [r.value for r in records] == [event("e-2"), event("e-1"), event("e-3")]
+
+
+async def test_a_letter_naming_another_topic_than_its_twin_is_refused_and_sent_nowhere(
+    kafka_bootstrap: str, scratch_topic: str
+) -> None:
+    """A letter planted in one topic's `.dlq` cannot be redriven into another (the ledger's,
+    say): a dead-letter topic's letters only ever go back to the topic it is the twin of."""
+    async with topic_with_dead_letters(kafka_bootstrap, partitions=1) as target:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                scratch_topic + ".dlq",
+                value=event("planted"),
+                key=b"1",
+                headers=[
+                    ("dlq-reason", b"planted"), ("dlq-topic", target.encode()),
+                    ("dlq-partition", b"0"), ("dlq-offset", b"0"), ("dlq-consumer", b"credits"),
+                ],
+            )  # fmt: skip
+        finally:
+            await producer.stop()
+
+        report = await redrive(kafka_bootstrap, scratch_topic)
+
+        assert [letter.event_id for letter in report.misrouted] == ["planted"]
+        assert report.redriven == []
+        assert sum((await end_offsets(kafka_bootstrap, target)).values()) == 0
+        assert sum((await end_offsets(kafka_bootstrap, scratch_topic)).values()) == 0

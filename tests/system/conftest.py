@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from contracts.services import service_named
 from ops.identity import LocalIdentity
 
-from .platform import IsolatedPlatform, running_platform
+from .platform import IsolatedPlatform, ScratchDatabases, running_platform
 
 #: Starts a copy of the platform for one test (`running_platform` with the test's topic
 #: prefix, databases and log directory); options: `services`, `kind`.
@@ -40,3 +43,23 @@ def launch(
 async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
     async with launch() as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+async def module_platform(
+    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
+) -> AsyncIterator[IsolatedPlatform]:
+    """One copy of the platform for all the tests of a module, each of which leaves it fit
+    for the next (its own topic prefix and databases, dropped at the end)."""
+    scratch = ScratchDatabases(lambda name: servers.database_url(service_named(name)))
+    try:
+        async with running_platform(
+            kafka_bootstrap=servers.kafka_bootstrap,
+            topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+            database_for=scratch.migrated,
+            log_directory=tmp_path_factory.mktemp("platform"),
+            tokens=identity.token,
+        ) as platform:
+            yield platform
+    finally:
+        scratch.drop_all()

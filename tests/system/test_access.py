@@ -31,11 +31,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from contracts.identity import AUTH_JWKS_FILE_ENV, AUTH_JWKS_URL_ENV, Role
-from contracts.services import service_named
 from ops.identity import LocalIdentity
 
 from .conftest import Launch
-from .platform import IsolatedPlatform, ScratchDatabases, running_platform
+from .platform import IsolatedPlatform
 
 pytestmark = pytest.mark.infra
 
@@ -317,35 +316,22 @@ class Matrix:
 
 @pytest.fixture(scope="module")
 async def matrix(
-    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
+    module_platform: IsolatedPlatform, identity: LocalIdentity
 ) -> AsyncIterator[Matrix]:
-    """One copy of the platform for every case here; the resources every case needs are
-    made before the first runs, then the platform settles (workouts, credits and analytics
-    have learnt every session and who trains whom)."""
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    scratch = ScratchDatabases(lambda name: servers.database_url(service_named(name)))
-    try:
-        async with (
-            running_platform(
-                kafka_bootstrap=servers.kafka_bootstrap,
-                topic_prefix=prefix,
-                database_for=scratch.migrated,
-                log_directory=tmp_path_factory.mktemp("access"),
-                tokens=identity.token,
-            ) as platform,
-            platform.http() as staff,
-        ):
-            world = World(platform, staff)
-            world.own_session = await world.book(A, T)
-            world.others_session = await world.book(B, U)
-            world.own_workout = await world.log(A, world.own_session, T, "completed")
-            world.others_workout = await world.log(B, world.others_session, U, "completed")
-            for route, role, target in CASES:
-                world.calls[case_id(route, role, target)] = await route.prepare(world, role, target)
-            await platform.settled(within=120)
-            yield Matrix(world, platform, identity)
-    finally:
-        scratch.drop_all()
+    """The resources every case needs, made before the first runs; then the platform
+    settles (workouts, credits and analytics have learnt every session and who trains
+    whom)."""
+    platform = module_platform
+    async with platform.http() as staff:
+        world = World(platform, staff)
+        world.own_session = await world.book(A, T)
+        world.others_session = await world.book(B, U)
+        world.own_workout = await world.log(A, world.own_session, T, "completed")
+        world.others_workout = await world.log(B, world.others_session, U, "completed")
+        for route, role, target in CASES:
+            world.calls[case_id(route, role, target)] = await route.prepare(world, role, target)
+        await platform.settled(within=120)
+        yield Matrix(world, platform, identity)
 
 
 # --- the matrix ------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.events import EVENT_TYPES, EventPayload
+from contracts.events import EVENT_TYPES, MAX_KEY_LENGTH, STORABLE, EventPayload
 from contracts.topics import Topic, topic_for_event
 
 CONTENT_TYPE = "application/cloudevents+json"
+#: A producer's name (`/swanstudios/credits`, `/platform/kiosk`): a URI reference.
+MAX_SOURCE_LENGTH = 500
 CONTENT_TYPE_HEADER = "content-type"
 
 P = TypeVar("P", bound=EventPayload)
@@ -38,13 +40,14 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     specversion: Literal["1.0"]
-    id: Annotated[str, Field(min_length=1)]
-    source: Annotated[str, Field(min_length=1)]
-    type: Annotated[str, Field(min_length=1)]
+    #: Bounded: every consumer remembers it, for good, in `processed_events`.
+    id: Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), STORABLE]
+    source: Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_LENGTH), STORABLE]
+    type: Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
     time: AwareDatetime | None = None
-    subject: str | None = None
-    datacontenttype: str | None = "application/json"
-    dataversion: str = "1"
+    subject: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] | None = None
+    datacontenttype: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] | None = "application/json"
+    dataversion: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] = "1"
     data: dict[str, Any]
 
 

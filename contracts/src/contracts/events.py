@@ -15,6 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
@@ -22,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 #: The largest id any consumer can store: a signed 64-bit integer (PostgreSQL's bigint,
 #: Java's long). A larger one names nothing real, and is refused where records are parsed.
@@ -29,6 +33,68 @@ MAX_ID = 2**63 - 1
 
 #: Integer ids of clients, trainers and sessions (database serials, so never zero or below).
 Id = Annotated[int, Field(gt=0, le=MAX_ID)]
+
+# Limits: the services' APIs take no more, and no event may carry more, so that nothing a
+# producer sends can overflow a column or bloat what consumers remember of it.
+#: The largest count a 32-bit column holds (credit balances, minutes, sets).
+MAX_INT32 = 2**31 - 1
+#: The most session credits one purchase or one grant gives (a staff grant's cap too).
+MAX_CREDITS_PER_GRANT = 1000
+MAX_TITLE_LENGTH = 200
+MAX_NAME_LENGTH = 200
+MAX_LOCATION_LENGTH = 200
+MAX_NOTES_LENGTH = 2000
+MAX_REASON_LENGTH = 500
+#: Why a deduction was refused: written by credits, naming the session and both parties.
+MAX_REJECTION_LENGTH = 1000
+#: Purchase ids, package names, event ids named in `causedBy`.
+MAX_KEY_LENGTH = 200
+MAX_EXERCISES = 100
+MAX_SETS_PER_EXERCISE = 50
+MAX_REPS = 1000
+#: In the client's own unit (kg or lb); the heaviest lifts on record stay well below.
+MAX_WEIGHT = 2000.0
+MAX_WORKOUT_MINUTES = 24 * 60
+MAX_INTENSITY = 10
+
+
+def storable_text(value: str) -> str:
+    """PostgreSQL's text holds neither NUL nor half of a surrogate pair: refused at the door
+    rather than failing on the insert."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which text cannot hold")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate, which is not Unicode text") from None
+    return value
+
+
+class _Storable:
+    """Marks text as storable (`storable_text`), after any length constraints before it;
+    the JSON Schema says so to producers that validate with it."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(storable_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = "^[^\\u0000]*$"
+        return json_schema
+
+
+#: Put after a text's length constraints: `Annotated[str, Field(max_length=9), STORABLE]`.
+STORABLE = _Storable()
+#: Text any service can store: no NUL, no lone surrogate.
+StorableText = Annotated[str, STORABLE]
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_LENGTH), STORABLE]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), STORABLE]
+Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH), STORABLE]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), STORABLE]
 
 
 class ContractModel(BaseModel):
@@ -70,9 +136,9 @@ class Balance(ContractModel):
     """A client's session credits. `remaining` may go below zero: a delivered session is
     always recorded, even when the package is used up."""
 
-    total: int
-    used: NonNegativeInt
-    remaining: int
+    total: Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32)]
+    used: Annotated[NonNegativeInt, Field(le=MAX_INT32)]
+    remaining: Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32)]
 
     @model_validator(mode="after")
     def _adds_up(self) -> Self:
@@ -91,9 +157,9 @@ class SessionBooked(EventPayload):
     user_id: Id
     trainer_id: Id
     session_date: AwareDatetime
-    duration: PositiveInt = 60
-    location: str | None = None
-    notes: str | None = None
+    duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
+    location: Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE] | None = None
+    notes: Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE] | None = None
 
 
 class SessionRescheduled(EventPayload):
@@ -110,7 +176,7 @@ class SessionStatusEvent(EventPayload):
     user_id: Id
     trainer_id: Id
     at: AwareDatetime
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class SessionStarted(SessionStatusEvent):
@@ -133,13 +199,15 @@ class SessionNoShow(SessionStatusEvent):
 
 
 class ExerciseSet(ContractModel):
-    reps: NonNegativeInt
-    weight: NonNegativeFloat | None = None
+    reps: Annotated[NonNegativeInt, Field(le=MAX_REPS)]
+    weight: Annotated[NonNegativeFloat, Field(le=MAX_WEIGHT)] | None = None
 
 
 class Exercise(ContractModel):
-    name: Annotated[str, Field(min_length=1)]
-    sets: list[ExerciseSet] = Field(default_factory=list)
+    name: Name
+    sets: Annotated[list[ExerciseSet], Field(max_length=MAX_SETS_PER_EXERCISE)] = Field(
+        default_factory=list
+    )
 
 
 class SessionLink(EventPayload):
@@ -193,16 +261,18 @@ class WorkoutLogged(SessionLink):
 
     workout_id: UUID
     user_id: Id
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Title
     date: AwareDatetime
-    duration: NonNegativeInt | None = None
-    intensity: NonNegativeInt | None = None
+    duration: Annotated[NonNegativeInt, Field(le=MAX_WORKOUT_MINUTES)] | None = None
+    intensity: Annotated[NonNegativeInt, Field(le=MAX_INTENSITY)] | None = None
     status: WorkoutStatus
-    exercises: list[Exercise] = Field(default_factory=list)
+    exercises: Annotated[list[Exercise], Field(max_length=MAX_EXERCISES)] = Field(
+        default_factory=list
+    )
     total_weight: NonNegativeFloat = 0.0
-    total_reps: NonNegativeInt = 0
-    total_sets: NonNegativeInt = 0
-    experience_points: NonNegativeInt = 0
+    total_reps: Annotated[NonNegativeInt, Field(le=MAX_ID)] = 0
+    total_sets: Annotated[NonNegativeInt, Field(le=MAX_INT32)] = 0
+    experience_points: Annotated[NonNegativeInt, Field(le=MAX_ID)] = 0
 
 
 class WorkoutStatusChanged(SessionLink):
@@ -220,10 +290,10 @@ class WorkoutStatusChanged(SessionLink):
 class PackagePurchased(EventPayload):
     event_type: ClassVar[str] = "PackagePurchased"
 
-    purchase_id: Annotated[str, Field(min_length=1, max_length=200)]
+    purchase_id: Key
     user_id: Id
-    sessions: PositiveInt
-    package_name: str | None = None
+    sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
+    package_name: Annotated[str, Field(max_length=MAX_NAME_LENGTH), STORABLE] | None = None
     purchased_at: AwareDatetime
 
 
@@ -234,12 +304,12 @@ class CreditsGranted(EventPayload):
     event_type: ClassVar[str] = "CreditsGranted"
 
     user_id: Id
-    amount: PositiveInt
-    purchase_id: str | None = None
-    reason: str | None = None
+    amount: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
+    purchase_id: Key | None = None
+    reason: Reason | None = None
     balance: Balance
     #: The id of the event that caused it (absent for a grant by staff).
-    caused_by: str | None = None
+    caused_by: Key | None = None
 
 
 class SessionCreditDeducted(EventPayload):
@@ -252,7 +322,7 @@ class SessionCreditDeducted(EventPayload):
     cause: Literal["workout-logged", "session-completed"]
     balance: Balance
     #: The id of the event that caused it: the workout's event, or the completion's.
-    caused_by: str | None = None
+    caused_by: Key | None = None
 
 
 class SessionCreditRestored(EventPayload):
@@ -260,10 +330,10 @@ class SessionCreditRestored(EventPayload):
 
     user_id: Id
     session_id: Id
-    reason: str
+    reason: Reason
     balance: Balance
     #: The id of the event that caused it: the session's cancellation or no-show.
-    caused_by: str | None = None
+    caused_by: Key | None = None
 
 
 class CreditDeductionRejected(EventPayload):
@@ -272,7 +342,7 @@ class CreditDeductionRejected(EventPayload):
     user_id: Id
     session_id: Id
     workout_id: UUID | None = None
-    reason: str
+    reason: Annotated[str, Field(max_length=MAX_REJECTION_LENGTH), STORABLE]
 
 
 # --- analytics.session-usage ------------------------------------------------------------

@@ -30,6 +30,11 @@ class Service:
         return self.env_prefix + "HTTP_PORT"
 
     @property
+    def event_source(self) -> str:
+        """The CloudEvents `source` of everything this service publishes."""
+        return f"/swanstudios/{self.name}"
+
+    @property
     def database(self) -> str:
         """Database name, and the name of the role that owns it."""
         return self.name

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from contracts.services import CREDITS
+
 DEAD_LETTER_SUFFIX = ".dlq"
 
 #: Partitions per topic. Enough for a few replicas of a service to share the load on one
@@ -27,6 +29,10 @@ class Topic:
     event_types: tuple[str, ...]
     config: dict[str, str] = field(default_factory=dict)
     partitions: int = DEFAULT_PARTITIONS
+    #: The only `source` its events may have, where a forged event would be worst: credits
+    #: records any entry that appears on its own ledger topic. Consumers refuse the others,
+    #: whatever the broker let through (on every topic, its ACLs say who may write).
+    sole_source: str | None = None
 
     def with_prefix(self, prefix: str) -> Topic:
         """The same topic in a namespace: isolated copies of the platform share a broker by
@@ -42,6 +48,7 @@ class Topic:
             event_types=self.event_types,
             config=dict(_FOREVER),
             partitions=self.partitions,
+            sole_source=self.sole_source,
         )
 
 
@@ -80,6 +87,7 @@ CREDITS_LEDGER = Topic(
         "CreditDeductionRejected",
     ),
     config=_FOREVER,
+    sole_source=CREDITS.event_source,
 )
 SESSION_USAGE = Topic(
     name="analytics.session-usage",

@@ -409,7 +409,15 @@ def redrive_lines(report: RedriveReport) -> list[str]:
         f"{letter.origin_topic or '(none)'} is not a topic on the broker; left where it is"
         for letter in report.unroutable
     ]
+    lines += [
+        f"refused {report.topic} {letter.partition}@{letter.offset}: its dlq-topic header "
+        f"names {letter.origin_topic}, but a letter of {report.topic} can only go back to "
+        f"{report.topic.removesuffix('.dlq')}; left where it is"
+        for letter in report.misrouted
+    ]
     counts = [f"{len(report.redriven)} {verb}"]
+    if report.misrouted:
+        counts.append(f"{len(report.misrouted)} refused (naming another topic)")
     if report.same_record:
         counts.append(f"{len(report.same_record)} of another consumer for a record sent anyway")
     if report.earlier:

@@ -318,6 +318,9 @@ class RedriveReport:
     not_selected: int = 0
     #: Naming no origin topic that exists; left where they are.
     unroutable: list[DeadLetter] = field(default_factory=list)
+    #: Naming another origin than the topic this dead-letter topic is the twin of: a
+    #: planted letter would otherwise reach any topic (credits' ledger, say). Never sent.
+    misrouted: list[DeadLetter] = field(default_factory=list)
     #: Left for the next run: too many scattered letters to remember in one commit.
     deferred: int = 0
 
@@ -331,18 +334,18 @@ async def redrive(
     dry_run: bool = False,
 ) -> RedriveReport:
     """Publish the selected letters of `topic`'s `.dlq` twin that were not redriven before
-    to their origin topics, and remember them (unless `dry_run`)."""
+    back to `topic` (the only origin a letter there can have), and remember them (unless
+    `dry_run`)."""
     selection = selection or Selection(prefix=prefix)
     dlq = dead_letter_topic(topic, prefix)
+    twin = dlq.removesuffix(DEAD_LETTER_SUFFIX)
     group = redrive_group(dlq, prefix)
     async with groups.kafka_admin(bootstrap) as admin:
         earliest = await _partitions_and_earliest(admin, bootstrap, dlq)
         states = await _states(admin, group, earliest)
         letters, _ = await _read(bootstrap, dlq, {tp: s.watermark for tp, s in states.items()})
-        origins = {o for o in (letter.origin_topic for letter in letters) if o is not None}
         origin_partitions = {
-            name: {tp.partition for tp in await groups.partitions_of(admin, [name])}
-            for name in origins
+            twin: {tp.partition for tp in await groups.partitions_of(admin, [twin])}
         }
     # Everything before a watermark was dealt with by earlier runs (a .dlq topic is never
     # compacted, so its offsets count its letters).
@@ -362,7 +365,10 @@ async def redrive(
         if not selection.matches(letter):
             report.not_selected += 1
             continue
-        if letter.origin is None or not origin_partitions.get(letter.origin_topic or ""):
+        if letter.origin_topic is not None and letter.origin_topic != twin:
+            report.misrouted.append(letter)
+            continue
+        if letter.origin is None or not origin_partitions[twin]:
             report.unroutable.append(letter)
             continue
         if tp in full or len(state.with_done(done[tp] | {letter.offset}).metadata) > MAX_METADATA:

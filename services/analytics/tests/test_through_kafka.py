@@ -86,7 +86,9 @@ async def publish(bootstrap: str, prefix: str, steps: list[Step]) -> None:
     await producer.start()
     try:
         for event_id, time, payload in steps:
-            event = build_event(payload, source="/tests", event_id=event_id, time=time)
+            # As their producers send them: the ledger's events only ever come from credits.
+            source = contract_topic_of(payload).sole_source or "/tests"
+            event = build_event(payload, source=source, event_id=event_id, time=time)
             await producer.send_and_wait(
                 prefix + contract_topic_of(payload).name,
                 value=encode(event),

@@ -92,10 +92,10 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def publish(producer: AIOKafkaProducer, topic: Topic, payload: EventPayload) -> None:
-    """Publish as another platform service would."""
+    """Publish as another platform service would (and the ledger's events as credits)."""
     await producer.send_and_wait(
         topic.name,
-        value=encode(build_event(payload, source=KIOSK)),
+        value=encode(build_event(payload, source=topic.sole_source or KIOSK)),
         key=partition_key(payload),
         headers=record_headers(),
     )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, text
 
+from contracts.events import Balance as ContractBalance
 from contracts.events import (
     CreditDeductionRejected,
     CreditsGranted,
@@ -492,3 +493,29 @@ async def test_without_its_history_a_rebuild_would_attribute_by_arrival(
         await rebuilt.consumer.process(consumed(payload, event_id=event_id))
     [deducted] = await announced(rebuilt, SessionCreditDeducted)
     assert (deducted.cause, deducted.caused_by) == ("session-completed", "done")
+
+
+@pytest.mark.parametrize("source", ["/platform/forger", "/swanstudios/credits-replica"])
+async def test_a_ledger_event_credits_did_not_write_is_dead_lettered_and_grants_nothing(
+    deliver: Deliver,
+    api: AsyncClient,
+    dead_letters: RecordingDeadLetters,
+    runtime: ServiceRuntime,
+    source: str,
+) -> None:
+    """Credits records what appears on its own ledger topic (that is how a rebuild gets the
+    ledger back): only what it wrote itself."""
+    ledger = runtime.settings.kafka_topic_prefix + "credits.ledger"
+    forged = CreditsGranted(
+        user_id=CLIENT,
+        amount=1000,
+        reason="free credits",
+        balance=ContractBalance(total=1000, used=0, remaining=1000),
+    )
+
+    assert await deliver(forged, source=source) is Outcome.DEAD_LETTERED
+
+    assert dead_letters.reasons == [
+        f"CreditsGranted from {source}: only /swanstudios/credits writes {ledger}"
+    ]
+    assert await balance(api) == (0, 0, 0)

@@ -90,6 +90,10 @@ _INVALID_KINDS: tuple[tuple[type[InvalidEvent], str], ...] = (
 )
 
 
+#: The reason kind of an event on a topic its source does not write.
+FOREIGN_SOURCE = "foreign-source"
+
+
 def _reason_kind(invalid: InvalidEvent) -> str:
     for kind, name in _INVALID_KINDS:
         if isinstance(invalid, kind):
@@ -188,6 +192,8 @@ class IdempotentConsumer:
     #: (duplicates left out): a service that works set-wise loads what the batch needs on
     #: the way in and writes all it decided on the way out (credits does).
     around_batch: BatchScope = field(default=lambda session, events: _NO_SCOPE)
+    #: Topic (as subscribed) -> the only `source` its events may have (`Topic.sole_source`).
+    sole_sources: dict[str, str] = field(default_factory=dict)
     _handlers: dict[str, tuple[type[EventPayload], Handler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
@@ -307,6 +313,13 @@ class IdempotentConsumer:
             item.envelope = envelope = parse_envelope(record.value or b"")
         except InvalidEvent as invalid:
             item.dead = (invalid.reason, _reason_kind(invalid))
+            return item
+        sole_source = self.sole_sources.get(record.topic)
+        if sole_source is not None and envelope.source != sole_source:
+            item.dead = (
+                f"{envelope.type} from {envelope.source}: only {sole_source} writes {record.topic}",
+                FOREIGN_SOURCE,
+            )
             return item
         registered = self._handlers.get(envelope.type)
         if registered is None:

@@ -51,7 +51,7 @@ from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
 from servicekit.health import health_router
 from servicekit.history import read_history
-from servicekit.http import RequestContext, refuse_invalid_request
+from servicekit.http import BodySizeLimit, RequestContext, refuse_invalid_request
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, PartitionLag, ScrapeTimeState, metrics_router
 from servicekit.outbox import Outbox, OutboxRelay
@@ -130,6 +130,8 @@ class ServiceRuntime:
         self._subscribers.append(subscriber)
         for name, topic in zip(names, topics, strict=True):
             self._subscribed[name] = topic
+            if topic.sole_source is not None:
+                self.consumer.sole_sources[name] = topic.sole_source
             declare_dead_letters(self.broker, name=name, service=self.settings.service_name)
         consumer = self.consumer
 
@@ -177,6 +179,7 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)
+        app.add_middleware(BodySizeLimit, max_bytes=self.settings.http_max_body_bytes)
         app.add_middleware(RequestContext)
         app.include_router(
             health_router(

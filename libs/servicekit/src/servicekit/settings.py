@@ -43,6 +43,8 @@ class ServiceSettings(BaseSettings):
     database_url: str
     http_host: str = "127.0.0.1"
     http_port: PositiveInt
+    #: A request body larger than this is refused (413) before it is read.
+    http_max_body_bytes: PositiveInt = 1024 * 1024
     #: Connections per process: enough for requests, consumers and the outbox relay on a
     #: 2-core box, without exhausting PostgreSQL when several replicas run.
     database_pool_size: PositiveInt = 10
@@ -92,4 +94,4 @@ class ServiceSettings(BaseSettings):
     @property
     def event_source(self) -> str:
         """The CloudEvents `source` of everything this service publishes."""
-        return f"/swanstudios/{self.service.name}"
+        return self.service.event_source

@@ -125,12 +125,14 @@ def consumed(
     payload: EventPayload,
     *,
     event_id: str | None = None,
-    source: str = "/tests",
+    source: str | None = None,
     time: datetime | None = None,
     topic_prefix: str = "",
     offset: int = 0,
 ) -> ConsumedRecord:
     """A record as the consumer would receive it from the payload's topic (sent at `time`)."""
+    # By default from whoever may write the topic (credits, for its ledger), else the tests.
+    source = source or topic_of(payload).sole_source or "/tests"
     event = build_event(payload, source=source, event_id=event_id, time=time)
     return ConsumedRecord(
         topic=topic_prefix + topic_of(payload).name,

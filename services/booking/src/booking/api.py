@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
 
@@ -16,9 +16,6 @@ from booking.projection import Projection
 from booking.rules import (
     DEFAULT_DURATION,
     MAX_BOOKED_DURATION,
-    MAX_LOCATION_LENGTH,
-    MAX_NOTES_LENGTH,
-    MAX_REASON_LENGTH,
     BookingRuleBroken,
     ChangeRefused,
     NotPermitted,
@@ -26,9 +23,15 @@ from booking.rules import (
     SessionNotFound,
     SessionStatus,
     check_moment,
-    check_text,
 )
-from contracts.events import MAX_ID, ContractModel
+from contracts.events import (
+    MAX_ID,
+    MAX_LOCATION_LENGTH,
+    MAX_NOTES_LENGTH,
+    MAX_REASON_LENGTH,
+    STORABLE,
+    ContractModel,
+)
 from servicekit.auth import CallerDep
 from servicekit.runtime import ServiceRuntime
 
@@ -37,7 +40,9 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
 #: Far beyond any real listing, and well inside PostgreSQL's bigint OFFSET.
-MAX_OFFSET = 2**31 - 1
+#: Deeper pages go by `after` (the last session of the page before): an offset makes the
+#: database walk every row before it.
+MAX_OFFSET = 10_000
 
 
 def _rfc3339_text(value: object) -> object:
@@ -55,25 +60,15 @@ def _storable_moment(value: datetime) -> datetime:
     return value
 
 
-def _storable_text(value: str) -> str:
-    try:
-        check_text("text", value)
-    except NotStorable as error:
-        raise ValueError(error.reason) from None
-    return value
-
-
 EntityId = Annotated[int, Strict(), Field(gt=0, le=MAX_ID)]
 SessionDate = Annotated[
     AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable_moment)
 ]
 
 
-Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), AfterValidator(_storable_text)]
-Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), AfterValidator(_storable_text)]
-Reason = Annotated[
-    str, Field(min_length=1, max_length=MAX_REASON_LENGTH), AfterValidator(_storable_text)
-]
+Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE]
+Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE]
+Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
 
 
 class BookingRequest(ContractModel):
@@ -179,7 +174,11 @@ async def get_session(session_id: SessionId, caller: CallerDep, request: Request
     return Session.of(found)
 
 
-@router.get("", response_model=list[Session])
+@router.get(
+    "",
+    response_model=list[Session],
+    responses={422: {"description": "Invalid, or `after` names no session of this list"}},
+)
 async def list_sessions(
     request: Request,
     caller: CallerDep,
@@ -188,20 +187,31 @@ async def list_sessions(
     session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(gt=0, le=MAX_PAGE)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    after: Annotated[
+        int | None,
+        Query(gt=0, le=MAX_ID, description="The id of the last session of the page before"),
+    ] = None,
 ) -> list[Session]:
     """The sessions matching every filter given, among those the caller may see: a client's
-    own, a trainer's those they train, whatever the query asks."""
+    own, a trainer's those they train, whatever the query asks. Page with `limit` and
+    `after`."""
     runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        found = await Projection(session).search(
-            user_id=user_id,
-            trainer_id=trainer_id,
-            status=session_status,
-            limit=limit,
-            offset=offset,
-            visible_to=caller,
-        )
-        return [Session.of(each) for each in found]
+    try:
+        async with runtime.database.sessions() as session:
+            found = await Projection(session).search(
+                user_id=user_id,
+                trainer_id=trainer_id,
+                status=session_status,
+                limit=limit,
+                offset=offset,
+                after=after,
+                visible_to=caller,
+            )
+            return [Session.of(each) for each in found]
+    except SessionNotFound:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"after: no session {after} in this list"
+        ) from None
 
 
 @router.patch(

@@ -34,13 +34,7 @@ REPORTED_SKIPS = frozenset({(SessionStatus.SCHEDULED, SessionStatus.COMPLETED)})
 DEFAULT_DURATION = 60
 #: The longest session the booking API takes, in minutes: a whole working day and then some.
 MAX_BOOKED_DURATION = 600
-MAX_LOCATION_LENGTH = 200
-MAX_NOTES_LENGTH = 2000
-MAX_REASON_LENGTH = 500
 
-#: Other services may book longer sessions than the API does; the store holds any duration
-#: that fits PostgreSQL's integer.
-MAX_STORED_DURATION = 2**31 - 1
 #: Moments outside this window are certainly wrong, and far enough from the ends of what
 #: PostgreSQL and Python can represent that every time zone converts them safely.
 EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
@@ -120,20 +114,9 @@ def client_and_trainer_mismatch(
     )
 
 
-def check_duration(minutes: int) -> None:
-    if minutes > MAX_STORED_DURATION:
-        raise NotStorable(f"duration {minutes} is out of range (at most {MAX_STORED_DURATION})")
-
-
 def check_moment(name: str, moment: datetime) -> None:
     if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
         raise NotStorable(
             f"{name} {moment.isoformat()} is out of range "
             f"({EARLIEST_MOMENT.year} to {LATEST_MOMENT.year - 1})"
         )
-
-
-def check_text(name: str, value: str | None) -> None:
-    # PostgreSQL text cannot hold NUL; saying so beats failing on the insert.
-    if value is not None and "\x00" in value:
-        raise NotStorable(f"{name} contains a NUL character")

@@ -7,14 +7,18 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from pydantic import Field, PositiveInt
-from sqlalchemy import func, select
 
-from contracts.events import MAX_ID, ContractModel
+from contracts.events import (
+    MAX_CREDITS_PER_GRANT,
+    MAX_ID,
+    MAX_REASON_LENGTH,
+    STORABLE,
+    ContractModel,
+)
 from credits.access import GRANT_RULE, trains
-from credits.ledger import STAFF_GRANT, Scope, balance_of, ledger_for
-from credits.models import LedgerEntry
+from credits.ledger import STAFF_GRANT, Scope, UnknownCursor, balance_of, ledger_for, ledger_page
 from servicekit.auth import CallerDep, forbidden, require_client_records
 from servicekit.runtime import ServiceRuntime
 
@@ -48,8 +52,8 @@ class LedgerLine(ContractModel):
 
 
 class GrantRequest(ContractModel):
-    sessions: Annotated[PositiveInt, Field(le=1000, description="Credits to add")]
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT, description="Credits to add")]
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -69,22 +73,39 @@ async def get_balance(user_id: UserId, caller: CallerDep, request: Request) -> C
     return CreditBalance(user_id=user_id, **balance.model_dump())
 
 
-@router.get("/{user_id}/ledger", response_model=list[LedgerLine])
-async def get_ledger(user_id: UserId, caller: CallerDep, request: Request) -> list[LedgerLine]:
-    """Readable by whoever may read the balance it explains."""
+DEFAULT_LEDGER_PAGE = 100
+MAX_LEDGER_PAGE = 1000
+
+
+@router.get(
+    "/{user_id}/ledger",
+    response_model=list[LedgerLine],
+    responses={422: {"description": "Invalid, or `after` names no entry of this ledger"}},
+)
+async def get_ledger(
+    user_id: UserId,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    after: Annotated[
+        uuid.UUID | None,
+        Query(description="The `id` of the last entry of the page before: the next page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LEDGER_PAGE)] = DEFAULT_LEDGER_PAGE,
+) -> list[LedgerLine]:
+    """The entries that explain the balance, oldest first, a page at a time. When more
+    follow, the `Link` header names the next page (`rel="next"`). Readable by whoever may
+    read the balance."""
     runtime = _runtime(request)
-    remaining_after = func.sum(LedgerEntry.amount).over(order_by=LedgerEntry.seq)
-    query = (
-        select(LedgerEntry, remaining_after.label("remaining_after"))
-        .where(LedgerEntry.user_id == user_id)
-        .order_by(LedgerEntry.seq)
-    )
     async with runtime.database.sessions() as session:
         await require_client_records(
             caller, user_id, trains=partial(trains, session), what="ledger"
         )
-        rows = (await session.execute(query)).all()
-    return [
+        try:
+            page = await ledger_page(session, user_id, after=after, limit=limit)
+        except UnknownCursor as unknown:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from None
+    lines = [
         LedgerLine(
             id=entry.id,
             kind=entry.kind,
@@ -99,8 +120,12 @@ async def get_ledger(user_id: UserId, caller: CallerDep, request: Request) -> li
             recorded_at=entry.recorded_at,
             remaining_after=remaining,
         )
-        for entry, remaining in rows
+        for entry, remaining in page.entries
     ]
+    if page.more:
+        following = request.url.include_query_params(after=str(lines[-1].id), limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return lines
 
 
 @router.post("/{user_id}/grants", status_code=status.HTTP_201_CREATED, response_model=CreditBalance)

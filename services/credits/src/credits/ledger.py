@@ -20,9 +20,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from contracts import events
 from contracts.envelope import Event
@@ -599,3 +600,48 @@ async def balance_of(session: AsyncSession, user_id: int) -> events.Balance:
     if row is None:
         return events.Balance(total=0, used=0, remaining=0)
     return events.Balance(total=row.total, used=row.used, remaining=row.remaining)
+
+
+class UnknownCursor(LookupError):
+    """A page asked for after an entry that is not in this client's ledger."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    #: Entries with the balance's `remaining` right after each, oldest first.
+    entries: list[tuple[LedgerEntry, int]]
+    #: Whether entries come after the last of this page.
+    more: bool
+
+
+async def ledger_page(
+    session: AsyncSession, user_id: int, *, after: uuid.UUID | None, limit: int
+) -> LedgerPage:
+    """Up to `limit` entries of a client's ledger after the entry `after` (from the first
+    when None), oldest first. Each page costs its own rows, not the history before it: the
+    balance before the page is one sum over the index."""
+    entries = LedgerEntry.__table__.c
+    mine = entries.user_id == user_id
+    start, before = 0, 0
+    if after is not None:
+        found = await session.scalar(select(entries.seq).where(mine, entries.id == after))
+        if found is None:
+            raise UnknownCursor(f"no entry {after} in the ledger of client {user_id}")
+        start = found
+        before = (
+            await session.scalar(
+                select(func.coalesce(func.sum(entries.amount), 0)).where(mine, entries.seq <= start)
+            )
+            or 0
+        )
+    page = (
+        select(LedgerEntry)
+        .where(mine, entries.seq > start)
+        .order_by(entries.seq)
+        .limit(limit + 1)
+        .subquery()
+    )
+    entry = aliased(LedgerEntry, page)
+    remaining_after = before + func.sum(page.c.amount).over(order_by=page.c.seq)
+    rows = (await session.execute(select(entry, remaining_after).order_by(page.c.seq))).all()
+    return LedgerPage([(row[0], int(row[1])) for row in rows[:limit]], more=len(rows) > limit)

@@ -14,7 +14,16 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from contracts.events import (
+    MAX_EXERCISES,
     MAX_ID,
+    MAX_INTENSITY,
+    MAX_NAME_LENGTH,
+    MAX_REPS,
+    MAX_SETS_PER_EXERCISE,
+    MAX_TITLE_LENGTH,
+    MAX_WEIGHT,
+    MAX_WORKOUT_MINUTES,
+    STORABLE,
     ContractModel,
     Exercise,
     ExerciseSet,
@@ -36,17 +45,22 @@ from workouts.rules import (
 
 router = APIRouter(prefix="/api/workout/sessions", tags=["workout sessions"])
 
-MAX_EXERCISES = 100
-MAX_SETS_PER_EXERCISE = 50
-MAX_REPS = 1000
-#: In the client's own unit (kg or lb); the heaviest lifts on record stay well below.
-MAX_WEIGHT = 2000.0
-MAX_DURATION_MINUTES = 24 * 60
 MAX_PAGE = 100
-MAX_OFFSET = 100_000
+#: Deeper pages go by `after` (the last workout of the page before): an offset makes the
+#: database walk every row before it.
+MAX_OFFSET = 10_000
 
 IdValue = Annotated[int, Field(gt=0, le=MAX_ID)]
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_LENGTH),
+    STORABLE,
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    STORABLE,
+]
 WorkoutId = Annotated[uuid.UUID, Path(description="The workout session's id")]
 
 
@@ -58,7 +72,7 @@ class SetInput(ContractModel):
 
 
 class ExerciseInput(ContractModel):
-    name: Text200
+    name: Name
     sets: Annotated[list[SetInput], Field(max_length=MAX_SETS_PER_EXERCISE)] = Field(
         default_factory=list
     )
@@ -76,14 +90,16 @@ class LogWorkoutRequest(SessionLink):
     user_id: IdValue
     session_id: IdValue | None = None
     trainer_id: IdValue | None = None
-    title: Text200
+    title: Title
     date: Annotated[
         AwareDatetime | None, Field(description="RFC 3339 with a zone; default now")
     ] = None
-    duration: Annotated[int | None, Field(ge=1, le=MAX_DURATION_MINUTES, description="Minutes")] = (
+    duration: Annotated[int | None, Field(ge=1, le=MAX_WORKOUT_MINUTES, description="Minutes")] = (
         None
     )
-    intensity: Annotated[int | None, Field(ge=1, le=10, description="1 (easy) to 10 (max)")] = None
+    intensity: Annotated[
+        int | None, Field(ge=1, le=MAX_INTENSITY, description="1 (easy) to 10 (max)")
+    ] = None
     status: WorkoutStatus = WorkoutStatus.COMPLETED
     exercises: Annotated[list[ExerciseInput], Field(max_length=MAX_EXERCISES)] = Field(
         default_factory=list
@@ -271,7 +287,11 @@ async def get_workout(workout_id: WorkoutId, caller: CallerDep, request: Request
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
 
 
-@router.get("", response_model=list[WorkoutSession])
+@router.get(
+    "",
+    response_model=list[WorkoutSession],
+    responses={422: {"description": "Invalid, or `after` names no workout of this list"}},
+)
 async def list_workouts(
     request: Request,
     caller: CallerDep,
@@ -280,20 +300,30 @@ async def list_workouts(
     session_type: Annotated[SessionType | None, Query(alias="sessionType")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    after: Annotated[
+        uuid.UUID | None, Query(description="The id of the last workout of the page before")
+    ] = None,
 ) -> list[WorkoutSession]:
     """A client's workout sessions, newest first, among those the caller may read: a
-    client's own, a trainer's own and those of the sessions they train."""
+    client's own, a trainer's own and those of the sessions they train. Page with `limit`
+    and `after`."""
     runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        rows = await Logbook(session, runtime.outbox, runtime.consumer).workouts_of(
-            user_id,
-            limit=limit,
-            offset=offset,
-            status=status_filter,
-            session_type=session_type,
-            visible_to=caller,
-        )
-        return [WorkoutSession.of(row) for row in rows]
+    try:
+        async with runtime.database.sessions() as session:
+            rows = await Logbook(session, runtime.outbox, runtime.consumer).workouts_of(
+                user_id,
+                limit=limit,
+                offset=offset,
+                after=after,
+                status=status_filter,
+                session_type=session_type,
+                visible_to=caller,
+            )
+            return [WorkoutSession.of(row) for row in rows]
+    except WorkoutNotFound:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"after: no workout {after} in this list"
+        ) from None
 
 
 @router.patch(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, text
+from sqlalchemy import ColumnElement, exists, false, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -198,14 +198,30 @@ class Logbook:
         *,
         limit: int,
         offset: int = 0,
+        after: uuid.UUID | None = None,
         status: WorkoutStatus | None = None,
         session_type: SessionType | None = None,
         visible_to: Caller | None = None,
     ) -> list[WorkoutRow]:
-        """A client's workouts, newest first; only those `visible_to` may read."""
+        """A client's workouts, newest first, those after the workout `after` when given
+        (`WorkoutNotFound` when it is not one of theirs the caller may read); only those
+        `visible_to` may read."""
         query = select(WorkoutRow).where(WorkoutRow.user_id == user_id)
         if visible_to is not None and not visible_to.sees_everything:
             query = query.where(_readable_by(visible_to))
+        if after is not None:
+            cursor = (
+                await self.session.execute(
+                    query.with_only_columns(
+                        WorkoutRow.date, WorkoutRow.created_at, WorkoutRow.id
+                    ).where(WorkoutRow.id == after)
+                )
+            ).one_or_none()
+            if cursor is None:
+                raise WorkoutNotFound(after)
+            query = query.where(
+                tuple_(WorkoutRow.date, WorkoutRow.created_at, WorkoutRow.id) < tuple_(*cursor)
+            )
         if status is not None:
             query = query.where(WorkoutRow.status == status)
         if session_type is not None:
