@@ -35,10 +35,13 @@ import ops
 from contracts.events import EventPayload
 from contracts.identity import AUTH_AUDIENCE_ENV, AUTH_ISSUER_ENV, AUTH_JWKS_FILE_ENV, Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
-from ops.databases import drop_database
+from ops.databases import database_name, drop_database
 from ops.identity import LocalIdentity
+from ops.local.config import config_from_env
+from ops.local.paths import Paths
+from ops.local.secrets import use_local_passwords
 from servicekit.consumer import Outcome
-from servicekit.db import libpq_url
+from servicekit.db import Database, libpq_url
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import (
     Deliver,
@@ -55,14 +58,29 @@ ROOT = Path(__file__).resolve().parent
 
 @dataclass(frozen=True, slots=True)
 class Servers:
-    """Where the tests' Kafka and PostgreSQL are. Each service's role may create databases."""
+    """Where the tests' Kafka and PostgreSQL are: each service's database as its runtime
+    role reaches it, and as its owner (who may create databases: the tests make scratch
+    ones beside it)."""
 
     kafka_bootstrap: str
     database_urls: dict[str, str]
+    owner_urls: dict[str, str]
     origin: str
 
     def database_url(self, service: Service) -> str:
         return self.database_urls[service.name]
+
+    def owner_url(self, service: Service) -> str:
+        return self.owner_urls[service.name]
+
+    def owner_of(self, service_name: str, url: str) -> str:
+        """The owner's URL of the database `url` names (a scratch one beside the service's)."""
+        return on_database(self.owner_urls[service_name], database_name(url))
+
+
+def on_database(url: str, database: str) -> str:
+    """`url`, naming another database on the same server, as the same role."""
+    return url.rsplit("/", 1)[0] + "/" + database
 
 
 def _named_in_environment() -> bool:
@@ -85,13 +103,14 @@ def _local_servers() -> Servers:
     """Start (or reuse) the local Kafka and PostgreSQL of `make up`, honouring the env."""
     ops_command = Path(sys.executable).with_name("ops")
     subprocess.run([str(ops_command), "up", "--infra-only"], check=True, cwd=ROOT)
-    port = int(os.environ.get("LOCAL_POSTGRES_PORT", "5432"))
+    paths = Paths(ROOT)
+    # The local roles' passwords, for the tests and the services they start.
+    use_local_passwords(paths)
+    config = config_from_env(os.environ, paths)
     return Servers(
-        kafka_bootstrap=os.environ.get(KAFKA_BOOTSTRAP_ENV, "127.0.0.1:9092"),
-        database_urls={
-            s.name: os.environ.get(s.database_url_env, s.default_database_url(port=port))
-            for s in SERVICES
-        },
+        kafka_bootstrap=config.kafka.bootstrap,
+        database_urls={db.service.name: db.url for db in config.databases},
+        owner_urls={db.service.name: db.owner_url for db in config.databases},
         origin="environment" if _named_in_environment() else "local processes",
     )
 
@@ -101,18 +120,23 @@ def _container_servers(stack: ExitStack) -> Servers:
     from testcontainers.community.postgres import PostgresContainer
 
     from ops.local.postgres import create_service_roles
+    from ops.local.secrets import RolePasswords, new_password
     from ops.local.topics import create_topics
 
     kafka = stack.enter_context(KafkaContainer().with_kraft())
     postgres = stack.enter_context(PostgresContainer("postgres:17", driver=None))
-    admin_url = postgres.get_connection_url()
-    create_service_roles(admin_url)
+    passwords = {s.name: RolePasswords(new_password(), new_password()) for s in SERVICES}
+    create_service_roles(postgres.get_connection_url(), passwords)
     asyncio.run(create_topics(kafka.get_bootstrap_server()))
-    host = postgres.get_container_host_ip()
-    port = int(postgres.get_exposed_port(5432))
+    at = f"{postgres.get_container_host_ip()}:{int(postgres.get_exposed_port(5432))}"
+
+    def url(role: str, password: str, service: Service) -> str:
+        return f"postgresql+psycopg://{role}:{password}@{at}/{service.database}"
+
     return Servers(
         kafka_bootstrap=kafka.get_bootstrap_server(),
-        database_urls={s.name: s.default_database_url(host=host, port=port) for s in SERVICES},
+        database_urls={s.name: url(s.runtime_role, passwords[s.name].runtime, s) for s in SERVICES},
+        owner_urls={s.name: url(s.owner_role, passwords[s.name].owner, s) for s in SERVICES},
         origin="testcontainers",
     )
 
@@ -164,17 +188,18 @@ def _admin_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 @pytest.fixture
 def scratch_databases(servers: Servers) -> Iterator[Callable[[str], str]]:
-    """Creates empty databases of their own for one test, owned by a service's role (which
-    may create databases); returns their SQLAlchemy URLs and drops them afterwards."""
+    """Creates empty databases of their own for one test, owned by a service's owner role
+    (which may create databases); returns their SQLAlchemy URLs, as that owner, and drops
+    them afterwards."""
     created: list[tuple[str, str]] = []
 
     def create(service_name: str) -> str:
-        owner_url = servers.database_url(service_named(service_name))
+        owner_url = servers.owner_url(service_named(service_name))
         name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
         with _admin_connection(owner_url) as connection:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created.append((owner_url, name))
-        return owner_url.rsplit("/", 1)[0] + "/" + name
+        return on_database(owner_url, name)
 
     yield create
     for owner_url, name in created:
@@ -200,13 +225,18 @@ async def scratch_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def service_database(scratch_databases: Callable[[str], str]) -> Callable[[str], str]:
-    """Creates a scratch database for a service and runs its migrations up to head."""
+def service_database(
+    servers: Servers, scratch_databases: Callable[[str], str]
+) -> Callable[[str], str]:
+    """Creates a scratch database for a service and runs its migrations up to head, as its
+    owner; returns its URL as the service connects to it: with its runtime role."""
 
     def create(service_name: str) -> str:
-        url = scratch_databases(service_name)
-        migrate(ROOT / "services" / service_name, url)
-        return url
+        owner_url = scratch_databases(service_name)
+        migrate(ROOT / "services" / service_name, owner_url)
+        return on_database(
+            servers.database_url(service_named(service_name)), database_name(owner_url)
+        )
 
     return create
 
@@ -265,6 +295,18 @@ def app(make_app: Callable[[], FastAPI]) -> FastAPI:
 def runtime(app: FastAPI) -> ServiceRuntime:
     runtime: ServiceRuntime = app.state.runtime
     return runtime
+
+
+@pytest.fixture
+async def owner_database(
+    runtime: ServiceRuntime, servers: Servers, service_name: str
+) -> AsyncIterator[Database]:
+    """The service's database as its owner reaches it, for tests that start tables afresh
+    between rounds (TRUNCATE is the owner's alone, not the service's)."""
+    url = servers.owner_of(service_name, runtime.settings.database_url.get_secret_value())
+    database = Database(url)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import running_pid
+from ops.local.secrets import use_local_passwords
 from servicekit.db import libpq_url
 
 T = TypeVar("T")
@@ -112,6 +113,8 @@ class Platform:
 
 
 def find_platform() -> Platform:
+    # The local database roles' passwords, for this process and what it starts.
+    use_local_passwords(Paths(ROOT))
     return Platform(config_from_env(os.environ, Paths(ROOT)), operations.topic_prefix(os.environ))
 
 
@@ -162,21 +165,40 @@ def describe_backlog(left: dict[str, int]) -> str:
 # --- scratch databases ------------------------------------------------------------------
 
 
-def scratch_url(config: PlatformConfig, service: str, database: str) -> str:
-    """A database beside the service's own on the same server, for the same role."""
-    url = config.database_for(service_named(service)).url
-    return url.rsplit("/", 1)[0] + f"/{database}"
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A database beside a service's own on the same server, as each of its roles reaches
+    it: the owner (who creates and migrates it) and the runtime role (what runs on it)."""
+
+    service: str
+    url: str
+    owner_url: str
+
+    @classmethod
+    def beside(cls, config: PlatformConfig, service: str, database: str) -> ScratchDatabase:
+        own = config.database_for(service_named(service))
+
+        def on(url: str) -> str:
+            return url.rsplit("/", 1)[0] + f"/{database}"
+
+        return cls(service, on(own.url), on(own.owner_url))
 
 
 def prepare_database(
-    admin: databases.DatabaseAdmin, service: str, url: str, *, migrate: bool = True
+    admin: databases.DatabaseAdmin, scratch: ScratchDatabase, *, migrate: bool = True
 ) -> None:
-    """Create the database of `url` empty (dropping any old one), owned by `service`'s role,
-    with `service`'s migrations unless `migrate` is false."""
-    databases.check_admin(admin, service, url)
-    databases.recreate(admin, url)
+    """Create the scratch database empty (dropping any old one), owned by the service's
+    owner, with the service's migrations (its runtime role granted what it needs) unless
+    `migrate` is false."""
+    databases.check_admin(admin, scratch.service, scratch.owner_url)
+    databases.recreate(admin, scratch.owner_url)
     if migrate:
-        databases.migrate(Paths(ROOT).alembic_ini(service), url, service=service)
+        databases.migrate(
+            Paths(ROOT).alembic_ini(scratch.service),
+            scratch.owner_url,
+            service=scratch.service,
+            runtime_role=databases.role_name(scratch.url),
+        )
 
 
 def drop(admin: databases.DatabaseAdmin, url: str) -> None:

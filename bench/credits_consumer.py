@@ -43,10 +43,12 @@ def consumed(records: list[common.Record]) -> list[ConsumedRecord]:
 
 async def apply(platform: common.Platform, sessions: int, clients: int, batch_size: int) -> float:
     """Sessions per second for one batch size, on a scratch database of its own."""
-    url = common.scratch_url(platform.config, "credits", f"bench_alone_{uuid.uuid4().hex[:8]}")
+    scratch = common.ScratchDatabase.beside(
+        platform.config, "credits", f"bench_alone_{uuid.uuid4().hex[:8]}"
+    )
     admin = platform.admin("credits")
-    await asyncio.to_thread(common.prepare_database, admin, "credits", url)
-    database = Database(url, pool_size=2)
+    await asyncio.to_thread(common.prepare_database, admin, scratch)
+    database = Database(scratch.url, pool_size=2)
     try:
         consumer = IdempotentConsumer(
             name="credits", database=database, dead_letters=DiscardedDeadLetters()
@@ -61,7 +63,7 @@ async def apply(platform: common.Platform, sessions: int, clients: int, batch_si
         return sessions / (time.perf_counter() - began)
     finally:
         await database.dispose()
-        await asyncio.to_thread(common.drop, admin, url)
+        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
 
 
 async def bench(arguments: argparse.Namespace) -> list[dict[int, float]]:

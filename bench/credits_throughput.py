@@ -160,13 +160,13 @@ async def naive_consumption(
     one offset commit per record, in a plain aiokafka loop. Returns the records processed,
     the seconds it took and the count of each outcome."""
     suffix = uuid.uuid4().hex[:8]
-    url = common.scratch_url(platform.config, "credits", f"bench_naive_{suffix}")
+    scratch = common.ScratchDatabase.beside(platform.config, "credits", f"bench_naive_{suffix}")
     admin = platform.admin("credits")
     name = f"bench-naive-{suffix}"
-    database = Database(url, pool_size=2)
+    database = Database(scratch.url, pool_size=2)
     outcomes: dict[str, int] = {}
     try:
-        await asyncio.to_thread(common.prepare_database, admin, "credits", url)
+        await asyncio.to_thread(common.prepare_database, admin, scratch)
         consumer = IdempotentConsumer(
             name=name, database=database, dead_letters=DiscardedDeadLetters()
         )
@@ -196,7 +196,7 @@ async def naive_consumption(
             await kafka.stop()
     finally:
         await database.dispose()
-        await asyncio.to_thread(common.drop, admin, url)
+        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
     return processed, elapsed, outcomes
 
 

@@ -131,14 +131,17 @@ async def verify_in_process(platform: common.Platform) -> InProcess:
 @asynccontextmanager
 async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> AsyncIterator[str]:
     """Serve bench/bare_api.py on a free port against a scratch database (beside the
-    workouts database, owned by its role); yields the endpoint's URL. Both go at the end.
+    workouts database, as its owner: the endpoint creates its table); yields the endpoint's
+    URL. Both go at the end.
     `verify`: with the services' token verification, trusting the local identity provider."""
-    url = common.scratch_url(platform.config, "workouts", f"bench_bare_{uuid.uuid4().hex[:8]}")
+    scratch = common.ScratchDatabase.beside(
+        platform.config, "workouts", f"bench_bare_{uuid.uuid4().hex[:8]}"
+    )
     admin = platform.admin("workouts")
     port = common.free_port()
     log = platform.paths.log("bench-bare")
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "BENCH_BARE_DATABASE_URL": libpq_url(url)}
+    env = {**os.environ, "BENCH_BARE_DATABASE_URL": libpq_url(scratch.owner_url)}
     identity = platform.config.identity
     verifying = (
         ["--verify-with", str(identity.jwks_file), "--issuer", identity.issuer,
@@ -146,7 +149,7 @@ async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> A
         if verify else []
     )  # fmt: skip
     try:
-        await asyncio.to_thread(common.prepare_database, admin, "workouts", url, migrate=False)
+        await asyncio.to_thread(common.prepare_database, admin, scratch, migrate=False)
         with log.open("ab") as output:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, str(BARE_API), "--port", str(port), *verifying,
@@ -165,7 +168,7 @@ async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> A
                     process.kill()
                     await process.wait()
     finally:
-        await asyncio.to_thread(common.drop, admin, url)
+        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
 
 
 async def wait_until_serving(base: str, process: asyncio.subprocess.Process, log: Path) -> None:

@@ -53,6 +53,7 @@ from ops.local import operations
 from ops.local.config import config_from_env
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths
+from ops.local.secrets import use_local_passwords
 from ops.local.topics import create_topics
 from ops.progress import Progress, describe
 
@@ -112,7 +113,7 @@ class BenchService:
     name: str
     bootstrap: str
     prefix: str
-    database_url: str
+    database: common.ScratchDatabase
     log: Path
     #: The settings naming the identity provider the service trusts.
     identity: list[tuple[str, str]]
@@ -129,7 +130,8 @@ class BenchService:
             **dict(self.identity),
             KAFKA_BOOTSTRAP_ENV: self.bootstrap,
             "KAFKA_TOPIC_PREFIX": self.prefix,
-            service.database_url_env: self.database_url,
+            service.database_url_env: self.database.url,
+            service.owner_database_url_env: self.database.owner_url,
             service.http_port_env: str(self.port),
             service.env_prefix + "LOG_LEVEL": "WARNING",
         })  # fmt: skip
@@ -170,7 +172,10 @@ class BenchService:
         return recovery.ServiceControl(self.stop, self.start, self.check_running)
 
     def target(self) -> recovery.Target:
-        return recovery.Target(self.name, self.bootstrap, self.database_url, self.prefix)
+        return recovery.Target(
+            self.name, self.bootstrap, self.database.url, self.prefix,
+            owner_database_url=self.database.owner_url,
+        )  # fmt: skip
 
 
 def show(progress: Progress) -> None:
@@ -184,6 +189,8 @@ class Run:
 
 
 async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
+    # The local database roles' passwords, for this process and the services it starts.
+    use_local_passwords(Paths(ROOT))
     config = config_from_env(os.environ, Paths(ROOT))
     bootstrap = config.kafka.bootstrap
     suffix = uuid.uuid4().hex[:8]
@@ -196,7 +203,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
             name,
             bootstrap,
             prefix,
-            common.scratch_url(config, name, f"bench_{name}_{suffix}"),
+            common.ScratchDatabase.beside(config, name, f"bench_{name}_{suffix}"),
             logs / f"bench-{name}.log",
             config.identity.exports(),
         )
@@ -207,9 +214,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
     await create_topics(bootstrap, [t.with_prefix(prefix) for t in ALL_TOPICS])
     try:
         for name, service in services.items():
-            await asyncio.to_thread(
-                common.prepare_database, admins[name], name, service.database_url
-            )
+            await asyncio.to_thread(common.prepare_database, admins[name], service.database)
         published = await publish(bootstrap, prefix, history(events))
         print(f"published {published:,} events behind the prefix {prefix}")
         for name, service in services.items():
@@ -235,7 +240,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
         for service in services.values():
             await service.stop()
         for name, service in services.items():
-            await asyncio.to_thread(common.drop, admins[name], service.database_url)
+            await asyncio.to_thread(common.drop, admins[name], service.database.owner_url)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:

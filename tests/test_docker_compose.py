@@ -33,7 +33,8 @@ from ops.local.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-POSTGRES_INIT_SCRIPT = ROOT / "infra" / "docker" / "postgres-init.sql"
+POSTGRES_INIT_SCRIPT = ROOT / "infra" / "docker" / "postgres-init.sh"
+ENV_EXAMPLE = ROOT / ".env.example"
 TOPICS_SCRIPT = ROOT / "infra" / "docker" / "create-topics.sh"
 
 #: The compose services that are not platform services, by the name the services use.
@@ -70,7 +71,17 @@ def containers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def environment(container: dict[str, Any]) -> dict[str, str]:
-    return {name: str(value) for name, value in container.get("environment", {}).items()}
+    """The container's settings as compose gives them when no variable is set: each
+    `${NAME:-default}` read as its default."""
+    return {
+        name: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+        for name, value in container.get("environment", {}).items()
+    }
+
+
+def env_example() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def published_ports(container: dict[str, Any]) -> dict[int, tuple[str, int]]:
@@ -174,12 +185,36 @@ def test_service_is_in_compose_and_publishes_its_contract_port(
 
 
 @each_service
-def test_service_uses_its_own_database_with_the_default_credentials(
+def test_service_uses_its_own_database_as_its_runtime_role_and_migrates_as_its_owner(
     service: Service, containers: dict[str, dict[str, Any]]
 ) -> None:
-    url = environment(containers[service.name])[service.database_url_env]
-    assert url == service.default_database_url(host=POSTGRES, port=POSTGRES_PORT)
+    settings = environment(containers[service.name])
+    runtime, owner = (
+        make_url(settings[service.database_url_env]),
+        make_url(settings[service.owner_database_url_env]),
+    )
+    postgres = environment(containers[POSTGRES])
+    name = service.name.upper()
+    assert (runtime.username, runtime.password) == (
+        service.runtime_role,
+        postgres[f"{name}_RUNTIME_PASSWORD"],
+    )
+    assert (owner.username, owner.password) == (
+        service.owner_role,
+        postgres[f"{name}_OWNER_PASSWORD"],
+    )
+    for url in (runtime, owner):
+        assert (url.host, url.port, url.database) == (POSTGRES, POSTGRES_PORT, service.database)
     assert containers[POSTGRES]["image"].startswith("postgres:")
+
+
+def test_every_password_variable_has_its_default_in_the_env_example(
+    containers: dict[str, dict[str, Any]],
+) -> None:
+    raw = COMPOSE_FILE.read_text()
+    defaults = dict(re.findall(r"\$\{(\w+):-([^}]*)\}", raw))
+    assert defaults == env_example()
+    assert "/.env" in (ROOT / ".gitignore").read_text().split()
 
 
 @each_service
@@ -298,23 +333,35 @@ def test_topics_service_runs_the_topic_script_against_the_broker_once_it_is_heal
 
 
 @each_service
-def test_postgres_init_script_creates_the_services_role_and_the_database_it_owns(
-    service: Service,
+def test_postgres_init_script_sets_up_each_services_roles_and_database(
+    service: Service, containers: dict[str, dict[str, Any]]
 ) -> None:
     script = POSTGRES_INIT_SCRIPT.read_text()
-    roles = {
-        name: (options.upper().split(), password)
-        for name, options, password in re.findall(
-            r"CREATE ROLE (\w+)([^;]*) PASSWORD '([^']*)';", script, re.IGNORECASE
-        )
-    }
-    owners = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", script, re.IGNORECASE))
-    expected = make_url(service.default_database_url())
-    options, password = roles[expected.username]
-    assert password == expected.password
-    assert "LOGIN" in options
-    assert "CREATEDB" in options, "the tests create scratch databases with the service's role"
-    assert owners[expected.database] == expected.username
+    name = service.name.upper()
+    call = f'setup_service {service.name} "${name}_OWNER_PASSWORD" "${name}_RUNTIME_PASSWORD"'
+    assert call in script.splitlines()
+    # The variables reach the container that runs it.
+    assert {f"{name}_OWNER_PASSWORD", f"{name}_RUNTIME_PASSWORD"} <= set(
+        environment(containers[POSTGRES])
+    )
+    # The role names follow the contract's: the service's name, and it with `_runtime`.
+    assert service.owner_role == service.name
+    assert service.runtime_role == f"{service.name}_runtime"
+
+
+def test_postgres_init_script_closes_each_database_to_other_roles() -> None:
+    statements = [
+        line
+        for line in POSTGRES_INIT_SCRIPT.read_text().splitlines()
+        if line.endswith(";") and not line.startswith("#")
+    ]
+    assert statements == [
+        """CREATE ROLE :"name" LOGIN CREATEDB NOCREATEROLE PASSWORD :'owner_password';""",
+        """CREATE ROLE :"runtime" LOGIN NOCREATEDB NOCREATEROLE PASSWORD :'runtime_password';""",
+        """CREATE DATABASE :"name" OWNER :"name";""",
+        """REVOKE CONNECT, TEMPORARY ON DATABASE :"name" FROM PUBLIC;""",
+        """GRANT CONNECT ON DATABASE :"name" TO :"runtime";""",
+    ]
 
 
 def test_topic_script_creates_exactly_all_topics_with_their_partitions_and_config() -> None:

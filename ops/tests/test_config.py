@@ -26,9 +26,11 @@ def test_an_empty_environment_means_the_whole_local_stack() -> None:
         "credits",
         "analytics",
     ]
+    # No passwords in URLs: the local ones are in the file PGPASSFILE names.
     assert config.databases[0].url == (
-        "postgresql+psycopg://booking:booking@127.0.0.1:5432/booking"
+        "postgresql+psycopg://booking_runtime@127.0.0.1:5432/booking"
     )
+    assert config.databases[0].owner_url == "postgresql+psycopg://booking@127.0.0.1:5432/booking"
     assert [s.http_port for s in config.services] == [8001, 8002, 8003, 8004]
 
 
@@ -57,7 +59,8 @@ def test_the_local_stacks_own_addresses_in_the_environment_still_mean_the_local_
     config = config_from_env(
         {
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-            "BOOKING_DATABASE_URL": "postgresql+psycopg://booking:booking@127.0.0.1:5432/booking",
+            "BOOKING_DATABASE_URL": "postgresql+psycopg://booking_runtime@127.0.0.1:5432/booking",
+            "BOOKING_OWNER_DATABASE_URL": "postgresql+psycopg://booking@127.0.0.1:5432/booking",
         },
         PATHS,
     )
@@ -111,12 +114,17 @@ def test_env_exports_every_setting_of_the_contract_quoted_for_the_shell() -> Non
 
     assert lines == [
         "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092",
-        "export BOOKING_DATABASE_URL=postgresql+psycopg://booking:booking@127.0.0.1:5433/booking",
-        "export WORKOUTS_DATABASE_URL="
-        "postgresql+psycopg://workouts:workouts@127.0.0.1:5433/workouts",
-        "export CREDITS_DATABASE_URL=postgresql+psycopg://credits:credits@127.0.0.1:5433/credits",
-        "export ANALYTICS_DATABASE_URL="
-        "postgresql+psycopg://analytics:analytics@127.0.0.1:5433/analytics",
+        *(
+            line
+            for name in ("booking", "workouts", "credits", "analytics")
+            for line in (
+                f"export {name.upper()}_DATABASE_URL="
+                f"postgresql+psycopg://{name}_runtime@127.0.0.1:5433/{name}",
+                f"export {name.upper()}_OWNER_DATABASE_URL="
+                f"postgresql+psycopg://{name}@127.0.0.1:5433/{name}",
+            )
+        ),
+        "export PGPASSFILE=/repo/.local/secrets/pgpass",
         "export AUTH_ISSUER=urn:training-platform:local-identity",
         "export AUTH_AUDIENCE=training-platform",
         "export AUTH_JWKS_FILE=/repo/.local/identity/jwks.json",

@@ -105,8 +105,9 @@ def test_the_cli_env_command_prints_shell_exports() -> None:
 
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0] == "export KAFKA_BOOTSTRAP_SERVERS=k:1"
-    # Kafka, four databases, the identity provider's issuer, audience and key set.
-    assert len(result.stdout.splitlines()) == 8
+    # Kafka, four databases as their runtime and owner roles see them, the local roles'
+    # password file, and the identity provider's issuer, audience and key set.
+    assert len(result.stdout.splitlines()) == 13
 
 
 async def test_when_kafka_and_postgresql_both_fail_both_reasons_are_told_in_one_line(

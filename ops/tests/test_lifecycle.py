@@ -22,6 +22,8 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import is_alive, port_is_free, running_pid
 from ops.local.report import silent
+from ops.local.secrets import RolePasswords
+from ops.local.urls import libpq_url
 
 pytestmark = pytest.mark.infra
 
@@ -59,8 +61,11 @@ async def scratch() -> AsyncIterator[PlatformConfig]:
 
 
 def _booking_connection(config: PlatformConfig) -> psycopg.Connection[tuple[object, ...]]:
-    url = config.databases[0].url
-    return psycopg.connect(postgres.libpq_url(url), autocommit=True, connect_timeout=5)
+    """As booking's owner, with the password this stack made for it."""
+    url = config.databases[0].owner_url
+    return psycopg.connect(
+        libpq_url(url), autocommit=True, connect_timeout=5, passfile=str(config.paths.pgpass)
+    )
 
 
 def _pids(config: PlatformConfig) -> tuple[int | None, int | None]:
@@ -145,17 +150,28 @@ def test_down_with_nothing_running_says_so(scratch: PlatformConfig) -> None:
     assert lines == ["nothing of ours was running"]
 
 
-def test_service_roles_are_set_up_once_and_may_create_databases(scratch: PlatformConfig) -> None:
+def test_a_services_owner_may_create_databases_its_runtime_role_may_not(
+    scratch: PlatformConfig,
+) -> None:
     postgres.ensure_postgres(scratch, silent)
     admin_url = (
         f"postgresql://postgres@/postgres?host={scratch.paths.postgres_socket_dir}"
         f"&port={scratch.postgres_port}"
     )
     extra = Service("extra", 1)
+    passwords = {"extra": RolePasswords(owner="owner-secret", runtime="runtime-secret")}
 
-    assert postgres.create_service_roles(admin_url, [extra]) == ["extra"]
-    assert postgres.create_service_roles(admin_url, [extra]) == []
+    assert postgres.create_service_roles(admin_url, passwords, [extra]) == ["extra"]
+    assert postgres.create_service_roles(admin_url, passwords, [extra]) == []
 
-    url = extra.default_database_url(port=scratch.postgres_port)
-    with psycopg.connect(postgres.libpq_url(url), autocommit=True) as connection:
+    at = f"127.0.0.1:{scratch.postgres_port}/extra"
+    with psycopg.connect(f"postgresql://extra:owner-secret@{at}", autocommit=True) as connection:
         connection.execute("create database extra_scratch")
+        connection.execute("drop database extra_scratch")
+    with (
+        psycopg.connect(f"postgresql://extra_runtime:runtime-secret@{at}") as connection,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        connection.execute("create table nope (id int)")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(f"postgresql://extra_runtime:extra_runtime@{at}")

@@ -22,6 +22,7 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import running_pid
 from ops.local.report import silent
+from ops.local.urls import libpq_url
 
 pytestmark = pytest.mark.infra
 
@@ -70,24 +71,33 @@ async def test_every_topic_of_the_contract_has_its_settings(infra: PlatformConfi
             assert settings[topic.name][key] == value, (topic.name, key)
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
-def test_each_service_database_accepts_its_roles_login(
-    infra: PlatformConfig, service: Service
-) -> None:
-    database = infra.database_for(service)
-
-    with psycopg.connect(postgres.libpq_url(database.url), connect_timeout=5) as connection:
-        row = connection.execute(
+def _who(url: str, passfile: str) -> tuple[object, ...] | None:
+    with psycopg.connect(libpq_url(url), connect_timeout=5, passfile=passfile) as connection:
+        return connection.execute(
             "select current_user, current_database(), pg_get_userbyid(datdba), rolcreatedb"
             " from pg_database join pg_roles on rolname = current_user"
             " where datname = current_database()"
         ).fetchone()
 
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_each_service_database_accepts_both_its_roles_logins(
+    infra: PlatformConfig, service: Service
+) -> None:
+    database = infra.database_for(service)
+    passfile = str(infra.paths.pgpass)
+
+    runtime, owner = _who(database.url, passfile), _who(database.owner_url, passfile)
+
     if database.is_local_address:
-        # The role owns its database and may create more: the tests make scratch ones.
-        assert row == (service.database, service.database, service.database, True)
+        # The owner owns the database and may create more (the tests make scratch ones);
+        # the runtime role may not.
+        assert owner == (service.owner_role, service.database, service.owner_role, True)
+        assert runtime == (service.runtime_role, service.database, service.owner_role, False)
+        assert oct(infra.paths.pgpass.stat().st_mode & 0o777) == "0o600"
     else:
-        assert row is not None
+        assert runtime is not None
+        assert owner is not None
 
 
 async def test_a_second_up_finds_everything_running_and_changes_nothing(

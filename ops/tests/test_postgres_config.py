@@ -16,6 +16,7 @@ from ops.local import postgres
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import process_cmdline
+from ops.local.urls import libpq_url, redacted
 
 
 def test_settings_listen_on_loopback_with_a_private_socket_and_room_for_connections() -> None:
@@ -62,11 +63,11 @@ def test_postgresql_is_installed_from_debian_without_questions() -> None:
     ],
 )
 def test_sqlalchemy_urls_become_libpq_urls(url: str, libpq: str) -> None:
-    assert postgres.libpq_url(url) == libpq
+    assert libpq_url(url) == libpq
 
 
 def test_passwords_are_hidden_in_messages() -> None:
-    assert postgres.redacted("postgresql+psycopg://booking:s3cret@h:1/booking") == (
+    assert redacted("postgresql+psycopg://booking:s3cret@h:1/booking") == (
         "postgresql+psycopg://booking:***@h:1/booking"
     )
 

@@ -91,8 +91,8 @@ async def test_a_database_the_role_does_not_own_is_refused_before_anything_stops
     kafka_bootstrap: str, servers: Any
 ) -> None:
     recorder = RecordingControl()
-    # Someone else's database, as the service's role sees it: the server's own `postgres`.
-    foreign = servers.database_url(CREDITS).rsplit("/", 1)[0] + "/postgres"
+    # Someone else's database, as the service's owner sees it: the server's own `postgres`.
+    foreign = servers.owner_url(CREDITS).rsplit("/", 1)[0] + "/postgres"
     target = Target("credits", kafka_bootstrap, foreign)
 
     with pytest.raises(PlatformError) as refused:

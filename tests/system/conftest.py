@@ -28,6 +28,7 @@ def launch(
     service_database: Callable[[str], str],
     tmp_path: Path,
     identity: LocalIdentity,
+    servers: Any,
 ) -> Launch:
     return functools.partial(
         running_platform,
@@ -36,6 +37,7 @@ def launch(
         database_for=service_database,
         log_directory=tmp_path,
         tokens=identity.token,
+        owner_of=servers.owner_of,
     )
 
 
@@ -51,7 +53,10 @@ async def module_platform(
 ) -> AsyncIterator[IsolatedPlatform]:
     """One copy of the platform for all the tests of a module, each of which leaves it fit
     for the next (its own topic prefix and databases, dropped at the end)."""
-    scratch = ScratchDatabases(lambda name: servers.database_url(service_named(name)))
+    scratch = ScratchDatabases(
+        owner_url=lambda name: servers.owner_url(service_named(name)),
+        runtime_url=lambda name: servers.database_url(service_named(name)),
+    )
     try:
         async with running_platform(
             kafka_bootstrap=servers.kafka_bootstrap,
@@ -59,6 +64,7 @@ async def module_platform(
             database_for=scratch.migrated,
             log_directory=tmp_path_factory.mktemp("platform"),
             tokens=identity.token,
+            owner_of=servers.owner_of,
         ) as platform:
             yield platform
     finally:

@@ -72,6 +72,8 @@ class IsolatedPlatform:
     log_directory: Path
     #: Signs tokens the services trust (the suite's identity provider).
     tokens: TokenMint
+    #: Each database as its owner reaches it (a rebuild drops, creates and migrates it).
+    owner_urls: dict[str, str] = field(default_factory=dict)
     processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     _producer: AIOKafkaProducer | None = None
 
@@ -213,6 +215,7 @@ class IsolatedPlatform:
             bootstrap=self.kafka_bootstrap,
             database_url=self.database_urls[name],
             topic_prefix=self.topic_prefix,
+            owner_database_url=self.owner_urls[name],
         )
 
     def control(self, name: str) -> ServiceControl:
@@ -253,19 +256,24 @@ async def start_platform(
     database_for: Callable[[str], str],
     log_directory: Path,
     tokens: TokenMint,
+    owner_of: Callable[[str, str], str],
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> IsolatedPlatform:
+    """`database_for(service)`: its migrated database, as the service connects to it;
+    `owner_of(service, url)`: the same database as its owner reaches it."""
     from contracts.topics import ALL_TOPICS
     from ops.local.topics import create_topics
 
     await create_topics(kafka_bootstrap, [t.with_prefix(topic_prefix) for t in ALL_TOPICS])
+    database_urls = {name: database_for(name) for name in services}
     platform = kind(
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topic_prefix,
-        database_urls={name: database_for(name) for name in services},
+        database_urls=database_urls,
         log_directory=log_directory,
         tokens=tokens,
+        owner_urls={name: owner_of(name, url) for name, url in database_urls.items()},
     )
     try:
         await asyncio.gather(*(platform.start(name) for name in services))
@@ -283,6 +291,7 @@ async def running_platform(
     database_for: Callable[[str], str],
     log_directory: Path,
     tokens: TokenMint,
+    owner_of: Callable[[str, str], str],
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> AsyncIterator[IsolatedPlatform]:
@@ -290,7 +299,8 @@ async def running_platform(
     deleted at the end."""
     platform = await start_platform(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, database_for=database_for,
-        log_directory=log_directory, tokens=tokens, services=services, kind=kind,
+        log_directory=log_directory, tokens=tokens, owner_of=owner_of, services=services,
+        kind=kind,
     )  # fmt: skip
     try:
         yield platform
@@ -313,22 +323,24 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
 
 class ScratchDatabases:
     """Databases of their own for a copy that outlives one test (a module's fixture), made
-    like the root conftest's `service_database`: owned by the service's role, migrated to
-    head, dropped at the end. `owner_url(name)` is the service's own database."""
+    like the root conftest's `service_database`: created by the service's owner role,
+    migrated to head, dropped at the end. `owner_url(name)` and `runtime_url(name)` are the
+    service's own database as each of its roles reaches it."""
 
-    def __init__(self, owner_url: Callable[[str], str]) -> None:
+    def __init__(self, owner_url: Callable[[str], str], runtime_url: Callable[[str], str]) -> None:
         self.owner_url = owner_url
+        self.runtime_url = runtime_url
         self.created: list[tuple[str, str]] = []
 
     def migrated(self, service_name: str) -> str:
+        """A new migrated database, as the service connects to it."""
         owner_url = self.owner_url(service_name)
         name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self.created.append((owner_url, name))
-        url = owner_url.rsplit("/", 1)[0] + "/" + name
-        migrate(ROOT / "services" / service_name, url)
-        return url
+        migrate(ROOT / "services" / service_name, owner_url.rsplit("/", 1)[0] + "/" + name)
+        return self.runtime_url(service_name).rsplit("/", 1)[0] + "/" + name
 
     def drop_all(self) -> None:
         for owner_url, name in self.created:

@@ -44,6 +44,7 @@ def ops(platform: IsolatedPlatform, *arguments: str) -> Result:
     }
     for name, url in platform.database_urls.items():
         env[f"{name.upper()}_DATABASE_URL"] = url
+        env[f"{name.upper()}_OWNER_DATABASE_URL"] = platform.owner_urls[name]
     for name in platform.database_urls:
         replicas = platform.processes.get(name)
         # A stopped service of this copy: a port where nothing listens, never the real one.
@@ -57,9 +58,15 @@ async def run_ops(platform: IsolatedPlatform, *arguments: str) -> Result:
 
 
 def query(
-    platform: IsolatedPlatform, service: str, sql: str, *parameters: object
+    platform: IsolatedPlatform,
+    service: str,
+    sql: str,
+    *parameters: object,
+    as_owner: bool = False,
 ) -> list[tuple[object, ...]]:
-    url = libpq_url(platform.database_urls[service])
+    """`sql` on the service's database, as the service runs (or as its owner)."""
+    urls = platform.owner_urls if as_owner else platform.database_urls
+    url = libpq_url(urls[service])
     with psycopg.connect(url, autocommit=True) as connection:
         cursor = connection.execute(sql, parameters)
         return cursor.fetchall() if cursor.description else []
@@ -141,7 +148,8 @@ async def test_a_purchase_dead_lettered_while_the_ledger_refused_writes_is_grant
 ) -> None:
     # An operator's mistake: the credits role lost the right to write its ledger. Every
     # attempt fails (not a transient failure), and after five the purchase is dead-lettered.
-    query(platform, "credits", "revoke insert on ledger_entries from current_user")
+    revoked = "revoke insert on ledger_entries from credits_runtime"
+    query(platform, "credits", revoked, as_owner=True)
     purchase = PackagePurchased(
         purchase_id="order-77", user_id=77, sessions=10, purchased_at=BOOKED_FOR
     )
@@ -151,7 +159,7 @@ async def test_a_purchase_dead_lettered_while_the_ledger_refused_writes_is_grant
     assert "permission denied for table ledger_entries" in listed.letter.reason
     assert query(platform, "credits", "select total from balances where user_id = 77") == []
 
-    query(platform, "credits", "grant insert on ledger_entries to current_user")
+    query(platform, "credits", "grant insert on ledger_entries to credits_runtime", as_owner=True)
     end = await topic_end(platform, COMMERCE_PACKAGES.name)
     rehearsal = await redrive(
         platform.kafka_bootstrap, COMMERCE_PACKAGES.name, platform.topic_prefix, dry_run=True

@@ -50,7 +50,10 @@ async def played(
     """One copy of the platform with the history played on it, for every test here: each
     test leaves the state as it found it, which is what they check."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    scratch = ScratchDatabases(lambda name: servers.database_url(service_named(name)))
+    scratch = ScratchDatabases(
+        owner_url=lambda name: servers.owner_url(service_named(name)),
+        runtime_url=lambda name: servers.database_url(service_named(name)),
+    )
     try:
         async with running_platform(
             kafka_bootstrap=servers.kafka_bootstrap,
@@ -58,6 +61,7 @@ async def played(
             database_for=scratch.migrated,
             log_directory=tmp_path_factory.mktemp("recovery"),
             tokens=identity.token,
+            owner_of=servers.owner_of,
         ) as platform:
             yield Played(platform, await play(platform))
     finally:
@@ -139,7 +143,7 @@ async def test_a_rebuild_from_the_topics_gives_back_the_same_state(
     played: Played, service: str
 ) -> None:
     platform = played.platform
-    url = platform.database_urls[service]
+    url = platform.owner_urls[service]
     before = everything(platform)
     ledger_before = await records_on(platform, [platform.topic_prefix + CREDITS_LEDGER.name])
     updates: list[Progress] = []

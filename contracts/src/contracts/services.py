@@ -22,8 +22,14 @@ class Service:
 
     @property
     def database_url_env(self) -> str:
-        """The setting naming this service's database (`BOOKING_DATABASE_URL`, ...)."""
+        """The setting naming this service's database (`BOOKING_DATABASE_URL`, ...), as the
+        service connects to it: with its runtime role."""
         return self.env_prefix + "DATABASE_URL"
+
+    @property
+    def owner_database_url_env(self) -> str:
+        """The same database as its owner role sees it, for migrations and rebuilds."""
+        return self.env_prefix + "OWNER_DATABASE_URL"
 
     @property
     def http_port_env(self) -> str:
@@ -39,11 +45,27 @@ class Service:
         """Database name, and the name of the role that owns it."""
         return self.name
 
+    @property
+    def owner_role(self) -> str:
+        """Owns the database and its tables: migrations and rebuilds run as it."""
+        return self.name
+
+    @property
+    def runtime_role(self) -> str:
+        """What the running service connects as: its tables' rows, no DDL."""
+        return f"{self.name}_runtime"
+
     def default_database_url(
         self, host: str = "127.0.0.1", port: int = DEFAULT_POSTGRES_PORT
     ) -> str:
-        # Local development credentials only: each role's password is its name.
-        return f"postgresql+psycopg://{self.database}:{self.database}@{host}:{port}/{self.database}"
+        """The database as the runtime role reaches it. No password: libpq reads it from
+        `PGPASSFILE` (locally, the file `make up` writes), unless a setting names one."""
+        return f"postgresql+psycopg://{self.runtime_role}@{host}:{port}/{self.database}"
+
+    def default_owner_database_url(
+        self, host: str = "127.0.0.1", port: int = DEFAULT_POSTGRES_PORT
+    ) -> str:
+        return f"postgresql+psycopg://{self.owner_role}@{host}:{port}/{self.database}"
 
 
 BOOKING = Service("booking", 8001)

@@ -23,7 +23,8 @@ from ops.local import operations, platform
 from ops.local.config import PlatformConfig, config_from_env, environment_exports
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
-from ops.local.postgres import redacted
+from ops.local.secrets import use_local_passwords
+from ops.local.urls import redacted
 from ops.progress import ProgressPrinter
 
 T = TypeVar("T")
@@ -41,7 +42,10 @@ def _say(line: str) -> None:
 
 
 def _local_config() -> PlatformConfig:
-    return config_from_env(os.environ, Paths(repository_root()))
+    paths = Paths(repository_root())
+    # The local database roles' passwords, for this process and what it starts.
+    use_local_passwords(paths)
+    return config_from_env(os.environ, paths)
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -205,7 +209,7 @@ def rebuild(
         admin = operations.database_admin(config, name)
         # Checked before asking: no point confirming what would be refused.
         asyncio.run(recovery.check_kafka(target))
-        databases.check_admin(admin, name, target.database_url)
+        databases.check_admin(admin, name, target.owner_url)
         if not yes:
             _confirm_rebuild(target)
         with platform.exclusive(config.paths, _say):

@@ -1,9 +1,10 @@
 """A service's database as operators handle it: log in, count its outbox, drop it and create
 it again empty, run its migrations.
 
-Dropping and creating a database needs more than the service's everyday rights. On the local
-cluster the superuser does it; elsewhere the service's own role may, when it owns the
-database and may create databases (the local roles can, so tests can make scratch databases).
+Dropping and creating a database needs more than the service's everyday rights (its runtime
+role has none of them). On the local cluster the superuser does it; elsewhere the service's
+owner role may, when it owns the database and may create databases (the local owners can,
+so tests can make scratch databases).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ops.local.errors import PlatformError
-from ops.local.postgres import libpq_url, redacted
+from ops.local.urls import libpq_url, redacted
 
 Connection = psycopg.Connection[tuple[object, ...]]
 CONNECT_TIMEOUT = 5
@@ -165,11 +166,12 @@ def _drop_and_create(admin: DatabaseAdmin, name: str, owner: str) -> None:
         )
 
 
-def migrate(alembic_ini: Path, url: str, *, service: str) -> None:
-    """`alembic upgrade head` on the database of `url`; a failure is one line naming why."""
+def migrate(alembic_ini: Path, url: str, *, service: str, runtime_role: str) -> None:
+    """`alembic upgrade head` on the database of `url` (its owner's), giving `runtime_role`
+    what the service needs; a failure is one line naming why."""
     command = [
         sys.executable, "-m", "alembic", "-c", str(alembic_ini), "-x", f"url={url}",
-        "upgrade", "head",
+        "-x", f"runtime_role={runtime_role}", "upgrade", "head",
     ]  # fmt: skip
     try:
         result = subprocess.run(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from contracts.events import MAX_ID
 from contracts.identity import DEFAULT_AUDIENCE, USER_ROLES, Role
+from ops.local.files import write_atomically
 
 #: The issuer of the local provider's tokens (`AUTH_ISSUER` of the local platform).
 LOCAL_ISSUER = "urn:training-platform:local-identity"
@@ -93,9 +93,9 @@ class LocalIdentity:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_atomically(self.private_key_file, pem, mode=0o600)
+        write_atomically(self.private_key_file, pem, mode=0o600)
         document = {"keys": [public, *(k for k in published if k.get("kid") != public["kid"])]}
-        _write_atomically(self.jwks_file, json.dumps(document, indent=2).encode(), mode=0o644)
+        write_atomically(self.jwks_file, json.dumps(document, indent=2).encode(), mode=0o644)
         self._signing = (public["kid"], key)
         return str(public["kid"])
 
@@ -155,18 +155,3 @@ def public_jwk(key: rsa.RSAPublicKey) -> dict[str, Any]:
 def _b64(number: int) -> str:
     raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _write_atomically(path: Path, content: bytes, *, mode: int) -> None:
-    """Readers (a service reading the key set) never see half a file; the private key is
-    never readable by others, not even for a moment."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -63,10 +63,18 @@ class Target:
 
     service: str
     bootstrap: str
+    #: As the service connects: its runtime role.
     database_url: str
     topic_prefix: str = ""
     #: Its consumer group; the default is the one the service itself uses.
     group: str = ""
+    #: As its owner role reaches it, to migrate it (the runtime URL when not given: a
+    #: database with one role).
+    owner_database_url: str = ""
+
+    @property
+    def owner_url(self) -> str:
+        return self.owner_database_url or self.database_url
 
     @property
     def consumer_group(self) -> str:
@@ -163,18 +171,22 @@ async def rebuild(
     its group to the earliest offsets, start it and follow it until it has caught up."""
     began = time.monotonic()
     await check_kafka(target)
-    await asyncio.to_thread(databases.check_admin, admin, target.service, target.database_url)
+    await asyncio.to_thread(databases.check_admin, admin, target.service, target.owner_url)
     await control.stop()
     try:
         await groups.wait_until_empty(target.bootstrap, target.consumer_group)
     except BaseException:
         await control.start()
         raise
-    name = databases.database_name(target.database_url)
-    await asyncio.to_thread(databases.recreate, admin, target.database_url)
+    name = databases.database_name(target.owner_url)
+    await asyncio.to_thread(databases.recreate, admin, target.owner_url)
     say(f"{target.service}: database {name} dropped and created empty (as {admin.description})")
     await asyncio.to_thread(
-        databases.migrate, alembic_ini, target.database_url, service=target.service
+        databases.migrate,
+        alembic_ini,
+        target.owner_url,
+        service=target.service,
+        runtime_role=databases.role_name(target.database_url),
     )
     say(f"{target.service}: migrated")
     start = await _rewind(target, say)

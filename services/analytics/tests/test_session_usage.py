@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from contracts.envelope import parse_event, record_headers
 from contracts.events import SessionUsageUpdated, WorkoutLogged
 from servicekit.consumer import Outcome
+from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
 from servicekit.testing import (
@@ -318,14 +319,14 @@ async def test_as_of_never_moves_back_for_an_older_change_applied_later(
 
 
 async def test_every_interleaving_of_workouts_and_ledger_gives_the_same_usage(
-    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, owner_database: Database
 ) -> None:
     """Each topic keeps its own order; the two interleave in every possible way."""
     workouts, ledger = example_1()
     size = len(workouts) + len(ledger)
     finals = set()
     for ledger_positions in itertools.combinations(range(size), len(ledger)):
-        await _start_afresh(runtime)
+        await _start_afresh(owner_database)
         from_workouts, from_ledger = iter(workouts), iter(ledger)
         order = [
             next(from_ledger) if n in ledger_positions else next(from_workouts) for n in range(size)
@@ -338,7 +339,7 @@ async def test_every_interleaving_of_workouts_and_ledger_gives_the_same_usage(
 
 
 async def test_a_rebuild_from_the_topics_ends_where_the_service_was(
-    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, owner_database: Database
 ) -> None:
     workouts, ledger = example_1()
     undone = workouts[0][2]
@@ -348,7 +349,7 @@ async def test_a_rebuild_from_the_topics_ends_where_the_service_was(
     await play(deliver, history)
     before = (await usage(api), (await announcements(runtime))[-1])
 
-    await _start_afresh(runtime)  # the operator drops the database and replays the topics
+    await _start_afresh(owner_database)  # the operator drops the database and replays the topics
     await play(deliver, history)
     assert (await usage(api), (await announcements(runtime))[-1]) == before
     assert before[0]["solo"] == {"count": 3, "percentage": 60.0}
@@ -403,8 +404,8 @@ async def test_the_largest_storable_user_id_is_served(api: AsyncClient) -> None:
     assert await usage(api, 2**63 - 1) == ZERO_USAGE
 
 
-async def _start_afresh(runtime: ServiceRuntime) -> None:
-    async with runtime.database.transaction() as session:
+async def _start_afresh(owner_database: Database) -> None:
+    async with owner_database.transaction() as session:
         await session.execute(text("truncate workouts, session_usage, outbox, processed_events"))
 
 

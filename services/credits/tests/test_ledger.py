@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, text
@@ -33,6 +34,7 @@ from contracts.events import (
 )
 from credits.models import Balance, LedgerEntry
 from servicekit.consumer import Outcome
+from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import (
     Deliver,
@@ -347,7 +349,14 @@ async def test_a_client_with_nothing_has_a_zero_balance(api: AsyncClient) -> Non
     assert (await api.get("/api/credits/abc")).status_code == 422
 
 
-async def test_ledger_entries_can_never_be_changed(runtime: ServiceRuntime) -> None:
+@pytest.mark.parametrize(
+    "change", ["update ledger_entries set amount = 50", "delete from ledger_entries"]
+)
+async def test_ledger_entries_can_never_be_changed(
+    runtime: ServiceRuntime, owner_database: Database, change: str
+) -> None:
+    """Twice over: the service's runtime role has no right to, and even the owner's change
+    is stopped by the trigger."""
     async with runtime.database.transaction() as session:
         await session.execute(
             text(
@@ -355,16 +364,23 @@ async def test_ledger_entries_can_never_be_changed(runtime: ServiceRuntime) -> N
                 " values (gen_random_uuid(), 1, 'grant', 5, 'test')"
             )
         )
-    with pytest.raises(Exception, match="never updated or deleted"):
+    with pytest.raises(Exception, match="permission denied for table ledger_entries"):
         async with runtime.database.transaction() as session:
-            await session.execute(text("update ledger_entries set amount = 50"))
+            await session.execute(text(change))
     with pytest.raises(Exception, match="never updated or deleted"):
-        async with runtime.database.transaction() as session:
-            await session.execute(text("delete from ledger_entries"))
+        async with owner_database.transaction() as session:
+            await session.execute(text(change))
+
+
+async def test_the_runtime_role_may_not_change_the_schema(runtime: ServiceRuntime) -> None:
+    for ddl in ("create table mine (id int)", "drop table balances", "truncate balances"):
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="InsufficientPrivilege"):
+            async with runtime.database.transaction() as session:
+                await session.execute(text(ddl))
 
 
 async def test_any_arrival_order_gives_the_same_balance(
-    deliver: Deliver, runtime: ServiceRuntime, api: AsyncClient
+    deliver: Deliver, runtime: ServiceRuntime, api: AsyncClient, owner_database: Database
 ) -> None:
     """Every interleaving of one session's story across the three input topics."""
     story: list[tuple[str, EventPayload]] = [
@@ -376,7 +392,7 @@ async def test_any_arrival_order_gives_the_same_balance(
     orders = list(itertools.permutations(story))
     random.Random(7).shuffle(orders)
     for n, order in enumerate(orders[:8]):
-        async with runtime.database.transaction() as session:
+        async with owner_database.transaction() as session:
             # A fresh start for each order (truncate is not a row delete: no trigger fires).
             await session.execute(
                 text(

@@ -25,6 +25,7 @@ from contracts.events import (
     WorkoutStatusChanged,
 )
 from servicekit.consumer import Outcome
+from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
 from workouts.models import BookedSession
@@ -127,7 +128,7 @@ async def test_a_replayed_or_resent_event_changes_nothing(
 
 
 async def test_any_arrival_order_gives_the_same_view(
-    deliver: Deliver, runtime: ServiceRuntime
+    deliver: Deliver, runtime: ServiceRuntime, owner_database: Database
 ) -> None:
     """Every order of two sessions' stories, as a replay or a rebuild could deliver them."""
     story: list[tuple[str, EventPayload]] = [
@@ -140,7 +141,7 @@ async def test_any_arrival_order_gives_the_same_view(
     orders = list(itertools.permutations(story))
     random.Random(11).shuffle(orders)
     for n, order in enumerate(orders[:12]):
-        async with runtime.database.transaction() as session:
+        async with owner_database.transaction() as session:
             await session.execute(text("truncate sessions, processed_events"))
         for event_id, payload in order:
             assert await deliver(payload, event_id=f"{n}-{event_id}") is Outcome.APPLIED

@@ -75,7 +75,9 @@ class ServiceRuntime:
         self.settings = settings
         #: This process's own registry: runtimes built side by side never share a series.
         self.metrics = Metrics()
-        self.database = Database(settings.database_url, pool_size=settings.database_pool_size)
+        self.database = Database(
+            settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+        )
         self.producer = Producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,

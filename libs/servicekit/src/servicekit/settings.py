@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.identity import (
@@ -40,7 +40,10 @@ class ServiceSettings(BaseSettings):
     #: Prepended to every topic name. Empty in production; tests run whole isolated copies
     #: of the platform on one broker by giving each its own prefix. Shared by all services.
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
-    database_url: str
+    #: As the service connects: its runtime role. Secret: it may hold a password.
+    database_url: SecretStr
+    #: As its owner role reaches it, for migrations (alembic) and nothing else.
+    owner_database_url: SecretStr
     http_host: str = "127.0.0.1"
     http_port: PositiveInt
     #: A request body larger than this is refused (413) before it is read.
@@ -71,6 +74,7 @@ class ServiceSettings(BaseSettings):
     def _service_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict):
             data.setdefault("database_url", cls.service.default_database_url())
+            data.setdefault("owner_database_url", cls.service.default_owner_database_url())
             data.setdefault("http_port", cls.service.port)
             if not data.get("consumer_group"):
                 # Namespaced with the topics, so isolated copies never share a group.

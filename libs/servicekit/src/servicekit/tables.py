@@ -21,6 +21,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 plumbing_metadata = MetaData()
 
+#: `Table.info` key of a table whose rows are never updated nor deleted (credits' ledger):
+#: the runtime role may only insert and read them (`migrations.grant_runtime_privileges`).
+APPEND_ONLY = "append_only"
+
 #: Events written in the same transaction as the change they announce, waiting for the relay
 #: to publish them. A published row is deleted: the event lives on in its topic.
 outbox = Table(

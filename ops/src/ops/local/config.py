@@ -24,6 +24,8 @@ from contracts.services import DEFAULT_POSTGRES_PORT, KAFKA_BOOTSTRAP_ENV, SERVI
 from ops.identity import LOCAL_ISSUER, LocalIdentity
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths
+from ops.local.secrets import PGPASSFILE_ENV
+from ops.local.urls import redacted
 
 LOCALHOST = "127.0.0.1"
 KAFKA_PORT = 9092
@@ -50,7 +52,10 @@ class KafkaSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     service: Service
+    #: As the service connects: its runtime role.
     url: str
+    #: As its owner role reaches it: migrations and rebuilds.
+    owner_url: str
     local_url: str
     named_in_env: bool
 
@@ -181,7 +186,12 @@ def _identity_settings(env: Mapping[str, str], paths: Paths) -> IdentitySettings
 def _database_settings(env: Mapping[str, str], service: Service, port: int) -> DatabaseSettings:
     local_url = service.default_database_url(LOCALHOST, port)
     named = env.get(service.database_url_env, "").strip()
-    return DatabaseSettings(service, named or local_url, local_url, bool(named))
+    named_owner = env.get(service.owner_database_url_env, "").strip()
+    # A database named without its owner's URL is one role's alone: it migrates itself.
+    owner_url = named_owner or (
+        named if named else service.default_owner_database_url(LOCALHOST, port)
+    )
+    return DatabaseSettings(service, named or local_url, owner_url, local_url, bool(named))
 
 
 class Plan(enum.Enum):
@@ -213,8 +223,16 @@ def plan_server(
 
 
 def environment_exports(config: PlatformConfig) -> list[str]:
-    """The settings the services and tests need, as shell `export` lines."""
+    """The settings the services and tests need, as shell `export` lines. Passwords never
+    show: a URL given with one is printed with `***`; the local roles' are in the password
+    file `PGPASSFILE` names."""
     settings = [(KAFKA_BOOTSTRAP_ENV, config.kafka.bootstrap)]
-    settings += [(db.service.database_url_env, db.url) for db in config.databases]
+    for db in config.databases:
+        settings += [
+            (db.service.database_url_env, redacted(db.url)),
+            (db.service.owner_database_url_env, redacted(db.owner_url)),
+        ]
+    if config.local_databases:
+        settings.append((PGPASSFILE_ENV, str(config.paths.pgpass)))
     settings += config.identity.exports()
     return [f"export {name}={shlex.quote(value)}" for name, value in settings]

@@ -34,12 +34,14 @@ def consumer_group(name: str, env: Mapping[str, str]) -> str:
 
 def target(config: PlatformConfig, name: str, env: Mapping[str, str]) -> Target:
     service = service_named(name)
+    database = config.database_for(service)
     return Target(
         service=name,
         bootstrap=config.kafka.bootstrap,
-        database_url=config.database_for(service).url,
+        database_url=database.url,
         topic_prefix=topic_prefix(env),
         group=consumer_group(name, env),
+        owner_database_url=database.owner_url,
     )
 
 
@@ -67,7 +69,7 @@ def control(config: PlatformConfig, name: str, env: Mapping[str, str], say: Say)
 
 
 def database_admin(config: PlatformConfig, name: str) -> databases.DatabaseAdmin:
-    """The local cluster's superuser for a database on our own cluster; the service's own
+    """The local cluster's superuser for a database on our own cluster; the service's owner
     role for any other server (it needs to own the database and have CREATEDB)."""
     database = config.database_for(service_named(name))
     ours = running_pid(postgres.process_spec(config.paths)) is not None
@@ -76,7 +78,7 @@ def database_admin(config: PlatformConfig, name: str) -> databases.DatabaseAdmin
             lambda: postgres.superuser_connection(config.paths, config.postgres_port),
             "the local cluster's superuser",
         )
-    return databases.own_role(database.url)
+    return databases.own_role(database.owner_url)
 
 
 def endpoints(config: PlatformConfig, env: Mapping[str, str]) -> list[ServiceEndpoints]:

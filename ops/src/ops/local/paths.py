@@ -87,6 +87,20 @@ class Paths:
     def identity_dir(self) -> Path:
         return self.local / "identity"
 
+    # Passwords the platform made for itself (readable by its owner alone)
+    @property
+    def secrets_dir(self) -> Path:
+        return self.local / "secrets"
+
+    @property
+    def database_passwords(self) -> Path:
+        return self.secrets_dir / "postgres.json"
+
+    @property
+    def pgpass(self) -> Path:
+        """libpq's password file for the database roles (`PGPASSFILE`)."""
+        return self.secrets_dir / "pgpass"
+
     # Logs and pid files
     @property
     def log_dir(self) -> Path:

@@ -14,6 +14,7 @@ from ops.local.errors import PlatformError
 from ops.local.paths import Paths
 from ops.local.processes import running_pid
 from ops.local.report import Say
+from ops.local.urls import redacted
 
 
 @contextmanager
@@ -80,7 +81,7 @@ def summary(config: PlatformConfig, *, infra_only: bool) -> list[str]:
     lines = [f"Kafka       {config.kafka.bootstrap}"]
     if config.local_databases:
         lines.append(f"PostgreSQL  127.0.0.1:{config.postgres_port}")
-    lines += [f"  {db.service.name:<10}{db.url}" for db in config.databases]
+    lines += [f"  {db.service.name:<10}{redacted(db.url)}" for db in config.databases]
     if not infra_only:
         lines.append("Services")
         lines += [

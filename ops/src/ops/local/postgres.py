@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster in `.local/postgres`, one role and one database per service.
+"""A private PostgreSQL cluster in `.local/postgres`: per service one database and two roles,
+its owner and the runtime role the service connects as, with random passwords.
 
 Nothing depends on a system service being configured: the cluster has its own data
 directory, port and socket directory, and `pg_ctl` starts and stops it. `initdb` and the
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import stat
 import subprocess
 import time
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from contracts.services import SERVICES, Service
 from ops.local import errors
@@ -40,6 +41,8 @@ from ops.local.processes import (
     running_pid,
 )
 from ops.local.report import Say
+from ops.local.secrets import RolePasswords, ensure_database_passwords
+from ops.local.urls import libpq_url, redacted
 
 INSTALL_ROOT = Path("/usr/lib/postgresql")
 OS_USER = "postgres"
@@ -338,15 +341,6 @@ def stop_postgres(paths: Paths) -> int | None:
 # --- connections, roles and databases ----------------------------------------------------
 
 
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (`postgresql+psycopg://`) as libpq reads it (`postgresql://`)."""
-    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
-
-
-def redacted(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
 def superuser_connection(paths: Paths, port: int) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(
         host=str(paths.postgres_socket_dir),
@@ -378,46 +372,84 @@ def _exists(connection: psycopg.Connection[tuple[object, ...]], query: str, name
     return connection.execute(query, (name,)).fetchone() is not None
 
 
-def ensure_service_database(connection: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
-    """Role `name` (password `name`) owning database `name`; True when anything changed.
+def ensure_service_database(
+    connection: psycopg.Connection[tuple[object, ...]],
+    service: Service,
+    passwords: RolePasswords,
+) -> bool:
+    """The service's two roles, with these passwords, and its database, which only they can
+    connect to; True when a role or the database was created.
 
-    Local development credentials only, as contracts.services.Service.default_database_url.
-    The role may create databases: the tests make scratch databases with it.
+    The owner role owns the database and runs migrations and rebuilds; it may create
+    databases (the tests make scratch databases with it). The runtime role is what the
+    service connects as: no CREATEDB, no DDL (its privileges on the tables come with the
+    migrations, `servicekit.migrations.grant_runtime_privileges`).
     """
-    changed = False
-    role = sql.Identifier(name)
-    if not _exists(connection, "select 1 from pg_roles where rolname = %s", name):
+    created = False
+    for role, password, rights in (
+        (service.owner_role, passwords.owner, "login createdb nocreaterole"),
+        (service.runtime_role, passwords.runtime, "login nocreatedb nocreaterole"),
+    ):
+        exists = _exists(connection, "select 1 from pg_roles where rolname = %s", role)
+        verb = "alter" if exists else "create"
         connection.execute(
-            sql.SQL("create role {} login createdb password {}").format(role, sql.Literal(name))
+            sql.SQL(f"{verb} role {{}} {rights} password {{}}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
         )
-        changed = True
-    elif not _exists(connection, "select 1 from pg_roles where rolname = %s and rolcreatedb", name):
-        connection.execute(sql.SQL("alter role {} createdb").format(role))
-        changed = True
-    if not _exists(connection, "select 1 from pg_database where datname = %s", name):
+        created = created or not exists
+    database = sql.Identifier(service.database)
+    if not _exists(connection, "select 1 from pg_database where datname = %s", service.database):
         # CREATE DATABASE cannot run in a transaction: the connection is in autocommit.
-        connection.execute(sql.SQL("create database {} owner {}").format(role, role))
-        changed = True
-    return changed
+        connection.execute(
+            sql.SQL("create database {} owner {}").format(
+                database, sql.Identifier(service.owner_role)
+            )
+        )
+        created = True
+    connection.execute(
+        sql.SQL("revoke connect, temporary on database {} from public").format(database)
+    )
+    connection.execute(
+        sql.SQL("grant connect on database {} to {}").format(
+            database, sql.Identifier(service.runtime_role)
+        )
+    )
+    return created
 
 
-def create_service_roles(admin_url: str, services: Sequence[Service] = SERVICES) -> list[str]:
-    """Each service's role and database on a server we administer but did not start (a
-    testcontainer); returns the names of those created or changed."""
+def create_service_roles(
+    admin_url: str,
+    passwords: dict[str, RolePasswords],
+    services: Sequence[Service] = SERVICES,
+) -> list[str]:
+    """Each service's roles and database on a server we administer but did not start (a
+    testcontainer); returns the names of those created."""
     with psycopg.connect(libpq_url(admin_url), autocommit=True, connect_timeout=10) as connection:
-        return [s.database for s in services if ensure_service_database(connection, s.database)]
+        return [
+            s.database
+            for s in services
+            if ensure_service_database(connection, s, passwords[s.name])
+        ]
 
 
-def check_login(database: DatabaseSettings) -> None:
-    try:
-        with psycopg.connect(libpq_url(database.url), connect_timeout=5) as connection:
-            connection.execute("select 1")
-    except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise errors.PlatformError(
-            f"cannot log in to the {database.service.name} database at "
-            f"{redacted(database.url)}: {reason}"
-        ) from None
+def check_login(database: DatabaseSettings, passfile: Path) -> None:
+    """Both roles log in, each with its own URL (a local one with its password from
+    `passfile`)."""
+    for url in (database.url, database.owner_url):
+        conninfo = libpq_url(url)
+        if database.is_local_address:
+            conninfo = make_conninfo(conninfo, passfile=str(passfile))
+        try:
+            with psycopg.connect(conninfo, connect_timeout=5) as connection:
+                connection.execute("select 1")
+        except psycopg.Error as error:
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise errors.PlatformError(
+                f"cannot log in to the {database.service.name} database at "
+                f"{redacted(url)}: {reason}"
+            ) from None
 
 
 # --- up -----------------------------------------------------------------------------------
@@ -435,10 +467,15 @@ def _start_ours(config: PlatformConfig, say: Say) -> None:
 
 
 def _create_databases(config: PlatformConfig, say: Say) -> None:
+    passwords = ensure_database_passwords(config.paths, [d.service for d in config.local_databases])
     with superuser_connection(config.paths, config.postgres_port) as connection:
         for database in config.local_databases:
-            if ensure_service_database(connection, database.service.database):
-                say(f"PostgreSQL: set up role and database {database.service.database!r}")
+            service = database.service
+            if ensure_service_database(connection, service, passwords[service.name]):
+                say(
+                    f"PostgreSQL: set up roles {service.owner_role!r} and "
+                    f"{service.runtime_role!r}, and database {service.database!r}"
+                )
 
 
 def ensure_postgres(config: PlatformConfig, say: Say) -> None:
@@ -468,4 +505,4 @@ def ensure_postgres(config: PlatformConfig, say: Say) -> None:
             _create_databases(config, say)
     # External databases are assumed to exist; a failed login says which one and why.
     for database in config.databases:
-        check_login(database)
+        check_login(database, config.paths.pgpass)

@@ -34,6 +34,7 @@ from ops.local.processes import (
     write_pid,
 )
 from ops.local.report import Say
+from ops.local.secrets import PGPASSFILE_ENV
 
 MIGRATION_TIMEOUT = 180.0
 READY_TIMEOUT = 90.0
@@ -58,11 +59,16 @@ def service_environment(
     config: PlatformConfig, settings: ServiceSettings, base: Mapping[str, str]
 ) -> dict[str, str]:
     service = settings.service
+    database = config.database_for(service)
+    passwords = {PGPASSFILE_ENV: str(config.paths.pgpass)} if database.is_local_address else {}
     return {
         **base,
         **dict(config.identity.exports()),
+        **passwords,
         KAFKA_BOOTSTRAP_ENV: config.kafka.bootstrap,
-        service.database_url_env: config.database_for(service).url,
+        service.database_url_env: database.url,
+        # For the migrations `ops up` runs before starting it: they run as the owner.
+        service.owner_database_url_env: database.owner_url,
         service.http_port_env: str(settings.http_port),
         # Log lines reach .local/log/<name>.log as they happen, not when a buffer fills.
         "PYTHONUNBUFFERED": "1",

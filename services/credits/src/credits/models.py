@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from servicekit.tables import APPEND_ONLY
+
 
 class Base(DeclarativeBase):
     pass
@@ -78,6 +80,8 @@ class LedgerEntry(Base):
             postgresql_where=text("kind = 'grant' and purchase_id is not null"),
         ),
         Index("ledger_entries_by_user", "user_id", "seq"),
+        # Append-only by privilege too: the service's runtime role may insert and read.
+        {"info": {APPEND_ONLY: True}},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
