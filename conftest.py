@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -34,12 +35,18 @@ import contracts
 import ops
 from contracts.events import EventPayload
 from contracts.identity import AUTH_AUDIENCE_ENV, AUTH_ISSUER_ENV, AUTH_JWKS_FILE_ENV, Role
+from contracts.principals import OPS, PRINCIPALS
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
 from ops.databases import database_name, drop_database
 from ops.identity import LocalIdentity
 from ops.local.config import config_from_env
 from ops.local.paths import Paths
-from ops.local.secrets import use_local_passwords
+from ops.local.secrets import (
+    KafkaCredentials,
+    ensure_kafka_credentials,
+    use_local_kafka_principal,
+    use_local_passwords,
+)
 from servicekit.consumer import Outcome
 from servicekit.db import Database, libpq_url
 from servicekit.runtime import ServiceRuntime
@@ -66,6 +73,15 @@ class Servers:
     database_urls: dict[str, str]
     owner_urls: dict[str, str]
     origin: str
+    #: The Kafka principals' passwords, where the tests made the broker; elsewhere every
+    #: client is whoever the environment says.
+    kafka_credentials: KafkaCredentials | None = None
+
+    def principal_environment(self, principal: str) -> dict[str, str]:
+        """The client settings a process connecting as `principal` needs."""
+        if self.kafka_credentials is None:
+            return {}
+        return self.kafka_credentials.environment(principal)
 
     def database_url(self, service: Service) -> str:
         return self.database_urls[service.name]
@@ -107,38 +123,84 @@ def _local_servers() -> Servers:
     # The local roles' passwords, for the tests and the services they start.
     use_local_passwords(paths)
     config = config_from_env(os.environ, paths)
+    credentials = None
+    if config.kafka.is_local_address:
+        # Our own broker: the tests are its `ops` principal, each service its own.
+        use_local_kafka_principal(paths)
+        credentials = ensure_kafka_credentials(paths)
     return Servers(
         kafka_bootstrap=config.kafka.bootstrap,
         database_urls={db.service.name: db.url for db in config.databases},
         owner_urls={db.service.name: db.owner_url for db in config.databases},
         origin="environment" if _named_in_environment() else "local processes",
+        kafka_credentials=credentials,
     )
 
 
 def _container_servers(stack: ExitStack) -> Servers:
-    from testcontainers.community.kafka import KafkaContainer
+    """The broker as docker-compose.yml runs it (the same image and start script: SCRAM for
+    every principal, ACLs deny by default), and PostgreSQL with the services' roles."""
     from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
+    from ops.kafka_access import grant, platform_acls
+    from ops.local.kafka import KAFKA_IMAGE, new_cluster_id
     from ops.local.postgres import create_service_roles
-    from ops.local.secrets import RolePasswords, new_password
+    from ops.local.secrets import CONTROLLER_USER, RolePasswords, new_password
     from ops.local.topics import create_topics
 
-    kafka = stack.enter_context(KafkaContainer().with_kraft())
+    credentials = KafkaCredentials(
+        {name: new_password() for name in [*(p.name for p in PRINCIPALS), CONTROLLER_USER]}
+    )
+    # Clients on this machine connect to the address the broker advertises, so the port is
+    # chosen first and published as itself (the Docker engine must run on this machine).
+    port = _free_port()
+    stack.enter_context(
+        DockerContainer(KAFKA_IMAGE)
+        .with_volume_mapping(ROOT / "infra" / "docker" / "kafka-start.sh", "/kafka-start.sh")
+        .with_kwargs(entrypoint=["/bin/bash", "/kafka-start.sh"])
+        .with_bind_ports(CONTAINER_KAFKA_PORT, port)
+        .with_envs(
+            CLUSTER_ID=new_cluster_id(),
+            KAFKA_LOG_DIRS="/var/lib/kafka/data",
+            KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+            KAFKA_ADVERTISED_LISTENERS=f"INTERNAL://localhost:29092,HOST://127.0.0.1:{port}",
+            **{f"KAFKA_{name.upper()}_PASSWORD": p for name, p in credentials.passwords.items()},
+        )
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started"))
+    )
+    bootstrap = f"127.0.0.1:{port}"
+    for name, value in credentials.environment(OPS.name).items():
+        os.environ.setdefault(name, value)
+    asyncio.run(create_topics(bootstrap))
+    asyncio.run(grant(bootstrap, platform_acls()))
     postgres = stack.enter_context(PostgresContainer("postgres:17", driver=None))
     passwords = {s.name: RolePasswords(new_password(), new_password()) for s in SERVICES}
     create_service_roles(postgres.get_connection_url(), passwords)
-    asyncio.run(create_topics(kafka.get_bootstrap_server()))
     at = f"{postgres.get_container_host_ip()}:{int(postgres.get_exposed_port(5432))}"
 
     def url(role: str, password: str, service: Service) -> str:
         return f"postgresql+psycopg://{role}:{password}@{at}/{service.database}"
 
     return Servers(
-        kafka_bootstrap=kafka.get_bootstrap_server(),
+        kafka_bootstrap=bootstrap,
         database_urls={s.name: url(s.runtime_role, passwords[s.name].runtime, s) for s in SERVICES},
         owner_urls={s.name: url(s.owner_role, passwords[s.name].owner, s) for s in SERVICES},
         origin="testcontainers",
+        kafka_credentials=credentials,
     )
+
+
+#: The port the broker's HOST listener takes in its container (infra/docker/kafka-start.sh).
+CONTAINER_KAFKA_PORT = 9092
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 #: The tests' own identity provider signs tokens with this issuer.

@@ -50,8 +50,9 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import running_pid
-from ops.local.secrets import use_local_passwords
+from ops.local.secrets import use_local_kafka_principal, use_local_passwords
 from servicekit.db import libpq_url
+from servicekit.kafka import client_options
 
 T = TypeVar("T")
 
@@ -113,9 +114,18 @@ class Platform:
 
 
 def find_platform() -> Platform:
-    # The local database roles' passwords, for this process and what it starts.
-    use_local_passwords(Paths(ROOT))
-    return Platform(config_from_env(os.environ, Paths(ROOT)), operations.topic_prefix(os.environ))
+    return Platform(local_config(), operations.topic_prefix(os.environ))
+
+
+def local_config() -> PlatformConfig:
+    """The platform as the environment names it; for the local one, this process connects
+    with the database roles' passwords and as the broker's `ops` principal."""
+    paths = Paths(ROOT)
+    use_local_passwords(paths)
+    config = config_from_env(os.environ, paths)
+    if config.kafka.is_local_address:
+        use_local_kafka_principal(paths)
+    return config
 
 
 async def require_ready(platform: Platform, names: Sequence[str] = SERVICE_NAMES) -> None:
@@ -244,7 +254,11 @@ async def kafka_producer(bootstrap: str, *, linger_ms: int = 20) -> AsyncIterato
     """A producer as the services' own: every record acknowledged by all in-sync replicas,
     idempotent; a little linger lets records share requests."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=linger_ms
+        **client_options(),
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
     )
     await producer.start()
     try:

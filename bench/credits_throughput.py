@@ -42,6 +42,7 @@ from ops.local.errors import PlatformError
 from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.kafka import client_options
 from servicekit.outbox import Outbox
 
 TARGET_RATE = 5_000.0
@@ -131,7 +132,9 @@ async def records_in(
 async def read_back(bootstrap: str, ranges: dict[TopicPartition, tuple[int, int]]) -> int:
     """The ceiling: read every record of `ranges` with a bare consumer (no group, no
     commits) and parse each value as JSON; returns how many it read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_options(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         count = 0
@@ -174,7 +177,10 @@ async def naive_consumption(
             consumer, Outbox(source="/bench/naive", topic_prefix=platform.prefix)
         )
         kafka = AIOKafkaConsumer(
-            bootstrap_servers=platform.bootstrap, group_id=name, enable_auto_commit=False
+            **client_options(),
+            bootstrap_servers=platform.bootstrap,
+            group_id=name,
+            enable_auto_commit=False,
         )
         await kafka.start()
         try:

@@ -47,15 +47,15 @@ from contracts.events import (
 )
 from contracts.services import KAFKA_BOOTSTRAP_ENV, service_named
 from contracts.topics import ALL_TOPICS
-from ops import recovery
+from ops import kafka_access, recovery
 from ops.groups import topic_partitions
 from ops.local import operations
-from ops.local.config import config_from_env
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths
-from ops.local.secrets import use_local_passwords
+from ops.local.secrets import ensure_kafka_credentials
 from ops.local.topics import create_topics
 from ops.progress import Progress, describe
+from servicekit.kafka import client_options
 
 ROOT = common.ROOT
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -117,6 +117,8 @@ class BenchService:
     log: Path
     #: The settings naming the identity provider the service trusts.
     identity: list[tuple[str, str]]
+    #: How it connects to Kafka: as its own principal.
+    principal: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
 
@@ -128,6 +130,7 @@ class BenchService:
         }
         env.update({
             **dict(self.identity),
+            **self.principal,
             KAFKA_BOOTSTRAP_ENV: self.bootstrap,
             "KAFKA_TOPIC_PREFIX": self.prefix,
             service.database_url_env: self.database.url,
@@ -189,9 +192,7 @@ class Run:
 
 
 async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
-    # The local database roles' passwords, for this process and the services it starts.
-    use_local_passwords(Paths(ROOT))
-    config = config_from_env(os.environ, Paths(ROOT))
+    config = common.local_config()
     bootstrap = config.kafka.bootstrap
     suffix = uuid.uuid4().hex[:8]
     prefix = f"bench{suffix}."
@@ -206,12 +207,16 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
             common.ScratchDatabase.beside(config, name, f"bench_{name}_{suffix}"),
             logs / f"bench-{name}.log",
             config.identity.exports(),
+            ensure_kafka_credentials(config.paths).environment(name)
+            if config.kafka.is_local_address
+            else {},
         )
         for name in ("credits", "analytics")
     }
     admins = {name: operations.database_admin(config, name) for name in services}
     results: list[Run] = []
     await create_topics(bootstrap, [t.with_prefix(prefix) for t in ALL_TOPICS])
+    await kafka_access.grant(bootstrap, kafka_access.platform_acls(prefix))
     try:
         for name, service in services.items():
             await asyncio.to_thread(common.prepare_database, admins[name], service.database)
@@ -241,12 +246,13 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
             await service.stop()
         for name, service in services.items():
             await asyncio.to_thread(common.drop, admins[name], service.database.owner_url)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=bootstrap)
         await admin.start()
         try:
             await admin.delete_topics([prefix + t.name for t in ALL_TOPICS])
         finally:
             await admin.close()
+        await kafka_access.revoke(bootstrap, kafka_access.platform_acls(prefix))
     return results
 
 

@@ -20,27 +20,37 @@ from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 
 from contracts.identity import AUTH_ISSUER_ENV, AUTH_JWKS_FILE_ENV
+from contracts.principals import OPS, PRINCIPALS, SASL_MECHANISM
 from contracts.services import (
     DEFAULT_KAFKA_BOOTSTRAP,
     DEFAULT_POSTGRES_PORT,
     KAFKA_BOOTSTRAP_ENV,
+    KAFKA_SASL_MECHANISM_ENV,
+    KAFKA_SASL_PASSWORD_ENV,
+    KAFKA_SASL_USERNAME_ENV,
+    KAFKA_SECURITY_PROTOCOL_ENV,
     SERVICES,
     Service,
 )
 from contracts.topics import ALL_TOPICS
 from ops.identity import LOCAL_ISSUER, LocalIdentity
+from ops.kafka_access import Acl, Operation, PatternType, ResourceType, platform_acls
+from ops.local.kafka import KAFKA_IMAGE
 from ops.local.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 POSTGRES_INIT_SCRIPT = ROOT / "infra" / "docker" / "postgres-init.sh"
 ENV_EXAMPLE = ROOT / ".env.example"
-TOPICS_SCRIPT = ROOT / "infra" / "docker" / "create-topics.sh"
+KAFKA_START_SCRIPT = ROOT / "infra" / "docker" / "kafka-start.sh"
+KAFKA_SETUP_SCRIPT = ROOT / "infra" / "docker" / "kafka-setup.sh"
 
 #: The compose services that are not platform services, by the name the services use.
 KAFKA = "kafka"
 POSTGRES = "postgres"
-TOPICS = "topics"
+KAFKA_SETUP = "kafka-setup"
+#: The broker's controller authenticates with a password of its own, beside the principals'.
+CONTROLLER = "controller"
 #: Where the postgres image listens, keeps its data and runs its init scripts from.
 POSTGRES_PORT = 5432
 POSTGRES_DATA = "/var/lib/postgresql/data"
@@ -116,12 +126,24 @@ def settings_environment_names(service: Service) -> set[str]:
     """The environment variables the service's Settings read: its prefix and the field's
     name, or the field's own alias (the shared, unprefixed `KAFKA_BOOTSTRAP_SERVERS`)."""
     settings: type[BaseSettings] = importlib.import_module(f"{service.name}.settings").Settings
+    return environment_names(settings)
+
+
+def environment_names(settings: type[BaseSettings]) -> set[str]:
+    """Those of a group of settings read as one (the Kafka principal's) included."""
     prefix = settings.model_config.get("env_prefix", "")
     names = set()
     for field_name, field in settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            names |= environment_names(field.annotation)
+            continue
         alias = field.validation_alias
         names.add(alias if isinstance(alias, str) else prefix + field_name)
     return {name.upper() for name in names}
+
+
+def password_variable(principal: str) -> str:
+    return f"KAFKA_{principal.upper()}_PASSWORD"
 
 
 def dockerfile(service: Service) -> Path:
@@ -255,7 +277,7 @@ def test_service_starts_after_postgres_is_healthy_and_the_topics_exist(
 ) -> None:
     depends_on = containers[service.name]["depends_on"]
     assert depends_on[POSTGRES]["condition"] == "service_healthy"
-    assert depends_on[TOPICS]["condition"] == "service_completed_successfully"
+    assert depends_on[KAFKA_SETUP]["condition"] == "service_completed_successfully"
 
 
 @each_service
@@ -282,7 +304,7 @@ def test_service_is_built_from_its_dockerfile_with_the_repository_root_as_contex
 def test_every_long_running_container_has_a_healthcheck(
     containers: dict[str, dict[str, Any]],
 ) -> None:
-    long_running = set(containers) - {TOPICS}
+    long_running = set(containers) - {KAFKA_SETUP}
     assert {name for name in long_running if healthcheck_command(containers[name])} == (
         long_running
     )
@@ -315,18 +337,72 @@ def test_postgres_runs_the_init_script_on_first_start(
     assert init_scripts == [POSTGRES_INIT_SCRIPT]
 
 
-def test_topics_service_runs_the_topic_script_against_the_broker_once_it_is_healthy(
+def test_kafka_setup_runs_its_script_against_the_broker_once_it_is_healthy_as_ops(
     containers: dict[str, dict[str, Any]],
 ) -> None:
-    topics = containers[TOPICS]
+    setup = containers[KAFKA_SETUP]
     script_in_container = next(
-        dst for dst, src in volume_mounts(topics).items() if ROOT / src == TOPICS_SCRIPT
+        dst for dst, src in volume_mounts(setup).items() if ROOT / src == KAFKA_SETUP_SCRIPT
     )
-    assert topics["entrypoint"][-1] == script_in_container
-    assert topics["image"] == containers[KAFKA]["image"]
-    assert topics["depends_on"][KAFKA]["condition"] == "service_healthy"
-    bootstrap = environment(topics)[KAFKA_BOOTSTRAP_ENV]
+    assert setup["entrypoint"][-1] == script_in_container
+    assert setup["image"] == containers[KAFKA]["image"]
+    assert setup["depends_on"][KAFKA]["condition"] == "service_healthy"
+    bootstrap = environment(setup)[KAFKA_BOOTSTRAP_ENV]
     assert bootstrap in advertised_listeners(containers[KAFKA]).values()
+    variable = password_variable(OPS.name)
+    assert environment(setup)[variable] == environment(containers[KAFKA])[variable]
+
+
+def test_compose_testcontainers_and_make_up_run_the_same_kafka(
+    containers: dict[str, dict[str, Any]],
+) -> None:
+    """The tests' testcontainers path runs KAFKA_IMAGE with the same start script."""
+    assert containers[KAFKA]["image"] == KAFKA_IMAGE
+    pinned = re.search(r"<kafka.version>(.+)</kafka.version>", Paths(ROOT).kafka_pom.read_text())
+    assert pinned is not None
+    assert f"apache/kafka:{pinned.group(1)}" == KAFKA_IMAGE
+
+
+def test_kafka_runs_the_start_script_with_a_password_for_every_principal(
+    containers: dict[str, dict[str, Any]],
+) -> None:
+    kafka = containers[KAFKA]
+    script_in_container = next(
+        dst for dst, src in volume_mounts(kafka).items() if ROOT / src == KAFKA_START_SCRIPT
+    )
+    assert kafka["entrypoint"][-1] == script_in_container
+    passwords = {
+        name: value for name, value in environment(kafka).items() if name.endswith("_PASSWORD")
+    }
+    expected = {password_variable(p.name) for p in PRINCIPALS} | {password_variable(CONTROLLER)}
+    assert set(passwords) == expected
+    assert len(set(passwords.values())) == len(passwords), "each principal has its own"
+
+
+def test_kafka_start_script_gives_every_principal_a_credential_and_ops_every_right() -> None:
+    script = KAFKA_START_SCRIPT.read_text()
+    listed = re.search(r'^principals="([^"]*)"$', script, re.MULTILINE)
+    assert listed is not None
+    assert listed.group(1).split() == [p.name for p in PRINCIPALS]
+    assert f"mechanism={SASL_MECHANISM}" in script.splitlines()
+    assert "allow.everyone.if.no.acl.found=false" in script.splitlines()
+    assert f"super.users=User:{OPS.name};User:{CONTROLLER}" in script.splitlines()
+    # Every listener authenticates: none is PLAINTEXT.
+    protocols = re.search(r"^listener\.security\.protocol\.map=(.*)$", script, re.MULTILINE)
+    assert protocols is not None
+    assert {entry.split(":")[1] for entry in protocols.group(1).split(",")} == {"SASL_PLAINTEXT"}
+
+
+@each_service
+def test_service_connects_to_kafka_as_its_own_principal(
+    service: Service, containers: dict[str, dict[str, Any]]
+) -> None:
+    settings = environment(containers[service.name])
+    assert settings[KAFKA_SECURITY_PROTOCOL_ENV] == "SASL_PLAINTEXT"
+    assert settings[KAFKA_SASL_MECHANISM_ENV] == SASL_MECHANISM
+    assert settings[KAFKA_SASL_USERNAME_ENV] == service.name
+    broker_side = environment(containers[KAFKA])[password_variable(service.name)]
+    assert settings[KAFKA_SASL_PASSWORD_ENV] == broker_side
 
 
 # --- the init scripts -------------------------------------------------------------------------
@@ -366,7 +442,7 @@ def test_postgres_init_script_closes_each_database_to_other_roles() -> None:
 
 def test_topic_script_creates_exactly_all_topics_with_their_partitions_and_config() -> None:
     created = []
-    for line in TOPICS_SCRIPT.read_text().splitlines():
+    for line in KAFKA_SETUP_SCRIPT.read_text().splitlines():
         if line.startswith("create_topic "):
             name, partitions, *settings = shlex.split(line)[1:]
             created.append((name, int(partitions), sorted(settings)))
@@ -377,8 +453,26 @@ def test_topic_script_creates_exactly_all_topics_with_their_partitions_and_confi
     assert sorted(created) == sorted(expected)
 
 
-def test_topic_script_leaves_existing_topics_alone_and_stops_at_the_first_failure() -> None:
-    script = TOPICS_SCRIPT.read_text()
+def test_setup_script_grants_exactly_the_contracts_acls() -> None:
+    granted = set()
+    for line in KAFKA_SETUP_SCRIPT.read_text().splitlines():
+        if line.startswith("allow "):
+            principal, operation, resource_type, pattern_type, *names = shlex.split(line)[1:]
+            granted |= {
+                Acl(
+                    ResourceType[resource_type.upper()],
+                    name,
+                    PatternType[pattern_type.upper()],
+                    principal,
+                    Operation[operation.upper()],
+                )
+                for name in names
+            }
+    assert granted == set(platform_acls())
+
+
+def test_setup_script_leaves_what_exists_alone_and_stops_at_the_first_failure() -> None:
+    script = KAFKA_SETUP_SCRIPT.read_text().replace("\\\n", " ")
     assert re.search(r"kafka-topics\.sh .*--create --if-not-exists", script)
     # The services start only when the script succeeds, so a failure must be its exit code.
     assert re.search(r"^set -\w*e", script, re.MULTILINE)

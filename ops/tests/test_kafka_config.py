@@ -11,6 +11,9 @@ import pytest
 from ops.local import errors, kafka
 from ops.local.config import KafkaSettings
 from ops.local.paths import Paths
+from ops.local.secrets import KafkaCredentials
+
+CREDENTIALS = KafkaCredentials({"ops": "ops-secret", "controller": "controller-secret"})
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -20,27 +23,55 @@ def _properties(text: str) -> dict[str, str]:
 
 def test_server_properties_describe_a_single_node_kraft_cluster_on_loopback() -> None:
     text = kafka.render_server_properties(
-        port=9092, controller_port=9093, data_dir=Path("/x/.local/kafka/data")
+        port=9092,
+        controller_port=9093,
+        data_dir=Path("/x/.local/kafka/data"),
+        credentials=CREDENTIALS,
     )
     props = _properties(text)
 
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092"
+    assert props["listeners"] == "CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "CLIENT://127.0.0.1:9092"
     assert props["controller.listener.names"] == "CONTROLLER"
     assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
     assert props["log.dirs"] == "/x/.local/kafka/data"
 
 
+def test_every_client_authenticates_and_nothing_is_allowed_without_an_acl() -> None:
+    props = _properties(
+        kafka.render_server_properties(
+            port=9092, controller_port=9093, data_dir=Path("/d"), credentials=CREDENTIALS
+        )
+    )
+
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT"
+    )
+    assert props["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:ops;User:controller"
+    assert 'password="ops-secret"' in props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+
+
 def test_server_properties_never_name_static_voters_which_standalone_format_rejects() -> None:
-    text = kafka.render_server_properties(port=1, controller_port=2, data_dir=Path("/d"))
+    text = kafka.render_server_properties(
+        port=1, controller_port=2, data_dir=Path("/d"), credentials=CREDENTIALS
+    )
 
     assert "controller.quorum.voters" not in text
 
 
 def test_internal_topics_fit_one_broker_and_groups_start_at_once() -> None:
-    props = _properties(kafka.render_server_properties(port=1, controller_port=2, data_dir=Path()))
+    props = _properties(
+        kafka.render_server_properties(
+            port=1, controller_port=2, data_dir=Path(), credentials=CREDENTIALS
+        )
+    )
 
     for key in (
         "offsets.topic.replication.factor",
@@ -54,15 +85,18 @@ def test_internal_topics_fit_one_broker_and_groups_start_at_once() -> None:
     assert props["auto.create.topics.enable"] == "false"
 
 
-def test_server_properties_are_rewritten_only_when_they_change(tmp_path: Path) -> None:
+def test_server_properties_are_private_and_rewritten_only_when_they_change(
+    tmp_path: Path,
+) -> None:
     paths = Paths(tmp_path)
     settings = KafkaSettings("127.0.0.1:9092", 9092, 9093, named_in_env=False)
-    kafka.write_server_properties(paths, settings)
+    kafka.write_server_properties(paths, settings, CREDENTIALS)
     first = paths.kafka_properties.stat().st_mtime_ns
 
-    kafka.write_server_properties(paths, settings)
+    kafka.write_server_properties(paths, settings, CREDENTIALS)
 
     assert paths.kafka_properties.stat().st_mtime_ns == first
+    assert oct(paths.kafka_properties.stat().st_mode & 0o777) == "0o600"
 
 
 def test_cluster_ids_look_like_kafkas_own() -> None:

@@ -22,8 +22,9 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import is_alive, port_is_free, running_pid
 from ops.local.report import silent
-from ops.local.secrets import RolePasswords
+from ops.local.secrets import RolePasswords, ensure_kafka_credentials
 from ops.local.urls import libpq_url
+from servicekit.kafka import client_options
 
 pytestmark = pytest.mark.infra
 
@@ -37,7 +38,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 @pytest.fixture
-async def scratch() -> AsyncIterator[PlatformConfig]:
+async def scratch(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PlatformConfig]:
     main = Paths(repository_root())
     # Inside the repository's .local/: the postgres user can reach it, and it is ignored.
     paths = Paths(main.local / "scratch" / f"lifecycle-{uuid.uuid4().hex[:8]}")
@@ -55,6 +56,9 @@ async def scratch() -> AsyncIterator[PlatformConfig]:
         kafka_port=kafka_port,
         kafka_controller_port=controller_port,
     )
+    # This stack's broker knows its own principals: the test connects as its `ops`.
+    for name, value in ensure_kafka_credentials(paths).environment("ops").items():
+        monkeypatch.setenv(name, value)
     yield config
     platform.down(config, silent)
     shutil.rmtree(paths.root)
@@ -76,7 +80,9 @@ def _pids(config: PlatformConfig) -> tuple[int | None, int | None]:
 
 
 async def _publish(config: PlatformConfig, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=config.kafka.bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        **client_options(), bootstrap_servers=config.kafka.bootstrap, acks="all"
+    )
     await producer.start()
     try:
         await producer.send_and_wait(BOOKING_SESSIONS.name, value, key=b"1")
@@ -87,6 +93,7 @@ async def _publish(config: PlatformConfig, value: bytes) -> None:
 async def _read_all(config: PlatformConfig) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         BOOKING_SESSIONS.name,
+        **client_options(),
         bootstrap_servers=config.kafka.bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -22,14 +22,18 @@ from ops.local.config import PlatformConfig, config_from_env
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import running_pid
 from ops.local.report import silent
+from ops.local.secrets import use_local_kafka_principal
 from ops.local.urls import libpq_url
+from servicekit.kafka import client_options
 
 pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="session")
 async def infra() -> PlatformConfig:
-    config = config_from_env(os.environ, Paths(repository_root()))
+    paths = Paths(repository_root())
+    use_local_kafka_principal(paths)  # the broker authenticates its clients: as `ops`
+    config = config_from_env(os.environ, paths)
     await platform.up(config, silent, os.environ, infra_only=True)
     return config
 
@@ -37,7 +41,7 @@ async def infra() -> PlatformConfig:
 async def test_every_topic_of_the_contract_exists_with_its_partitions(
     infra: PlatformConfig,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=infra.kafka.bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics([topic.name for topic in ALL_TOPICS])
@@ -51,7 +55,7 @@ async def test_every_topic_of_the_contract_exists_with_its_partitions(
 
 
 async def test_every_topic_of_the_contract_has_its_settings(infra: PlatformConfig) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=infra.kafka.bootstrap)
     await admin.start()
     try:
         responses = await admin.describe_configs(

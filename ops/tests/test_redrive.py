@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from ops.dead_letters import Selection, list_dead_letters, redrive
+from servicekit.kafka import client_options
 from servicekit.testing import Record, end_offsets, read_topic, topic_with_dead_letters
 
 pytestmark = pytest.mark.infra
@@ -37,7 +38,7 @@ async def dead_letter(
             ("dlq-offset", str(origin[1]).encode()),
         ]
     headers.append(("dlq-consumer", consumer.encode()))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**client_options(), bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -149,7 +150,7 @@ async def test_a_letter_naming_another_topic_than_its_twin_is_refused_and_sent_n
     """A letter planted in one topic's `.dlq` cannot be redriven into another (the ledger's,
     say): a dead-letter topic's letters only ever go back to the topic it is the twin of."""
     async with topic_with_dead_letters(kafka_bootstrap, partitions=1) as target:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        producer = AIOKafkaProducer(**client_options(), bootstrap_servers=kafka_bootstrap)
         await producer.start()
         try:
             await producer.send_and_wait(

@@ -38,6 +38,7 @@ def launch(
         log_directory=tmp_path,
         tokens=identity.token,
         owner_of=servers.owner_of,
+        principal_environment=servers.principal_environment,
     )
 
 
@@ -65,6 +66,7 @@ async def module_platform(
             log_directory=tmp_path_factory.mktemp("platform"),
             tokens=identity.token,
             owner_of=servers.owner_of,
+            principal_environment=servers.principal_environment,
         ) as platform:
             yield platform
     finally:

@@ -31,11 +31,13 @@ from contracts.envelope import build_event, encode, partition_key, record_header
 from contracts.events import EventPayload
 from contracts.identity import Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from ops import kafka_access
 from ops.databases import drop_database
 from ops.demo import TokenMint
 from ops.local.errors import PlatformError
 from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
+from servicekit.kafka import client_options
 from servicekit.testing import committed_offsets, end_offsets, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,8 @@ class IsolatedPlatform:
     tokens: TokenMint
     #: Each database as its owner reaches it (a rebuild drops, creates and migrates it).
     owner_urls: dict[str, str] = field(default_factory=dict)
+    #: The client settings of a Kafka principal (each service connects as its own).
+    principal_environment: Callable[[str], dict[str, str]] = lambda principal: {}
     processes: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     _producer: AIOKafkaProducer | None = None
 
@@ -96,6 +100,7 @@ class IsolatedPlatform:
         }
         env.update(
             {
+                **self.principal_environment(service.name),
                 KAFKA_BOOTSTRAP_ENV: self.kafka_bootstrap,
                 "KAFKA_TOPIC_PREFIX": self.topic_prefix,
                 service.database_url_env: self.database_urls[service.name],
@@ -203,7 +208,7 @@ class IsolatedPlatform:
     async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.kafka_bootstrap, acks="all", linger_ms=5
+                **client_options(), bootstrap_servers=self.kafka_bootstrap, acks="all", linger_ms=5
             )
             await self._producer.start()
         return self._producer
@@ -257,15 +262,19 @@ async def start_platform(
     log_directory: Path,
     tokens: TokenMint,
     owner_of: Callable[[str, str], str],
+    principal_environment: Callable[[str], dict[str, str]],
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> IsolatedPlatform:
     """`database_for(service)`: its migrated database, as the service connects to it;
-    `owner_of(service, url)`: the same database as its owner reaches it."""
+    `owner_of(service, url)`: the same database as its owner reaches it;
+    `principal_environment(service)`: how it connects to Kafka as its own principal, whose
+    ACLs are granted behind the copy's topic prefix."""
     from contracts.topics import ALL_TOPICS
     from ops.local.topics import create_topics
 
     await create_topics(kafka_bootstrap, [t.with_prefix(topic_prefix) for t in ALL_TOPICS])
+    await kafka_access.grant(kafka_bootstrap, kafka_access.platform_acls(topic_prefix))
     database_urls = {name: database_for(name) for name in services}
     platform = kind(
         kafka_bootstrap=kafka_bootstrap,
@@ -274,6 +283,7 @@ async def start_platform(
         log_directory=log_directory,
         tokens=tokens,
         owner_urls={name: owner_of(name, url) for name, url in database_urls.items()},
+        principal_environment=principal_environment,
     )
     try:
         await asyncio.gather(*(platform.start(name) for name in services))
@@ -292,6 +302,7 @@ async def running_platform(
     log_directory: Path,
     tokens: TokenMint,
     owner_of: Callable[[str, str], str],
+    principal_environment: Callable[[str], dict[str, str]],
     services: Sequence[str] = SERVICE_NAMES,
     kind: type[IsolatedPlatform] = IsolatedPlatform,
 ) -> AsyncIterator[IsolatedPlatform]:
@@ -299,21 +310,22 @@ async def running_platform(
     deleted at the end."""
     platform = await start_platform(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, database_for=database_for,
-        log_directory=log_directory, tokens=tokens, owner_of=owner_of, services=services,
-        kind=kind,
+        log_directory=log_directory, tokens=tokens, owner_of=owner_of,
+        principal_environment=principal_environment, services=services, kind=kind,
     )  # fmt: skip
     try:
         yield platform
     finally:
         await platform.close()
         await delete_topics(kafka_bootstrap, topic_prefix)
+        await kafka_access.revoke(kafka_bootstrap, kafka_access.platform_acls(topic_prefix))
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
     """Delete a copy's topics (each contract topic and its `.dlq` twin, behind `prefix`)."""
     from contracts.topics import ALL_TOPICS
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.delete_topics([prefix + topic.name for topic in ALL_TOPICS])

@@ -62,6 +62,7 @@ async def played(
             log_directory=tmp_path_factory.mktemp("recovery"),
             tokens=identity.token,
             owner_of=servers.owner_of,
+            principal_environment=servers.principal_environment,
         ) as platform:
             yield Played(platform, await play(platform))
     finally:

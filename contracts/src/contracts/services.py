@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+#: How a client authenticates to the brokers (the contract's "Identity and access (Kafka)").
+KAFKA_SECURITY_PROTOCOL_ENV = "KAFKA_SECURITY_PROTOCOL"
+KAFKA_SASL_MECHANISM_ENV = "KAFKA_SASL_MECHANISM"
+KAFKA_SASL_USERNAME_ENV = "KAFKA_SASL_USERNAME"
+KAFKA_SASL_PASSWORD_ENV = "KAFKA_SASL_PASSWORD"  # noqa: S105 - the setting's name, not a secret
+KAFKA_SSL_CAFILE_ENV = "KAFKA_SSL_CAFILE"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_POSTGRES_PORT = 5432
 

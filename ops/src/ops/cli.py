@@ -15,15 +15,21 @@ from typing import Annotated, TypeVar
 import typer
 
 from contracts.identity import Role
+from contracts.principals import PRINCIPALS
 from ops import databases, dead_letters, inspection, recovery
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
 from ops.identity import DEFAULT_TTL_SECONDS, IdentityError, subject_for
 from ops.local import operations, platform
-from ops.local.config import PlatformConfig, config_from_env, environment_exports
+from ops.local.config import (
+    PlatformConfig,
+    config_from_env,
+    environment_exports,
+    principal_exports,
+)
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
-from ops.local.secrets import use_local_passwords
+from ops.local.secrets import use_local_kafka_principal, use_local_passwords
 from ops.local.urls import redacted
 from ops.progress import ProgressPrinter
 
@@ -45,7 +51,11 @@ def _local_config() -> PlatformConfig:
     paths = Paths(repository_root())
     # The local database roles' passwords, for this process and what it starts.
     use_local_passwords(paths)
-    return config_from_env(os.environ, paths)
+    config = config_from_env(os.environ, paths)
+    if config.kafka.is_local_address:
+        # Our own broker authenticates its clients: this tool is its `ops` principal.
+        use_local_kafka_principal(paths)
+    return config
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -278,10 +288,31 @@ def token(
     typer.echo(_run(action))
 
 
+PrincipalName = enum.StrEnum(  # type: ignore[misc]
+    "PrincipalName", {principal.name: principal.name for principal in PRINCIPALS}
+)
+
+
 @app.command()
-def env() -> None:
+def env(
+    as_principal: Annotated[
+        PrincipalName | None,
+        typer.Option(
+            "--as",
+            help="Print only what a client of Kafka needs to connect as this principal "
+            "(bootstrap servers and credentials), for another platform service's producer.",
+        ),
+    ] = None,
+) -> None:
     """Print the settings of the platform as shell exports: eval "$(ops env)"."""
-    for line in _run(lambda: environment_exports(_local_config())):
+
+    def action() -> list[str]:
+        config = _local_config()
+        if as_principal is None:
+            return environment_exports(config)
+        return principal_exports(config, str(as_principal))
+
+    for line in _run(action):
         typer.echo(line)
 
 

@@ -33,6 +33,7 @@ from aiokafka.structs import TopicPartition
 from contracts.topics import DEAD_LETTER_SUFFIX
 from ops import groups
 from ops.local.errors import PlatformError
+from servicekit.kafka import client_options
 
 # The headers servicekit's dead-letter path writes (servicekit.dead_letters; a test checks
 # that the two agree: this tool does not depend on the services' plumbing).
@@ -396,7 +397,9 @@ async def _publish(
 ) -> None:
     if not letters:
         return
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        **client_options(), bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+    )
     try:
         await producer.start()
         deliveries = []

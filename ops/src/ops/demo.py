@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import PackagePurchased
 from contracts.identity import Role
+from servicekit.kafka import client_options
 
 Say = Callable[[str], None]
 #: Signs a token for a role and subject (`ops.identity.LocalIdentity.token`).
@@ -107,7 +108,10 @@ async def buy_package(endpoints: Endpoints, user_id: int, *, sessions: int) -> N
         purchased_at=datetime.now(UTC),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=endpoints.kafka_bootstrap, acks="all", enable_idempotence=True
+        **client_options(),
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
     )
     await producer.start()
     try:

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from ops.local.errors import PlatformError
+from servicekit.kafka import client_options
 
 #: How long a broker that does not answer is given before the operator is told.
 KAFKA_TIMEOUT = 15.0
@@ -30,7 +31,9 @@ def kafka_unreachable(bootstrap: str, error: BaseException) -> PlatformError:
 @asynccontextmanager
 async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     """An admin client; a broker that cannot be reached is a `PlatformError` saying so."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        **client_options(), bootstrap_servers=bootstrap, request_timeout_ms=10_000
+    )
     try:
         async with asyncio.timeout(KAFKA_TIMEOUT):
             await admin.start()
@@ -51,6 +54,7 @@ async def kafka_consumer(
     """A consumer that never subscribes (offsets are looked up, partitions assigned by hand)
     and never commits on its own."""
     consumer = AIOKafkaConsumer(
+        **client_options(),
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,

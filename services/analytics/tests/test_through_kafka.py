@@ -19,6 +19,7 @@ from contracts.envelope import topic_of as contract_topic_of
 from contracts.events import SessionUsageUpdated
 from contracts.topics import CREDITS_LEDGER, SESSION_USAGE, WORKOUT_SESSIONS
 from ops.local.topics import create_topics
+from servicekit.kafka import client_options
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import Record, end_offsets, eventually, read_topic
 
@@ -38,7 +39,7 @@ async def topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[None]
     ]
     await create_topics(kafka_bootstrap, ours)
     yield
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
         await admin.delete_topics([topic.name for topic in ours])
@@ -82,7 +83,9 @@ async def start_service(
 
 async def publish(bootstrap: str, prefix: str, steps: list[Step]) -> None:
     """As the workouts and credits services publish: keyed by client, in CloudEvents."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        **client_options(), bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for event_id, time, payload in steps:

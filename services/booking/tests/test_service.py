@@ -24,6 +24,7 @@ from contracts.events import (
 )
 from contracts.topics import BOOKING_SESSIONS, CREDITS_LEDGER, Topic
 from ops.local.topics import create_topics
+from servicekit.kafka import client_options
 from servicekit.testing import eventually, read_topic
 
 from .conftest import KIOSK
@@ -44,7 +45,7 @@ async def topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[list[
     ]
     await create_topics(kafka_bootstrap, mine)
     yield mine
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
         await admin.delete_topics([t.name for t in mine])
@@ -85,7 +86,7 @@ async def api(
 
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_options(), bootstrap_servers=kafka_bootstrap)
     await producer.start()
     yield producer
     await producer.stop()

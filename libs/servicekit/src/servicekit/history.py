@@ -25,6 +25,7 @@ from aiokafka.structs import TopicPartition
 
 from servicekit.consumer import IdempotentConsumer
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.kafka import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ async def read_history(
     bootstrap_servers: str,
     group: str,
     topics: Sequence[str],
+    security: KafkaSecurity,
     batch_size: int = 500,
 ) -> int:
     """Apply every record of `topics` between the group's committed offsets and the ends the
     topics have now. Returns how many records were read."""
     client = AIOKafkaConsumer(
+        **security.aiokafka_options(),
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,

@@ -78,10 +78,15 @@ class ServiceRuntime:
         self.database = Database(
             settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
         )
-        self.producer = Producer(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+        self.producer = Producer(
+            settings.kafka_bootstrap_servers,
+            client_id=settings.service_name,
+            security=settings.kafka_security,
+        )
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=settings.service_name,
+            security=settings.kafka_security.faststream_security(),
             # Handlers still running this long after shutdown starts are cancelled, and a
             # cancelled record is not committed (checked by the tests of this release).
             graceful_timeout=graceful_timeout,
@@ -277,6 +282,7 @@ class ServiceRuntime:
                 await read_history(
                     self.consumer,
                     bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                    security=self.settings.kafka_security,
                     group=self.settings.consumer_group,
                     topics=self._history,
                     batch_size=self.settings.consumer_batch_size,

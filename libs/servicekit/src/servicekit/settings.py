@@ -24,6 +24,7 @@ from contracts.identity import (
     ROLES_CLAIM,
 )
 from contracts.services import DEFAULT_KAFKA_BOOTSTRAP, KAFKA_BOOTSTRAP_ENV, Service
+from servicekit.kafka import KafkaSecurity
 
 
 def settings_config(service: Service) -> SettingsConfigDict:
@@ -40,6 +41,8 @@ class ServiceSettings(BaseSettings):
     #: Prepended to every topic name. Empty in production; tests run whole isolated copies
     #: of the platform on one broker by giving each its own prefix. Shared by all services.
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
+    #: Its Kafka principal (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_USERNAME`, ...).
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     #: As the service connects: its runtime role. Secret: it may hold a password.
     database_url: SecretStr
     #: As its owner role reaches it, for migrations (alembic) and nothing else.

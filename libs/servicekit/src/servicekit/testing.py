@@ -35,6 +35,7 @@ from contracts.events import EventPayload
 from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.kafka import client_options
 from servicekit.tables import outbox
 
 #: A test's way to hand an event to a service's consumer (see the root conftest's `deliver`).
@@ -63,7 +64,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(), bootstrap_servers=bootstrap)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(await _partitions(consumer, topic)))
@@ -80,7 +81,7 @@ async def read_topic(
     within: float = 20.0,
 ) -> list[Record]:
     """Read `topic` from `start` (default: the beginning) until `until(records)` holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(), bootstrap_servers=bootstrap)
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)
@@ -99,7 +100,7 @@ async def read_topic(
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     """The offsets `group` has committed (partitions it never committed are absent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=bootstrap)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -192,7 +193,7 @@ class RecordingDeadLetters:
 async def topic_with_dead_letters(kafka_bootstrap: str, *, partitions: int) -> AsyncIterator[str]:
     """A topic of its own, with its `.dlq` twin; deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
         await admin.create_topics(

@@ -17,6 +17,7 @@ from contracts.events import PackagePurchased
 from contracts.services import CREDITS, Service
 from contracts.topics import Topic
 from servicekit.db import Database
+from servicekit.kafka import client_options
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_config
 from servicekit.tables import plumbing_metadata
@@ -97,7 +98,7 @@ async def make_runtime(
 
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(), bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     yield producer
     await producer.stop()

@@ -96,14 +96,22 @@ async def test_a_restart_reads_only_the_history_the_group_has_not_committed(
 
     assert (
         await read_history(
-            runtime.consumer, bootstrap_servers=kafka_bootstrap, group=group, topics=[history_topic]
+            runtime.consumer,
+            bootstrap_servers=kafka_bootstrap,
+            group=group,
+            topics=[history_topic],
+            security=runtime.settings.kafka_security,
         )
         == 0
     )
     await send(producer, history_topic, purchase_record(event_id="h-4"))
     assert (
         await read_history(
-            runtime.consumer, bootstrap_servers=kafka_bootstrap, group=group, topics=[history_topic]
+            runtime.consumer,
+            bootstrap_servers=kafka_bootstrap,
+            group=group,
+            topics=[history_topic],
+            security=runtime.settings.kafka_security,
         )
         == 1
     )

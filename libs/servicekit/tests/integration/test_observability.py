@@ -21,6 +21,7 @@ from sqlalchemy import text
 from contracts.envelope import record_headers
 from contracts.topics import COMMERCE_PACKAGES
 from servicekit.consumer import Rejected
+from servicekit.kafka import client_options
 from servicekit.logs import JsonFormatter
 from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceRuntime
@@ -142,7 +143,7 @@ async def test_consumer_lag_counts_the_records_waiting_behind_the_one_being_hand
 async def caused_topic(kafka_bootstrap: str, scratch_topic: str) -> AsyncIterator[str]:
     """Where the probe's outbox publishes: the contract topic behind the scratch prefix."""
     name = f"{scratch_topic}.{COMMERCE_PACKAGES.name}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])

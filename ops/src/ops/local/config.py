@@ -24,7 +24,7 @@ from contracts.services import DEFAULT_POSTGRES_PORT, KAFKA_BOOTSTRAP_ENV, SERVI
 from ops.identity import LOCAL_ISSUER, LocalIdentity
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths
-from ops.local.secrets import PGPASSFILE_ENV
+from ops.local.secrets import PGPASSFILE_ENV, ensure_kafka_credentials
 from ops.local.urls import redacted
 
 LOCALHOST = "127.0.0.1"
@@ -220,6 +220,18 @@ def plan_server(
     if named_in_env:
         return Plan.USE_EXTERNAL
     return Plan.PORT_TAKEN
+
+
+def principal_exports(config: PlatformConfig, principal: str) -> list[str]:
+    """What a Kafka client needs to connect to the local broker as `principal`."""
+    if not config.kafka.is_local_address:
+        raise PlatformError(
+            f"the broker at {config.kafka.bootstrap} is not ours: its administrators give out "
+            "its principals' credentials"
+        )
+    settings = [(KAFKA_BOOTSTRAP_ENV, config.kafka.bootstrap)]
+    settings += ensure_kafka_credentials(config.paths).environment(principal).items()
+    return [f"export {name}={shlex.quote(value)}" for name, value in settings]
 
 
 def environment_exports(config: PlatformConfig) -> list[str]:

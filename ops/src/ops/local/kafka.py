@@ -20,8 +20,10 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from contracts.principals import OPS, PRINCIPALS, SASL_MECHANISM
 from ops.local import errors
 from ops.local.config import LOCALHOST, KafkaSettings, Plan, PlatformConfig, plan_server
+from ops.local.files import write_atomically
 from ops.local.paths import Paths
 from ops.local.processes import (
     ProcessSpec,
@@ -34,7 +36,12 @@ from ops.local.processes import (
     write_pid,
 )
 from ops.local.report import Say
+from ops.local.secrets import CONTROLLER_USER, KafkaCredentials, ensure_kafka_credentials
+from servicekit.kafka import client_options
 
+#: The official image docker-compose.yml and the tests' testcontainers path run (with
+#: infra/docker/kafka-start.sh): the Kafka version infra/kafka/pom.xml pins for `make up`.
+KAFKA_IMAGE = "apache/kafka:4.1.1"
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
 #: Plenty for tests on a 2-core machine, and leaves room for four services beside it.
@@ -50,18 +57,44 @@ STOP_GRACE = 30.0
 # --- configuration ------------------------------------------------------------------------
 
 
-def render_server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """server.properties of a single-node KRaft cluster: broker and controller in one JVM."""
+def render_server_properties(
+    *, port: int, controller_port: int, data_dir: Path, credentials: KafkaCredentials
+) -> str:
+    """server.properties of a single-node KRaft cluster, broker and controller in one JVM,
+    that authenticates every client and lets each do only what its ACLs allow.
+
+    The clients' listener takes SCRAM-SHA-512 (the principals' credentials live in the
+    cluster's metadata, written when the storage is formatted); the controller keeps a
+    listener of its own with SASL PLAIN for its one static user, since SCRAM credentials
+    are not readable before the metadata is. `ops` is the super user, and what the broker
+    itself connects as."""
+    ops, controller = credentials.passwords[OPS.name], credentials.passwords[CONTROLLER_USER]
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         # A dynamic quorum formatted with --standalone: it must not also name static voters.
         "controller.quorum.bootstrap.servers": f"{LOCALHOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOCALHOST}:{port}",
+        "listeners": f"CLIENT://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{controller_port}",
+        "advertised.listeners": f"CLIENT://{LOCALHOST}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "CLIENT",
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+        "listener.name.client.sasl.enabled.mechanisms": SASL_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+        "listener.name.client.scram-sha-512.sasl.jaas.config": (
+            f'{scram} required username="{OPS.name}" password="{ops}";'
+        ),
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f'{plain} required username="{CONTROLLER_USER}" password="{controller}" '
+            f'user_{CONTROLLER_USER}="{controller}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{OPS.name};User:{CONTROLLER_USER}",
         "log.dirs": str(data_dir),
         # One broker: the internal topics cannot have more than one replica.
         "offsets.topic.replication.factor": "1",
@@ -80,13 +113,19 @@ def render_server_properties(*, port: int, controller_port: int, data_dir: Path)
     return "\n".join(lines) + "\n"
 
 
-def write_server_properties(paths: Paths, settings: KafkaSettings) -> None:
+def write_server_properties(
+    paths: Paths, settings: KafkaSettings, credentials: KafkaCredentials
+) -> None:
+    """Readable by its owner alone: it holds the broker's own passwords."""
     text = render_server_properties(
-        port=settings.port, controller_port=settings.controller_port, data_dir=paths.kafka_data
+        port=settings.port,
+        controller_port=settings.controller_port,
+        data_dir=paths.kafka_data,
+        credentials=credentials,
     )
     paths.kafka_dir.mkdir(parents=True, exist_ok=True)
     if not paths.kafka_properties.exists() or paths.kafka_properties.read_text() != text:
-        paths.kafka_properties.write_text(text)
+        write_atomically(paths.kafka_properties, text.encode(), mode=0o600)
 
 
 # --- jars ---------------------------------------------------------------------------------
@@ -172,6 +211,7 @@ def find_java() -> str:
 
 
 def jvm_command(paths: Paths, java: str, main: str, *arguments: str) -> list[str]:
+    """`main` may also be `@file`: a Java argument file naming the class and its arguments."""
     return [
         java,
         *JVM_HEAP,
@@ -191,6 +231,12 @@ def is_formatted(paths: Paths) -> bool:
     return (paths.kafka_data / "meta.properties").is_file()
 
 
+def is_secured(paths: Paths) -> bool:
+    """Formatted with the principals' credentials: a storage formatted before the broker
+    authenticated its clients has none, and no client could ever connect to it."""
+    return is_formatted(paths) and paths.kafka_secured_stamp.is_file()
+
+
 def new_cluster_id() -> str:
     """A cluster id as Kafka writes them: 16 random bytes, URL-safe base64, unpadded.
 
@@ -202,13 +248,28 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def format_storage(paths: Paths, java: str, say: Say) -> None:
-    say("Kafka: formatting its storage (once)")
+def format_storage(paths: Paths, java: str, credentials: KafkaCredentials, say: Say) -> None:
+    say("Kafka: formatting its storage (once), with its principals' credentials")
     log = paths.log("kafka")
-    command = jvm_command(
-        paths, java, STORAGE_TOOL_MAIN,
+    scram = [
+        argument
+        for principal in PRINCIPALS
+        for argument in (
+            "--add-scram",
+            f"{SASL_MECHANISM}=[name={principal.name},"
+            f"password={credentials.passwords[principal.name]}]",
+        )
+    ]
+    tool = [
+        STORAGE_TOOL_MAIN,
         "format", "--standalone", "-t", new_cluster_id(), "-c", str(paths.kafka_properties),
-    )  # fmt: skip
+        *scram,
+    ]  # fmt: skip
+    # The passwords go in a Java argument file (readable by its owner alone, deleted after),
+    # not on the command line, which any local user can read while the tool runs.
+    arguments = paths.secrets_dir / "kafka-format.args"
+    write_atomically(arguments, "\n".join(f'"{a}"' for a in tool).encode(), mode=0o600)
+    command = jvm_command(paths, java, f"@{arguments}")
     with log.open("ab") as output:
         try:
             result = subprocess.run(
@@ -217,8 +278,11 @@ def format_storage(paths: Paths, java: str, say: Say) -> None:
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise errors.step_timed_out("Kafka storage format", FORMAT_TIMEOUT, log) from None
+        finally:
+            arguments.unlink(missing_ok=True)
     if result.returncode != 0:
         raise errors.step_failed("Kafka storage format", log)
+    paths.kafka_secured_stamp.write_text(SASL_MECHANISM + "\n")
 
 
 def process_spec(paths: Paths) -> ProcessSpec:
@@ -242,9 +306,16 @@ def prepare_and_start(paths: Paths, settings: KafkaSettings, say: Say) -> int:
     java = find_java()
     paths.ensure_runtime_dirs()
     ensure_jars(paths, say)
-    write_server_properties(paths, settings)
+    credentials = ensure_kafka_credentials(paths)
+    write_server_properties(paths, settings, credentials)
+    if is_formatted(paths) and not is_secured(paths):
+        say(
+            "Kafka: its storage predates authentication, so no client could connect to it: "
+            "formatting it again (its topics start empty; once)"
+        )
+        shutil.rmtree(paths.kafka_data)
     if not is_formatted(paths):
-        format_storage(paths, java, say)
+        format_storage(paths, java, credentials, say)
     return start_broker(paths, java)
 
 
@@ -253,7 +324,9 @@ def prepare_and_start(paths: Paths, settings: KafkaSettings, say: Say) -> int:
 
 async def broker_count(bootstrap: str, timeout_ms: int = 5000) -> int:
     """Brokers listed by a metadata request; 0 when the cluster does not answer."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(
+        **client_options(), bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms
+    )
     try:
         await admin.start()
         cluster = await admin.describe_cluster()

@@ -66,6 +66,11 @@ class Paths:
         return self.kafka_dir / "data"
 
     @property
+    def kafka_secured_stamp(self) -> Path:
+        """Written once the storage is formatted with the principals' credentials."""
+        return self.kafka_dir / "secured"
+
+    @property
     def kafka_properties(self) -> Path:
         return self.kafka_dir / "server.properties"
 
@@ -95,6 +100,10 @@ class Paths:
     @property
     def database_passwords(self) -> Path:
         return self.secrets_dir / "postgres.json"
+
+    @property
+    def kafka_passwords(self) -> Path:
+        return self.secrets_dir / "kafka.json"
 
     @property
     def pgpass(self) -> Path:

@@ -8,9 +8,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from contracts.topics import ALL_TOPICS
+from ops import kafka_access
 from ops.local import kafka, postgres, services, topics
 from ops.local.config import PlatformConfig
 from ops.local.errors import PlatformError
+from ops.local.operations import topic_prefix
 from ops.local.paths import Paths
 from ops.local.processes import running_pid
 from ops.local.report import Say
@@ -33,8 +35,11 @@ def exclusive(paths: Paths, say: Say) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-async def start_infrastructure(config: PlatformConfig, say: Say) -> None:
-    """Kafka and PostgreSQL (side by side: each spends seconds waiting), then the topics."""
+async def start_infrastructure(
+    config: PlatformConfig, say: Say, env: Mapping[str, str] | None = None
+) -> None:
+    """Kafka and PostgreSQL (side by side: each spends seconds waiting), then the topics and,
+    on our own broker, the contract's ACLs (behind the environment's topic prefix)."""
     outcomes = await asyncio.gather(
         kafka.ensure_kafka(config, say),
         asyncio.to_thread(postgres.ensure_postgres, config, say),
@@ -48,6 +53,10 @@ async def start_infrastructure(config: PlatformConfig, say: Say) -> None:
         raise failures[0]
     created = await topics.create_topics(config.kafka.bootstrap)
     say(topics.outcome(len(created), len(ALL_TOPICS)))
+    if config.kafka.is_local_address:
+        await kafka_access.grant(
+            config.kafka.bootstrap, kafka_access.platform_acls(topic_prefix(env or {}))
+        )
 
 
 async def up(
@@ -56,7 +65,7 @@ async def up(
     with exclusive(config.paths, say):
         if config.identity.is_local and config.identity.local_provider(config.paths).ensure():
             say(f"Identity: made the local signing key (once), in {config.paths.identity_dir}")
-        await start_infrastructure(config, say)
+        await start_infrastructure(config, say, env)
         if not infra_only:
             await services.ensure_services(config, say, env)
 

@@ -34,7 +34,7 @@ from ops.local.processes import (
     write_pid,
 )
 from ops.local.report import Say
-from ops.local.secrets import PGPASSFILE_ENV
+from ops.local.secrets import PGPASSFILE_ENV, ensure_kafka_credentials
 
 MIGRATION_TIMEOUT = 180.0
 READY_TIMEOUT = 90.0
@@ -61,10 +61,17 @@ def service_environment(
     service = settings.service
     database = config.database_for(service)
     passwords = {PGPASSFILE_ENV: str(config.paths.pgpass)} if database.is_local_address else {}
+    # On our own broker, as its own principal; elsewhere as the environment says.
+    principal = (
+        ensure_kafka_credentials(config.paths).environment(service.name)
+        if config.kafka.is_local_address
+        else {}
+    )
     return {
         **base,
         **dict(config.identity.exports()),
         **passwords,
+        **principal,
         KAFKA_BOOTSTRAP_ENV: config.kafka.bootstrap,
         service.database_url_env: database.url,
         # For the migrations `ops up` runs before starting it: they run as the owner.

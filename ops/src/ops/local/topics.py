@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from contracts.topics import ALL_TOPICS, Topic
 from ops.local.errors import PlatformError
+from servicekit.kafka import client_options
 
 #: More copies than brokers is an error; three is the usual ceiling where there are more.
 MAX_REPLICATION = 3
@@ -44,7 +45,9 @@ def creation_failures(topic_errors: Sequence[Sequence[Any]]) -> list[str]:
 
 async def create_topics(bootstrap: str, topics: Sequence[Topic] = ALL_TOPICS) -> list[str]:
     """Create the missing topics; returns the names of those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(
+        **client_options(), bootstrap_servers=bootstrap, request_timeout_ms=30_000
+    )
     try:
         await admin.start()
         existing = set(await admin.list_topics())

@@ -6,14 +6,15 @@ from fastapi import FastAPI
 
 from analytics import api, consumers
 from analytics.settings import Settings
-from contracts.topics import CREDITS_LEDGER, SESSION_USAGE, WORKOUT_SESSIONS
+from contracts import principals
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
-#: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (WORKOUT_SESSIONS, CREDITS_LEDGER)
+#: What this service consumes (operators' replay and rebuild read it too): what its Kafka
+#: principal may read.
+INPUT_TOPICS = principals.ANALYTICS.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
-OUTPUT_TOPICS = (SESSION_USAGE,)
+OUTPUT_TOPICS = principals.ANALYTICS.writes
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -6,14 +6,15 @@ from fastapi import FastAPI
 
 from booking import api, consumers
 from booking.settings import Settings
-from contracts.topics import BOOKING_SESSIONS, CREDITS_LEDGER
+from contracts import principals
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
-#: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (BOOKING_SESSIONS, CREDITS_LEDGER)
+#: What this service consumes (operators' replay and rebuild read it too): what its Kafka
+#: principal may read.
+INPUT_TOPICS = principals.BOOKING.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
-OUTPUT_TOPICS = (BOOKING_SESSIONS,)
+OUTPUT_TOPICS = principals.BOOKING.writes
 
 
 def create_app(settings: Settings) -> FastAPI:

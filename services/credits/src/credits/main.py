@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, WORKOUT_SESSIONS
+from contracts import principals
+from contracts.topics import CREDITS_LEDGER
 from credits import api, consumers
 from credits.settings import Settings
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
-#: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER)
+#: What this service consumes (operators' replay and rebuild read it too): what its Kafka
+#: principal may read.
+INPUT_TOPICS = principals.CREDITS.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
-OUTPUT_TOPICS = (CREDITS_LEDGER,)
+OUTPUT_TOPICS = principals.CREDITS.writes
 
 
 def create_app(settings: Settings) -> FastAPI:

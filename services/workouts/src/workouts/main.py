@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.topics import BOOKING_SESSIONS, WORKOUT_SESSIONS
+from contracts import principals
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 from workouts import api, consumers
 from workouts.settings import Settings
 
-#: What this service consumes (operators' replay and rebuild read it too).
-INPUT_TOPICS = (BOOKING_SESSIONS, WORKOUT_SESSIONS)
+#: What this service consumes (operators' replay and rebuild read it too): what its Kafka
+#: principal may read.
+INPUT_TOPICS = principals.WORKOUTS.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
-OUTPUT_TOPICS = (WORKOUT_SESSIONS,)
+OUTPUT_TOPICS = principals.WORKOUTS.writes
 
 
 def create_app(settings: Settings) -> FastAPI:
