@@ -84,11 +84,3 @@ PRINCIPALS: tuple[Principal, ...] = (
     SUBSCRIBER,
     OPS,
 )
-
-
-def principal_named(name: str) -> Principal:
-    for principal in PRINCIPALS:
-        if principal.name == name:
-            return principal
-    names = ", ".join(p.name for p in PRINCIPALS)
-    raise KeyError(f"no principal {name!r}; the principals are {names}")
