@@ -44,6 +44,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
 
 
+#: How many ports a service start tries before giving up.
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(Exception):
+    """The service could not bind the port chosen for it."""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -113,34 +121,53 @@ class IsolatedPlatform:
     async def start(self, name: str) -> ServiceProcess:
         """Start one more process of a service (a replica when one already runs)."""
         service = service_named(name)
-        port = free_port()
         replicas = self.processes.setdefault(name, [])
-        log = self.log_directory / f"{name}-{len(replicas)}.log"
-        with log.open("ab") as output:
-            # Popen only forks and returns; the wait for readiness below is asynchronous.
-            process = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", name],
-                cwd=ROOT,
-                env=self.environment(service, port),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started = ServiceProcess(service, port, process, log)
-        replicas.append(started)
-        await self.wait_until_ready(started)
-        return started
+        for _ in range(PORT_ATTEMPTS):
+            # A port free a moment ago may be taken before the service binds it (any
+            # connection's local port comes from the same range): then try another.
+            port = free_port()
+            log = self.log_directory / f"{name}-{len(replicas)}.log"
+            with log.open("ab") as output:
+                # Popen only forks and returns; the wait for readiness below is asynchronous.
+                process = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", name],
+                    cwd=ROOT,
+                    env=self.environment(service, port),
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started = ServiceProcess(service, port, process, log)
+            try:
+                await self.wait_until_ready(started)
+            except PortTaken:
+                continue
+            except BaseException:
+                process.kill()
+                process.wait(timeout=30)
+                raise
+            replicas.append(started)
+            return started
+        raise RuntimeError(f"{name}: no free port in {PORT_ATTEMPTS} attempts")
 
     async def wait_until_ready(self, started: ServiceProcess, within: float = 60.0) -> None:
+        """Ready, and the server answering on its port is this very service: a port taken
+        by another server would otherwise pass for it."""
         async with httpx.AsyncClient() as client:
             deadline = asyncio.get_running_loop().time() + within
             while True:
                 if started.process.poll() is not None:
-                    raise RuntimeError(f"{started.service.name} exited:\n{started.log_tail()}")
+                    tail = started.log_tail()
+                    if "address already in use" in tail:
+                        raise PortTaken(started.port)
+                    raise RuntimeError(f"{started.service.name} exited:\n{tail}")
                 try:
                     if (await client.get(f"{started.url}/health/ready")).status_code == 200:
-                        return
-                except httpx.TransportError:
+                        described = await client.get(f"{started.url}/openapi.json")
+                        title = str(described.json()["info"]["title"]).lower()
+                        if title.startswith(started.service.name):
+                            return
+                except (httpx.TransportError, ValueError, KeyError):
                     pass
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"{started.service.name} not ready:\n{started.log_tail()}")
