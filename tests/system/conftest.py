@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from contracts.services import service_named
 from ops.identity import LocalIdentity
 
 from .platform import IsolatedPlatform, ScratchDatabases, running_platform
@@ -54,10 +53,7 @@ async def module_platform(
 ) -> AsyncIterator[IsolatedPlatform]:
     """One copy of the platform for all the tests of a module, each of which leaves it fit
     for the next (its own topic prefix and databases, dropped at the end)."""
-    scratch = ScratchDatabases(
-        owner_url=lambda name: servers.owner_url(service_named(name)),
-        runtime_url=lambda name: servers.database_url(service_named(name)),
-    )
+    scratch = ScratchDatabases.beside(servers)
     try:
         async with running_platform(
             kafka_bootstrap=servers.kafka_bootstrap,

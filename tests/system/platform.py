@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -370,6 +371,14 @@ class ScratchDatabases:
         self.owner_url = owner_url
         self.runtime_url = runtime_url
         self.created: list[tuple[str, str]] = []
+
+    @classmethod
+    def beside(cls, servers: Any) -> ScratchDatabases:
+        """Beside each service's own database on the tests' servers (root conftest)."""
+        return cls(
+            owner_url=lambda name: servers.owner_url(service_named(name)),
+            runtime_url=lambda name: servers.database_url(service_named(name)),
+        )
 
     def migrated(self, service_name: str) -> str:
         """A new migrated database, as the service connects to it."""

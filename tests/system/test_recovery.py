@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from contracts.services import service_named
 from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, WORKOUT_SESSIONS
 from ops import databases, recovery
 from ops.identity import LocalIdentity
@@ -50,10 +49,7 @@ async def played(
     """One copy of the platform with the history played on it, for every test here: each
     test leaves the state as it found it, which is what they check."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    scratch = ScratchDatabases(
-        owner_url=lambda name: servers.owner_url(service_named(name)),
-        runtime_url=lambda name: servers.database_url(service_named(name)),
-    )
+    scratch = ScratchDatabases.beside(servers)
     try:
         async with running_platform(
             kafka_bootstrap=servers.kafka_bootstrap,
