@@ -24,11 +24,11 @@ from aiokafka.structs import TopicPartition
 
 from contracts.envelope import build_event, encode
 from contracts.events import Balance, CreditsGranted
-from contracts.services import CREDITS
+from contracts.services import CREDITS, KAFKA_SASL_PASSWORD_ENV
 from contracts.topics import ALL_TOPICS, CREDITS_LEDGER
 from ops import kafka_access
 from ops.local.topics import create_topics
-from servicekit.kafka import client_options
+from servicekit.kafka import KafkaSecurity, client_options
 from servicekit.testing import read_topic
 
 from .platform import IsolatedPlatform, delete_topics
@@ -102,12 +102,9 @@ def credentials(servers: Any) -> Any:
 def as_principal(credentials: Any, principal: str, password: str | None = None) -> dict[str, Any]:
     """aiokafka options of a client authenticating as `principal`."""
     environment = credentials.environment(principal)
-    return {
-        "security_protocol": environment["KAFKA_SECURITY_PROTOCOL"],
-        "sasl_mechanism": environment["KAFKA_SASL_MECHANISM"],
-        "sasl_plain_username": principal,
-        "sasl_plain_password": password or environment["KAFKA_SASL_PASSWORD"],
-    }
+    if password is not None:
+        environment[KAFKA_SASL_PASSWORD_ENV] = password
+    return KafkaSecurity.model_validate(environment).aiokafka_options()
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
-from contracts.principals import OPS, PRINCIPALS, SASL_MECHANISM
+from contracts.principals import OPS, PRINCIPALS
+from contracts.services import KAFKA_SASL_PASSWORD_ENV
 from ops.local.kafka import BROKER_MAIN, STORAGE_TOOL_MAIN, find_java, jvm_command, new_cluster_id
 from ops.local.paths import Paths
-from ops.local.secrets import CONTROLLER_USER, new_password
+from ops.local.secrets import CONTROLLER_USER, KafkaCredentials, new_password
+from servicekit.kafka import KafkaSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SCRIPT = ROOT / "infra" / "docker" / "kafka-start.sh"
@@ -36,12 +38,12 @@ class ScriptedBroker:
     passwords: dict[str, str]
 
     def client(self, principal: str, password: str | None = None) -> dict[str, Any]:
+        environment = KafkaCredentials(self.passwords).environment(principal)
+        if password is not None:
+            environment[KAFKA_SASL_PASSWORD_ENV] = password
         return {
+            **KafkaSecurity.model_validate(environment).aiokafka_options(),
             "bootstrap_servers": self.bootstrap,
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": SASL_MECHANISM,
-            "sasl_plain_username": principal,
-            "sasl_plain_password": password or self.passwords[principal],
             "request_timeout_ms": 10_000,
         }
 
