@@ -152,7 +152,7 @@ class DiscardedDeadLetters:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    async def send(self, record: ConsumedRecord, reason: str) -> None:
+    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
         self.reasons.append(reason)
 
 

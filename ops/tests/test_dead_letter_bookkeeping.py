@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from ops import dead_letters
 from ops.dead_letters import DeadLetter, RedriveState, Selection, decode_offsets, encode_offsets
-from servicekit import dead_letters as servicekit_dead_letters
 
 
 def letter(**headers: str) -> DeadLetter:
@@ -25,10 +24,6 @@ def letter(**headers: str) -> DeadLetter:
             *((name, text.encode()) for name, text in headers.items()),
         ),
     )
-
-
-def test_the_headers_are_those_the_services_dead_letter_path_writes() -> None:
-    assert dead_letters.DLQ_HEADERS == servicekit_dead_letters.DLQ_HEADERS
 
 
 def test_a_topic_is_named_with_or_without_dlq_and_behind_the_prefix_once() -> None:

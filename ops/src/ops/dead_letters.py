@@ -30,19 +30,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from contracts.dead_letters import (
+    CONSUMER,
+    DLQ_HEADERS,
+    OFFSET,
+    PARTITION,
+    REASON,
+    REASON_KIND,
+    TOPIC,
+)
 from contracts.topics import DEAD_LETTER_SUFFIX
 from ops import groups
 from ops.local.errors import PlatformError
 from servicekit.kafka import client_options
-
-# The headers servicekit's dead-letter path writes (servicekit.dead_letters; a test checks
-# that the two agree: this tool does not depend on the services' plumbing).
-REASON = "dlq-reason"
-TOPIC = "dlq-topic"
-PARTITION = "dlq-partition"
-OFFSET = "dlq-offset"
-CONSUMER = "dlq-consumer"
-DLQ_HEADERS = frozenset({REASON, TOPIC, PARTITION, OFFSET, CONSUMER})
 
 #: Kafka keeps at most 4096 bytes of metadata per committed offset (offset.metadata.max.bytes).
 MAX_METADATA = 3500
@@ -82,6 +82,10 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         return self.header(REASON) or "(no reason given)"
+
+    @property
+    def reason_kind(self) -> str | None:
+        return self.header(REASON_KIND)
 
     @property
     def origin_topic(self) -> str | None:

@@ -24,7 +24,8 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
-from servicekit.consumer import Outcome
+from contracts.session_ids import SESSION_ID_TAKEN, block_of, session_id
+from servicekit.consumer import REJECTED, Outcome
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
 
@@ -104,7 +105,7 @@ async def test_a_session_booked_by_another_service_lands_like_an_own_booking(
     assert await deliver(event, event_id="kiosk-50") is Outcome.DUPLICATE
 
 
-async def test_an_outside_booking_moves_the_api_ids_past_its_own(
+async def test_an_outside_booking_in_the_api_block_moves_the_api_ids_past_its_own(
     deliver: Deliver, api: AsyncClient
 ) -> None:
     await deliver(booked(1))
@@ -123,6 +124,44 @@ async def test_an_outside_booking_moves_the_api_ids_past_its_own(
         )
         ids.append(response.json()["id"])
     assert ids == [41, 42]
+
+
+async def book_through_the_api(api: AsyncClient) -> int:
+    response = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    assert response.status_code == 201, response.text
+    allocated: int = response.json()["id"]
+    return allocated
+
+
+@pytest.mark.parametrize(
+    "outside_id",
+    [session_id(1, 1), session_id(7, 12_345), block_of(8191)[-1], 2**62],
+    ids=["first of block 1", "inside block 7", "last of the last block", "beyond every block"],
+)
+async def test_an_id_outside_the_api_block_never_moves_the_api_ids(
+    deliver: Deliver, api: AsyncClient, outside_id: int
+) -> None:
+    assert await book_through_the_api(api) == 1
+    assert await deliver(booked(outside_id)) is Outcome.APPLIED
+    assert await deliver(moved(SessionCompleted, outside_id + 1)) is Outcome.APPLIED
+    assert [await book_through_the_api(api) for _ in range(2)] == [2, 3]
+    assert (await session(api, outside_id))["id"] == outside_id
+
+
+async def test_the_api_allocates_only_in_its_own_block(deliver: Deliver, api: AsyncClient) -> None:
+    last = block_of(0)[-1]
+    assert await deliver(booked(last - 1)) is Outcome.APPLIED
+    assert await book_through_the_api(api) == last
+    # Past its block the sequence refuses rather than handing out another producer's id.
+    response = await api.post(
+        "/api/sessions",
+        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+    )
+    assert response.status_code == 503, response.text
+    assert "no session id left" in response.json()["detail"]
 
 
 async def test_a_status_change_for_a_session_never_booked_creates_it_and_moves_the_ids(
@@ -193,6 +232,7 @@ async def test_an_impossible_outside_status_change_is_dead_lettered_with_the_rea
     assert reason.startswith("session 5 ")
     assert current in reason
     assert target in reason
+    assert dead_letters.kinds == [REJECTED]
     assert (await session(api, 5))["status"] == current
 
 
@@ -241,6 +281,7 @@ async def test_an_id_reused_for_another_client_or_trainer_is_dead_lettered_with_
     assert dead_letters.reasons == [
         f"session 5 is booked for client {CLIENT} with trainer {TRAINER}, {named}"
     ]
+    assert dead_letters.kinds == [SESSION_ID_TAKEN]
     assert await session(api, 5) == before
 
 
@@ -254,6 +295,7 @@ async def test_an_id_reused_against_a_session_the_api_booked_is_dead_lettered(
     session_id = response.json()["id"]
     assert await deliver(booked(session_id, user_id=OTHER)) is Outcome.DEAD_LETTERED
     assert dead_letters.reasons[0].startswith(f"session {session_id} is booked for client {CLIENT}")
+    assert dead_letters.kinds == [SESSION_ID_TAKEN]
 
 
 async def test_the_same_booking_announced_again_changes_nothing(

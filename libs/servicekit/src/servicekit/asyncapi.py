@@ -62,6 +62,11 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
     "properties": {
         **EVENT_HEADERS["properties"],
         dead_letters.REASON: {"type": "string", "description": "Why it was dead-lettered."},
+        dead_letters.REASON_KIND: {
+            "type": "string",
+            "description": "The kind of reason, a short stable name (`invalid-payload`, "
+            "`rejected`, `session-id-taken`, …).",
+        },
         dead_letters.TOPIC: {"type": "string", "description": "The original topic."},
         dead_letters.PARTITION: {"type": "string", "description": "The original partition."},
         dead_letters.OFFSET: {"type": "string", "description": "The original offset."},
@@ -69,6 +74,7 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
     },
     "required": [
         dead_letters.REASON,
+        dead_letters.REASON_KIND,
         dead_letters.TOPIC,
         dead_letters.PARTITION,
         dead_letters.OFFSET,

@@ -102,15 +102,17 @@ def _reason_kind(invalid: InvalidEvent) -> str:
 
 
 class DeadLetterSink(Protocol):
-    async def send(self, record: ConsumedRecord, reason: str) -> None: ...
+    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None: ...
 
 
 class Rejected(Exception):
-    """Raised by a handler when an event breaks a business rule and can never be applied."""
+    """Raised by a handler when an event breaks a business rule and can never be applied.
+    `kind` names the rule for the metrics and the letter's `dlq-reason-kind` header."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, kind: str = REJECTED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 class Outcome(StrEnum):
@@ -381,7 +383,7 @@ class IdempotentConsumer:
         item, error = failed.item, failed.error
         event_id = item.event.id if item.event is not None else "?"
         if isinstance(error, Rejected):
-            item.dead = (error.reason, REJECTED)
+            item.dead = (error.reason, error.kind)
             return True
         if isinstance(error, TRANSIENT_ERRORS):
             log.warning("%s: transient failure on %s (%s); retrying", self.name, event_id, error)
@@ -454,7 +456,7 @@ class IdempotentConsumer:
                 record.offset,
                 reason,
             )
-        await self.dead_letters.send(record, reason)
+        await self.dead_letters.send(record, reason, kind)
         self.metrics.events_dead_lettered.labels(topic=record.topic, reason=kind).inc()
         return Outcome.DEAD_LETTERED
 

@@ -7,15 +7,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.dead_letters import (
+    CONSUMER,
+    DLQ_HEADERS,
+    OFFSET,
+    PARTITION,
+    REASON,
+    REASON_KIND,
+    TOPIC,
+)
 from contracts.topics import DEAD_LETTER_SUFFIX
 from servicekit.kafka import Producer
 
-REASON = "dlq-reason"
-TOPIC = "dlq-topic"
-PARTITION = "dlq-partition"
-OFFSET = "dlq-offset"
-CONSUMER = "dlq-consumer"
-DLQ_HEADERS = frozenset({REASON, TOPIC, PARTITION, OFFSET, CONSUMER})
+__all__ = [
+    "CONSUMER", "DLQ_HEADERS", "OFFSET", "PARTITION", "REASON", "REASON_KIND", "TOPIC",
+    "ConsumedRecord", "DeadLetters", "dead_letter_headers", "dead_letter_topic",
+]  # fmt: skip
 
 #: Kafka headers are small; a reason longer than this is cut (the record itself is kept whole).
 MAX_REASON_LENGTH = 2000
@@ -46,13 +53,14 @@ class ConsumedRecord:
 
 
 def dead_letter_headers(
-    record: ConsumedRecord, *, reason: str, consumer: str
+    record: ConsumedRecord, *, reason: str, kind: str, consumer: str
 ) -> list[tuple[str, bytes]]:
     # A redriven record that fails again keeps one set of dlq headers: the newest.
     original = [(name, value) for name, value in record.headers if name not in DLQ_HEADERS]
     return [
         *original,
         (REASON, reason[:MAX_REASON_LENGTH].encode()),
+        (REASON_KIND, kind.encode()),
         (TOPIC, record.topic.encode()),
         (PARTITION, str(record.partition).encode()),
         (OFFSET, str(record.offset).encode()),
@@ -72,12 +80,12 @@ class DeadLetters:
         self.producer = producer
         self.consumer = consumer
 
-    async def send(self, record: ConsumedRecord, reason: str) -> None:
+    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
         await self.producer.send_and_wait(
             dead_letter_topic(record.topic),
             value=record.value,
             key=record.key,
             # The same partition as the original keeps a key's dead letters in order.
             partition=record.partition,
-            headers=dead_letter_headers(record, reason=reason, consumer=self.consumer),
+            headers=dead_letter_headers(record, reason=reason, kind=kind, consumer=self.consumer),
         )

@@ -179,14 +179,18 @@ class RecordingDeadLetters:
     """Stands in for the dead-letter topic in handler tests: keeps what would be sent."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[ConsumedRecord, str]] = []
+        self.sent: list[tuple[ConsumedRecord, str, str]] = []
 
-    async def send(self, record: ConsumedRecord, reason: str) -> None:
-        self.sent.append((record, reason))
+    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
+        self.sent.append((record, reason, kind))
 
     @property
     def reasons(self) -> list[str]:
-        return [reason for _, reason in self.sent]
+        return [reason for _, reason, _ in self.sent]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for _, _, kind in self.sent]
 
 
 @asynccontextmanager

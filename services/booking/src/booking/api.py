@@ -20,6 +20,7 @@ from booking.rules import (
     ChangeRefused,
     NotPermitted,
     NotStorable,
+    SessionIdsExhausted,
     SessionNotFound,
     SessionStatus,
     check_moment,
@@ -243,6 +244,7 @@ STATUS_OF_REFUSAL: dict[type[BookingRuleBroken], int] = {
     NotPermitted: status.HTTP_403_FORBIDDEN,
     ChangeRefused: status.HTTP_409_CONFLICT,
     NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    SessionIdsExhausted: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 

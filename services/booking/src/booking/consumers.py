@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking.projection import STATUS_AFTER, CreditMarks, SessionChanges
-from booking.rules import BookingRuleBroken
+from booking.rules import BookingRuleBroken, SessionIdTaken
 from contracts.envelope import Event
 from contracts.events import (
     EventPayload,
@@ -25,6 +25,7 @@ from contracts.events import (
     SessionCreditRestored,
     SessionRescheduled,
 )
+from contracts.session_ids import SESSION_ID_TAKEN
 from servicekit.consumer import IdempotentConsumer, Rejected
 
 SESSION_EVENTS: tuple[type[EventPayload], ...] = (SessionBooked, SessionRescheduled, *STATUS_AFTER)
@@ -74,8 +75,11 @@ def register(consumer: IdempotentConsumer) -> None:
 @contextmanager
 def _refusals_dead_lettered() -> Iterator[None]:
     """An event the rules refuse can never be applied: it goes to the dead-letter topic
-    with the rule's reason."""
+    with the rule's reason. An id another booking holds is counted apart: its producer
+    left its block of ids (`contracts.session_ids`)."""
     try:
         yield
+    except SessionIdTaken as taken:
+        raise Rejected(taken.reason, kind=SESSION_ID_TAKEN) from taken
     except BookingRuleBroken as broken:
         raise Rejected(broken.reason) from broken

@@ -8,7 +8,11 @@ transaction, and the consumer applies everybody else's events, and replays, the 
 Events are applied a batch at a time (`SessionChanges`; the API's are batches of one): the
 sessions a batch names are locked and loaded with one query, the events decide in memory,
 one after another in their order, and the changes are written with one statement (and one
-more that moves the id sequence past the ids the batch created).
+more that moves the id sequence past the ids of the API's block the batch created).
+
+Ids: the API allocates in its own block of ids (`contracts.session_ids`, producer 0); other
+producers book in theirs, which never move the API's sequence. An id of the API's block that
+arrives in an event (a rebuild, or a producer that strayed) moves the sequence past it.
 
 Locks: a session that exists is changed under its row lock. Creating a session (or taking a
 new id for the API) first takes the id allocator's transaction-scoped advisory lock, so the
@@ -37,11 +41,13 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking.models import SESSION_IDS_SEQUENCE, SessionCredit, TrainingSession
 from booking.rules import (
     DEFAULT_DURATION,
+    SessionIdsExhausted,
     SessionIdTaken,
     SessionNotFound,
     SessionStatus,
@@ -61,6 +67,7 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
+from contracts.session_ids import BOOKING_API, producer_of
 from servicekit.auth import Caller
 from servicekit.db import any_of, columns_of, insert_rows
 
@@ -71,6 +78,9 @@ STATUS_AFTER: dict[type[SessionStatusEvent], SessionStatus] = {
     SessionCancelled: SessionStatus.CANCELLED,
     SessionNoShow: SessionStatus.NO_SHOW,
 }
+
+#: PostgreSQL's error when `nextval` passes the sequence's maximum: the end of the API's block.
+SEQUENCE_LIMIT_EXCEEDED = "2200H"
 
 #: Any constant: it only has to be the same for every replica, and the database is booking's.
 SESSION_IDS_LOCK = 0x626F6F6B696E67
@@ -113,8 +123,8 @@ _LOCK_IDS_IF_ANY_IS_NEW = text(
     bindparam("lock", SESSION_IDS_LOCK, type_=BigInteger), bindparam("ids", type_=ARRAY(BIGINT))
 )
 
-#: Keeps the API's sequence ahead of an id other services chose (`nextval` gives
-#: `last_value + 1` once called, `last_value` before).
+#: Keeps the API's sequence ahead of an id of its block it did not hand out itself (`nextval`
+#: gives `last_value + 1` once called, `last_value` before).
 _ADVANCE_IDS_PAST = text(
     "select setval('session_ids', :id) from session_ids"
     " where :id >= case when is_called then last_value + 1 else last_value end"
@@ -192,7 +202,12 @@ class Projection:
     async def allocate_id(self) -> int:
         """A session id no event has used (the API's bookings)."""
         await self.session.execute(select(func.pg_advisory_xact_lock(SESSION_IDS_LOCK)))
-        allocated = await self.session.execute(select(func.nextval(SESSION_IDS_SEQUENCE)))
+        try:
+            allocated = await self.session.execute(select(func.nextval(SESSION_IDS_SEQUENCE)))
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == SEQUENCE_LIMIT_EXCEEDED:
+                raise SessionIdsExhausted() from error
+            raise
         return int(allocated.scalar_one())
 
     # --- booking.sessions -----------------------------------------------------------------
@@ -275,10 +290,14 @@ class SessionChanges:
         if not rows:
             return
         await self.session.execute(_UPSERT_SESSIONS, columns_of(rows, _SESSION_COLUMNS))
-        new_ids = [s.id for s in self._sessions.values() if s.new]
-        if new_ids:
+        # Only ids of the API's own block move its sequence (its own bookings coming back
+        # in a rebuild, or a producer straying into the block): another block's never do.
+        api_ids = [
+            s.id for s in self._sessions.values() if s.new and producer_of(s.id) == BOOKING_API
+        ]
+        if api_ids:
             # Under the allocator lock, taken when loading found these ids missing.
-            await self.session.execute(_ADVANCE_IDS_PAST, {"id": max(new_ids)})
+            await self.session.execute(_ADVANCE_IDS_PAST, {"id": max(api_ids)})
 
     def apply(self, event: Event[Any]) -> None:
         """Apply one event of `booking.sessions`. Raises `BookingRuleBroken` for one that

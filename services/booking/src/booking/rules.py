@@ -66,6 +66,13 @@ class SessionIdTaken(BookingRuleBroken):
     """An event reuses a session's id for another client, trainer or booking."""
 
 
+class SessionIdsExhausted(BookingRuleBroken):
+    """The API's block of session ids is used up (`contracts.session_ids`): 2**40 bookings."""
+
+    def __init__(self) -> None:
+        super().__init__("no session id left in the booking API's block of ids")
+
+
 class NotStorable(BookingRuleBroken):
     """A value the contract allows but no session can hold (an id beyond bigint, ...)."""
 
