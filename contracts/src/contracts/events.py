@@ -33,6 +33,17 @@ MAX_ID = 2**63 - 1
 
 #: Integer ids of clients, trainers and sessions (database serials, so never zero or below).
 Id = Annotated[int, Field(gt=0, le=MAX_ID)]
+#: A session id, made as `contracts.session_ids` says so that producers never collide.
+SessionId = Annotated[
+    int,
+    Field(
+        gt=0,
+        le=MAX_ID,
+        description="producer << 40 | serial (docs/publishing.md, contracts.session_ids): "
+        "booking's API books ids 1 to 2^40-1 (producer 0); another producer books only in the "
+        "block of the producer number it was given, so no two producers ever book one id.",
+    ),
+]
 
 # Limits: the services' APIs take no more, and no event may carry more, so that nothing a
 # producer sends can overflow a column or bloat what consumers remember of it.
@@ -153,7 +164,7 @@ class Balance(ContractModel):
 class SessionBooked(EventPayload):
     event_type: ClassVar[str] = "SessionBooked"
 
-    session_id: Id
+    session_id: SessionId
     user_id: Id
     trainer_id: Id
     session_date: AwareDatetime
@@ -165,14 +176,14 @@ class SessionBooked(EventPayload):
 class SessionRescheduled(EventPayload):
     event_type: ClassVar[str] = "SessionRescheduled"
 
-    session_id: Id
+    session_id: SessionId
     session_date: AwareDatetime
 
 
 class SessionStatusEvent(EventPayload):
     """Shape shared by the events that move a session along its lifecycle."""
 
-    session_id: Id
+    session_id: SessionId
     user_id: Id
     trainer_id: Id
     at: AwareDatetime
@@ -233,7 +244,7 @@ class SessionLink(EventPayload):
     )
 
     session_type: SessionType = SessionType.SOLO
-    session_id: Id | None = None
+    session_id: SessionId | None = None
     trainer_id: Id | None = None
 
     @field_validator("session_type", mode="before")
@@ -316,7 +327,7 @@ class SessionCreditDeducted(EventPayload):
     event_type: ClassVar[str] = "SessionCreditDeducted"
 
     user_id: Id
-    session_id: Id
+    session_id: SessionId
     trainer_id: Id
     workout_id: UUID | None = None
     cause: Literal["workout-logged", "session-completed"]
@@ -329,7 +340,7 @@ class SessionCreditRestored(EventPayload):
     event_type: ClassVar[str] = "SessionCreditRestored"
 
     user_id: Id
-    session_id: Id
+    session_id: SessionId
     reason: Reason
     balance: Balance
     #: The id of the event that caused it: the session's cancellation or no-show.
@@ -340,7 +351,7 @@ class CreditDeductionRejected(EventPayload):
     event_type: ClassVar[str] = "CreditDeductionRejected"
 
     user_id: Id
-    session_id: Id
+    session_id: SessionId
     workout_id: UUID | None = None
     reason: Annotated[str, Field(max_length=MAX_REJECTION_LENGTH), STORABLE]
 
