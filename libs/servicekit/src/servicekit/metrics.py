@@ -5,15 +5,16 @@ runtimes in one process (as in the tests) count separately. Counters and the his
 updated as things happen; the outbox and consumer lag gauges are computed when scraped:
 `Metrics.render` first awaits the refresh callbacks the runtime registered (one cheap query
 on the outbox table; for the lag, the end offsets of the partitions the running consumer
-holds, in one request, against the positions it already knows), then renders. A refresh
-that fails leaves its gauges out of that scrape rather than stale.
+holds, in one request, against the positions it already knows), then renders. A service
+adds gauges of its own the same way (`Metrics.gauges_at_scrape`). A refresh that fails
+leaves its gauges out of that scrape rather than stale.
 docs/observability.md lists every series.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Response
@@ -88,6 +89,28 @@ def _families(state: ScrapeTimeState) -> list[Metric]:
 
 
 Refresh = Callable[[ScrapeTimeState], Awaitable[None]]
+#: A service's own measurement: each gauge's name and its value now.
+Measure = Callable[[], Awaitable[Mapping[str, float]]]
+
+
+class _MeasuredGauges(Collector):
+    """Unlabelled gauges of a service's own, valued by its last measurement."""
+
+    def __init__(self, documentation: Mapping[str, str]) -> None:
+        self.documentation = dict(documentation)
+        self.values: Mapping[str, float] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(name, text) for name, text in self.documentation.items()]
+
+    def collect(self) -> Iterable[Metric]:
+        families = []
+        for name, text in self.documentation.items():
+            family = GaugeMetricFamily(name, text)
+            if name in self.values:
+                family.add_metric([], self.values[name])
+            families.append(family)
+        return families
 
 
 class Metrics:
@@ -127,6 +150,19 @@ class Metrics:
     def on_scrape(self, refresh: Refresh) -> None:
         """Run `refresh` before each scrape to update the scrape-time gauges."""
         self._refreshes.append(refresh)
+
+    def gauges_at_scrape(self, documentation: Mapping[str, str], measure: Measure) -> None:
+        """Serve gauges of the service's own (`documentation`: each name and its help),
+        valued by `measure` at each scrape. Measured where the figures live (its database),
+        they are the same from every replica and survive restarts."""
+        gauges = _MeasuredGauges(documentation)
+        self.registry.register(gauges)
+
+        async def refresh(_: ScrapeTimeState) -> None:
+            gauges.values = {}
+            gauges.values = await measure()
+
+        self.on_scrape(refresh)
 
     async def render(self) -> bytes:
         self._scrape_time.outbox = None

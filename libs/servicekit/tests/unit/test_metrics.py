@@ -87,3 +87,24 @@ async def test_records_refused_before_their_transaction_are_counted_by_outcome_a
     assert value(text, consumed, topic="t", event_type="SomethingElse", outcome="ignored") == 1
     assert value(text, dead, topic="t", reason="not-json") == 2
     assert value(text, dead, topic="t", reason="not-cloudevent") == 1
+
+
+async def test_a_services_own_gauges_are_measured_at_each_scrape_and_left_out_on_failure() -> None:
+    metrics = Metrics()
+    figures = [{"parked": 2.0, "parked_oldest_age_seconds": 30.5}, {"parked": 0.0}]
+
+    async def measure() -> dict[str, float]:
+        if not figures:
+            raise ConnectionError("database away")
+        return figures.pop(0)
+
+    metrics.gauges_at_scrape(
+        {"parked": "Things parked.", "parked_oldest_age_seconds": "Age of the oldest."}, measure
+    )
+    first = await metrics.render()
+    assert (value(first, "parked"), value(first, "parked_oldest_age_seconds")) == (2, 30.5)
+    second = await metrics.render()
+    assert (value(second, "parked"), value(second, "parked_oldest_age_seconds")) == (0, None)
+    third = await metrics.render()
+    assert value(third, "parked") is None
+    assert b"# TYPE parked gauge" in third
