@@ -2,8 +2,8 @@
 
 Credits knows whom a trainer trains from `booking.sessions`, through its own view of the
 booked sessions: a client the trainer has at least one session booked with. Granting
-credits is for staff alone; reading a balance and its ledger follows
-`servicekit.auth.require_client_records`.
+credits and reading the parked deductions are for staff alone; reading a balance and its
+ledger follows `servicekit.auth.require_client_records`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from credits.models import KnownSession
 
 GRANT_RULE = "only staff grant credits"
+PARKED_RULE = "only staff read the parked deductions"
 
 
 async def trains(session: AsyncSession, trainer_id: int, user_id: int) -> bool:

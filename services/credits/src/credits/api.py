@@ -1,4 +1,5 @@
-"""The credits HTTP API: balances, the ledger that explains them, and staff grants."""
+"""The credits HTTP API: balances, the ledger that explains them, staff grants, and the
+deductions parked until their session's booking arrives."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from contracts.events import (
     STORABLE,
     ContractModel,
 )
-from credits.access import GRANT_RULE, trains
+from credits.access import GRANT_RULE, PARKED_RULE, trains
 from credits.ledger import STAFF_GRANT, Scope, UnknownCursor, balance_of, ledger_for, ledger_page
+from credits.parked import parked_page
 from servicekit.auth import CallerDep, forbidden, require_client_records
 from servicekit.runtime import ServiceRuntime
 
@@ -51,6 +53,21 @@ class LedgerLine(ContractModel):
     remaining_after: int
 
 
+class ParkedDeduction(ContractModel):
+    """A deduction waiting for its session's booking: applied when the booking arrives,
+    withdrawn (never charged) when staff cancel the workout in the workouts service."""
+
+    id: Annotated[int, Field(description="Its place in the queue: `after` for the next page")]
+    session_id: int
+    user_id: Annotated[int, Field(description="The client")]
+    trainer_id: int
+    workout_id: uuid.UUID | None
+    cause: str
+    caused_by: Annotated[str, Field(description="The id of the event that asked for it")]
+    parked_at: datetime
+    age_seconds: Annotated[int, Field(description="How long it has waited, in whole seconds")]
+
+
 class GrantRequest(ContractModel):
     sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT, description="Credits to add")]
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
@@ -59,6 +76,54 @@ class GrantRequest(ContractModel):
 def _runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
+
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+def _link_next_page(request: Request, response: Response, *, after: str, limit: int) -> None:
+    """Name the next page in the `Link` header (`rel="next"`)."""
+    following = request.url.include_query_params(after=after, limit=limit)
+    response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+
+
+# Before `/{user_id}`, whose path "pending" would match too (and fail as not an id).
+@router.get("/pending", response_model=list[ParkedDeduction])
+async def get_parked_deductions(
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_ID, description="The `id` of the last of the page before"),
+    ] = None,
+    limit: PageLimit = DEFAULT_PAGE,
+) -> list[ParkedDeduction]:
+    """Staff only: the deductions parked until their session's booking arrives, oldest
+    first, a page at a time (the `Link` header names the next, as for the ledger)."""
+    if not caller.is_staff:
+        raise forbidden(PARKED_RULE)
+    async with _runtime(request).database.sessions() as session:
+        page = await parked_page(session, after=after, limit=limit)
+    parked = [
+        ParkedDeduction(
+            id=row.id,
+            session_id=row.session_id,
+            user_id=row.user_id,
+            trainer_id=row.trainer_id,
+            workout_id=row.workout_id,
+            cause=row.cause,
+            caused_by=row.caused_by,
+            parked_at=row.received_at,
+            age_seconds=int(age),
+        )
+        for row, age in page.deductions
+    ]
+    if page.more:
+        _link_next_page(request, response, after=str(parked[-1].id), limit=limit)
+    return parked
 
 
 @router.get("/{user_id}", response_model=CreditBalance)
@@ -71,10 +136,6 @@ async def get_balance(user_id: UserId, caller: CallerDep, request: Request) -> C
         )
         balance = await balance_of(session, user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())
-
-
-DEFAULT_LEDGER_PAGE = 100
-MAX_LEDGER_PAGE = 1000
 
 
 @router.get(
@@ -91,7 +152,7 @@ async def get_ledger(
         uuid.UUID | None,
         Query(description="The `id` of the last entry of the page before: the next page"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LEDGER_PAGE)] = DEFAULT_LEDGER_PAGE,
+    limit: PageLimit = DEFAULT_PAGE,
 ) -> list[LedgerLine]:
     """The entries that explain the balance, oldest first, a page at a time. When more
     follow, the `Link` header names the next page (`rel="next"`). Readable by whoever may
@@ -123,8 +184,7 @@ async def get_ledger(
         for entry, remaining in page.entries
     ]
     if page.more:
-        following = request.url.include_query_params(after=str(lines[-1].id), limit=limit)
-        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+        _link_next_page(request, response, after=str(lines[-1].id), limit=limit)
     return lines
 
 

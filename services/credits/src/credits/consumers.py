@@ -120,7 +120,19 @@ def register(consumer: IdempotentConsumer, outbox: Outbox) -> None:
     async def on_workout_status_changed(
         session: AsyncSession, event: Event[WorkoutStatusChanged]
     ) -> None:
-        _deduct_for_workout(ledger_of(session), event.payload, event.id)
+        changed = event.payload
+        called_off = changed.status is WorkoutStatus.CANCELLED
+        if called_off and changed.session_type is SessionType.TRAINER_LED:
+            # A deduction it parked waits for nothing now. The contract guarantees the
+            # session for trainer-led workouts; this only narrows the type.
+            assert changed.session_id is not None
+            ledger_of(session).withdraw_parked(
+                session_id=changed.session_id,
+                workout_id=changed.workout_id,
+                user_id=changed.user_id,
+            )
+            return
+        _deduct_for_workout(ledger_of(session), changed, event.id)
 
 
 def _deduct_for_workout(

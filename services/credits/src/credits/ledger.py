@@ -34,6 +34,7 @@ from credits.models import (
     LedgerEntry,
     PendingDeduction,
     SessionStatus,
+    WithdrawnDeduction,
 )
 from servicekit.consumer import IdempotentConsumer
 from servicekit.db import any_of, columns_of, insert_rows
@@ -66,15 +67,20 @@ _ENTRY_COLUMNS = ("id", "user_id", "kind", "amount", *_OPTIONAL_ENTRY_COLUMNS, "
 _SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
 _PARKED_COLUMNS = ("session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by")
 _BALANCE_COLUMNS = ("user_id", "total", "used")
+_WITHDRAWN_COLUMNS = ("workout_id", "session_id")
 
 _ENTRIES = LedgerEntry.__table__
 _SESSIONS = KnownSession.__table__
 _PENDING = PendingDeduction.__table__
+_WITHDRAWN = WithdrawnDeduction.__table__
 _BALANCES = Balance.__table__
 
 #: A batch's writes, one statement each whatever the number of rows (see `insert_rows`).
 _INSERT_ENTRIES = insert_rows(LedgerEntry, _ENTRY_COLUMNS)
 _INSERT_PARKED = insert_rows(PendingDeduction, _PARKED_COLUMNS)
+_INSERT_WITHDRAWN = insert_rows(
+    WithdrawnDeduction, _WITHDRAWN_COLUMNS, then="on conflict (workout_id) do nothing"
+)
 _UPSERT_SESSIONS = insert_rows(
     KnownSession,
     _SESSION_COLUMNS,
@@ -110,6 +116,12 @@ def purchase_grant_id(purchase_id: str) -> uuid.UUID:
 
 def rejection_id(caused_by: str) -> uuid.UUID:
     return entry_id("rejection", caused_by)
+
+
+def withdrawal_id(workout_id: uuid.UUID) -> uuid.UUID:
+    """The id of the rejection announcing a withdrawn deduction: a rebuild tells it apart
+    from other rejections by it (see `Ledger.restore`)."""
+    return entry_id("withdrawal", workout_id)
 
 
 def _cause_of_unattributed(event: Event[Any]) -> str:
@@ -211,6 +223,10 @@ class Ledger:
     _sessions: dict[int, _Session] = field(default_factory=dict)
     _parked: dict[int, list[_Parked]] = field(default_factory=dict)
     _unparked: list[int] = field(default_factory=list)
+    #: Workouts whose parked deduction was withdrawn (see `withdraw_parked`), of the sessions
+    #: loaded; the new ones, to write, by workout.
+    _withdrawn: set[uuid.UUID] = field(default_factory=set)
+    _new_withdrawals: dict[uuid.UUID, int] = field(default_factory=dict)
     _entries: dict[uuid.UUID, _Entry] = field(default_factory=dict)
     _balances: dict[int, _Balance] = field(default_factory=dict)
     #: Ids of the rejections decided since loading.
@@ -259,6 +275,15 @@ class Ledger:
                     caused_by=row.caused_by,
                 )
                 self._parked.setdefault(row.session_id, []).append(_Parked(request, row.id))
+        if session_ids:
+            withdrawn = _WITHDRAWN.c
+            self._withdrawn.update(
+                await self.session.scalars(
+                    select(withdrawn.workout_id).where(
+                        withdrawn.session_id == any_of(session_ids, BIGINT)
+                    )
+                )
+            )
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(entry_id("grant", k) for k in scope.grant_keys)
@@ -311,6 +336,15 @@ class Ledger:
         ]  # fmt: skip
         if parked:
             await self.session.execute(_INSERT_PARKED, columns_of(parked, _PARKED_COLUMNS))
+        if self._new_withdrawals:
+            await self.session.execute(
+                _INSERT_WITHDRAWN,
+                {
+                    "workout_id": list(self._new_withdrawals),
+                    "session_id": list(self._new_withdrawals.values()),
+                },
+            )
+            self._new_withdrawals.clear()
         new_entries = [entry.row for entry in self._entries.values() if entry.row is not None]
         if new_entries:
             await self.session.execute(_INSERT_ENTRIES, columns_of(new_entries, _ENTRY_COLUMNS))
@@ -386,7 +420,8 @@ class Ledger:
         announced with, whichever of its causes the inputs happen to give first, and
         announces nothing twice. Live, announcements are recorded as applied when they are
         made (see `write`), so they come back as duplicates and never reach this.
-        A rejection is no entry: remembering its id (the consumer does) is enough."""
+        A rejection is no entry: remembering its id (the consumer does) is enough, but for a
+        withdrawal's, whose workout must never be charged afterwards."""
         announced = event.payload
         id = uuid.UUID(event.id)
         caused_by = getattr(announced, "caused_by", None) or _cause_of_unattributed(event)
@@ -410,6 +445,12 @@ class Ledger:
                 trainer_id=deduction.trainer_id if deduction is not None else None,
                 reason=announced.reason, caused_by=caused_by,
             )  # fmt: skip
+        elif (
+            isinstance(announced, events.CreditDeductionRejected)
+            and announced.workout_id is not None
+            and id == withdrawal_id(announced.workout_id)
+        ):
+            self._remember_withdrawal(announced.session_id, announced.workout_id)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -451,12 +492,49 @@ class Ledger:
     def deduct_session_credit(self, request: DeductionRequest) -> None:
         """Deduct one credit for a delivered session, exactly once per session. A request for
         a session not booked yet waits for the booking; one that does not fit it is
-        rejected with the reason."""
+        rejected with the reason. A workout whose parked deduction was withdrawn never
+        deducts."""
+        if request.workout_id in self._withdrawn:
+            return
         known = self._sessions.get(request.session_id)
         if known is None:
             self._parked.setdefault(request.session_id, []).append(_Parked(request))
             return
         self._decide(request, known)
+
+    def withdraw_parked(self, *, session_id: int, workout_id: uuid.UUID, user_id: int) -> None:
+        """A workout called off while its deduction waits for the session's booking: the
+        deduction is dropped, never charged, and announced as rejected with the reason. The
+        workout is remembered as withdrawn, so that nothing charges it later, in whatever
+        order a rebuild reads the inputs. A workout with no parked deduction changes
+        nothing: calling off a workout whose credit was deducted gives nothing back."""
+        waiting = self._parked.get(session_id, [])
+        withdrawn = [p for p in waiting if p.request.workout_id == workout_id]
+        if not withdrawn:
+            return
+        self._parked[session_id] = [p for p in waiting if p.request.workout_id != workout_id]
+        self._unparked.extend(p.id for p in withdrawn if p.id is not None)
+        if deduction_id(session_id) in self._entries:
+            # A rebuild that read back first the deduction made live before the workout was
+            # called off: it stands, as it did live.
+            return
+        self._remember_withdrawal(session_id, workout_id)
+        id = withdrawal_id(workout_id)
+        self._rejected.add(str(id))  # left out when written if announced before
+        self._announce(
+            events.CreditDeductionRejected(
+                user_id=user_id,
+                session_id=session_id,
+                workout_id=workout_id,
+                reason=f"workout {workout_id} was cancelled before session {session_id} was booked",
+            ),
+            event_id=id,
+        )
+
+    def _remember_withdrawal(self, session_id: int, workout_id: uuid.UUID) -> None:
+        if workout_id not in self._withdrawn:
+            self._withdrawn.add(workout_id)
+            self._new_withdrawals[workout_id] = session_id
 
     def _decide(self, request: DeductionRequest, known: _Session) -> None:
         mismatch = self.session_mismatch(

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from contracts import principals
 from contracts.topics import CREDITS_LEDGER
 from credits import api, consumers
+from credits.parked import PARKED_GAUGES, parked_figures
 from credits.settings import Settings
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Its own announcements first: a rebuild then records each fact as it was announced.
     runtime.reads_history_first(CREDITS_LEDGER)
     runtime.publishes(*OUTPUT_TOPICS)
+    runtime.metrics.gauges_at_scrape(PARKED_GAUGES, lambda: parked_figures(runtime.database))
     return runtime.create_app(title="Credits service", routers=[api.router])
 
 

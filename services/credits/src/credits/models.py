@@ -128,7 +128,8 @@ class KnownSession(Base):
 
 
 class PendingDeduction(Base):
-    """A deduction asked for before its session's booking arrived; applied when it does."""
+    """A deduction asked for before its session's booking arrived ("parked"); applied when
+    it does, or withdrawn when its workout is cancelled first (see `WithdrawnDeduction`)."""
 
     __tablename__ = "pending_deductions"
 
@@ -139,6 +140,18 @@ class PendingDeduction(Base):
     workout_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     cause: Mapped[str] = mapped_column(Text)
     caused_by: Mapped[str] = mapped_column(Text)
+    #: When it was parked.
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class WithdrawnDeduction(Base):
+    """A trainer-led workout cancelled while its deduction was parked: it never uses a
+    credit. Remembered, and read back from the rejection announcing it when the service is
+    rebuilt, so that no order of the inputs charges that workout afterwards."""
+
+    __tablename__ = "withdrawn_deductions"
+
+    workout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    session_id: Mapped[int] = mapped_column(BigInteger, index=True)
