@@ -113,7 +113,14 @@ async def cli(*arguments: str, **env: str) -> Result:
     return await asyncio.to_thread(run, list(arguments), env)
 
 
-@pytest.mark.parametrize("command", [["replay", "credits"], ["rebuild", "credits", "--yes"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay", "credits"],
+        ["replay", "credits", "--from", "2026-01-15", "--topic", "booking.sessions"],
+        ["rebuild", "credits", "--yes"],
+    ],
+)
 async def test_the_command_line_says_why_in_one_line_and_exits_1(command: list[str]) -> None:
     bootstrap = f"127.0.0.1:{closed_port()}"
 
@@ -122,6 +129,41 @@ async def test_the_command_line_says_why_in_one_line_and_exits_1(command: list[s
     assert result.exit_code == 1
     assert result.output.startswith(f"error: Kafka at {bootstrap} does not answer")
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "refusal"),
+    [
+        (
+            ["--topic", "analytics.session-usage"],
+            "credits does not consume analytics.session-usage",
+        ),
+        (["--from", "last tuesday"], "--from takes an RFC 3339 time with its zone"),
+    ],
+)
+async def test_a_replay_of_what_cannot_be_replayed_is_refused_in_one_line_before_kafka_is_asked(
+    option: list[str], refusal: str
+) -> None:
+    # Kafka does not answer either: the command never gets as far as asking it.
+    result = await cli(
+        "replay", "credits", *option, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{closed_port()}"
+    )
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: {refusal}")
+    assert result.output.count("\n") == 1
+
+
+async def test_a_topic_the_service_does_not_consume_is_refused_before_the_service_is_stopped(
+    kafka_bootstrap: str,
+) -> None:
+    recorder = RecordingControl()
+    target = Target("credits", kafka_bootstrap, unreachable_database())
+
+    with pytest.raises(PlatformError, match=r"^credits does not consume analytics\.session-usage"):
+        await recovery.replay(target, recorder.control(), topic="analytics.session-usage")
+
+    assert recorder.calls == []
 
 
 async def test_a_rebuild_that_cannot_ask_refuses_without_yes(

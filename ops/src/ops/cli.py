@@ -175,14 +175,31 @@ def _recover(operation: Callable[[ProgressPrinter], recovery.Outcome], what: str
 
 
 @app.command()
-def replay(service: ServiceArgument, timeout: TimeoutOption = None) -> None:
+def replay(
+    service: ServiceArgument,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="TIME",
+            help="Only the records since TIME: RFC 3339 with its zone, or a date (UTC).",
+        ),
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option(metavar="TOPIC", help="Only this input topic; the others stay as they are."),
+    ] = None,
+    timeout: TimeoutOption = None,
+) -> None:
     """Consume SERVICE's input topics again from the beginning; its state does not change.
 
-    Stops the service, rewinds its consumer group to the earliest offsets, starts it and
-    follows it until it has caught up."""
+    Stops the service, rewinds its consumer group to the earliest offsets (with --from, to
+    the first records since TIME; with --topic, of that topic only), starts it and follows
+    it until it has caught up."""
     name = service.value
 
     def operation(printer: ProgressPrinter) -> recovery.Outcome:
+        start = recovery.replay_start(since) if since is not None else None
         config = _local_config()
         with platform.exclusive(config.paths, _say):
             return asyncio.run(
@@ -190,6 +207,8 @@ def replay(service: ServiceArgument, timeout: TimeoutOption = None) -> None:
                     operations.target(config, name, os.environ),
                     operations.control(config, name, os.environ, _say),
                     printer,
+                    since=start,
+                    topic=topic,
                     say=_say,
                     give_up_after=timeout,
                 )

@@ -1,12 +1,15 @@
-"""Consumer groups: where each has got to, and moving it back to the beginning for a replay."""
+"""Consumer groups: where each has got to, and moving it back (to the beginning, or to a
+time) for a replay."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -102,22 +105,46 @@ async def rewind_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) 
     return len(await rewind(bootstrap, group, topics))
 
 
-async def rewind(bootstrap: str, group: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    """Like `rewind_to_earliest`; returns the offset each partition now starts from."""
+async def rewind(
+    bootstrap: str, group: str, topics: Sequence[str], *, since: datetime | None = None
+) -> dict[TopicPartition, int]:
+    """Like `rewind_to_earliest`, or, `since` a time, to the first record of each partition
+    at or after it (its end offset when it has none); returns the offset each partition now
+    starts from. Only the partitions of `topics` move: the group's other offsets stay."""
     partitions = await topic_partitions(bootstrap, topics)
     if not partitions:
         return {}
     async with kafka_consumer(bootstrap, group) as consumer:
         consumer.assign(partitions)
         earliest: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(partitions))
+        start = earliest if since is None else await _offsets_at(consumer, earliest, since)
         try:
-            await consumer.commit(dict(earliest))
+            await consumer.commit(dict(start))
         except KafkaError as error:
             raise PlatformError(
                 f"Kafka refused to rewind consumer group {group} ({type(error).__name__}): "
                 "a consumer joined it meanwhile; stop every copy of the service and try again"
             ) from None
-    return earliest
+    return start
+
+
+async def _offsets_at(
+    consumer: AIOKafkaConsumer, earliest: Mapping[TopicPartition, int], since: datetime
+) -> dict[TopicPartition, int]:
+    """Per partition, the first offset of a record stamped at or after `since`, or its end;
+    never past where the group has got to: what it has not consumed yet is never skipped."""
+    partitions = list(earliest)
+    moment = math.floor(since.timestamp() * 1000)
+    found = await consumer.offsets_for_times(dict.fromkeys(partitions, moment))
+    ends = await consumer.end_offsets(partitions)
+    start: dict[TopicPartition, int] = {}
+    for partition in partitions:
+        at = found.get(partition)
+        committed = await consumer.committed(partition)
+        # A partition the group never committed on would be read from its beginning.
+        reached = earliest[partition] if committed is None else committed
+        start[partition] = min(ends[partition] if at is None else at.offset, reached)
+    return start
 
 
 async def live_members(admin: AIOKafkaAdminClient, group: str) -> int:

@@ -3,7 +3,9 @@
 - A replay keeps the database: the service's consumer group is rewound to the earliest
   offset of every input topic and the service reapplies its history, which its idempotent
   consumer turns into no-ops (each event id is remembered in `processed_events`). Use it to
-  check that nothing was missed, or to re-run what was dead-lettered before a fix.
+  check that nothing was missed, or to re-run what was dead-lettered before a fix. It may
+  be narrowed to the records since a time (`since`: the offsets Kafka finds for it) and to
+  one input topic (`topic`: the group's other offsets stay where they are).
 - A rebuild also drops the database and creates it empty, with its migrations: the topics
   are the system of record, so the service rebuilds the same state from them.
 
@@ -19,9 +21,11 @@ platform's pid files for the CLI, a test harness's processes for the tests).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -84,6 +88,15 @@ class Target:
     def topics(self) -> list[str]:
         return input_topic_names(self.service, self.topic_prefix)
 
+    def input_topic(self, name: str) -> str:
+        """One of its input topics on the broker, named with or without the prefix."""
+        topics = self.topics
+        topic = name if name in topics else self.topic_prefix + name
+        if topic not in topics:
+            inputs = ", ".join(topic.removeprefix(self.topic_prefix) for topic in topics)
+            raise PlatformError(f"{self.service} does not consume {name}: its inputs are {inputs}")
+        return topic
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -107,6 +120,27 @@ def summary(outcome: Outcome, what: str) -> str:
         f"({outcome.rate:,.0f} records/s); {outcome.elapsed:.1f} s in all, stop and start "
         "included"
     )
+
+
+#: A date alone: its midnight, UTC.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def replay_start(text: str) -> datetime:
+    """The TIME of `ops replay --from TIME`: an RFC 3339 time with its zone, or a date."""
+    text = text.strip()
+    try:
+        if _DATE.fullmatch(text):
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise PlatformError(
+            f"--from takes an RFC 3339 time with its zone (2026-01-15T10:00:00Z) or a date "
+            f"(2026-01-15, from its midnight UTC), not {text!r}"
+        )
+    return moment
 
 
 # --- checks before anything is stopped ----------------------------------------------------
@@ -134,18 +168,22 @@ async def replay(
     control: ServiceControl,
     on_progress: OnProgress = ignore,
     *,
+    since: datetime | None = None,
+    topic: str | None = None,
     say: Say = silent,
     poll_interval: float = POLL_INTERVAL,
     give_up_after: float | None = None,
 ) -> Outcome:
-    """Stop the service, rewind its group to the earliest offsets, start it and follow it
-    until it has caught up. Its state does not change: every event is already applied."""
+    """Stop the service, rewind its group to the earliest offsets (or to the first records
+    `since` a time) of its input topics (or of one, `topic`), start it and follow it until it
+    has caught up. Its state does not change: every event is already applied."""
+    topics = target.topics if topic is None else [target.input_topic(topic)]
     began = time.monotonic()
     await check_kafka(target)
     await asyncio.to_thread(databases.check_login, target.service, target.database_url)
     await control.stop()
     try:
-        start = await _rewind(target, say)
+        start = await _rewind(target, say, topics, since)
     except BaseException:
         # Nothing changed yet: leave the service as it was found, running.
         await control.start()
@@ -189,20 +227,23 @@ async def rebuild(
         runtime_role=databases.role_name(target.database_url),
     )
     say(f"{target.service}: migrated")
-    start = await _rewind(target, say)
+    start = await _rewind(target, say, target.topics)
     return await _start_and_follow(
         target, control, start, on_progress, say=say, began=began,
         poll_interval=poll_interval, give_up_after=give_up_after,
     )  # fmt: skip
 
 
-async def _rewind(target: Target, say: Say) -> dict[TopicPartition, int]:
+async def _rewind(
+    target: Target, say: Say, topics: Sequence[str], since: datetime | None = None
+) -> dict[TopicPartition, int]:
     group = target.consumer_group
     await groups.wait_until_empty(target.bootstrap, group)
-    start = await groups.rewind(target.bootstrap, group, target.topics)
+    start = await groups.rewind(target.bootstrap, group, topics, since=since)
+    where = "the earliest offsets" if since is None else f"the offsets of {since.isoformat()}"
     say(
-        f"{target.service}: consumer group {group} rewound to the earliest offsets of "
-        f"{', '.join(target.topics)} ({len(start)} partitions)"
+        f"{target.service}: consumer group {group} rewound to {where} of {', '.join(topics)} "
+        f"({len(start)} partitions)"
     )
     return start
 
