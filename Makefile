@@ -3,7 +3,8 @@
 #   make up    install whatever is missing, start Kafka, PostgreSQL and the services
 #   make test  ruff, mypy and the whole test suite against real Kafka and PostgreSQL
 #   make down  stop everything `make up` started; data stays in .local/
-#   make replay SERVICE=credits    consume its input topics again (state unchanged)
+#   make replay SERVICE=credits    consume its input topics again (state unchanged);
+#                                  FROM=2026-01-15 and TOPIC=booking.sessions narrow it
 #   make rebuild SERVICE=credits   drop its database, rebuild it from its topics (asks first)
 #   make bench-rebuild             measure the rebuild rate of analytics and credits (slow)
 #   make bench                     every benchmark of docs/benchmarks.md, one after another (slow)
@@ -56,9 +57,12 @@ format: bootstrap
 	$(UV) run --no-sync ruff check --fix .
 	$(UV) run --no-sync ruff format .
 
-# JSON Schemas of every event, for producers written in other languages.
+# JSON Schemas of every event (contracts/schemas/), for producers written in other languages,
+# and each service's AsyncAPI document (contracts/asyncapi/), written from the services' apps
+# (the contract imports no service). Tests fail when either is stale.
 schemas: bootstrap
 	$(UV) run --no-sync python -m contracts.schemas
+	$(UV) run --no-sync python -m ops.asyncapi_documents
 
 .PHONY: replay rebuild bench-rebuild check-service
 
@@ -69,9 +73,10 @@ check-service:
 		exit 2;; esac
 
 # Stop the service, rewind its consumer group to the earliest offsets, start it and follow
-# it until it has caught up. Its state does not change.
+# it until it has caught up. Its state does not change. FROM=<RFC 3339 time or date> replays
+# only the records since then; TOPIC=<one of its input topics> only that topic.
 replay: check-service bootstrap
-	$(UV) run --no-sync ops replay $(SERVICE)
+	$(UV) run --no-sync ops replay $(SERVICE) $(if $(FROM),--from '$(FROM)') $(if $(TOPIC),--topic '$(TOPIC)')
 
 # The same after dropping and recreating its database (with its migrations). It asks
 # before dropping anything; YES=1 answers yes for scripts and CI. Without a terminal to ask

@@ -9,9 +9,6 @@ Each file describes a whole record value: the CloudEvents envelope with `type` f
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +16,7 @@ from pydantic import create_model
 
 from contracts.envelope import CloudEvent
 from contracts.events import EVENT_TYPES, EventPayload
+from contracts.generated import GeneratedFiles, stable_json
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -44,49 +42,21 @@ def event_schema(model: type[EventPayload]) -> dict[str, Any]:
 def rendered_schemas() -> dict[str, str]:
     """File name -> file text, for every event type."""
     return {
-        schema_file_name(model): json.dumps(event_schema(model), indent=2, sort_keys=True) + "\n"
-        for model in EVENT_TYPES.values()
+        schema_file_name(model): stable_json(event_schema(model)) for model in EVENT_TYPES.values()
     }
+
+
+SCHEMA_FILES = GeneratedFiles("schemas", DEFAULT_DIRECTORY, "*.schema.json", rendered_schemas)
 
 
 def stale_files(directory: Path) -> list[str]:
     """Names of schema files that are missing, different, or no longer belong."""
-    expected = rendered_schemas()
-    present = {path.name for path in directory.glob("*.schema.json")}
-    stale = [
-        name
-        for name, text in expected.items()
-        if not (directory / name).is_file() or (directory / name).read_text() != text
-    ]
-    return sorted(stale + [name for name in present if name not in expected])
+    return SCHEMA_FILES.stale(directory)
 
 
 def write_schemas(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    expected = rendered_schemas()
-    for path in directory.glob("*.schema.json"):
-        if path.name not in expected:
-            path.unlink()
-    for name, text in expected.items():
-        (directory / name).write_text(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--output", type=Path, default=DEFAULT_DIRECTORY)
-    parser.add_argument("--check", action="store_true", help="only report stale files")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files(args.output)
-        for name in stale:
-            print(f"stale: {args.output / name}", file=sys.stderr)
-        if stale:
-            print("run `make schemas` to export them again", file=sys.stderr)
-        return 1 if stale else 0
-    write_schemas(args.output)
-    print(f"wrote {len(EVENT_TYPES)} schemas to {args.output}")
-    return 0
+    SCHEMA_FILES.write(directory)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(SCHEMA_FILES.main(description=__doc__.splitlines()[0] if __doc__ else None))
