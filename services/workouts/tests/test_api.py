@@ -12,6 +12,8 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from contracts.events import EventPayload, WorkoutLogged, WorkoutStatusChanged
+from contracts.identity import Role
+from ops.identity import LocalIdentity
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
 from servicekit.testing import outbox_events
@@ -87,6 +89,7 @@ async def test_a_solo_workout_is_logged_with_its_exercises_and_computed_totals(
         "sessionType": "solo",
         "sessionId": None,
         "trainerId": None,
+        "sessionKnown": None,
         "totalSets": 4,
         "totalReps": 53,
         "totalWeight": 10 * 60 + 8 * 70,
@@ -406,6 +409,27 @@ async def test_a_change_the_lifecycle_forbids_is_a_409(
     )
     assert (await api.get(f"{SESSIONS}/{workout['id']}")).json()["status"] == path[-1]
     assert await announced(runtime) == before
+
+
+@pytest.mark.parametrize(("role", "owner"), [(Role.CLIENT, CLIENT), (Role.TRAINER, TRAINER)])
+async def test_staff_call_off_a_completed_workout_its_owner_may_not(
+    api: AsyncClient, runtime: ServiceRuntime, identity: LocalIdentity, role: Role, owner: int
+) -> None:
+    workout = await log(api, userId=owner)
+    path = f"{SESSIONS}/{workout['id']}"
+    as_owner = {"authorization": f"Bearer {identity.token(role, str(owner))}"}
+    refused = await api.patch(path, json={"status": "cancelled"}, headers=as_owner)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        409,
+        "the workout is completed and cannot become cancelled (completed is final)",
+    )
+    assert await announced(runtime, WorkoutStatusChanged) == []
+
+    called_off = await api.patch(path, json={"status": "cancelled"})
+    assert called_off.status_code == 200
+    assert (called_off.json()["status"], called_off.json()["experiencePoints"]) == ("cancelled", 0)
+    [changed] = await announced(runtime, WorkoutStatusChanged)
+    assert (changed.previous_status, changed.status) == ("completed", "cancelled")
 
 
 async def test_asking_for_the_status_a_workout_has_changes_nothing(

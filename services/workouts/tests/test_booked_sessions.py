@@ -279,3 +279,36 @@ async def test_a_trainer_led_workout_cannot_start_once_its_session_turns_out_ano
     response = await api.patch(f"{SESSIONS}/{workout['id']}", json={"status": "in_progress"})
     assert response.status_code == 409
     assert response.json()["detail"].startswith(f"session 7 is booked for client {OTHER}")
+
+
+# --- whether a workout's session is known ---------------------------------------------
+
+
+async def test_a_workout_for_a_session_not_known_yet_is_accepted_and_says_so(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    response = await api.post(SESSIONS, json=trainer_led(7))
+    assert (response.status_code, response.json()["sessionKnown"]) == (201, False)
+    workout = f"{SESSIONS}/{response.json()['id']}"
+    assert (await api.get(workout)).json()["sessionKnown"] is False
+
+    await deliver(booked())
+    assert (await api.get(workout)).json()["sessionKnown"] is True
+    [listed] = (await api.get(SESSIONS, params={"userId": CLIENT})).json()
+    assert listed["sessionKnown"] is True
+
+
+async def test_a_workout_for_a_known_session_says_it_is_known(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(booked())
+    response = await api.post(SESSIONS, json=trainer_led(7, status="planned"))
+    assert (response.status_code, response.json()["sessionKnown"]) == (201, True)
+    moved_on = await api.patch(f"{SESSIONS}/{response.json()['id']}", json={"status": "completed"})
+    assert moved_on.json()["sessionKnown"] is True
+
+
+async def test_a_solo_workout_has_no_session_to_know(api: AsyncClient) -> None:
+    logged = (await api.post(SESSIONS, json={"userId": CLIENT, "title": "Run"})).json()
+    assert logged["sessionKnown"] is None
+    assert (await api.get(f"{SESSIONS}/{logged['id']}")).json()["sessionKnown"] is None

@@ -129,6 +129,23 @@ def test_a_refused_change_says_where_the_workout_may_go() -> None:
         check_status_change(WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED)
 
 
+@pytest.mark.parametrize(
+    ("current", "requested"), list(itertools.product(WorkoutStatus, WorkoutStatus))
+)
+def test_staff_may_also_call_off_a_completed_workout_and_nothing_else(
+    current: WorkoutStatus, requested: WorkoutStatus
+) -> None:
+    correction = (current, requested) == (WorkoutStatus.COMPLETED, WorkoutStatus.CANCELLED)
+    if current is requested or (current, requested) in ALLOWED or correction:
+        check_status_change(current, requested, by_staff=True)
+    else:
+        with pytest.raises(StatusChangeForbidden):
+            check_status_change(current, requested, by_staff=True)
+    if correction:
+        with pytest.raises(StatusChangeForbidden, match=r"\(completed is final\)"):
+            check_status_change(current, requested)
+
+
 # --- booked sessions --------------------------------------------------------------------
 
 

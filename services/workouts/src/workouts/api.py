@@ -159,6 +159,13 @@ class ExerciseOut(ContractModel):
     sets: list[SetOut]
 
 
+SESSION_KNOWN = (
+    "Trainer-led workouts only (null for solo): whether this service has heard of the "
+    "session's booking. False: the workout is accepted all the same (the booking may be "
+    "late), and its credit waits in the credits service until the booking arrives."
+)
+
+
 class WorkoutSession(ContractModel):
     """A logged workout session. Totals are computed from its exercises: `totalSets` counts
     the sets, `totalReps` adds up their reps, `totalWeight` is Σ reps * weight (a set without
@@ -174,6 +181,7 @@ class WorkoutSession(ContractModel):
     session_type: SessionType
     session_id: int | None
     trainer_id: int | None
+    session_known: Annotated[bool | None, Field(description=SESSION_KNOWN)]
     total_weight: float
     total_reps: int
     total_sets: int
@@ -184,9 +192,11 @@ class WorkoutSession(ContractModel):
 
     @classmethod
     def of(cls, row: WorkoutRow) -> WorkoutSession:
+        trainer_led = row.session_type == SessionType.TRAINER_LED
         return cls(
             **{name: getattr(row, name) for name in _AS_STORED},
             id=row.id,
+            session_known=row.session_known if trainer_led else None,
             date=row.date.astimezone(UTC),
             exercises=[
                 ExerciseOut(
@@ -210,6 +220,7 @@ class WorkoutSession(ContractModel):
         return cls(
             **{name: getattr(logged, name) for name in _AS_STORED},
             id=logged.workout_id,
+            session_known=workout.session_known,
             date=logged.date,
             exercises=[
                 ExerciseOut(

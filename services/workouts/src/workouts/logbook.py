@@ -81,11 +81,13 @@ class NewWorkout:
 
 @dataclass(frozen=True, slots=True)
 class LoggedWorkout:
-    """A workout just logged: the event announcing it, and when it was recorded (its
-    `created_at` and `updated_at`)."""
+    """A workout just logged: the event announcing it, when it was recorded (its
+    `created_at` and `updated_at`), and whether its booked session was known then (None for
+    a solo workout)."""
 
     logged: WorkoutLogged
     recorded_at: datetime
+    session_known: bool | None = None
 
 
 class Logbook:
@@ -104,8 +106,11 @@ class Logbook:
             by, owner=new.user_id, session_type=new.session_type, trainer=new.trainer_id
         ):
             raise NotPermitted(LOG_RULE)
+        session_known = None
         if new.session_type is SessionType.TRAINER_LED:
-            await self._check_session_fits(new.session_id, new.user_id, new.trainer_id, named_by=by)
+            session_known = await self._check_session_fits(
+                new.session_id, new.user_id, new.trainer_id, named_by=by
+            )
         now = _now()
         totals = totals_of(new.exercises)
         logged = WorkoutLogged(
@@ -126,7 +131,7 @@ class Logbook:
             total_sets=totals.total_sets,
             experience_points=experience_points(totals, new.status),
         )
-        workout = LoggedWorkout(logged, recorded_at=now)
+        workout = LoggedWorkout(logged, recorded_at=now, session_known=session_known)
         await _insert_workouts(self.session, [workout])
         await self._announce(logged, _event_id(logged.workout_id, "logged"), now)
         return workout
@@ -146,7 +151,7 @@ class Logbook:
         ):
             raise NotPermitted(CHANGE_RULE)
         previous = WorkoutStatus(row.status)
-        check_status_change(previous, status)
+        check_status_change(previous, status, by_staff=by.is_staff)
         if status is previous:
             return row
         session_type = SessionType(row.session_type)
@@ -242,8 +247,9 @@ class Logbook:
         trainer_id: int | None,
         *,
         named_by: Caller | None = None,
-    ) -> None:
-        """`named_by`: the caller naming the session, who must be allowed to."""
+    ) -> bool:
+        """`named_by`: the caller naming the session, who must be allowed to. Whether the
+        session is known here (one not known yet is given the benefit of the doubt)."""
         # The session-type rule (contract and database) guarantees both for trainer-led
         # workouts; this only narrows the types.
         assert session_id is not None
@@ -252,6 +258,7 @@ class Logbook:
         if named_by is not None and not may_name_session(named_by, known):
             raise SessionNotVisible(session_id)
         check_session_fits(known, user_id=user_id, trainer_id=trainer_id)
+        return known is not None
 
 
 @dataclass(slots=True)

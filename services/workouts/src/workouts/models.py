@@ -25,14 +25,32 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    exists,
     func,
 )
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class BookedSession(Base):
+    """This service's view of a booked session, from `booking.sessions`."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('scheduled', 'in_progress', 'completed', 'no_show', 'cancelled')",
+            name="status_is_known",
+        ),
+    )
+
+    session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    trainer_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
 
 
 class WorkoutRow(Base):
@@ -77,6 +95,11 @@ class WorkoutRow(Base):
     experience_points: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: Whether this service has heard of the workout's booked session (false for solo ones):
+    #: read with the workout, one index lookup. Kept through a flush: it is no column.
+    session_known: Mapped[bool] = column_property(
+        exists().where(BookedSession.session_id == session_id), expire_on_flush=False
+    )
 
     exercises: Mapped[list[ExerciseRow]] = relationship(
         order_by="ExerciseRow.position", cascade="all, delete-orphan", lazy="selectin"
@@ -122,20 +145,3 @@ class SetRow(Base):
     reps: Mapped[int] = mapped_column(Integer)
     #: None when the set used no weight (or none was noted); counts as 0 in the totals.
     weight: Mapped[float | None] = mapped_column(Double)
-
-
-class BookedSession(Base):
-    """This service's view of a booked session, from `booking.sessions`."""
-
-    __tablename__ = "sessions"
-    __table_args__ = (
-        CheckConstraint(
-            "status in ('scheduled', 'in_progress', 'completed', 'no_show', 'cancelled')",
-            name="status_is_known",
-        ),
-    )
-
-    session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int] = mapped_column(BigInteger)
-    trainer_id: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text)

@@ -3,7 +3,8 @@
 - Totals come from the exercises: every set counts, reps add up, and the weight moved is the
   sum of reps * weight (a set without a weight moved none).
 - Experience points reward a completed workout (see `experience_points`).
-- A workout's status moves forward only (see `ALLOWED_STATUS_CHANGES`).
+- A workout's status moves forward only (see `ALLOWED_STATUS_CHANGES`); staff may also call
+  off a completed one (see `STAFF_CORRECTIONS`).
 - A trainer-led workout must fit the booked session it names, and that session must not be
   cancelled or missed (see `check_session_fits`).
 - The service's view of a booked session only ever moves towards its end
@@ -82,6 +83,14 @@ ALLOWED_STATUS_CHANGES: dict[WorkoutStatus, frozenset[WorkoutStatus]] = {
     WorkoutStatus.CANCELLED: frozenset(),
 }
 
+#: Beyond the lifecycle, staff may call off a completed workout logged by mistake: one for a
+#: session that was never booked, say, whose credit waits in the credits service for a
+#: booking that will not come (cancelling the workout withdraws that deduction). Still
+#: forward only: cancelled is final.
+STAFF_CORRECTIONS: dict[WorkoutStatus, frozenset[WorkoutStatus]] = {
+    WorkoutStatus.COMPLETED: frozenset({WorkoutStatus.CANCELLED}),
+}
+
 #: A trainer-led workout in one of these statuses means its session is being delivered.
 DELIVERING_STATUSES = frozenset({WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED})
 
@@ -94,9 +103,14 @@ class StatusChangeForbidden(WorkoutRuleBroken):
     pass
 
 
-def check_status_change(current: WorkoutStatus, requested: WorkoutStatus) -> None:
-    """Refuse a change the workout's lifecycle does not allow (staying put is allowed)."""
+def check_status_change(
+    current: WorkoutStatus, requested: WorkoutStatus, *, by_staff: bool = False
+) -> None:
+    """Refuse a change the workout's lifecycle does not allow (staying put is allowed), but
+    a correction staff may make."""
     if requested is current or requested in ALLOWED_STATUS_CHANGES[current]:
+        return
+    if by_staff and requested in STAFF_CORRECTIONS.get(current, frozenset()):
         return
     allowed = sorted(ALLOWED_STATUS_CHANGES[current])
     raise StatusChangeForbidden(
