@@ -282,6 +282,9 @@ ROUTES = (
     Route("read the charts", "analytics", "GET", "/api/analytics/{user_id}/session-usage/chart",
           read_client("analytics", "/api/analytics/{user}/session-usage/chart"),
           by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
+    Route("follow usage", "analytics", "GET", "/api/analytics/{user_id}/session-usage/events",
+          read_client("analytics", "/api/analytics/{user}/session-usage/events"),
+          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
 )  # fmt: skip
 
 CASES = [(route, role, target) for route in ROUTES for role in Role for target in Target]
@@ -308,10 +311,13 @@ class Matrix:
         return self.platform.http(role, SUBJECT[role])
 
     async def send(self, call: Call, headers: dict[str, str] | None = None) -> httpx.Response:
+        """The answer; of an event stream (which never ends), only its status and headers."""
         async with httpx.AsyncClient(timeout=10, headers=headers) as http:
-            return await http.request(
-                call.method, self.platform.url(call.service) + call.path, json=call.body
-            )
+            url = self.platform.url(call.service) + call.path
+            async with http.stream(call.method, url, json=call.body) as response:
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    await response.aread()
+                return response
 
 
 @pytest.fixture(scope="module")

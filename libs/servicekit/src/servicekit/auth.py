@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +64,9 @@ class Caller:
 
     subject: str
     roles: frozenset[Role]
+    #: When the token expires (POSIX seconds), for what outlives a request: an event stream
+    #: ends then. Not part of who the caller is.
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def is_staff(self) -> bool:
@@ -304,9 +307,10 @@ class TokenVerifier:
             raise NotAuthenticated(REASON_EXPIRED) from None
         except jwt.PyJWTError:
             raise NotAuthenticated(REASON_INVALID) from None
-        return self._caller_of(claims), float(claims["exp"])
+        expires_at = float(claims["exp"])
+        return self._caller_of(claims, expires_at), expires_at
 
-    def _caller_of(self, claims: Mapping[str, Any]) -> Caller:
+    def _caller_of(self, claims: Mapping[str, Any], expires_at: float) -> Caller:
         listed: Any = claims
         for name in self._roles_path:
             listed = listed.get(name) if isinstance(listed, Mapping) else None
@@ -320,7 +324,7 @@ class TokenVerifier:
             raise NotAuthenticated(REASON_INVALID)
         if roles & USER_ROLES and not _is_user_id(subject):
             raise NotAuthenticated("the bearer token's subject is not a user id")
-        return Caller(subject=subject, roles=roles)
+        return Caller(subject=subject, roles=roles, expires_at=expires_at)
 
 
 def _is_user_id(subject: str) -> bool:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from sqlalchemy import BIGINT, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,9 +38,10 @@ from contracts.envelope import (
 )
 from contracts.events import EventPayload
 from servicekit import tracing
-from servicekit.db import Database, any_of, columns_of, insert_rows, libpq_url
+from servicekit.db import Database, any_of, columns_of, insert_rows
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, OutboxBacklog
+from servicekit.notifications import listen
 from servicekit.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -249,22 +249,16 @@ class OutboxRelay:
         self._wake.clear()
 
     async def _listen(self) -> None:
-        """LISTEN on a connection of its own: one waiting in notifies() can run no queries."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    libpq_url(self.database.url), autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._wake.set()  # catch up on whatever was written while not listening
-                    async for _ in connection.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # The poll keeps the relay going meanwhile; try to listen again shortly.
-                log.warning("outbox listener lost its connection (%s); reconnecting", error)
-                await asyncio.sleep(self.poll_interval)
+        """Wake the relay on each notification, and each time listening (re)starts: to catch
+        up on whatever was written while not listening. The poll keeps the relay going while
+        the listener reconnects."""
+        await listen(
+            self.database.url,
+            NOTIFY_CHANNEL,
+            on_notify=lambda _: self._wake.set(),
+            on_listening=self._wake.set,
+            retry_interval=self.poll_interval,
+        )
 
 
 def _headers(stored: Any) -> list[tuple[str, bytes]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
@@ -117,6 +117,7 @@ class ServiceRuntime:
         self._history: list[str] = []
         self._kafka_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._on_stopping: list[Callable[[], None]] = []
 
     def subscribe(self, *topics: Topic) -> None:
         """Feed every record of `topics` to the consumer, in one consumer group per service."""
@@ -300,7 +301,20 @@ class ServiceRuntime:
         if not await self.broker.ping(timeout=2.0):
             raise KafkaNotConnected("no answer from the cluster")
 
+    def on_stopping(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the process begins to stop, before the server waits for the
+        responses still open: long-lived ones (event streams) end then, rather than hold the
+        shutdown until it times out."""
+        self._on_stopping.append(callback)
+
+    def begin_stopping(self) -> None:
+        """The process is stopping: the server says so first (`servicekit.runner`)."""
+        callbacks, self._on_stopping = self._on_stopping, []
+        for callback in callbacks:
+            callback()
+
     async def stop(self) -> None:
+        self.begin_stopping()
         # Consumers first, so nothing new starts; then the relay, then the clients.
         with contextlib.suppress(Exception):
             await self.broker.stop()

@@ -4,6 +4,7 @@ a source in memory and time from a clock the test moves."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,18 @@ async def test_a_verified_token_names_its_caller_and_roles(provider: LocalIdenti
     assert caller.is_trainer(42)
     assert caller.is_client(42)
     assert not caller.sees_everything
+
+
+async def test_a_caller_carries_when_its_token_expires(provider: LocalIdentity) -> None:
+    """What outlives a request (an event stream) ends then."""
+    check = verifier(Source(jwks(provider)), Clock(), provider)
+    issued_at = int(time.time())
+    token = provider.token(Role.CLIENT, "7", issued_at=issued_at, ttl=600)
+
+    caller = await check.caller(token)
+
+    assert caller.expires_at == issued_at + 600
+    assert caller == Caller("7", frozenset({Role.CLIENT})), "who calls, whenever it expires"
 
 
 async def test_roles_may_live_in_a_nested_claim(provider: LocalIdentity) -> None:

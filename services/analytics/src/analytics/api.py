@@ -1,18 +1,23 @@
-"""The analytics HTTP API: a client's session usage."""
+"""The analytics HTTP API: a client's session usage, its charts, and its changes as they happen."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
+from analytics.stream import UsageStreams
 from analytics.tracker import usage_of
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
 from servicekit.auth import Caller, CallerDep, require_client_records
+from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -34,15 +39,36 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-async def _report(user_id: int, caller: Caller, request: Request) -> SessionUsageReport:
+async def _may_read(session: AsyncSession, caller: Caller, user_id: int) -> None:
     """A client reads their own usage, a trainer that of the clients they train."""
-    runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        await require_client_records(caller, user_id, trains=partial(trains, session), what="usage")
-        usage = await usage_of(session, user_id)
+    await require_client_records(caller, user_id, trains=partial(trains, session), what="usage")
+
+
+async def _usage_report(session: AsyncSession, user_id: int) -> SessionUsageReport:
+    usage = await usage_of(session, user_id)
     return SessionUsageReport(
         total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
     )
+
+
+async def _report(user_id: int, caller: Caller, request: Request) -> SessionUsageReport:
+    async with _runtime(request).database.sessions() as session:
+        await _may_read(session, caller, user_id)
+        return await _usage_report(session, user_id)
+
+
+async def read_usage_json(database: Database, user_id: int) -> str:
+    """A client's usage in JSON, as the usage endpoint answers it (for its event stream)."""
+    async with database.sessions() as session:
+        return (await _usage_report(session, user_id)).model_dump_json(by_alias=True)
+
+
+async def _readable_usage(user_id: UserId, caller: CallerDep, request: Request) -> int:
+    """The usage endpoint's access check, run before a stream starts: a refusal is then an
+    answer (401, 403), not a broken stream."""
+    async with _runtime(request).database.sessions() as session:
+        await _may_read(session, caller, user_id)
+    return user_id
 
 
 @router.get("/{user_id}/session-usage", response_model=SessionUsageReport)
@@ -50,6 +76,27 @@ async def get_session_usage(
     user_id: UserId, caller: CallerDep, request: Request
 ) -> SessionUsageReport:
     return await _report(user_id, caller, request)
+
+
+@router.get("/{user_id}/session-usage/events", response_class=EventSourceResponse)
+async def stream_session_usage(
+    user_id: Annotated[int, Depends(_readable_usage)],
+    caller: CallerDep,
+    request: Request,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="The id of the last event received: no repeat of that usage"),
+    ] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: the client's usage at once (`event: usage`, the usage endpoint's
+    JSON as `data`), then again each time it changes; a comment every 15 s keeps the
+    connection open. The stream ends when the bearer token expires (reconnect with a new
+    one) or the service stops (reconnect after `retry`)."""
+    streams: UsageStreams = request.app.state.usage_streams
+    async for event in streams.events(
+        user_id, last_event_id=last_event_id, expires_at=caller.expires_at
+    ):
+        yield event
 
 
 @router.get("/{user_id}/session-usage/chart", response_class=PlainTextResponse)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from analytics import api, consumers
 from analytics.settings import Settings
+from analytics.stream import UsageStreams
 from contracts import principals
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
@@ -22,7 +25,16 @@ def create_app(settings: Settings) -> FastAPI:
     consumers.register(runtime.consumer, runtime.outbox)
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
-    return runtime.create_app(title="Analytics service", routers=[api.router])
+    app = runtime.create_app(title="Analytics service", routers=[api.router])
+    streams = UsageStreams(
+        runtime.database.url,
+        partial(api.read_usage_json, runtime.database),
+        runtime.metrics.registry,
+        reread_seconds=settings.usage_stream_reread_seconds,
+    )
+    runtime.on_stopping(streams.close)
+    app.state.usage_streams = streams
+    return app
 
 
 def main() -> None:

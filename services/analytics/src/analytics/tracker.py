@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,12 +37,21 @@ _USAGE_COLUMNS = ("solo_count", "trainer_led_count", "credits_total", "credits_u
 _WORKOUT_COLUMNS = ("workout_id", "user_id", "session_type", "status", "changed_by")
 #: One statement per batch whatever its size (see `insert_rows`).
 _ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
+#: The PostgreSQL notification channel told of each client whose usage a transaction
+#: changes (the payload is the user id), at commit: it wakes the usage streams of every
+#: replica (`analytics.stream`).
+USAGE_CHANGED = "session_usage_changed"
 #: The rows exist (`_ENSURE_USAGES` made them when loading): this only updates them.
-_UPDATE_USAGES = insert_rows(
+_SET_USAGES = insert_rows(
     UserUsage,
     ("user_id", *_USAGE_COLUMNS),
     then="on conflict (user_id) do update set "
     + ", ".join(f"{name} = excluded.{name}" for name in _USAGE_COLUMNS),
+)
+#: The same, and the notification of each client, in one round trip.
+_UPDATE_USAGES = text(
+    f"with updated as ({_SET_USAGES.text} returning user_id)"  # noqa: S608 (constants only)
+    f" select pg_notify('{USAGE_CHANGED}', user_id::text) from updated"
 )
 _TRAINER_CLIENT_COLUMNS = ("trainer_id", "user_id")
 _ADD_TRAINER_CLIENTS = insert_rows(
