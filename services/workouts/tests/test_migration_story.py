@@ -1,9 +1,12 @@
 """The migrations tell the spec's story on a real database: workouts logged before session
 types existed become solo and stay valid; the session-type rule holds from then on; and the
-change can be rolled back and forward again without losing a workout."""
+change can be rolled back and forward again without losing a workout. Rolling it back while
+trainer-led workouts exist would drop their links: it refuses, unless told it may."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import MetaData, create_engine
 
 from servicekit.db import libpq_url
+from servicekit.migrations import DataLossRefused
 from servicekit.tables import plumbing_metadata
 from servicekit.testing import downgrade, migrate
 from workouts.main import create_app
@@ -179,3 +183,101 @@ def test_the_tables_match_the_models(database_at_0002: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def table_names(connection: psycopg.Connection[tuple[object, ...]]) -> set[object]:
+    rows = connection.execute(
+        "select table_name from information_schema.tables where table_schema = 'public'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def revision_of(connection: psycopg.Connection[tuple[object, ...]]) -> object:
+    row = connection.execute("select version_num from alembic_version").fetchone()
+    return row[0] if row else None
+
+
+REFUSAL = (
+    "refusing to downgrade below revision 0003 with {count} in the database: the downgrade "
+    "drops their session and trainer, and they would come back as solo workouts. To downgrade "
+    "anyway, losing that, add `-x allow-data-loss=true` to the alembic command"
+)
+
+
+def test_a_downgrade_refuses_while_trainer_led_workouts_exist_and_changes_nothing(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    head = revision_of(connection)
+    insert_workout(connection, "trainer-led", 789, 456)
+    insert_workout(connection, "trainer-led", 790, 456)
+    insert_workout(connection, "solo", None, None)
+    links, tables = session_links(connection), table_names(connection)
+
+    with pytest.raises(DataLossRefused) as refused:
+        downgrade(SERVICE, database_at_0002, "0002")
+
+    assert str(refused.value) == REFUSAL.format(count="2 trainer-led workouts")
+    # One transaction: the later revisions undone on the way down are back as well.
+    assert revision_of(connection) == head
+    assert session_links(connection) == links
+    assert table_names(connection) == tables
+
+
+def test_a_downgrade_with_only_solo_workouts_goes_ahead_and_keeps_them(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    insert_workout(connection, "solo", None, None)
+    insert_workout(connection, "solo", None, None)
+
+    downgrade(SERVICE, database_at_0002, "0002")
+
+    assert revision_of(connection) == "0002"
+    assert connection.execute("select count(*) from workout_sessions").fetchone() == (2,)
+
+
+def test_a_downgrade_told_it_may_lose_data_drops_the_links_of_trainer_led_workouts(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    insert_workout(connection, "trainer-led", 789, 456)
+
+    downgrade(SERVICE, database_at_0002, "0002", allow_data_loss=True)
+
+    assert revision_of(connection) == "0002"
+    assert {"session_type", "session_id", "trainer_id"}.isdisjoint(columns(connection))
+    # The workout stays; upgraded again, it is solo: its session and trainer are gone.
+    migrate(SERVICE, database_at_0002, "head")
+    assert [link[1:] for link in session_links(connection)] == [("solo", None, None)]
+
+
+def alembic(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """The alembic command line, as an operator runs it."""
+    command = [sys.executable, "-m", "alembic", "-c", str(SERVICE / "alembic.ini")]
+    return subprocess.run(
+        [*command, "-x", f"url={url}", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_the_alembic_command_says_how_many_and_how_to_force_it(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    insert_workout(connection, "trainer-led", 789, 456)
+
+    refused = alembic(database_at_0002, "downgrade", "0002")
+
+    assert refused.returncode != 0
+    failed = [line for line in refused.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed == ["FAILED: " + REFUSAL.format(count="1 trainer-led workout")]
+    assert "Traceback" not in refused.stderr
+
+    forced = alembic(database_at_0002, "-x", "allow-data-loss=true", "downgrade", "0002")
+
+    assert forced.returncode == 0, forced.stderr
+    assert revision_of(connection) == "0002"

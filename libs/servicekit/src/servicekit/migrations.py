@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 from sqlalchemy import Connection, text
 
 from servicekit.tables import plumbing_metadata
+
+#: `alembic -x allow-data-loss=true downgrade …`: a downgrade that would lose data goes ahead.
+ALLOW_DATA_LOSS = "allow-data-loss"
+
+
+class DataLossRefused(CommandError):
+    """A downgrade stopped before it lost data (the alembic command says why: `FAILED: …`)."""
 
 
 def create_plumbing_tables() -> None:
@@ -17,6 +25,20 @@ def create_plumbing_tables() -> None:
 
 def drop_plumbing_tables() -> None:
     plumbing_metadata.drop_all(bind=op.get_bind())
+
+
+def refuse_data_loss(rows: int, what: str, loss: str, *, below: str) -> None:
+    """Stop a downgrade below revision `below` that would lose what `rows` rows hold (`what`,
+    singular: "trainer-led workout"; `loss`: what becomes of them), unless it was run with
+    `-x allow-data-loss=true`. Migrations run in one transaction, so nothing has changed."""
+    allowed = context.get_x_argument(as_dictionary=True).get(ALLOW_DATA_LOSS, "")
+    if rows == 0 or allowed.strip().lower() in {"true", "yes", "1"}:
+        return
+    raise DataLossRefused(
+        f"refusing to downgrade below revision {below} with {rows} {what}"
+        f"{'' if rows == 1 else 's'} in the database: {loss}. To downgrade anyway, losing "
+        f"that, add `-x {ALLOW_DATA_LOSS}=true` to the alembic command"
+    )
 
 
 def grant_runtime_privileges(

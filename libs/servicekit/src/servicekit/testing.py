@@ -36,6 +36,7 @@ from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.kafka import client_options
+from servicekit.migrations import ALLOW_DATA_LOSS
 from servicekit.tables import outbox
 
 #: A test's way to hand an event to a service's consumer (see the root conftest's `deliver`).
@@ -114,12 +115,19 @@ def migrate(service_directory: Path, url: str, revision: str = "head") -> None:
     command.upgrade(_alembic_config(service_directory, url), revision)
 
 
-def downgrade(service_directory: Path, url: str, revision: str) -> None:
-    command.downgrade(_alembic_config(service_directory, url), revision)
+def downgrade(
+    service_directory: Path, url: str, revision: str, *, allow_data_loss: bool = False
+) -> None:
+    """Run a service's migrations down to `revision`; one that would lose data refuses
+    unless `allow_data_loss` (`alembic -x allow-data-loss=true`)."""
+    arguments = [f"{ALLOW_DATA_LOSS}=true"] if allow_data_loss else []
+    command.downgrade(_alembic_config(service_directory, url, *arguments), revision)
 
 
-def _alembic_config(service_directory: Path, url: str) -> Config:
-    return Config(str(service_directory / "alembic.ini"), cmd_opts=Namespace(x=[f"url={url}"]))
+def _alembic_config(service_directory: Path, url: str, *arguments: str) -> Config:
+    return Config(
+        str(service_directory / "alembic.ini"), cmd_opts=Namespace(x=[f"url={url}", *arguments])
+    )
 
 
 def consumed(

@@ -5,6 +5,9 @@ column's default), which the new rule accepts: solo names no session and no trai
 A trainer-led workout names both. There are no foreign keys: sessions and trainers belong to
 other services, and a workout may name a session whose booking has not arrived here yet.
 
+The downgrade would drop the links of trainer-led workouts, which would then come back as
+solo: it refuses while there are any, unless run with `-x allow-data-loss=true`.
+
 Revision ID: 0003
 Revises: 0002
 """
@@ -13,6 +16,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from servicekit.migrations import refuse_data_loss
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -43,6 +48,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    trainer_led = op.get_bind().execute(
+        sa.text("select count(*) from workout_sessions where session_type = 'trainer-led'")
+    )
+    refuse_data_loss(
+        trainer_led.scalar_one(),
+        "trainer-led workout",
+        "the downgrade drops their session and trainer, and they would come back as solo workouts",
+        below=revision,
+    )
     op.drop_index("workout_sessions_by_session", table_name="workout_sessions")
     op.drop_index("workout_sessions_by_user_status_type", table_name="workout_sessions")
     op.drop_constraint("session_link_matches_type", "workout_sessions", type_="check")
