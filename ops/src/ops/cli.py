@@ -100,7 +100,8 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Kafka, PostgreSQL, and each service: its process, readiness, lag and outbox backlog."""
+    """Kafka, PostgreSQL, and each service: its process, readiness, lag, outbox backlog and
+    (credits) parked deductions."""
 
     def action() -> list[str]:
         config = _local_config()

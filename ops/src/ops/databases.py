@@ -1,5 +1,5 @@
-"""A service's database as operators handle it: log in, count its outbox, drop it and create
-it again empty, run its migrations.
+"""A service's database as operators handle it: log in, count its outbox (and credits' parked
+deductions), drop it and create it again empty, run its migrations.
 
 Dropping and creating a database needs more than the service's everyday rights (its runtime
 role has none of them). On the local cluster the superuser does it; elsewhere the service's
@@ -67,6 +67,23 @@ def outbox_backlog(url: str) -> int:
     with connect(url) as connection:
         row = connection.execute("select count(*) from outbox").fetchone()
     return int(str(row[0])) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    deductions: int
+    oldest_age_seconds: float
+
+
+def parked_deductions(url: str) -> Parked:
+    """Deductions the credits service waits to apply until their session's booking arrives,
+    and how long the oldest has waited (by the database's clock)."""
+    with connect(url) as connection:
+        row = connection.execute(
+            "select count(*), coalesce(extract(epoch from now() - min(received_at)), 0)"
+            " from pending_deductions"
+        ).fetchone()
+    return Parked(int(str(row[0])), float(str(row[1]))) if row else Parked(0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

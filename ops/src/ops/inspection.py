@@ -1,23 +1,34 @@
-"""What operators look at: each consumer group's lag, and each service's readiness, lag and
-outbox backlog. Every figure is read where it lives (the broker, the service's health
-endpoint, its database), and one that cannot be read is shown as such, never guessed."""
+"""What operators look at: each consumer group's lag, and each service's readiness, lag,
+outbox backlog and (credits) parked deductions. Every figure is read where it lives (the
+broker, the service's health endpoint, its database), and one that cannot be read is shown
+as such, never guessed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 import psycopg
 from aiokafka.errors import KafkaError
 
+from contracts.services import CREDITS
 from ops import databases, groups
+from ops.databases import Parked
 from ops.groups import PartitionLag
 from ops.local.errors import PlatformError
+from ops.progress import duration
+
+T = TypeVar("T")
 
 READY_PATH = "/health/ready"
 HTTP_TIMEOUT = 2.0
+#: The services whose database parks deductions until their session's booking arrives.
+PARKS_DEDUCTIONS = frozenset({CREDITS.name})
+KAFKA_SILENT = "Kafka does not answer"
+DATABASE_SILENT = "database does not answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,9 @@ class ServiceHealth:
     lag: int | None
     #: Events recorded and not yet published; None when its database does not answer.
     outbox: int | None
+    #: Deductions waiting for their session's booking (see `PARKS_DEDUCTIONS`); None when
+    #: the service parks none, or its database does not answer.
+    parked: Parked | None = None
 
 
 async def readiness(base_url: str, client: httpx.AsyncClient) -> str:
@@ -58,11 +72,18 @@ async def readiness(base_url: str, client: httpx.AsyncClient) -> str:
     return f"not ready ({', '.join(failing)})" if failing else f"not ready ({response.status_code})"
 
 
-def _outbox_or_none(url: str) -> int | None:
+def _read_or_none(read: Callable[[str], T], url: str) -> T | None:
+    """What `read` finds in the database of `url`; None when it does not answer."""
     try:
-        return databases.outbox_backlog(url)
+        return read(url)
     except psycopg.Error:
         return None
+
+
+async def _parked(service: ServiceEndpoints) -> Parked | None:
+    if service.service not in PARKS_DEDUCTIONS:
+        return None
+    return await asyncio.to_thread(_read_or_none, databases.parked_deductions, service.database_url)
 
 
 async def lags(
@@ -80,16 +101,21 @@ async def health(bootstrap: str, services: Sequence[ServiceEndpoints]) -> list[S
     async with httpx.AsyncClient() as client:
         readinesses = await asyncio.gather(*(readiness(s.base_url, client) for s in services))
     outboxes = await asyncio.gather(
-        *(asyncio.to_thread(_outbox_or_none, s.database_url) for s in services)
+        *(
+            asyncio.to_thread(_read_or_none, databases.outbox_backlog, s.database_url)
+            for s in services
+        )
     )
+    parked = await asyncio.gather(*(_parked(s) for s in services))
     return [
         ServiceHealth(
             service=s.service,
             readiness=ready,
             lag=None if group_lags is None else sum(p.lag for p in group_lags[s.group]),
             outbox=outbox,
+            parked=waiting,
         )
-        for s, ready, outbox in zip(services, readinesses, outboxes, strict=True)
+        for s, ready, outbox, waiting in zip(services, readinesses, outboxes, parked, strict=True)
     ]
 
 
@@ -104,19 +130,43 @@ def table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) ->
     ]
 
 
+def _count(figure: int | None, silent: str) -> str:
+    return silent if figure is None else f"{figure:,}"
+
+
+def _parked_cell(health: ServiceHealth) -> str:
+    """'-' for a service that parks nothing; else how many wait, and the oldest's age."""
+    if health.service not in PARKS_DEDUCTIONS:
+        return "-"
+    if health.parked is None:
+        return DATABASE_SILENT
+    if not health.parked.deductions:
+        return "0"
+    oldest = duration(health.parked.oldest_age_seconds)
+    return f"{health.parked.deductions:,} (oldest {oldest})"
+
+
+#: The status table's columns after SERVICE (and PROCESS): each one's header and how a
+#: service's health fills it. Another figure is a field of `ServiceHealth` and a line here.
+HEALTH_COLUMNS: tuple[tuple[str, Callable[[ServiceHealth], str]], ...] = (
+    ("READY", lambda h: h.readiness),
+    ("LAG", lambda h: _count(h.lag, KAFKA_SILENT)),
+    ("OUTBOX", lambda h: _count(h.outbox, DATABASE_SILENT)),
+    ("PARKED", _parked_cell),
+)
+
+
 def health_lines(
     healths: Sequence[ServiceHealth], processes: Mapping[str, str] | None = None
 ) -> list[str]:
-    """A table: service, its process (when we manage it), readiness, lag, outbox."""
+    """A table: service, its process (when we manage it), then `HEALTH_COLUMNS`."""
     processes = processes or {}
-    header = ["SERVICE", *(["PROCESS"] if processes else []), "READY", "LAG", "OUTBOX"]
+    header = ["SERVICE", *(["PROCESS"] if processes else []), *(h for h, _ in HEALTH_COLUMNS)]
     rows = [header] + [
         [
             h.service,
             *([processes.get(h.service, "-")] if processes else []),
-            h.readiness,
-            "Kafka does not answer" if h.lag is None else f"{h.lag:,}",
-            "database does not answer" if h.outbox is None else f"{h.outbox:,}",
+            *(cell(h) for _, cell in HEALTH_COLUMNS),
         ]
         for h in healths
     ]

@@ -80,7 +80,8 @@ class ProgressMeter:
         return Progress(self.service, done, total, elapsed, rate)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """'45 s', '3 min 07 s', '2 h 05 min'."""
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -101,7 +102,7 @@ def describe(progress: Progress) -> str:
     if left is None:
         line += ", time left unknown"
     elif progress.left:
-        line += f", about {_duration(left)} left"
+        line += f", about {duration(left)} left"
     return line
 
 
