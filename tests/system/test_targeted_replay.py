@@ -17,7 +17,7 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from contracts.events import EventPayload, PackagePurchased, SessionBooked, SessionCompleted
-from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER
+from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, Topic
 from ops import recovery
 from ops.inputs import input_topic_names
 from ops.progress import Progress
@@ -130,11 +130,12 @@ def records_from(start: dict[TopicPartition, int], ends: dict[TopicPartition, in
     return +counts
 
 
-def untouched(offsets: dict[TopicPartition, int], replayed: str) -> dict[TopicPartition, int]:
-    """The offsets of every topic but the one replayed."""
-    return {
-        partition: offset for partition, offset in offsets.items() if partition.topic != replayed
-    }
+def only(offsets: dict[TopicPartition, int], topic: str) -> dict[TopicPartition, int]:
+    return {partition: offset for partition, offset in offsets.items() if partition.topic == topic}
+
+
+def all_but(offsets: dict[TopicPartition, int], topic: str) -> dict[TopicPartition, int]:
+    return {partition: offset for partition, offset in offsets.items() if partition.topic != topic}
 
 
 def assert_progress_counts(updates: list[Progress], outcome: recovery.Outcome, total: int) -> None:
@@ -186,60 +187,41 @@ async def test_a_replay_from_a_time_consumes_again_only_the_records_since_then(
     assert after == before, differences(before, after)
 
 
-async def test_a_replay_of_one_topic_leaves_the_others_where_they_were(
-    platform: IsolatedPlatform,
+@pytest.mark.parametrize(
+    ("topic", "from_a_time", "replayed"),
+    [(COMMERCE_PACKAGES, False, 10), (BOOKING_SESSIONS, True, 4)],
+    ids=["commerce.packages from the beginning", "booking.sessions from a time"],
+)
+async def test_a_replay_of_one_topic_moves_only_that_topic_and_consumes_only_it(
+    platform: IsolatedPlatform, topic: Topic, from_a_time: bool, replayed: int
 ) -> None:
-    topics = input_topic_names(SERVICE, platform.topic_prefix)
-    packages = platform.topic_prefix + COMMERCE_PACKAGES.name
+    name = platform.topic_prefix + topic.name
     await play(platform, range(1, 9))
-    group = platform.topic_prefix + SERVICE
-    committed = await committed_offsets(platform.kafka_bootstrap, group)
-    ends = await input_ends(platform, topics)
+    since = datetime.now(UTC)
+    await play(platform, [9, 10])
+    committed = await committed_offsets(platform.kafka_bootstrap, platform.topic_prefix + SERVICE)
+    ends = await input_ends(platform, input_topic_names(SERVICE, platform.topic_prefix))
+    if from_a_time:
+        start = offsets_since(await records_of(platform, [name]), ends, since)
+    else:
+        start = dict.fromkeys(ends, 0)
     before = business_state(SERVICE, platform.database_urls[SERVICE])
     control, seen = watched(platform)
     updates: list[Progress] = []
 
     # Named as in the contract, without the copy's topic prefix.
     outcome = await recovery.replay(
-        platform.target(SERVICE), control, updates.append, topic=COMMERCE_PACKAGES.name,
-        poll_interval=POLL_INTERVAL,
+        platform.target(SERVICE), control, updates.append, topic=topic.name,
+        since=since if from_a_time else None, poll_interval=POLL_INTERVAL,
     )  # fmt: skip
 
-    assert {p: offset for p, offset in seen[0].items() if p.topic == packages} == {
-        p: 0 for p in ends if p.topic == packages
-    }
-    assert untouched(seen[0], packages) == untouched(committed, packages)
-    assert_progress_counts(updates, outcome, 8)
-    assert await consumed_per_topic(platform) == {packages: 8}
+    assert only(seen[0], name) == only(start, name)
+    assert all_but(seen[0], name) == all_but(committed, name)
+    assert records_from(only(start, name), only(ends, name)) == {name: replayed}
+    assert_progress_counts(updates, outcome, replayed)
+    assert await consumed_per_topic(platform) == {name: replayed}
     after = business_state(SERVICE, platform.database_urls[SERVICE])
     assert after == before, differences(before, after)
-
-
-async def test_a_replay_of_one_topic_from_a_time_moves_only_that_topic_to_the_time(
-    platform: IsolatedPlatform,
-) -> None:
-    topics = input_topic_names(SERVICE, platform.topic_prefix)
-    sessions = platform.topic_prefix + BOOKING_SESSIONS.name
-    await play(platform, range(1, 9))
-    since = datetime.now(UTC)
-    await play(platform, [9, 10])
-    group = platform.topic_prefix + SERVICE
-    committed = await committed_offsets(platform.kafka_bootstrap, group)
-    ends = await input_ends(platform, topics)
-    expected = offsets_since(await records_of(platform, [sessions]), ends, since)
-    control, seen = watched(platform)
-    updates: list[Progress] = []
-
-    outcome = await recovery.replay(
-        platform.target(SERVICE), control, updates.append, since=since, topic=sessions,
-        poll_interval=POLL_INTERVAL,
-    )  # fmt: skip
-
-    moved = {p: offset for p, offset in seen[0].items() if p.topic == sessions}
-    assert moved == {p: offset for p, offset in expected.items() if p.topic == sessions}
-    assert untouched(seen[0], sessions) == untouched(committed, sessions)
-    assert_progress_counts(updates, outcome, 4)
-    assert await consumed_per_topic(platform) == {sessions: 4}
 
 
 async def test_a_replay_from_a_time_never_skips_what_the_group_had_not_consumed(
