@@ -232,6 +232,11 @@ async def grant(world: World, role: Role, target: Target) -> Call:
     return Call("credits", "POST", f"/api/credits/{user_of(target, none=NEWCOMER)}/grants", body)
 
 
+async def read_parked(world: World, role: Role, target: Target) -> Call:
+    """Not a client's resource: every target is the same list."""
+    return Call("credits", "GET", "/api/credits/pending")
+
+
 ALL_OK = (200, 200, 200)
 OWN_ONLY_OR_403 = (200, 403, 403)
 OWN_ONLY_OR_404 = (200, 404, 404)
@@ -276,6 +281,8 @@ ROUTES = (
           by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
     Route("grant credits", "credits", "POST", "/api/credits/{user_id}/grants", grant,
           by_role((403, 403, 403), (403, 403, 403), (201, 201, 201), (403, 403, 403))),
+    Route("read the parked deductions", "credits", "GET", "/api/credits/pending", read_parked,
+          by_role((403, 403, 403), (403, 403, 403), ALL_OK, (403, 403, 403))),
     Route("read usage", "analytics", "GET", "/api/analytics/{user_id}/session-usage",
           read_client("analytics", "/api/analytics/{user}/session-usage"),
           by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
