@@ -46,7 +46,7 @@ def test_every_id_of_every_block_is_exact_in_javascript_and_fits_a_bigint() -> N
     ("producer", "serial"), [(-1, 1), (MAX_PRODUCER + 1, 1), (1, 0), (1, MAX_SERIAL + 1)]
 )
 def test_ids_outside_the_scheme_are_refused(producer: int, serial: int) -> None:
-    with pytest.raises(ValueError, match="producer number|serial"):
+    with pytest.raises(ValueError, match=r"producer number|serial"):
         session_id(producer, serial)
 
 
