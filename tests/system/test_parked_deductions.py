@@ -51,6 +51,15 @@ async def log_for_unknown_session(
     return str(response.json()["id"])
 
 
+async def book_late(platform: IsolatedPlatform, session: int, client: int, trainer: int) -> None:
+    """The session's booking arrives, from another platform service; then all is applied."""
+    booked = SessionBooked(
+        session_id=session, user_id=client, trainer_id=trainer, session_date=WHEN
+    )
+    await platform.publish([booked], source="/platform/kiosk")
+    await platform.settled()
+
+
 async def parked(platform: IsolatedPlatform, staff: httpx.AsyncClient) -> list[tuple[int, str]]:
     response = await staff.get(platform.url("credits") + "/api/credits/pending")
     assert response.status_code == 200, response.text
@@ -103,12 +112,7 @@ async def test_a_parked_deduction_is_seen_then_resolved_by_its_booking_or_by_can
         assert await parked_gauge(platform) == 2
 
         # One way out: the booking arrives (from another platform service, late).
-        await platform.publish(
-            [SessionBooked(session_id=booked_late, user_id=client, trainer_id=trainer,
-                           session_date=WHEN)],
-            source="/platform/kiosk",
-        )  # fmt: skip
-        await platform.settled()
+        await book_late(platform, booked_late, client, trainer)
         assert await parked(platform, staff) == [(called_off, second)]
         assert await used(platform, staff, client) == 1
         workout = await staff.get(f"{platform.url('workouts')}/api/workout/sessions/{first}")
@@ -136,12 +140,7 @@ async def test_a_parked_deduction_is_seen_then_resolved_by_its_booking_or_by_can
         ]
         assert (withdrawal["sessionId"], withdrawal["workoutId"]) == (called_off, second)
 
-        await platform.publish(
-            [SessionBooked(session_id=called_off, user_id=client, trainer_id=trainer,
-                           session_date=WHEN)],
-            source="/platform/kiosk",
-        )  # fmt: skip
-        await platform.settled()
+        await book_late(platform, called_off, client, trainer)
         assert await used(platform, staff, client) == 1
         ledger = await staff.get(f"{platform.url('credits')}/api/credits/{client}/ledger")
         assert [(line["kind"], line["sessionId"]) for line in ledger.json()] == [

@@ -68,6 +68,12 @@ class ParkedDeduction(ContractModel):
     age_seconds: Annotated[int, Field(description="How long it has waited, in whole seconds")]
 
 
+#: What a parked deduction's answer takes unchanged from its row.
+_PARKED_AS_STORED = (
+    "id", "session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by",
+)  # fmt: skip
+
+
 class GrantRequest(ContractModel):
     sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT, description="Credits to add")]
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
@@ -109,13 +115,7 @@ async def get_parked_deductions(
         page = await parked_page(session, after=after, limit=limit)
     parked = [
         ParkedDeduction(
-            id=row.id,
-            session_id=row.session_id,
-            user_id=row.user_id,
-            trainer_id=row.trainer_id,
-            workout_id=row.workout_id,
-            cause=row.cause,
-            caused_by=row.caused_by,
+            **{name: getattr(row, name) for name in _PARKED_AS_STORED},
             parked_at=row.received_at,
             age_seconds=int(age),
         )
