@@ -91,7 +91,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-latency bench-http bench-memory bench-wrk
+.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -106,15 +106,19 @@ bench-consumer: up
 bench-latency: up
 	$(UV) run --no-sync python bench/latency.py $(BENCH_ARGS)
 
+# From a logged workout to the usage event on a client's event stream.
+bench-stream: up
+	$(UV) run --no-sync python bench/usage_stream.py $(BENCH_ARGS)
+
 bench-http: up bench-wrk
 	$(UV) run --no-sync python bench/http_load.py $(BENCH_ARGS)
 
 bench-memory: up bench-wrk
 	$(UV) run --no-sync python bench/memory.py $(BENCH_ARGS)
 
-# All six in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
+# All seven in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-latency bench-http bench-memory bench-rebuild
+bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

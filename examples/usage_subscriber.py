@@ -154,8 +154,8 @@ async def follow(
     consumer = AIOKafkaConsumer(**consumer_settings(environment, name))
     topic = environment.get("KAFKA_TOPIC_PREFIX", "") + TOPIC
     consumer.subscribe([topic], listener=_FromTheBeginning(consumer))
-    await consumer.start()
     try:
+        await consumer.start()
         idle_since = asyncio.get_running_loop().time()
         while True:
             batches = await consumer.getmany(timeout_ms=200)
