@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +48,36 @@ async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
 
 
 @pytest.fixture(scope="module")
-async def module_platform(
+def module_launch(
     servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
-) -> AsyncIterator[IsolatedPlatform]:
-    """One copy of the platform for all the tests of a module, each of which leaves it fit
-    for the next (its own topic prefix and databases, dropped at the end)."""
-    scratch = ScratchDatabases.beside(servers)
-    try:
-        async with running_platform(
-            kafka_bootstrap=servers.kafka_bootstrap,
-            topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-            database_for=scratch.migrated,
-            log_directory=tmp_path_factory.mktemp("platform"),
-            tokens=identity.token,
-            owner_of=servers.owner_of,
-            principal_environment=servers.principal_environment,
-        ) as platform:
-            yield platform
-    finally:
-        scratch.drop_all()
+) -> Launch:
+    """Starts a copy of the platform for all the tests of a module, each of which leaves it
+    fit for the next (its own topic prefix and databases, dropped at the end); options:
+    `services`, `kind`."""
+
+    @asynccontextmanager
+    async def launch(**options: Any) -> AsyncIterator[IsolatedPlatform]:
+        scratch = ScratchDatabases.beside(servers)
+        try:
+            async with running_platform(
+                kafka_bootstrap=servers.kafka_bootstrap,
+                topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+                database_for=scratch.migrated,
+                log_directory=tmp_path_factory.mktemp("platform"),
+                tokens=identity.token,
+                owner_of=servers.owner_of,
+                principal_environment=servers.principal_environment,
+                **options,
+            ) as platform:
+                yield platform
+        finally:
+            scratch.drop_all()
+
+    return launch
+
+
+@pytest.fixture(scope="module")
+async def module_platform(module_launch: Launch) -> AsyncIterator[IsolatedPlatform]:
+    """One copy of the whole platform for all the tests of a module."""
+    async with module_launch() as platform:
+        yield platform

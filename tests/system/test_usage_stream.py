@@ -35,7 +35,8 @@ from servicekit.event_stream import StreamMessage, stream_messages
 from servicekit.runtime import ServiceRuntime
 from servicekit.testing import consumed, eventually
 
-from .platform import IsolatedPlatform, ScratchDatabases, running_platform
+from .conftest import Launch
+from .platform import IsolatedPlatform
 
 pytestmark = pytest.mark.infra
 
@@ -56,30 +57,14 @@ class NotifiedOnly(IsolatedPlatform):
 
 
 @pytest.fixture(scope="module")
-async def platform(
-    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
-) -> AsyncIterator[IsolatedPlatform]:
+async def platform(module_launch: Launch) -> AsyncIterator[IsolatedPlatform]:
     """Workouts (to log workouts through its API) and analytics, as processes; C has a
     solo and a trainer-led workout with T."""
-    scratch = ScratchDatabases.beside(servers)
-    try:
-        async with running_platform(
-            kafka_bootstrap=servers.kafka_bootstrap,
-            topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-            database_for=scratch.migrated,
-            log_directory=tmp_path_factory.mktemp("platform"),
-            tokens=identity.token,
-            owner_of=servers.owner_of,
-            principal_environment=servers.principal_environment,
-            services=["workouts", "analytics"],
-            kind=NotifiedOnly,
-        ) as started:
-            await log_workout(started, C)
-            await log_workout(started, C, trainer=T)
-            await eventually(lambda: usage_total_is(started, C, 2), within=PATIENCE)
-            yield started
-    finally:
-        scratch.drop_all()
+    async with module_launch(services=["workouts", "analytics"], kind=NotifiedOnly) as started:
+        await log_workout(started, C)
+        await log_workout(started, C, trainer=T)
+        await eventually(lambda: usage_total_is(started, C, 2), within=PATIENCE)
+        yield started
 
 
 async def log_workout(

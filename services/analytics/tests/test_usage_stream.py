@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+import pytest
 from fastapi import FastAPI
 from fastapi.sse import ServerSentEvent
 from prometheus_client import CollectorRegistry
@@ -81,24 +83,36 @@ class Usages:
         return self.current.get(user_id, "none")
 
 
-def streams_on(
-    runtime: ServiceRuntime, read: Callable[[int], Awaitable[str]], reread: float
-) -> UsageStreams:
-    return UsageStreams(runtime.database.url, read, CollectorRegistry(), reread_seconds=reread)
+def streams_on(runtime: ServiceRuntime, usages: Usages, reread: float = NEVER) -> UsageStreams:
+    return UsageStreams(
+        runtime.database.url, usages.read, CollectorRegistry(), reread_seconds=reread
+    )
+
+
+@pytest.fixture
+def usages() -> Usages:
+    return Usages()
+
+
+@pytest.fixture
+def streams(runtime: ServiceRuntime, usages: Usages) -> UsageStreams:
+    """Streams reading `usages`, woken by notifications only."""
+    return streams_on(runtime, usages)
+
+
+def connected(runtime: ServiceRuntime) -> Awaitable[psycopg.AsyncConnection[Any]]:
+    """A connection of the test's own to the service's database."""
+    return psycopg.AsyncConnection.connect(libpq_url(runtime.database.url), autocommit=True)
 
 
 async def notify(runtime: ServiceRuntime, payload: str) -> None:
-    async with await psycopg.AsyncConnection.connect(
-        libpq_url(runtime.database.url), autocommit=True
-    ) as connection:
+    async with await connected(runtime) as connection:
         await connection.execute("select pg_notify(%s, %s)", (USAGE_CHANGED, payload))
 
 
 async def listening(runtime: ServiceRuntime) -> list[int]:
     """The backends of the runtime's role listening for usage changes."""
-    async with await psycopg.AsyncConnection.connect(
-        libpq_url(runtime.database.url), autocommit=True
-    ) as connection:
+    async with await connected(runtime) as connection:
         cursor = await connection.execute(
             "select pid from pg_stat_activity where datname = current_database() and query = %s",
             (f"LISTEN {USAGE_CHANGED}",),
@@ -112,9 +126,7 @@ async def test_a_change_of_usage_notifies_its_client_at_commit_and_nothing_else_
     """A planned workout and a duplicate change no usage: no notification. A completed
     workout does: one, naming the client."""
     completed = logged()
-    async with await psycopg.AsyncConnection.connect(
-        libpq_url(runtime.database.url), autocommit=True
-    ) as listener:
+    async with await connected(runtime) as listener:
         await listener.execute(f"LISTEN {USAGE_CHANGED}")
         notifications = listener.notifies(timeout=1.0)
         await deliver(logged(status="planned", user_id=OTHER_CLIENT))
@@ -153,11 +165,9 @@ async def _nobody_listening(runtime: ServiceRuntime) -> bool:
 
 
 async def test_a_notification_sends_the_usage_only_when_it_differs_from_the_last_sent(
-    runtime: ServiceRuntime,
+    runtime: ServiceRuntime, usages: Usages, streams: UsageStreams
 ) -> None:
-    usages = Usages()
     usages.current[CLIENT] = "first"
-    streams = streams_on(runtime, usages.read, NEVER)
     async with watching(streams, CLIENT) as stream:
         assert (await stream.next_event()).raw_data == "first"
         await eventually(lambda: usages.reads == 2)  # listening: read again
@@ -174,10 +184,8 @@ async def test_a_notification_sends_the_usage_only_when_it_differs_from_the_last
 
 
 async def test_a_notification_wakes_only_the_streams_of_the_client_it_names(
-    runtime: ServiceRuntime,
+    runtime: ServiceRuntime, usages: Usages, streams: UsageStreams
 ) -> None:
-    usages = Usages()
-    streams = streams_on(runtime, usages.read, NEVER)
     async with watching(streams, CLIENT) as stream:
         await stream.next_event()
         # Once listening, the stream reads again (what changed before is not missed).
@@ -196,7 +204,7 @@ async def test_a_stream_reads_again_on_its_own_when_no_notification_comes(
     runtime: ServiceRuntime,
 ) -> None:
     usages = Usages()
-    streams = streams_on(runtime, usages.read, reread=0.05)
+    streams = streams_on(runtime, usages, reread=0.05)
     async with watching(streams, CLIENT) as stream:
         assert (await stream.next_event()).raw_data == "none"
         usages.current[CLIENT] = "changed unannounced"
@@ -205,26 +213,22 @@ async def test_a_stream_reads_again_on_its_own_when_no_notification_comes(
 
 
 async def test_a_listener_that_lost_its_connection_catches_up_on_what_it_missed(
-    runtime: ServiceRuntime,
+    runtime: ServiceRuntime, usages: Usages, streams: UsageStreams
 ) -> None:
-    usages = Usages()
-    streams = streams_on(runtime, usages.read, NEVER)
     async with watching(streams, CLIENT) as stream:
         await stream.next_event()
         await eventually(lambda: _listening_once(runtime))
         (listener,) = await listening(runtime)
         usages.current[CLIENT] = "changed while nobody listened"
-        async with await psycopg.AsyncConnection.connect(
-            libpq_url(runtime.database.url), autocommit=True
-        ) as connection:
+        async with await connected(runtime) as connection:
             await connection.execute("select pg_terminate_backend(%s)", (listener,))
 
         assert (await stream.next_event()).raw_data == "changed while nobody listened"
 
 
-async def test_the_last_stream_to_go_closes_the_listener(runtime: ServiceRuntime) -> None:
-    usages = Usages()
-    streams = streams_on(runtime, usages.read, NEVER)
+async def test_the_last_stream_to_go_closes_the_listener(
+    runtime: ServiceRuntime, streams: UsageStreams
+) -> None:
     async with watching(streams, CLIENT) as one:
         async with watching(streams, OTHER_CLIENT) as other:
             await one.next_event()
@@ -236,11 +240,9 @@ async def test_the_last_stream_to_go_closes_the_listener(runtime: ServiceRuntime
 
 
 async def test_a_reconnect_naming_the_usage_as_it_is_gets_a_comment_not_a_repeat(
-    runtime: ServiceRuntime,
+    usages: Usages, streams: UsageStreams
 ) -> None:
-    usages = Usages()
     usages.current[CLIENT] = "as it is"
-    streams = streams_on(runtime, usages.read, NEVER)
     async with watching(streams, CLIENT, last_event_id=event_id_of("as it is")) as stream:
         first = await stream.next_event()
 
@@ -249,9 +251,7 @@ async def test_a_reconnect_naming_the_usage_as_it_is_gets_a_comment_not_a_repeat
     assert first.retry is not None
 
 
-async def test_closing_ends_every_stream(runtime: ServiceRuntime) -> None:
-    usages = Usages()
-    streams = streams_on(runtime, usages.read, NEVER)
+async def test_closing_ends_every_stream(streams: UsageStreams) -> None:
     async with watching(streams, CLIENT) as one, watching(streams, OTHER_CLIENT) as other:
         await one.next_event()
         await other.next_event()
