@@ -8,11 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import httpx
 import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
 from contracts.events import PackagePurchased, SessionBooked, SessionRescheduled
+from contracts.session_ids import SESSION_ID_TAKEN
 from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES
 from ops import inspection
 from ops.cli import app
@@ -245,3 +247,33 @@ async def test_lag_and_status_show_a_stopped_service_falling_behind(
     assert status.exit_code == 0, status.output
     assert row_of(status.output, "booking")[-4:] == ["ready", "0", "0", "-"]
     assert row_of(status.output, "credits")[-4:] == ["no answer", "3", "1", "0"]
+    assert "Session id collisions: none" in status.output
+
+
+async def test_a_collision_from_a_producer_outside_its_block_is_dead_lettered_counted_and_shown(
+    platform: IsolatedPlatform,
+) -> None:
+    async with platform.http() as http:
+        booked = await http.post(
+            f"{platform.url('booking')}/api/sessions",
+            json={"userId": 5, "trainerId": 6, "sessionDate": "2026-04-06T10:00:00Z"},
+        )
+    taken = booked.json()["id"]
+    # A producer ignoring its block books the API's id for another client.
+    stray = SessionBooked(session_id=taken, user_id=7, trainer_id=6, session_date=BOOKED_FOR)
+    await platform.publish([stray], source="/platform/stray")
+    (listed,) = await letters(platform, BOOKING_SESSIONS.name, consumer="booking")
+    assert listed.letter.reason_kind == SESSION_ID_TAKEN
+    assert listed.letter.reason.startswith(f"session {taken} is booked for client 5")
+
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{platform.url('booking')}/metrics")).text
+    series = (
+        f'platform_events_dead_lettered_total{{reason="{SESSION_ID_TAKEN}",'
+        f'topic="{platform.topic_prefix}{BOOKING_SESSIONS.name}"}} 1.0'
+    )
+    assert series in metrics.splitlines()
+
+    status = await run_ops(platform, "status")
+    assert status.exit_code == 0, status.output
+    assert "Session id collisions: 1 (booking dead-lettered" in status.output

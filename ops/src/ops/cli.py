@@ -101,16 +101,27 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Kafka, PostgreSQL, and each service: its process, readiness, lag, outbox backlog and
-    (credits) parked deductions."""
+    (credits) parked deductions; then the session id collisions booking dead-lettered."""
 
     def action() -> list[str]:
         config = _local_config()
         endpoints = operations.endpoints(config, os.environ)
-        healths = asyncio.run(inspection.health(config.kafka.bootstrap, endpoints))
+        prefix = operations.topic_prefix(os.environ)
+
+        async def look() -> tuple[list[inspection.ServiceHealth], int | None]:
+            bootstrap = config.kafka.bootstrap
+            return await asyncio.gather(
+                inspection.health(bootstrap, endpoints),
+                inspection.session_id_collisions(bootstrap, endpoints, prefix),
+            )
+
+        healths, collisions = asyncio.run(look())
         return [
             *platform.infrastructure_status(config),
             "",
             *inspection.health_lines(healths, operations.processes(config)),
+            "",
+            inspection.collision_line(collisions),
         ]
 
     for line in _run(action):

@@ -14,8 +14,10 @@ import httpx
 import psycopg
 from aiokafka.errors import KafkaError
 
-from contracts.services import CREDITS
-from ops import databases, groups
+from contracts.services import BOOKING, CREDITS
+from contracts.session_ids import SESSION_ID_TAKEN
+from contracts.topics import BOOKING_SESSIONS
+from ops import databases, dead_letters, groups
 from ops.databases import Parked
 from ops.groups import PartitionLag
 from ops.local.errors import PlatformError
@@ -117,6 +119,35 @@ async def health(bootstrap: str, services: Sequence[ServiceEndpoints]) -> list[S
         )
         for s, ready, outbox, waiting in zip(services, readinesses, outboxes, parked, strict=True)
     ]
+
+
+async def session_id_collisions(
+    bootstrap: str, services: Sequence[ServiceEndpoints], prefix: str
+) -> int | None:
+    """Bookings booking dead-lettered because another session holds their id (a producer
+    outside its block of ids) and not redriven since; None when Kafka does not answer."""
+    booking = next(s for s in services if s.service == BOOKING.name)
+    try:
+        listed = await dead_letters.list_dead_letters(
+            bootstrap, BOOKING_SESSIONS.name, prefix,
+            dead_letters.Selection(consumer=booking.group, prefix=prefix),
+        )  # fmt: skip
+    except (PlatformError, KafkaError, OSError):
+        return None
+    return sum(
+        1 for item in listed if not item.redriven and item.letter.reason_kind == SESSION_ID_TAKEN
+    )
+
+
+def collision_line(collisions: int | None) -> str:
+    if collisions is None:
+        return f"Session id collisions: {KAFKA_SILENT}"
+    if not collisions:
+        return "Session id collisions: none"
+    return (
+        f"Session id collisions: {collisions:,} (booking dead-lettered bookings whose id another"
+        " session holds: `ops dlq list booking.sessions`; docs/publishing.md)"
+    )
 
 
 def table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> list[str]:
