@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.errors import SequenceGeneratorLimitExceeded
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -78,9 +79,6 @@ STATUS_AFTER: dict[type[SessionStatusEvent], SessionStatus] = {
     SessionCancelled: SessionStatus.CANCELLED,
     SessionNoShow: SessionStatus.NO_SHOW,
 }
-
-#: PostgreSQL's error when `nextval` passes the sequence's maximum: the end of the API's block.
-SEQUENCE_LIMIT_EXCEEDED = "2200H"
 
 #: Any constant: it only has to be the same for every replica, and the database is booking's.
 SESSION_IDS_LOCK = 0x626F6F6B696E67
@@ -205,7 +203,8 @@ class Projection:
         try:
             allocated = await self.session.execute(select(func.nextval(SESSION_IDS_SEQUENCE)))
         except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == SEQUENCE_LIMIT_EXCEEDED:
+            # The sequence's maximum is the end of the API's block.
+            if isinstance(error.orig, SequenceGeneratorLimitExceeded):
                 raise SessionIdsExhausted() from error
             raise
         return int(allocated.scalar_one())
