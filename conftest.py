@@ -50,7 +50,7 @@ from ops.local.secrets import (
 from servicekit.consumer import Outcome
 from servicekit.db import Database, libpq_url
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import (
+from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
     consumed,

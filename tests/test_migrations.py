@@ -10,7 +10,7 @@ import pytest
 
 from contracts.services import SERVICES, Service
 from servicekit.db import libpq_url
-from servicekit.testing import downgrade, migrate
+from testkit.helpers import downgrade, migrate
 
 pytestmark = pytest.mark.infra
 

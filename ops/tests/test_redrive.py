@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from ops.dead_letters import Selection, list_dead_letters, redrive
 from servicekit.kafka import client_options
-from servicekit.testing import Record, end_offsets, read_topic, topic_with_dead_letters
+from testkit.helpers import Record, end_offsets, read_topic, topic_with_dead_letters
 
 pytestmark = pytest.mark.infra
 

@@ -39,7 +39,7 @@ from ops.local.errors import PlatformError
 from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
 from servicekit.kafka import client_options
-from servicekit.testing import committed_offsets, end_offsets, migrate
+from testkit.helpers import committed_offsets, end_offsets, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(service.name for service in SERVICES)

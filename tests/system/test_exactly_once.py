@@ -18,7 +18,7 @@ from contracts.events import EventPayload, PackagePurchased, SessionBooked, Work
 from contracts.topics import BOOKING_SESSIONS, COMMERCE_PACKAGES, CREDITS_LEDGER, WORKOUT_SESSIONS
 from ops.groups import rewind_to_earliest
 from servicekit.db import libpq_url
-from servicekit.testing import committed_offsets, end_offsets, eventually, read_topic
+from testkit.helpers import committed_offsets, end_offsets, eventually, read_topic
 
 from .conftest import Launch
 from .platform import IsolatedPlatform

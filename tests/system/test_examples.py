@@ -12,7 +12,7 @@ import pytest
 from contracts.events import SessionBooked
 from contracts.topics import BOOKING_SESSIONS
 from ops.demo import Endpoints, buy_package, fetch_charts, play_example_one
-from servicekit.testing import eventually, read_topic
+from testkit.helpers import eventually, read_topic
 
 from .platform import IsolatedPlatform
 

@@ -19,7 +19,7 @@ from contracts.envelope import build_event, encode
 from contracts.events import MAX_ID, PackagePurchased
 from contracts.topics import COMMERCE_PACKAGES
 from servicekit.db import libpq_url
-from servicekit.testing import eventually, read_topic
+from testkit.helpers import eventually, read_topic
 
 from .platform import IsolatedPlatform
 

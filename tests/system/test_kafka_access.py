@@ -29,7 +29,7 @@ from contracts.topics import ALL_TOPICS, CREDITS_LEDGER
 from ops import kafka_access
 from ops.local.topics import create_topics
 from servicekit.kafka import KafkaSecurity, client_options
-from servicekit.testing import read_topic
+from testkit.helpers import read_topic
 
 from .platform import IsolatedPlatform, delete_topics
 

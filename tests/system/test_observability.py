@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.events import PackagePurchased
 from contracts.services import Service
-from servicekit.testing import Record, eventually, read_topic
+from testkit.helpers import Record, eventually, read_topic
 from servicekit.tracing import TraceParent
 
 from .conftest import Launch

@@ -21,7 +21,7 @@ from ops.cli import app
 from ops.dead_letters import ListedLetter, Selection, list_dead_letters, redrive
 from ops.inputs import input_topic_names
 from servicekit.db import libpq_url
-from servicekit.testing import end_offsets, eventually
+from testkit.helpers import end_offsets, eventually
 
 from .conftest import Launch
 from .platform import IsolatedPlatform, free_port

@@ -20,7 +20,7 @@ import pytest
 
 from contracts.events import PackagePurchased, SessionBooked
 from contracts.topics import CREDITS_LEDGER
-from servicekit.testing import Record, read_topic
+from testkit.helpers import Record, read_topic
 
 from .conftest import Launch
 from .platform import IsolatedPlatform

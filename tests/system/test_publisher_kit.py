@@ -20,7 +20,7 @@ from contracts.events import SessionCreditDeducted
 from contracts.services import KAFKA_BOOTSTRAP_ENV
 from contracts.session_ids import BOOKING_API, PRODUCERS, producer_of
 from contracts.topics import BOOKING_SESSIONS, CREDITS_LEDGER, DEAD_LETTER_SUFFIX
-from servicekit.testing import end_offsets, read_topic
+from testkit.helpers import end_offsets, read_topic
 
 from .platform import IsolatedPlatform
 

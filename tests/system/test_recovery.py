@@ -23,7 +23,7 @@ from ops import databases, recovery
 from ops.identity import LocalIdentity
 from ops.inputs import input_topic_names
 from ops.progress import Progress
-from servicekit.testing import end_offsets, read_topic
+from testkit.helpers import end_offsets, read_topic
 
 from .history import History, play
 from .platform import IsolatedPlatform, ScratchDatabases, running_platform

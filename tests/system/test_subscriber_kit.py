@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from contracts.services import KAFKA_BOOTSTRAP_ENV
-from servicekit.testing import eventually
+from testkit.helpers import eventually
 
 from .conftest import Launch
 from .platform import IsolatedPlatform

@@ -22,7 +22,7 @@ from ops import recovery
 from ops.inputs import input_topic_names
 from ops.progress import Progress
 from ops.recovery import ServiceControl
-from servicekit.testing import Record, committed_offsets, end_offsets, read_topic
+from testkit.helpers import Record, committed_offsets, end_offsets, read_topic
 
 from .conftest import Launch
 from .platform import IsolatedPlatform

@@ -33,7 +33,7 @@ from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.event_stream import StreamMessage, stream_messages
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import consumed, eventually
+from testkit.helpers import consumed, eventually
 
 from .conftest import Launch
 from .platform import IsolatedPlatform

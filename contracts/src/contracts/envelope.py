@@ -66,6 +66,12 @@ class Event(Generic[P]):
     def type(self) -> str:
         return self.envelope.type
 
+    @property
+    def occurred_at(self) -> datetime:
+        """When the change happened: the event's own `time`; the moment it is read when
+        the producer left `time` out (the attribute is optional in CloudEvents)."""
+        return self.envelope.time or datetime.now(UTC)
+
 
 class InvalidEvent(ValueError):
     """A record that can never be processed. `reason` is what the dead-letter topic records."""

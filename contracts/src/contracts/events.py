@@ -323,6 +323,13 @@ class CreditsGranted(EventPayload):
     caused_by: Key | None = None
 
 
+#: Why a session's credit was deducted: a trainer-led workout was logged for it, or the
+#: session was reported completed (whichever comes first; the other then changes nothing).
+DeductionCause = Literal["workout-logged", "session-completed"]
+WORKOUT_LOGGED: DeductionCause = "workout-logged"
+SESSION_COMPLETED: DeductionCause = "session-completed"
+
+
 class SessionCreditDeducted(EventPayload):
     event_type: ClassVar[str] = "SessionCreditDeducted"
 
@@ -330,7 +337,7 @@ class SessionCreditDeducted(EventPayload):
     session_id: SessionId
     trainer_id: Id
     workout_id: UUID | None = None
-    cause: Literal["workout-logged", "session-completed"]
+    cause: DeductionCause
     balance: Balance
     #: The id of the event that caused it: the workout's event, or the completion's.
     caused_by: Key | None = None

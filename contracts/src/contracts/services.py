@@ -61,6 +61,11 @@ class Service:
         """What the running service connects as: its tables' rows, no DDL."""
         return f"{self.name}_runtime"
 
+    def consumer_group(self, topic_prefix: str = "") -> str:
+        """The one consumer group the service reads its inputs in, unless configured
+        otherwise: its name behind the topic prefix, so isolated copies never share one."""
+        return topic_prefix + self.name
+
     def default_database_url(
         self, host: str = "127.0.0.1", port: int = DEFAULT_POSTGRES_PORT
     ) -> str:

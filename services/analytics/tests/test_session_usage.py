@@ -17,7 +17,7 @@ from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
-from servicekit.testing import (
+from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
     consumed,

@@ -21,7 +21,7 @@ from contracts.topics import CREDITS_LEDGER, SESSION_USAGE, WORKOUT_SESSIONS
 from ops.local.topics import create_topics
 from servicekit.kafka import client_options
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Record, end_offsets, eventually, read_topic
+from testkit.helpers import Record, end_offsets, eventually, read_topic
 
 from .stories import CLIENT, EXAMPLE_1_USAGE, Step, example_1
 

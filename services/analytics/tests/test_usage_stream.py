@@ -23,7 +23,7 @@ from analytics.stream import UsageStreams, event_id_of
 from analytics.tracker import USAGE_CHANGED
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, eventually
+from testkit.helpers import Deliver, eventually
 
 from .stories import CLIENT, OTHER_CLIENT, logged
 

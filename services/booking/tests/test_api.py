@@ -23,7 +23,7 @@ from contracts.events import (
 )
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import outbox_events, outbox_records
+from testkit.helpers import outbox_events, outbox_records
 
 pytestmark = pytest.mark.infra
 

@@ -27,7 +27,7 @@ from contracts.events import (
 from contracts.session_ids import SESSION_ID_TAKEN, block_of, session_id
 from servicekit.consumer import REJECTED, Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
+from testkit.helpers import Deliver, RecordingDeadLetters, outbox_events
 
 pytestmark = pytest.mark.infra
 

@@ -24,7 +24,7 @@ from contracts.events import (
 from servicekit.consumer import Outcome
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, consumed, outbox_records
+from testkit.helpers import RecordingDeadLetters, consumed, outbox_records
 
 from .conftest import KIOSK
 

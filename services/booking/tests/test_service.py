@@ -25,7 +25,7 @@ from contracts.events import (
 from contracts.topics import BOOKING_SESSIONS, CREDITS_LEDGER, Topic
 from ops.local.topics import create_topics
 from servicekit.kafka import client_options
-from servicekit.testing import eventually, read_topic
+from testkit.helpers import eventually, read_topic
 
 from .conftest import KIOSK
 

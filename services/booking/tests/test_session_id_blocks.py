@@ -11,7 +11,7 @@ import pytest
 
 from contracts.session_ids import block_of, session_id
 from servicekit.db import libpq_url
-from servicekit.testing import downgrade, migrate
+from testkit.helpers import downgrade, migrate
 
 pytestmark = pytest.mark.infra
 

@@ -36,7 +36,7 @@ from credits.models import Balance, LedgerEntry
 from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import (
+from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
     consumed,

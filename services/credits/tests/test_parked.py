@@ -29,7 +29,7 @@ from credits.settings import Settings
 from ops.identity import LocalIdentity
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, consumed, outbox_events, outbox_records
+from testkit.helpers import Deliver, consumed, outbox_events, outbox_records
 
 from .test_ledger import (
     CLIENT,

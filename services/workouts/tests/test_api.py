@@ -16,7 +16,7 @@ from contracts.identity import Role
 from ops.identity import LocalIdentity
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
-from servicekit.testing import outbox_events
+from testkit.helpers import outbox_events
 from workouts.models import ExerciseRow, SetRow, WorkoutRow
 
 pytestmark = pytest.mark.infra

@@ -32,7 +32,7 @@ from contracts.events import (
 from servicekit.consumer import Outcome
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import RecordingDeadLetters, consumed
+from testkit.helpers import RecordingDeadLetters, consumed
 
 pytestmark = pytest.mark.infra
 

@@ -27,7 +27,7 @@ from contracts.events import (
 from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import Deliver, RecordingDeadLetters, outbox_events
+from testkit.helpers import Deliver, RecordingDeadLetters, outbox_events
 from workouts.models import BookedSession
 
 pytestmark = pytest.mark.infra

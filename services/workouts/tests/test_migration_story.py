@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, create_engine
 from servicekit.db import libpq_url
 from servicekit.migrations import DataLossRefused
 from servicekit.tables import plumbing_metadata
-from servicekit.testing import downgrade, migrate
+from testkit.helpers import downgrade, migrate
 from workouts.main import create_app
 from workouts.models import Base
 from workouts.settings import Settings

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from contracts.events import SessionBooked, SessionCancelled
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import consumed, outbox_records
+from testkit.helpers import consumed, outbox_records
 
 pytestmark = pytest.mark.infra
 

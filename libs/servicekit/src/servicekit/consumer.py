@@ -4,14 +4,18 @@ For each record, in order:
 1. Parse it as a CloudEvent of the contract. A record that is not JSON, not a CloudEvent or
    schema-invalid goes to the dead-letter topic with the reason, and the consumer moves on.
 2. In one database transaction: remember the event id for this consumer (a duplicate stops
-   here), then apply the handler for its type. A handler that raises `Rejected` breaks a
-   business rule: the transaction rolls back and the record is dead-lettered.
+   here), then apply the handler for its type. A handler that raises `RuleBroken` refuses
+   the event: the transaction rolls back and the record is dead-lettered with the reason.
 3. Only after that transaction commits, or the dead letter is on the broker, is the offset
    committed. A crash anywhere before redelivers the record, and step 2 absorbs it.
 
 Transient failures (database or broker unreachable, serialization conflicts) are retried
 with backoff and never dead-lettered. Any other failure is retried a few times, then
 dead-lettered with the error, so one bad record never stalls its partition.
+
+A service plugs in with one `BatchStore` and one table of handlers (`handle`): the store
+loads and locks the state a batch's events name, each handler decides on that plain state
+for its event, and the store writes what they decided, set-wise, before the commit.
 
 Each record is handled in its own trace and correlation context (`servicekit.tracing`), and
 counted by outcome in the service's metrics, with the handler's time.
@@ -21,14 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import (
@@ -47,26 +51,27 @@ from contracts.events import EventPayload
 from servicekit import tracing
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.domain import RuleBroken
 from servicekit.metrics import UNKNOWN_EVENT_TYPE, Metrics
-from servicekit.tables import processed_events
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P", bound=EventPayload)
-Handler = Callable[[AsyncSession, Event[P]], Awaitable[None]]
-BatchScope = Callable[
-    [AsyncSession, Sequence[Event[Any]]], contextlib.AbstractAsyncContextManager[None]
-]
-_NO_SCOPE = contextlib.nullcontext()
+S = TypeVar("S")
+#: Decides what one event changes in its batch's state; refuses it with `RuleBroken`.
+BatchHandler = Callable[[S, Event[Any]], None]
 
 
-class Writes(Protocol):
-    """A batch's shared state (see `IdempotentConsumer.share_per_batch`)."""
+class BatchStore(Protocol[S]):
+    """Where a service's rules meet its database, once per batch, inside its transaction."""
 
-    async def write(self) -> None: ...
+    async def load(self, db: AsyncSession, events: Sequence[Event[Any]]) -> S:
+        """Lock and load what `events` name, as the state their handlers decide on."""
+        ...
 
+    async def write(self, db: AsyncSession, state: S) -> None:
+        """Write what the handlers decided (not called when one failed: it rolls back)."""
+        ...
 
-W = TypeVar("W", bound=Writes)
 
 #: Failures that say nothing about the record: wait and try the same record again, forever.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -79,7 +84,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 #: Kinds of dead-letter reasons, for the metrics (the `dlq-reason` header has the details).
-REJECTED = "rejected"  # a handler said the event breaks a business rule
+REJECTED = RuleBroken.kind  # a handler said the event breaks a business rule
 FAILED = "failed"  # the handler kept failing
 _INVALID_KINDS: tuple[tuple[type[InvalidEvent], str], ...] = (
     (NotJson, "not-json"),
@@ -103,16 +108,6 @@ def _reason_kind(invalid: InvalidEvent) -> str:
 
 class DeadLetterSink(Protocol):
     async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None: ...
-
-
-class Rejected(Exception):
-    """Raised by a handler when an event breaks a business rule and can never be applied.
-    `kind` names the rule for the metrics and the letter's `dlq-reason-kind` header."""
-
-    def __init__(self, reason: str, *, kind: str = REJECTED) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind
 
 
 class Outcome(StrEnum):
@@ -143,7 +138,7 @@ class _Item:
     envelope: CloudEvent | None = None
     #: Set once its payload is valid for a registered handler.
     event: Event[Any] | None = None
-    handler: Handler[Any] | None = None
+    handler: BatchHandler[Any] | None = None
     outcome: Outcome | None = None
     #: Why it goes to the dead-letter topic, and the kind of reason for the metrics.
     dead: tuple[str, str] | None = None
@@ -190,55 +185,26 @@ class IdempotentConsumer:
     dead_letters: DeadLetterSink
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     metrics: Metrics = field(default_factory=Metrics)
-    #: Wraps the handlers of each batch, inside its transaction, with the batch's new events
-    #: (duplicates left out): a service that works set-wise loads what the batch needs on
-    #: the way in and writes all it decided on the way out (credits does).
-    around_batch: BatchScope = field(default=lambda session, events: _NO_SCOPE)
     #: Topic (as subscribed) -> the only `source` its events may have (`Topic.sole_source`).
     sole_sources: dict[str, str] = field(default_factory=dict)
-    _handlers: dict[str, tuple[type[EventPayload], Handler[Any]]] = field(default_factory=dict)
+    _store: BatchStore[Any] | None = None
+    _handlers: dict[str, tuple[type[EventPayload], BatchHandler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
-    def on(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
-        """Register the handler of one event type."""
-
-        def register(handler: Handler[P]) -> Handler[P]:
-            if model.event_type in self._handlers:
-                raise ValueError(f"{self.name} already handles {model.event_type}")
-            self._handlers[model.event_type] = (model, handler)
-            return handler
-
-        return register
+    def handle(
+        self, store: BatchStore[S], handlers: Mapping[type[EventPayload], BatchHandler[S]]
+    ) -> None:
+        """Apply the events of these types with their handlers, on the state `store` loads
+        for each batch's new events; the types not listed are ignored. Set once: two tables
+        would leave no one answer to which store a batch's state comes from."""
+        if self._store is not None:
+            raise ValueError(f"{self.name} already has its handlers")
+        self._store = store
+        self._handlers = {model.event_type: (model, handler) for model, handler in handlers.items()}
 
     @property
     def event_types(self) -> frozenset[str]:
         return frozenset(self._handlers)
-
-    def share_per_batch(
-        self, load: Callable[[AsyncSession, Sequence[Event[Any]]], Awaitable[W]]
-    ) -> Callable[[AsyncSession], W]:
-        """Give each batch's handlers one shared state: `load` makes it for the batch's new
-        events inside its transaction, before the handlers; its `write()` runs after them
-        all (not when one fails: the transaction rolls back). Returns how a handler finds
-        the state of its batch from its session. This sets `around_batch`."""
-        key = object()  # this state's own key in a session's `info`
-
-        @contextlib.asynccontextmanager
-        async def scope(session: AsyncSession, batch: Sequence[Event[Any]]) -> AsyncIterator[None]:
-            state = await load(session, batch)
-            session.info[key] = state
-            try:
-                yield
-            finally:
-                del session.info[key]
-            await state.write()
-
-        def state_of(session: AsyncSession) -> W:
-            state: W = session.info[key]
-            return state
-
-        self.around_batch = scope
-        return state_of
 
     async def process(self, record: ConsumedRecord, *, dead_letter: bool = True) -> Outcome:
         """Apply one record at most once: a batch of one (see `process_batch`). `RETRY`
@@ -254,7 +220,7 @@ class IdempotentConsumer:
         Records that are not events of the contract are set aside for the dead-letter
         topic; the others are remembered in `processed_events` with one statement (those
         already there are duplicates), and their handlers run. A handler that raises
-        `Rejected`, or fails `max_attempts` times, takes its record out: the transaction
+        `RuleBroken`, or fails `max_attempts` times, takes its record out: the transaction
         rolls back and the batch is applied again without it, so a dead letter is never
         remembered as processed. Only after the commit are the dead letters sent. When the
         batch must be delivered again (a transient failure, or a failure not yet given up
@@ -351,11 +317,15 @@ class IdempotentConsumer:
                     to_apply.append(item)
                 else:
                     item.outcome = Outcome.DUPLICATE
+            if not to_apply:
+                return
+            assert self._store is not None  # handlers come with their store
             events = [item.event for item in to_apply if item.event is not None]
             try:
-                async with self.around_batch(session, events):
-                    for item in to_apply:
-                        await self._run_handler(session, item)
+                state = await self._store.load(session, events)
+                for item in to_apply:
+                    self._run_handler(state, item)
+                await self._store.write(session, state)
             except _HandlerFailed:
                 raise
             except TRANSIENT_ERRORS:
@@ -366,13 +336,13 @@ class IdempotentConsumer:
                     raise _HandlerFailed(to_apply[0], error) from error
                 raise _BatchFailed(error) from error
 
-    async def _run_handler(self, session: AsyncSession, item: _Item) -> None:
+    def _run_handler(self, state: object, item: _Item) -> None:
         assert item.event is not None
         assert item.handler is not None
         with item.bound():
             try:
                 with self.metrics.handler_duration.labels(event_type=item.event.type).time():
-                    await item.handler(session, item.event)
+                    item.handler(state, item.event)
             except Exception as error:
                 raise _HandlerFailed(item, error) from error
             item.outcome = Outcome.APPLIED
@@ -382,7 +352,7 @@ class IdempotentConsumer:
         """Decide whether a handler's failure takes its record out of the batch."""
         item, error = failed.item, failed.error
         event_id = item.event.id if item.event is not None else "?"
-        if isinstance(error, Rejected):
+        if isinstance(error, RuleBroken):
             item.dead = (error.reason, error.kind)
             return True
         if isinstance(error, TRANSIENT_ERRORS):
@@ -390,8 +360,8 @@ class IdempotentConsumer:
             return False
         attempts = self._attempts.get(_position(item.record), 0) + 1
         if attempts >= self.retry.max_attempts:
-            log.error("%s: giving up on %s after %d attempts", self.name, event_id, attempts,
-                      exc_info=error)  # fmt: skip
+            giving_up = "%s: giving up on %s after %d attempts"
+            log.error(giving_up, self.name, event_id, attempts, exc_info=error)
             item.dead = (f"failed {attempts} times: {type(error).__name__}: {error}", FAILED)
             return True
         log.error("%s: attempt %d failed on %s", self.name, attempts, event_id, exc_info=error)
@@ -415,15 +385,6 @@ class IdempotentConsumer:
         """`record_own_event` for many, in one statement."""
         if events:
             await remember_all(session, self.name, [(event.id, event.type) for event in events])
-
-    async def has_applied(self, session: AsyncSession, event_id: str) -> bool:
-        """Whether this consumer has applied the event `event_id`."""
-        found = await session.scalar(
-            select(processed_events.c.event_id).where(
-                processed_events.c.consumer == self.name, processed_events.c.event_id == event_id
-            )
-        )
-        return found is not None
 
     def backoff_for(self, record: ConsumedRecord) -> float:
         return self.retry.backoff(self._attempts.get(_position(record), 1))

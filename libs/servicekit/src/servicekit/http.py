@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-from fastapi import Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import tracing
+from servicekit.domain import RuleBroken
 
 
 class RequestContext:
@@ -129,3 +131,23 @@ def _json_safe(value: object) -> object:
     if isinstance(value, list):
         return [_json_safe(item) for item in value]
     return value
+
+
+#: The status of a refusal whose class has none of its own in a service's table.
+DEFAULT_REFUSAL_STATUS = status.HTTP_409_CONFLICT
+
+
+def answer_refusals(app: FastAPI, statuses: Mapping[type[RuleBroken], int]) -> None:
+    """Answer every refusal of the rules (`RuleBroken`) with the status of its nearest
+    class in `statuses` (409 when none), and its reason as the `detail`: one table per
+    service, so routes never translate errors themselves."""
+
+    async def answer(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RuleBroken)
+        code = next(
+            (statuses[kind] for kind in type(error).__mro__ if kind in statuses),
+            DEFAULT_REFUSAL_STATUS,
+        )
+        return JSONResponse(status_code=code, content={"detail": error.reason})
+
+    app.add_exception_handler(RuleBroken, answer)

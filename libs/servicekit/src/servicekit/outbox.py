@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ from contracts.envelope import (
 from contracts.events import EventPayload
 from servicekit import tracing
 from servicekit.db import Database, any_of, columns_of, insert_rows
+from servicekit.domain import Announced
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, OutboxBacklog
 from servicekit.notifications import listen
@@ -118,6 +120,15 @@ class Outbox:
                 "headers": json.dumps([[name, value.decode()] for name, value in all_headers]),
             },
         )
+
+    def prepare_decided(self, decided: Iterable[Announced]) -> list[Announcement]:
+        """The events a service's rules decided to announce, each prepared in the trace
+        context it was decided in (that of the event or request that caused it)."""
+        prepared = []
+        for announced in decided:
+            with tracing.bound(announced.context) if announced.context else nullcontext():
+                prepared.append(self.prepare(announced.payload, event_id=announced.event_id))
+        return prepared
 
     async def insert(self, session: AsyncSession, announcements: Sequence[Announcement]) -> None:
         """Record prepared events in the caller's transaction, in their order."""

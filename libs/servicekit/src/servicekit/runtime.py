@@ -21,9 +21,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -49,9 +49,15 @@ from servicekit.auth import (
 from servicekit.consumer import BatchOutcome, IdempotentConsumer
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
+from servicekit.domain import RuleBroken
 from servicekit.health import health_router
 from servicekit.history import read_history
-from servicekit.http import BodySizeLimit, RequestContext, refuse_invalid_request
+from servicekit.http import (
+    BodySizeLimit,
+    RequestContext,
+    answer_refusals,
+    refuse_invalid_request,
+)
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, PartitionLag, ScrapeTimeState, metrics_router
 from servicekit.outbox import Outbox, OutboxRelay
@@ -181,12 +187,21 @@ class ServiceRuntime:
                 service=self.settings.service_name,
             )
 
-    def create_app(self, *, title: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    def create_app(
+        self,
+        *,
+        title: str,
+        routers: Sequence[APIRouter] = (),
+        refusals: Mapping[type[RuleBroken], int] | None = None,
+    ) -> FastAPI:
+        """The service's HTTP app; `refusals` gives the status each refusal of its rules
+        answers with (`servicekit.http.answer_refusals`)."""
         version = _version_of(self.settings.service_name)
         app = FastAPI(title=title, version=version, lifespan=self._lifespan)
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)
+        answer_refusals(app, refusals or {})
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.http_max_body_bytes)
         app.add_middleware(RequestContext)
         app.include_router(
@@ -363,6 +378,15 @@ async def _lag_of(consumer: Any, *, group: str) -> list[PartitionLag]:
             )
         )
     return lags
+
+
+def _runtime_of(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+#: A route's `runtime: Runtime` parameter: the runtime of the service serving it.
+Runtime = Annotated[ServiceRuntime, Depends(_runtime_of)]
 
 
 def _key_source(settings: ServiceSettings) -> KeySource:

@@ -80,9 +80,8 @@ class ServiceSettings(BaseSettings):
             data.setdefault("owner_database_url", cls.service.default_owner_database_url())
             data.setdefault("http_port", cls.service.port)
             if not data.get("consumer_group"):
-                # Namespaced with the topics, so isolated copies never share a group.
                 prefix = data.get("kafka_topic_prefix") or data.get("KAFKA_TOPIC_PREFIX") or ""
-                data["consumer_group"] = prefix + cls.service.name
+                data["consumer_group"] = cls.service.consumer_group(prefix)
         return data
 
     @model_validator(mode="after")

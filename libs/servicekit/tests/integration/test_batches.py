@@ -17,7 +17,7 @@ from contracts.events import PackagePurchased
 from servicekit.consumer import IdempotentConsumer, Outcome, Rejected, RetryPolicy
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
-from servicekit.testing import RecordingDeadLetters, committed_offsets, end_offsets, eventually
+from testkit.helpers import RecordingDeadLetters, committed_offsets, end_offsets, eventually
 
 from .conftest import RuntimeFactory, purchase_record, send
 from .test_delivery import applied_event_ids

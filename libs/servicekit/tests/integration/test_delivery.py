@@ -12,7 +12,7 @@ from aiokafka.structs import TopicPartition
 from sqlalchemy import text
 
 from servicekit.db import Database
-from servicekit.testing import committed_offsets, end_offsets, eventually, read_topic
+from testkit.helpers import committed_offsets, end_offsets, eventually, read_topic
 
 from .conftest import RuntimeFactory, purchase_record, send
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.topics import Topic
 from servicekit.history import read_history
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import (
+from testkit.helpers import (
     committed_offsets,
     end_offsets,
     eventually,

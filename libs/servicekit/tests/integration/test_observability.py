@@ -25,8 +25,8 @@ from servicekit.kafka import client_options
 from servicekit.logs import JsonFormatter
 from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceRuntime
-from servicekit.testing import eventually, read_topic
 from servicekit.tracing import TraceParent
+from testkit.helpers import eventually, read_topic
 
 from .conftest import RuntimeFactory, purchase, purchase_record, send
 

@@ -17,7 +17,7 @@ from servicekit.db import Database, libpq_url
 from servicekit.kafka import Producer
 from servicekit.outbox import NOTIFY_CHANNEL, Outbox, OutboxRelay
 from servicekit.tables import outbox as outbox_table
-from servicekit.testing import end_offsets, eventually, read_topic
+from testkit.helpers import end_offsets, eventually, read_topic
 
 from .conftest import purchase
 

@@ -9,7 +9,7 @@ import pytest
 from servicekit.consumer import IdempotentConsumer, Outcome, RetryPolicy
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
-from servicekit.testing import RecordingDeadLetters
+from testkit.helpers import RecordingDeadLetters
 
 
 def consumer(dead_letters: RecordingDeadLetters) -> IdempotentConsumer:

@@ -8,7 +8,7 @@ from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.metrics import Metrics, OutboxBacklog, PartitionLag, ScrapeTimeState
-from servicekit.testing import RecordingDeadLetters
+from testkit.helpers import RecordingDeadLetters
 
 
 def samples(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

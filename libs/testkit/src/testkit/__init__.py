@@ -1,0 +1,1 @@
+"""What the platform's tests share, kept out of the services' runtime packages."""
