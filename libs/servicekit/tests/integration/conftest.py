@@ -18,9 +18,11 @@ from contracts.services import CREDITS, Service
 from contracts.topics import Topic
 from servicekit.db import Database
 from servicekit.kafka import client_options
+from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_config
 from servicekit.tables import plumbing_metadata
+from testkit.probe import CREATE_APPLIED, BeforeWrite, Decide, ProbeStore, probe_handlers
 
 
 class ProbeSettings(ServiceSettings):
@@ -32,9 +34,7 @@ async def create_tables(url: str) -> None:
     database = Database(url)
     async with database.engine.begin() as connection:
         await connection.run_sync(plumbing_metadata.create_all)
-        await connection.execute(
-            text("create table applied (event_id text primary key, purchase_id text)")
-        )
+        await connection.execute(text(CREATE_APPLIED))
     await database.dispose()
 
 
@@ -68,23 +68,20 @@ async def make_runtime(
     started: list[ServiceRuntime] = []
     group = f"probe-{uuid.uuid4().hex[:8]}"
 
-    def make(handler: Any = None, *, graceful_timeout: float = 10.0) -> ServiceRuntime:
+    def make(
+        decide: Decide | None = None,
+        *,
+        before_write: BeforeWrite | None = None,
+        outbox: Outbox | None = None,
+        graceful_timeout: float = 10.0,
+    ) -> ServiceRuntime:
         settings = ProbeSettings(
             kafka_bootstrap_servers=kafka_bootstrap,
             database_url=database_url,
             consumer_group=group,
         )
         runtime = ServiceRuntime(settings, graceful_timeout=graceful_timeout)
-
-        @runtime.consumer.on(PackagePurchased)
-        async def on_purchase(session: Any, event: Any) -> None:
-            if handler is not None:
-                await handler(session, event)
-            await session.execute(
-                text("insert into applied values (:id, :purchase)"),
-                {"id": event.id, "purchase": event.payload.purchase_id},
-            )
-
+        runtime.consumer.handle(ProbeStore(before_write, outbox), probe_handlers(decide))
         runtime.subscribe(
             Topic(name=scratch_topic, key="userId", event_types=("PackagePurchased",))
         )

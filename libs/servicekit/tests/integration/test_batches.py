@@ -4,20 +4,18 @@ applied once across every partition it spans."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from sqlalchemy import text
 
-from contracts.events import PackagePurchased
-from servicekit.consumer import IdempotentConsumer, Outcome, Rejected, RetryPolicy
+from servicekit.consumer import IdempotentConsumer, Outcome, RetryPolicy
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
+from servicekit.domain import RuleBroken
 from testkit.helpers import RecordingDeadLetters, committed_offsets, end_offsets, eventually
+from testkit.probe import BeforeWrite, ProbeBatch, ProbeStore, probe_handlers
 
 from .conftest import RuntimeFactory, purchase_record, send
 from .test_delivery import applied_event_ids
@@ -26,10 +24,8 @@ pytestmark = pytest.mark.infra
 
 
 def record(event_id: str, offset: int, partition: int = 0) -> ConsumedRecord:
-    return ConsumedRecord(
-        topic="t", partition=partition, offset=offset, key=b"1",
-        value=purchase_record(event_id=event_id), headers=[],
-    )  # fmt: skip
+    value = purchase_record(event_id=event_id)
+    return ConsumedRecord("t", partition, offset, key=b"1", value=value, headers=[])
 
 
 @pytest.fixture
@@ -40,27 +36,25 @@ async def database(database_url: str) -> Any:
 
 
 def recording_consumer(
-    database: Database, dead_letters: RecordingDeadLetters, refuse: set[str], fail: dict[str, int]
+    database: Database,
+    dead_letters: RecordingDeadLetters,
+    refuse: set[str],
+    fail: dict[str, int],
+    before_write: BeforeWrite | None = None,
 ) -> IdempotentConsumer:
     """Applies purchases into `applied`; refuses the ids in `refuse`, and raises for each id
     in `fail` as many times as it says."""
-    consumer = IdempotentConsumer(
-        name="batch-test", database=database, dead_letters=dead_letters,
-        retry=RetryPolicy(max_attempts=3, first_backoff=0.01),
-    )  # fmt: skip
+    retry = RetryPolicy(max_attempts=3, first_backoff=0.01)
+    consumer = IdempotentConsumer("batch-test", database, dead_letters, retry=retry)
 
-    @consumer.on(PackagePurchased)
-    async def apply(session: Any, event: Any) -> None:
-        await session.execute(
-            text("insert into applied values (:id, :purchase)"),
-            {"id": event.id, "purchase": event.payload.purchase_id},
-        )
+    def apply(batch: ProbeBatch, event: Any) -> None:
         if event.id in refuse:
-            raise Rejected(f"{event.id} is refused")
+            raise RuleBroken(f"{event.id} is refused")
         if fail.get(event.id, 0) > 0:
             fail[event.id] -= 1
             raise ZeroDivisionError("a bug")
 
+    consumer.handle(ProbeStore(before_write), probe_handlers(apply))
     return consumer
 
 
@@ -117,7 +111,7 @@ async def test_a_batch_spanning_partitions_is_delivered_again_and_applied_once(
     the other partitions come again with the failing one, and are applied once."""
     calls: dict[str, int] = {}
 
-    async def flaky(session: Any, event: Any) -> None:
+    def flaky(batch: Any, event: Any) -> None:
         calls[event.id] = calls.get(event.id, 0) + 1
         # Three times: by the later deliveries, every partition's records have been fetched.
         if event.id == "p1-3" and calls[event.id] <= 3:
@@ -161,16 +155,13 @@ async def test_a_batch_that_fails_as_a_whole_is_applied_one_record_at_a_time(
 ) -> None:
     """A failure while a batch is loaded or written names no record: the records are then
     applied one per transaction, and only the one that fails alone is set aside."""
-    dead_letters = RecordingDeadLetters()
-    consumer = recording_consumer(database, dead_letters, refuse=set(), fail={})
 
-    @asynccontextmanager
-    async def write_fails_with_b(session: Any, batch: Sequence[Any]) -> AsyncIterator[None]:
-        yield
-        if any(event.id == "b" for event in batch):
+    async def write_fails_with_b(db: Any, event: Any) -> None:
+        if event.id == "b":
             raise ValueError("cannot write what b asked for")
 
-    consumer.around_batch = write_fails_with_b
+    dead_letters = RecordingDeadLetters()
+    consumer = recording_consumer(database, dead_letters, set(), {}, write_fails_with_b)
     batch = [record("a", 0), record("b", 1), record("c", 2)]
 
     for _ in range(2):  # b fails alone, twice: the whole batch comes again each time

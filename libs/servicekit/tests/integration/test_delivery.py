@@ -101,7 +101,7 @@ async def test_a_transient_failure_is_retried_not_dead_lettered(
 ) -> None:
     failures = 0
 
-    async def database_blips(session: Any, event: Any) -> None:
+    def database_blips(batch: Any, event: Any) -> None:
         nonlocal failures
         if failures < 8:  # more than max_attempts: transient failures never dead-letter
             failures += 1
@@ -126,7 +126,7 @@ async def test_a_record_that_always_fails_is_dead_lettered_after_its_attempts(
     database_url: str,
     kafka_bootstrap: str,
 ) -> None:
-    async def bug(session: Any, event: Any) -> None:
+    def bug(batch: Any, event: Any) -> None:
         if event.id == "cursed":
             raise ZeroDivisionError("division by zero")
 
@@ -153,11 +153,11 @@ async def test_a_handler_cancelled_at_shutdown_is_not_committed_and_runs_again(
 ) -> None:
     entered = asyncio.Event()
 
-    async def slow(session: Any, event: Any) -> None:
+    async def slow(db: Any, event: Any) -> None:
         entered.set()
         await asyncio.sleep(60)
 
-    first = make_runtime(slow, graceful_timeout=0.5)
+    first = make_runtime(before_write=slow, graceful_timeout=0.5)
     await first.start()
     await send(producer, scratch_topic, purchase_record(event_id="interrupted"))
     await asyncio.wait_for(entered.wait(), timeout=20)

@@ -39,7 +39,7 @@ def runtime_reading_history_first(
     """A probe service on the scratch topic that also reads `history_topic`, first; it
     notes the id of each event it applies in `order`."""
 
-    async def remember_order(session: Any, event: Any) -> None:
+    def remember_order(batch: Any, event: Any) -> None:
         order.append(event.id)
 
     runtime = make_runtime(remember_order)

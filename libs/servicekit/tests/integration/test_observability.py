@@ -20,13 +20,14 @@ from sqlalchemy import text
 
 from contracts.envelope import record_headers
 from contracts.topics import COMMERCE_PACKAGES
-from servicekit.consumer import Rejected
+from servicekit.domain import Announced, RuleBroken
 from servicekit.kafka import client_options
 from servicekit.logs import JsonFormatter
 from servicekit.outbox import Outbox
 from servicekit.runtime import ServiceRuntime
 from servicekit.tracing import TraceParent
 from testkit.helpers import eventually, read_topic
+from testkit.probe import ProbeBatch
 
 from .conftest import RuntimeFactory, purchase, purchase_record, send
 
@@ -71,9 +72,9 @@ async def applied(database_url: str, runtime: ServiceRuntime) -> set[str]:
 async def test_metrics_count_each_record_by_outcome_and_time_its_handler(
     make_runtime: RuntimeFactory, producer: AIOKafkaProducer, scratch_topic: str
 ) -> None:
-    async def refuses(session: Any, event: Any) -> None:
+    def refuses(batch: Any, event: Any) -> None:
         if event.payload.purchase_id == "refused":
-            raise Rejected("no such package")
+            raise RuleBroken("no such package")
 
     runtime = make_runtime(refuses)
     await runtime.start()
@@ -118,12 +119,12 @@ async def test_consumer_lag_counts_the_records_waiting_behind_the_one_being_hand
 ) -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 
-    async def slow(session: Any, event: Any) -> None:
+    async def slow(db: Any, event: Any) -> None:
         if event.id == "slow":
             entered.set()
             await release.wait()
 
-    runtime = make_runtime(slow)
+    runtime = make_runtime(before_write=slow)
     await runtime.start()
     await send(producer, scratch_topic, purchase_record(event_id="slow"))
     await asyncio.wait_for(entered.wait(), timeout=20)
@@ -177,10 +178,11 @@ async def test_a_records_trace_reaches_the_logs_and_the_events_its_handler_cause
 ) -> None:
     outbox = Outbox(source="/probe", topic_prefix=scratch_topic + ".")
 
-    async def announce(session: Any, event: Any) -> None:
-        await outbox.add(session, purchase(purchase_id=f"after-{event.id}"))
+    def announce(batch: ProbeBatch, event: Any) -> None:
+        caused = purchase(purchase_id=f"after-{event.id}")
+        batch.announced.append(Announced(caused, event_id=f"after-{event.id}"))
 
-    runtime = make_runtime(announce)
+    runtime = make_runtime(announce, outbox=outbox)
     await runtime.start()
     await producer.send_and_wait(
         scratch_topic,

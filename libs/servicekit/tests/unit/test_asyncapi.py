@@ -19,6 +19,7 @@ from contracts.services import CREDITS, Service
 from contracts.topics import COMMERCE_PACKAGES, CREDITS_LEDGER
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings, settings_config
+from testkit.probe import ProbeStore, probe_handlers
 
 
 class ProbeSettings(ServiceSettings):
@@ -37,10 +38,7 @@ async def api() -> AsyncIterator[AsyncClient]:
         )
     )
 
-    @runtime.consumer.on(PackagePurchased)
-    async def on_purchase(session: Any, event: Any) -> None:
-        pass
-
+    runtime.consumer.handle(ProbeStore(), probe_handlers())
     runtime.subscribe(COMMERCE_PACKAGES)
     runtime.publishes(CREDITS_LEDGER)
     app = runtime.create_app(title="Probe service")

@@ -10,12 +10,17 @@ from servicekit.consumer import IdempotentConsumer, Outcome, RetryPolicy
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
 from testkit.helpers import RecordingDeadLetters
+from testkit.probe import ProbeStore, probe_handlers
 
 
 def consumer(dead_letters: RecordingDeadLetters) -> IdempotentConsumer:
     # The URL is never connected to: records rejected before the transaction need no database.
     database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
     return IdempotentConsumer(name="test", database=database, dead_letters=dead_letters)
+
+
+def never_reached(batch: Any, event: Any) -> None:  # pragma: no cover - not reached
+    raise AssertionError("an invalid payload must not reach its handler")
 
 
 def record(value: bytes, offset: int = 0) -> ConsumedRecord:
@@ -49,9 +54,7 @@ async def test_schema_invalid_payload_of_a_handled_type_is_dead_lettered() -> No
     dead_letters = RecordingDeadLetters()
     subject = consumer(dead_letters)
 
-    @subject.on(__import__("contracts.events", fromlist=["PackagePurchased"]).PackagePurchased)
-    async def on_purchase(session: Any, event: Any) -> None:  # pragma: no cover - not reached
-        raise AssertionError("an invalid payload must not reach its handler")
+    subject.handle(ProbeStore(), probe_handlers(never_reached))
 
     value = (
         b'{"specversion":"1.0","id":"1","source":"/s","type":"PackagePurchased",'
@@ -61,17 +64,12 @@ async def test_schema_invalid_payload_of_a_handled_type_is_dead_lettered() -> No
     assert "sessions" in dead_letters.sent[0][1]
 
 
-def test_a_type_has_one_handler() -> None:
-    from contracts.events import PackagePurchased
-
+def test_a_consumer_has_one_table_of_handlers() -> None:
     subject = consumer(RecordingDeadLetters())
-
-    async def handler(session: Any, event: Any) -> None:
-        return None
-
-    subject.on(PackagePurchased)(handler)
-    with pytest.raises(ValueError, match="already handles PackagePurchased"):
-        subject.on(PackagePurchased)(handler)
+    subject.handle(ProbeStore(), probe_handlers())
+    assert subject.event_types == {"PackagePurchased"}
+    with pytest.raises(ValueError, match="test already has its handlers"):
+        subject.handle(ProbeStore(), probe_handlers())
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:
@@ -80,14 +78,9 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 
 async def test_an_id_beyond_64_bits_is_dead_lettered_when_parsed() -> None:
-    from contracts.events import PackagePurchased
-
     dead_letters = RecordingDeadLetters()
     subject = consumer(dead_letters)
-
-    @subject.on(PackagePurchased)
-    async def on_purchase(session: Any, event: Any) -> None:  # pragma: no cover - not reached
-        raise AssertionError("an id no database can hold must not reach its handler")
+    subject.handle(ProbeStore(), probe_handlers(never_reached))
 
     value = (
         b'{"specversion":"1.0","id":"1","source":"/s","type":"PackagePurchased","data":'
