@@ -69,10 +69,8 @@ async def test_a_batch_applies_each_event_once_and_takes_out_what_breaks_a_rule(
     outcome = await consumer.process_batch(batch)
 
     assert outcome.retry_after is None
-    assert outcome.outcomes == [
-        Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.DUPLICATE, Outcome.APPLIED,
-        Outcome.DEAD_LETTERED,
-    ]  # fmt: skip
+    applied, dead, duplicate = Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.DUPLICATE
+    assert outcome.outcomes == [applied, dead, duplicate, applied, dead]
     # The refused event's own insert was rolled back with it, and it is not remembered.
     assert await applied_event_ids(database_url) == ["a", "c"]
     assert dead_letters.reasons[0] == "b is refused"
