@@ -7,8 +7,12 @@ from credits.settings import Settings as CreditsSettings
 
 
 def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings_of_the_environment = "KAFKA_BOOTSTRAP_SERVERS", "CREDITS_DATABASE_URL"
-    for name in (*settings_of_the_environment, "CREDITS_OWNER_DATABASE_URL", "CREDITS_HTTP_PORT"):
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CREDITS_DATABASE_URL",
+        "CREDITS_OWNER_DATABASE_URL",
+        "CREDITS_HTTP_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = CreditsSettings()
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
