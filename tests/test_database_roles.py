@@ -4,7 +4,6 @@ the service runs as can read and write rows and nothing more."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
@@ -12,17 +11,14 @@ import pytest
 from contracts.services import BOOKING, CREDITS
 from ops.databases import database_name
 from servicekit.db import libpq_url
+from testkit.servers import Servers, on_database
 
 pytestmark = pytest.mark.infra
 
 
-def on_database(url: str, database: str) -> str:
-    return url.rsplit("/", 1)[0] + "/" + database
-
-
 @pytest.mark.parametrize("role", ["runtime", "owner"])
 def test_another_services_roles_cannot_connect_to_a_services_database(
-    servers: Any, service_database: Callable[[str], str], role: str
+    servers: Servers, service_database: Callable[[str], str], role: str
 ) -> None:
     credits_database = database_name(service_database("credits"))
     booking = servers.database_url(BOOKING) if role == "runtime" else servers.owner_url(BOOKING)

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from ops.identity import LocalIdentity
+from testkit.servers import ScratchDatabases, Servers
 
-from .platform import IsolatedPlatform, ScratchDatabases, running_platform
+from .platform import IsolatedPlatform, running_platform
 
 #: Starts a copy of the platform for one test (`running_platform` with the test's topic
 #: prefix, databases and log directory); options: `services`, `kind`.
@@ -27,7 +28,7 @@ def launch(
     service_database: Callable[[str], str],
     tmp_path: Path,
     identity: LocalIdentity,
-    servers: Any,
+    servers: Servers,
 ) -> Launch:
     return functools.partial(
         running_platform,
@@ -49,7 +50,7 @@ async def platform(launch: Launch) -> AsyncIterator[IsolatedPlatform]:
 
 @pytest.fixture(scope="module")
 def module_launch(
-    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
+    servers: Servers, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
 ) -> Launch:
     """Starts a copy of the platform for all the tests of a module, each of which leaves it
     fit for the next (its own topic prefix and databases, dropped at the end); options:
@@ -57,7 +58,7 @@ def module_launch(
 
     @asynccontextmanager
     async def launch(**options: Any) -> AsyncIterator[IsolatedPlatform]:
-        scratch = ScratchDatabases.beside(servers)
+        scratch = ScratchDatabases(servers)
         try:
             async with running_platform(
                 kafka_bootstrap=servers.kafka_bootstrap,

@@ -15,31 +15,27 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from psycopg import sql
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
 from contracts.events import EventPayload
 from contracts.identity import Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
 from ops import kafka_access
-from ops.databases import drop_database
 from ops.demo import TokenMint
 from ops.local.errors import PlatformError
 from ops.recovery import ServiceControl, Target
 from servicekit.db import libpq_url
 from servicekit.kafka import client_options
-from testkit.helpers import committed_offsets, end_offsets, migrate
+from testkit.helpers import committed_offsets, end_offsets
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
@@ -359,39 +355,3 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
         await admin.delete_topics([prefix + topic.name for topic in ALL_TOPICS])
     finally:
         await admin.close()
-
-
-class ScratchDatabases:
-    """Databases of their own for a copy that outlives one test (a module's fixture), made
-    like the root conftest's `service_database`: created by the service's owner role,
-    migrated to head, dropped at the end. `owner_url(name)` and `runtime_url(name)` are the
-    service's own database as each of its roles reaches it."""
-
-    def __init__(self, owner_url: Callable[[str], str], runtime_url: Callable[[str], str]) -> None:
-        self.owner_url = owner_url
-        self.runtime_url = runtime_url
-        self.created: list[tuple[str, str]] = []
-
-    @classmethod
-    def beside(cls, servers: Any) -> ScratchDatabases:
-        """Beside each service's own database on the tests' servers (root conftest)."""
-        return cls(
-            owner_url=lambda name: servers.owner_url(service_named(name)),
-            runtime_url=lambda name: servers.database_url(service_named(name)),
-        )
-
-    def migrated(self, service_name: str) -> str:
-        """A new migrated database, as the service connects to it."""
-        owner_url = self.owner_url(service_name)
-        name = f"{service_name}_test_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.created.append((owner_url, name))
-        migrate(ROOT / "services" / service_name, owner_url.rsplit("/", 1)[0] + "/" + name)
-        return self.runtime_url(service_name).rsplit("/", 1)[0] + "/" + name
-
-    def drop_all(self) -> None:
-        for owner_url, name in self.created:
-            with psycopg.connect(libpq_url(owner_url), autocommit=True) as connection:
-                drop_database(connection, name, attempts=3)
-        self.created.clear()

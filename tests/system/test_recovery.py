@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,9 +23,10 @@ from ops.identity import LocalIdentity
 from ops.inputs import input_topic_names
 from ops.progress import Progress
 from testkit.helpers import end_offsets, read_topic
+from testkit.servers import ScratchDatabases, Servers
 
 from .history import History, play
-from .platform import IsolatedPlatform, ScratchDatabases, running_platform
+from .platform import IsolatedPlatform, running_platform
 from .state import Rows, business_state, differences
 
 pytestmark = pytest.mark.infra
@@ -44,12 +44,12 @@ class Played:
 
 @pytest.fixture(scope="module")
 async def played(
-    servers: Any, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
+    servers: Servers, tmp_path_factory: pytest.TempPathFactory, identity: LocalIdentity
 ) -> AsyncIterator[Played]:
     """One copy of the platform with the history played on it, for every test here: each
     test leaves the state as it found it, which is what they check."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    scratch = ScratchDatabases.beside(servers)
+    scratch = ScratchDatabases(servers)
     try:
         async with running_platform(
             kafka_bootstrap=servers.kafka_bootstrap,

@@ -39,7 +39,7 @@ from servicekit.kafka import client_options
 from servicekit.migrations import ALLOW_DATA_LOSS
 from servicekit.tables import outbox
 
-#: A test's way to hand an event to a service's consumer (see the root conftest's `deliver`).
+#: A test's way to hand an event to a service's consumer (the `deliver` fixture, testkit.plugin).
 Deliver = Callable[..., Awaitable[Outcome]]
 
 #: An aiokafka ConsumerRecord; aiokafka ships no type information, so it is Any to mypy.
