@@ -23,8 +23,8 @@ from ops.local.paths import Paths, repository_root
 from ops.local.processes import running_pid
 from ops.local.report import silent
 from ops.local.secrets import use_local_kafka_principal
-from ops.local.urls import libpq_url
 from servicekit.kafka import client_options
+from servicekit.urls import libpq_url
 
 pytestmark = pytest.mark.infra
 

@@ -16,7 +16,8 @@ from ops.local import postgres
 from ops.local.errors import PlatformError
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import process_cmdline
-from ops.local.urls import libpq_url, redacted
+from ops.local.urls import redacted
+from servicekit.urls import libpq_url
 
 
 def test_settings_listen_on_loopback_with_a_private_socket_and_room_for_connections() -> None:

@@ -22,7 +22,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ops.local.errors import PlatformError
-from ops.local.urls import libpq_url, redacted
+from ops.local.urls import redacted
+from servicekit.urls import libpq_url
 
 Connection = psycopg.Connection[tuple[object, ...]]
 CONNECT_TIMEOUT = 5

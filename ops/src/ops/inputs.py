@@ -35,9 +35,3 @@ def input_topics(service: str) -> tuple[Topic, ...]:
 def input_topic_names(service: str, prefix: str = "") -> list[str]:
     """The names of `service`'s input topics on the broker, behind `prefix`."""
     return [prefix + topic.name for topic in input_topics(service)]
-
-
-def consumer_group(service: str, prefix: str = "") -> str:
-    """The one consumer group of `service`: its name behind the topic prefix, as the
-    services name it (servicekit.settings)."""
-    return prefix + service

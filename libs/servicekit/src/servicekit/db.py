@@ -18,6 +18,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+# Services and tests take libpq's form of a URL from here, beside the database; it is
+# defined apart so that `ops` reads it without loading SQLAlchemy.
+from servicekit.urls import libpq_url as libpq_url
+
 
 class Database:
     """One service's database: a pooled engine and the sessions made from it."""
@@ -54,11 +58,6 @@ def _send_lists_as_binary_arrays(connection: Any, _record: Any) -> None:
     arrays. In text form psycopg quotes and escapes every element in Python, bytea as hex: 10
     to 80 times the CPU. PostgreSQL casts a binary array as it would a text one."""
     connection.driver_connection.adapters.register_dumper(list, ListBinaryDumper)
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The same database as a plain libpq URL, for psycopg connections outside SQLAlchemy."""
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def any_of(values: Sequence[Any], item_type: Any) -> Any:

@@ -26,10 +26,11 @@ def topic_prefix(env: Mapping[str, str]) -> str:
 
 
 def consumer_group(name: str, env: Mapping[str, str]) -> str:
-    """The group the service consumes in: `<NAME>_CONSUMER_GROUP` when set, else its name
-    behind the topic prefix (servicekit.settings)."""
+    """The group the service consumes in: `<NAME>_CONSUMER_GROUP` when set, else the
+    services' own rule (`Service.consumer_group`, as servicekit.settings applies it)."""
     service = service_named(name)
-    return env.get(service.env_prefix + "CONSUMER_GROUP", "").strip() or topic_prefix(env) + name
+    configured = env.get(service.env_prefix + "CONSUMER_GROUP", "").strip()
+    return configured or service.consumer_group(topic_prefix(env))
 
 
 def target(config: PlatformConfig, name: str, env: Mapping[str, str]) -> Target:

@@ -42,7 +42,8 @@ from ops.local.processes import (
 )
 from ops.local.report import Say
 from ops.local.secrets import RolePasswords, ensure_database_passwords
-from ops.local.urls import libpq_url, redacted
+from ops.local.urls import redacted
+from servicekit.urls import libpq_url
 
 INSTALL_ROOT = Path("/usr/lib/postgresql")
 OS_USER = "postgres"

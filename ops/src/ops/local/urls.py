@@ -1,13 +1,8 @@
-"""Database URLs as the tools pass them around: SQLAlchemy's form, libpq's form, shown."""
+"""Database URLs as the tools show them (libpq's form is `servicekit.urls.libpq_url`)."""
 
 from __future__ import annotations
 
 import re
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (`postgresql+psycopg://`) as libpq reads it (`postgresql://`)."""
-    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
 
 
 def redacted(url: str) -> str:
