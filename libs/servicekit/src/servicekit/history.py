@@ -26,6 +26,7 @@ from aiokafka.structs import TopicPartition
 from servicekit.consumer import IdempotentConsumer
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.kafka import KafkaSecurity
+from servicekit.settings import BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def read_history(
     group: str,
     topics: Sequence[str],
     security: KafkaSecurity,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
 ) -> int:
     """Apply every record of `topics` between the group's committed offsets and the ends the
     topics have now. Returns how many records were read."""

@@ -44,6 +44,7 @@ from servicekit.domain import Announced
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, OutboxBacklog
 from servicekit.notifications import listen
+from servicekit.settings import BATCH_SIZE
 from servicekit.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class OutboxRelay:
         database: Database,
         producer: Producer,
         *,
-        batch_size: int = 500,
+        batch_size: int = BATCH_SIZE,
         poll_interval: float = 2.0,
         max_backoff: float = 10.0,
         metrics: Metrics | None = None,

@@ -26,6 +26,14 @@ from contracts.identity import (
 from contracts.services import DEFAULT_KAFKA_BOOTSTRAP, KAFKA_BOOTSTRAP_ENV, Service
 from servicekit.kafka import KafkaSecurity
 
+#: The most events one transaction takes: the records a consumer applies, the outbox rows the
+#: relay publishes. Large enough that a backlog goes at set-wise speed (the credits consumer
+#: applies about 40 times as many sessions a second in batches of 500 as one record at a time:
+#: docs/benchmarks.md), small enough that a batch's rows stay small beside the interpreter
+#: (docs/benchmarks.md, Memory); the relay publishes in one round what a full batch of its
+#: service's consumer announces.
+BATCH_SIZE = 500
+
 
 def settings_config(service: Service) -> SettingsConfigDict:
     """The settings config of one service: its own environment prefix."""
@@ -56,7 +64,7 @@ class ServiceSettings(BaseSettings):
     database_pool_size: PositiveInt = 10
     log_level: str = "INFO"
     #: The most records one consumer transaction applies (see `servicekit.consumer`).
-    consumer_batch_size: PositiveInt = 500
+    consumer_batch_size: PositiveInt = BATCH_SIZE
     #: One consumer group per service, named after it (behind the topic prefix, if any)
     #: unless told otherwise.
     consumer_group: str = ""
