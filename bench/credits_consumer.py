@@ -21,7 +21,11 @@ import asyncio
 import time
 import uuid
 
-import common
+import cli
+import discovery
+import output
+import stats
+import workload
 from credits_throughput import DiscardedDeadLetters
 
 from credits import consumers as credits_consumers
@@ -31,7 +35,7 @@ from servicekit.dead_letters import ConsumedRecord
 from servicekit.outbox import Outbox
 
 
-def consumed(records: list[common.Record]) -> list[ConsumedRecord]:
+def consumed(records: list[workload.Record]) -> list[ConsumedRecord]:
     return [
         ConsumedRecord(
             topic=record.topic, partition=0, offset=offset, key=record.key,
@@ -41,20 +45,24 @@ def consumed(records: list[common.Record]) -> list[ConsumedRecord]:
     ]  # fmt: skip
 
 
-async def apply(platform: common.Platform, sessions: int, clients: int, batch_size: int) -> float:
+async def apply(
+    platform: discovery.Platform, sessions: int, clients: int, batch_size: int
+) -> float:
     """Sessions per second for one batch size, on a scratch database of its own."""
-    scratch = common.ScratchDatabase.beside(
+    scratch = discovery.ScratchDatabase.beside(
         platform.config, "credits", f"bench_alone_{uuid.uuid4().hex[:8]}"
     )
     admin = platform.admin("credits")
-    await asyncio.to_thread(common.prepare_database, admin, scratch)
+    await asyncio.to_thread(discovery.prepare_database, admin, scratch)
     database = Database(scratch.url, pool_size=2)
     try:
         consumer = IdempotentConsumer(
             name="credits", database=database, dead_letters=DiscardedDeadLetters()
         )
         credits_consumers.register(consumer, Outbox(source="/bench/alone"))
-        records = consumed(common.session_records(common.SessionIds.fresh(clients), sessions, ""))
+        records = consumed(
+            workload.session_records(workload.SessionIds.fresh(clients), sessions, "")
+        )
         began = time.perf_counter()
         for start in range(0, len(records), batch_size):
             outcome = await consumer.process_batch(records[start : start + batch_size])
@@ -63,11 +71,11 @@ async def apply(platform: common.Platform, sessions: int, clients: int, batch_si
         return sessions / (time.perf_counter() - began)
     finally:
         await database.dispose()
-        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
+        await asyncio.to_thread(discovery.drop, admin, scratch.owner_url)
 
 
 async def bench(arguments: argparse.Namespace) -> list[dict[int, float]]:
-    platform = common.find_platform()
+    platform = discovery.find_platform()
     runs = []
     for run in range(1, arguments.runs + 1):
         rates = {}
@@ -80,7 +88,7 @@ async def bench(arguments: argparse.Namespace) -> list[dict[int, float]]:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0] if __doc__ else "")
+    parser = cli.arguments(__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--sessions", type=int, default=4000, help="sessions per batched run")
     parser.add_argument(
         "--single-sessions", type=int, default=500, help="sessions with one record per batch"
@@ -90,8 +98,8 @@ def main() -> None:
         "--batch-sizes", type=int, nargs="+", default=[1, 100, 500], help="records per batch"
     )
     arguments = parser.parse_args()
-    runs = common.run(bench(arguments))
-    medians = {size: common.median(run[size] for run in runs) for size in arguments.batch_sizes}
+    runs = cli.run(bench(arguments))
+    medians = {size: stats.median(run[size] for run in runs) for size in arguments.batch_sizes}
     floor = medians.get(1)
     rows = [
         [f"{size:,}", f"{rate:,.0f}", f"{rate / floor:.1f}x" if floor else ""]
@@ -100,11 +108,11 @@ def main() -> None:
     lines = [
         f"{arguments.sessions:,} sessions per batched run ({arguments.single_sessions:,} one "
         f"record per batch), {arguments.clients:,} clients; {arguments.runs} runs, medians; "
-        f"{common.machine_summary()}, {common.today()}",
+        f"{output.machine_summary()}, {output.today()}",
         "",
-        *common.table(["records per batch", "sessions/s", "over one per batch"], rows),
+        *output.table(["records per batch", "sessions/s", "over one per batch"], rows),
     ]
-    common.finish(
+    output.finish(
         arguments, "credits-consumer", lines,
         [{str(size): rate for size, rate in run.items()} for run in runs],
         {str(size): rate for size, rate in medians.items()}, {},

@@ -33,7 +33,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import common
+import cli
+import discovery
+import output
+import stats
+import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -67,7 +71,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class Run:
-    credits: common.Delivery
+    credits: workload.Delivery
     ceiling: Rate
     floor: Rate
     floor_outcomes: dict[str, int]
@@ -157,19 +161,19 @@ class DiscardedDeadLetters:
 
 
 async def naive_consumption(
-    platform: common.Platform, ranges: dict[TopicPartition, tuple[int, int]]
+    platform: discovery.Platform, ranges: dict[TopicPartition, tuple[int, int]]
 ) -> tuple[int, float, dict[str, int]]:
     """The floor: the credits handlers on a scratch database, one transaction per record and
     one offset commit per record, in a plain aiokafka loop. Returns the records processed,
     the seconds it took and the count of each outcome."""
     suffix = uuid.uuid4().hex[:8]
-    scratch = common.ScratchDatabase.beside(platform.config, "credits", f"bench_naive_{suffix}")
+    scratch = discovery.ScratchDatabase.beside(platform.config, "credits", f"bench_naive_{suffix}")
     admin = platform.admin("credits")
     name = f"bench-naive-{suffix}"
     database = Database(scratch.url, pool_size=2)
     outcomes: dict[str, int] = {}
     try:
-        await asyncio.to_thread(common.prepare_database, admin, scratch)
+        await asyncio.to_thread(discovery.prepare_database, admin, scratch)
         consumer = IdempotentConsumer(
             name=name, database=database, dead_letters=DiscardedDeadLetters()
         )
@@ -195,14 +199,14 @@ async def naive_consumption(
                 )
                 processed += 1
                 elapsed = time.perf_counter() - began
-                common.status(f"floor: {processed:,} of {total:,} records after {elapsed:.1f} s")
+                output.status(f"floor: {processed:,} of {total:,} records after {elapsed:.1f} s")
             elapsed = time.perf_counter() - began
-            common.clear_status()
+            output.clear_status()
         finally:
             await kafka.stop()
     finally:
         await database.dispose()
-        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
+        await asyncio.to_thread(discovery.drop, admin, scratch.owner_url)
     return processed, elapsed, outcomes
 
 
@@ -214,11 +218,13 @@ async def process_until_done(consumer: IdempotentConsumer, record: ConsumedRecor
         await asyncio.sleep(consumer.backoff_for(record))
 
 
-async def one_run(platform: common.Platform, arguments: argparse.Namespace, number: int) -> Run:
+async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, number: int) -> Run:
     sessions, clients = arguments.sessions, arguments.clients
     print(f"run {number}: credits service, {sessions:,} sessions")
-    await common.settle(platform, within=arguments.settle_timeout)
-    delivery = await common.deliver_sessions(platform, sessions, clients, within=arguments.timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout)
+    delivery = await workload.deliver_sessions(
+        platform, sessions, clients, within=arguments.timeout
+    )
     per_session = delivery.records / sessions
     done = "" if delivery.complete else f" (timed out: {delivery.deducted:,} deducted)"
     print(
@@ -228,7 +234,7 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
     )
 
     print(f"run {number}: ceiling, a bare consumer reading the same records")
-    await common.settle(platform, within=arguments.settle_timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout)
     began = time.perf_counter()
     read = await read_back(platform.bootstrap, delivery.produced.ranges())
     ceiling = Rate(read, time.perf_counter() - began, per_session)
@@ -239,7 +245,7 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
 
     naive_records = min(delivery.records, math.ceil(arguments.naive_sessions * per_session))
     print(f"run {number}: floor, a naive consumer on the first {naive_records:,} records")
-    await common.settle(platform, within=arguments.settle_timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout)
     processed, elapsed, outcomes = await naive_consumption(
         platform, delivery.produced.ranges(naive_records)
     )
@@ -254,11 +260,11 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
 
 def medians(results: list[Run]) -> dict[str, float]:
     return {
-        "credits_sessions_per_s": common.median(r.credits.rate for r in results),
-        "ceiling_sessions_per_s": common.median(r.ceiling.sessions_per_second for r in results),
-        "floor_sessions_per_s": common.median(r.floor.sessions_per_second for r in results),
-        "credits_of_ceiling": common.median(r.of_ceiling for r in results),
-        "credits_over_floor": common.median(r.over_floor for r in results),
+        "credits_sessions_per_s": stats.median(r.credits.rate for r in results),
+        "ceiling_sessions_per_s": stats.median(r.ceiling.sessions_per_second for r in results),
+        "floor_sessions_per_s": stats.median(r.floor.sessions_per_second for r in results),
+        "credits_of_ceiling": stats.median(r.of_ceiling for r in results),
+        "credits_over_floor": stats.median(r.over_floor for r in results),
     }
 
 
@@ -270,16 +276,16 @@ def report(results: list[Run], arguments: argparse.Namespace) -> list[str]:
         f"{arguments.sessions:,} trainer-led sessions per run ({records:,} records), "
         f"{min(arguments.clients, arguments.sessions):,} clients; floor on "
         f"{arguments.naive_sessions:,} sessions' worth; {len(results)} runs, medians; "
-        f"{common.machine_summary()}, {common.today()}",
+        f"{output.machine_summary()}, {output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["measure", "sessions/s", "target", "met"],
             [
                 [
                     "credits service",
                     f"{summary['credits_sessions_per_s']:,.0f}",
                     f"≥ {TARGET_RATE:,.0f}",
-                    common.verdict(summary["credits_sessions_per_s"] >= TARGET_RATE),
+                    output.verdict(summary["credits_sessions_per_s"] >= TARGET_RATE),
                 ],
                 [
                     "ceiling: bare consumer, json.loads",
@@ -297,19 +303,19 @@ def report(results: list[Run], arguments: argparse.Namespace) -> list[str]:
                     "credits / ceiling",
                     f"{summary['credits_of_ceiling']:.3g}",
                     f"≥ {TARGET_OF_CEILING}",
-                    common.verdict(summary["credits_of_ceiling"] >= TARGET_OF_CEILING),
+                    output.verdict(summary["credits_of_ceiling"] >= TARGET_OF_CEILING),
                 ],
                 [
                     "credits / floor",
                     f"{summary['credits_over_floor']:.2f}x",
                     f"≥ {TARGET_OVER_FLOOR:g}x",
-                    common.verdict(summary["credits_over_floor"] >= TARGET_OVER_FLOOR),
+                    output.verdict(summary["credits_over_floor"] >= TARGET_OVER_FLOOR),
                 ],
             ],
             align="lrrl",
         ),
         "",
-        *common.table(
+        *output.table(
             [
                 "run",
                 "credits sessions/s",
@@ -343,21 +349,21 @@ def report(results: list[Run], arguments: argparse.Namespace) -> list[str]:
 
 
 async def bench(arguments: argparse.Namespace) -> list[Run]:
-    platform = common.find_platform()
-    await common.require_ready(platform)
+    platform = discovery.find_platform()
+    await discovery.require_ready(platform)
     return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0])
-    common.session_arguments(parser, sessions=20_000)
+    parser = cli.arguments(__doc__.split("\n\n")[0])
+    cli.session_arguments(parser, sessions=20_000)
     parser.add_argument(
-        "--naive-sessions", type=common.positive, default=2_000,
+        "--naive-sessions", type=cli.positive, default=2_000,
         help="sessions' worth of records the naive floor consumes per run",
     )  # fmt: skip
     arguments = parser.parse_args()
-    results = common.run(bench(arguments))
-    common.finish(
+    results = cli.run(bench(arguments))
+    output.finish(
         arguments,
         "credits_throughput",
         report(results, arguments),

@@ -36,8 +36,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import common
+import cli
+import discovery
 import httpx
+import output
+import stats
+import workload
+import wrk
 
 from contracts.identity import Role
 from ops.local.errors import PlatformError
@@ -62,9 +67,9 @@ BARE_READY_TIMEOUT = 60.0
 class Single:
     """The bare endpoint one request at a time: no token, the same one, a new one each."""
 
-    bare: common.WrkResult
-    same_token: common.WrkResult
-    new_tokens: common.WrkResult
+    bare: wrk.WrkResult
+    same_token: wrk.WrkResult
+    new_tokens: wrk.WrkResult
 
     @property
     def same_token_ms(self) -> float:
@@ -77,10 +82,10 @@ class Single:
 
 @dataclass(frozen=True)
 class Run:
-    service: common.WrkResult
-    bare: common.WrkResult
+    service: wrk.WrkResult
+    bare: wrk.WrkResult
     #: The bare endpoint verifying each request's token as the services do.
-    bare_verified: common.WrkResult
+    bare_verified: wrk.WrkResult
     single: Single
 
     @property
@@ -107,7 +112,7 @@ class InProcess:
     seen_before_us: float
 
 
-async def verify_in_process(platform: common.Platform) -> InProcess:
+async def verify_in_process(platform: discovery.Platform) -> InProcess:
     identity = platform.config.identity
     assert identity.jwks_file is not None  # the local provider's (`bearer` requires it)
     verifier = TokenVerifier(
@@ -125,20 +130,22 @@ async def verify_in_process(platform: common.Platform) -> InProcess:
 
     first = [await timed(token) for token in tokens[1:]]
     again = [await timed(tokens[0]) for _ in tokens[1:]]
-    return InProcess(common.median(first), common.median(again))
+    return InProcess(stats.median(first), stats.median(again))
 
 
 @asynccontextmanager
-async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> AsyncIterator[str]:
+async def bare_endpoint(
+    platform: discovery.Platform, *, verify: bool = False
+) -> AsyncIterator[str]:
     """Serve bench/bare_api.py on a free port against a scratch database (beside the
     workouts database, as its owner: the endpoint creates its table); yields the endpoint's
     URL. Both go at the end.
     `verify`: with the services' token verification, trusting the local identity provider."""
-    scratch = common.ScratchDatabase.beside(
+    scratch = discovery.ScratchDatabase.beside(
         platform.config, "workouts", f"bench_bare_{uuid.uuid4().hex[:8]}"
     )
     admin = platform.admin("workouts")
-    port = common.free_port()
+    port = discovery.free_port()
     log = platform.paths.log("bench-bare")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCH_BARE_DATABASE_URL": libpq_url(scratch.owner_url)}
@@ -149,7 +156,7 @@ async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> A
         if verify else []
     )  # fmt: skip
     try:
-        await asyncio.to_thread(common.prepare_database, admin, scratch, migrate=False)
+        await asyncio.to_thread(discovery.prepare_database, admin, scratch, migrate=False)
         with log.open("ab") as output:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, str(BARE_API), "--port", str(port), *verifying,
@@ -168,7 +175,7 @@ async def bare_endpoint(platform: common.Platform, *, verify: bool = False) -> A
                     process.kill()
                     await process.wait()
     finally:
-        await asyncio.to_thread(common.drop, admin, scratch.owner_url)
+        await asyncio.to_thread(discovery.drop, admin, scratch.owner_url)
 
 
 async def wait_until_serving(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
@@ -187,9 +194,9 @@ async def wait_until_serving(base: str, process: asyncio.subprocess.Process, log
 
 async def one_at_a_time(
     url: str, body: dict[str, Any], arguments: argparse.Namespace, **authorization: Any
-) -> common.WrkResult:
+) -> wrk.WrkResult:
     """`wrk -t1 -c1`: each request's latency without a queue in front of it."""
-    return await common.run_wrk(
+    return await wrk.run_wrk(
         url, body, duration=arguments.single_duration, connections=1, threads=1,
         **authorization,
     )  # fmt: skip
@@ -197,19 +204,19 @@ async def one_at_a_time(
 
 async def load(
     url: str, body: dict[str, Any], headers: dict[str, str], arguments: argparse.Namespace
-) -> common.WrkResult:
+) -> wrk.WrkResult:
     if arguments.warmup > 0:
-        await common.run_wrk(
+        await wrk.run_wrk(
             url, body, duration=arguments.warmup, headers=headers,
             connections=arguments.connections, threads=arguments.threads,
         )  # fmt: skip
-    return await common.run_wrk(
+    return await wrk.run_wrk(
         url, body, duration=arguments.duration, headers=headers,
         connections=arguments.connections, threads=arguments.threads,
     )  # fmt: skip
 
 
-def describe(result: common.WrkResult) -> str:
+def describe(result: wrk.WrkResult) -> str:
     errors = f", {result.errors:,} errors" if result.errors else ""
     return (
         f"{result.requests_per_second:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
@@ -218,11 +225,11 @@ def describe(result: common.WrkResult) -> str:
 
 
 async def bench(arguments: argparse.Namespace) -> tuple[list[Run], InProcess]:
-    platform = common.find_platform()
-    await common.require_ready(platform, ["workouts"])
-    common.require_wrk()
-    client = random.randrange(common.FIRST_BENCH_ID, common.ID_SPAN)
-    body = common.solo_workout(client)
+    platform = discovery.find_platform()
+    await discovery.require_ready(platform, ["workouts"])
+    wrk.require_wrk()
+    client = random.randrange(workload.FIRST_BENCH_ID, workload.ID_SPAN)
+    body = workload.solo_workout(client)
     as_client = platform.bearer(Role.CLIENT, client)
     rotated = [platform.bearer(Role.CLIENT, client)["Authorization"][7:]
                for _ in range(ROTATED_TOKENS)]  # fmt: skip
@@ -233,10 +240,10 @@ async def bench(arguments: argparse.Namespace) -> tuple[list[Run], InProcess]:
         bare_endpoint(platform, verify=True) as verified_url,
     ):
         for number in range(1, arguments.runs + 1):
-            await common.settle(platform, within=arguments.settle_timeout)
+            await discovery.settle(platform, within=arguments.settle_timeout)
             service = await load(service_url, body, as_client, arguments)
             print(f"run {number}, workouts service: {describe(service)}")
-            await common.settle(platform, within=arguments.settle_timeout)
+            await discovery.settle(platform, within=arguments.settle_timeout)
             bare = await load(bare_url, body, {}, arguments)
             print(f"run {number}, bare endpoint: {describe(bare)}")
             verified = await load(verified_url, body, as_client, arguments)
@@ -258,23 +265,23 @@ async def bench(arguments: argparse.Namespace) -> tuple[list[Run], InProcess]:
 
 def medians(runs: list[Run], in_process: InProcess) -> dict[str, float]:
     return {
-        "bare_verified_rps": common.median(r.bare_verified.requests_per_second for r in runs),
-        "bare_verified_p50_ms": common.median(r.bare_verified.p50_ms for r in runs),
-        "bare_verified_p99_ms": common.median(r.bare_verified.p99_ms for r in runs),
-        "single_bare_p50_ms": common.median(r.single.bare.p50_ms for r in runs),
-        "single_same_token_p50_ms": common.median(r.single.same_token.p50_ms for r in runs),
-        "single_new_token_p50_ms": common.median(r.single.new_tokens.p50_ms for r in runs),
-        "same_token_ms": common.median(r.single.same_token_ms for r in runs),
-        "new_token_ms": common.median(r.single.new_token_ms for r in runs),
+        "bare_verified_rps": stats.median(r.bare_verified.requests_per_second for r in runs),
+        "bare_verified_p50_ms": stats.median(r.bare_verified.p50_ms for r in runs),
+        "bare_verified_p99_ms": stats.median(r.bare_verified.p99_ms for r in runs),
+        "single_bare_p50_ms": stats.median(r.single.bare.p50_ms for r in runs),
+        "single_same_token_p50_ms": stats.median(r.single.same_token.p50_ms for r in runs),
+        "single_new_token_p50_ms": stats.median(r.single.new_tokens.p50_ms for r in runs),
+        "same_token_ms": stats.median(r.single.same_token_ms for r in runs),
+        "new_token_ms": stats.median(r.single.new_token_ms for r in runs),
         "verify_first_time_us": in_process.first_time_us,
         "verify_seen_before_us": in_process.seen_before_us,
-        "service_rps": common.median(r.service.requests_per_second for r in runs),
-        "service_p50_ms": common.median(r.service.p50_ms for r in runs),
-        "service_p99_ms": common.median(r.service.p99_ms for r in runs),
-        "bare_rps": common.median(r.bare.requests_per_second for r in runs),
-        "bare_p50_ms": common.median(r.bare.p50_ms for r in runs),
-        "bare_p99_ms": common.median(r.bare.p99_ms for r in runs),
-        "service_of_bare": common.median(r.of_bare for r in runs),
+        "service_rps": stats.median(r.service.requests_per_second for r in runs),
+        "service_p50_ms": stats.median(r.service.p50_ms for r in runs),
+        "service_p99_ms": stats.median(r.service.p99_ms for r in runs),
+        "bare_rps": stats.median(r.bare.requests_per_second for r in runs),
+        "bare_p50_ms": stats.median(r.bare.p50_ms for r in runs),
+        "bare_p99_ms": stats.median(r.bare.p99_ms for r in runs),
+        "service_of_bare": stats.median(r.of_bare for r in runs),
     }
 
 
@@ -287,9 +294,9 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
     lines = [
         f"POST {PATH}, wrk -t{arguments.threads} -c{arguments.connections} "
         f"-d{arguments.duration:g}s (after {arguments.warmup:g} s of warm-up), {len(runs)} runs, "
-        f"medians; {common.machine_summary()}, {common.today()}",
+        f"medians; {output.machine_summary()}, {output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["endpoint", "requests/s", "p50", "p99", "target", "met"],
             [
                 [
@@ -298,7 +305,7 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
                     f"{summary['service_p50_ms']:.1f} ms",
                     f"{summary['service_p99_ms']:.1f} ms",
                     f"≥ {TARGET_RPS:,.0f} rps, p99 ≤ {TARGET_P99_MS:g} ms",
-                    common.verdict(service_met),
+                    output.verdict(service_met),
                 ],
                 [
                     "bare FastAPI + psycopg insert",
@@ -322,7 +329,7 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
                     "",
                     "",
                     f"≥ {TARGET_OF_BARE:g}",
-                    common.verdict(summary["service_of_bare"] >= TARGET_OF_BARE),
+                    output.verdict(summary["service_of_bare"] >= TARGET_OF_BARE),
                 ],
             ],
             align="lrrrll",
@@ -330,7 +337,7 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
         "",
         "One request at a time (wrk -t1 -c1), the bare endpoint:",
         "",
-        *common.table(
+        *output.table(
             ["request", "p50", "added by verification", "target", "met"],
             [
                 ["without a token", f"{summary['single_bare_p50_ms']:.2f} ms", "", "", ""],
@@ -339,14 +346,14 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
                     f"{summary['single_same_token_p50_ms']:.2f} ms",
                     f"{summary['same_token_ms']:.2f} ms",
                     f"< {TARGET_VERIFY_MS:g} ms",
-                    common.verdict(summary["same_token_ms"] < TARGET_VERIFY_MS),
+                    output.verdict(summary["same_token_ms"] < TARGET_VERIFY_MS),
                 ],
                 [
                     "verifying a new token each time",
                     f"{summary['single_new_token_p50_ms']:.2f} ms",
                     f"{summary['new_token_ms']:.2f} ms",
                     f"< {TARGET_VERIFY_MS:g} ms",
-                    common.verdict(summary["new_token_ms"] < TARGET_VERIFY_MS),
+                    output.verdict(summary["new_token_ms"] < TARGET_VERIFY_MS),
                 ],
             ],
             align="lrrll",
@@ -356,7 +363,7 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
         f"{summary['verify_first_time_us']:.0f} µs the first time it is seen (signature and "
         f"claims), {summary['verify_seen_before_us']:.1f} µs after that (remembered).",
         "",
-        *common.table(
+        *output.table(
             [
                 "run",
                 "service rps",
@@ -392,8 +399,8 @@ def report(runs: list[Run], in_process: InProcess, arguments: argparse.Namespace
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0])
-    common.wrk_arguments(parser, duration=15.0)
+    parser = cli.arguments(__doc__.split("\n\n")[0])
+    cli.wrk_arguments(parser, duration=15.0)
     parser.add_argument(
         "--warmup", type=float, default=2.0, metavar="SECONDS",
         help="wrk before each measurement, not counted (0: none)",
@@ -403,8 +410,8 @@ def main() -> None:
         help="wrk -t1 -c1 per endpoint, for what verification adds to one request",
     )  # fmt: skip
     arguments = parser.parse_args()
-    runs, in_process = common.run(bench(arguments))
-    common.finish(
+    runs, in_process = cli.run(bench(arguments))
+    output.finish(
         arguments,
         "http",
         report(runs, in_process, arguments),

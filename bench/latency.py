@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import common
+import cli
+import discovery
 import httpx
+import output
 import psycopg
+import stats
+import workload
 from aiokafka import AIOKafkaProducer
 
 from contracts.events import SessionBooked
@@ -60,11 +64,11 @@ class Phase:
 
     @property
     def p50(self) -> float:
-        return common.percentile(self.latencies_ms, 50)
+        return stats.percentile(self.latencies_ms, 50)
 
     @property
     def p99(self) -> float:
-        return common.percentile(self.latencies_ms, 99)
+        return stats.percentile(self.latencies_ms, 99)
 
     @property
     def max(self) -> float:
@@ -97,14 +101,14 @@ class Sample:
 class Sampler:
     """Books sessions for one fresh client and times each trainer-led workout's deduction."""
 
-    platform: common.Platform
+    platform: discovery.Platform
     producer: AIOKafkaProducer
     database: psycopg.AsyncConnection[Any]
     workouts: httpx.AsyncClient
     credits: httpx.AsyncClient
     poll: float
     within: float
-    ids: common.SessionIds = field(default_factory=lambda: common.SessionIds.fresh(1))
+    ids: workload.SessionIds = field(default_factory=lambda: workload.SessionIds.fresh(1))
     taken: int = 0
     used: int = 0
 
@@ -125,8 +129,8 @@ class Sampler:
         booked = SessionBooked(
             session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=when
         )
-        record = common.record_of(booked, self.platform.prefix)
-        await asyncio.gather(*await common.send(self.producer, [record]))
+        record = workload.record_of(booked, self.platform.prefix)
+        await asyncio.gather(*await workload.send(self.producer, [record]))
         await self.wait_until_known(session_id)
         workout = {
             "userId": user_id, "sessionType": "trainer-led", "sessionId": session_id,
@@ -172,19 +176,19 @@ class Sampler:
             await asyncio.sleep(0.005)
 
 
-async def background(platform: common.Platform, rate: float, stop: asyncio.Event) -> Phase:
+async def background(platform: discovery.Platform, rate: float, stop: asyncio.Event) -> Phase:
     """Send trainer-led sessions at `rate` per second until `stop`; a phase with only its
     background figures filled in (how many were sent, and deducted once it stops)."""
-    ids = common.SessionIds.fresh(1_000)
-    sessions = common.trainer_led_sessions(ids, None, platform.prefix)
+    ids = workload.SessionIds.fresh(1_000)
+    sessions = workload.trainer_led_sessions(ids, None, platform.prefix)
     sent = 0
-    async with common.kafka_producer(platform.bootstrap, linger_ms=5) as producer:
+    async with workload.kafka_producer(platform.bootstrap, linger_ms=5) as producer:
         began = time.perf_counter()
         while not stop.is_set():
             due = int(rate * (time.perf_counter() - began))
             futures = []
             while sent < due:
-                futures += await common.send(producer, next(sessions))
+                futures += await workload.send(producer, next(sessions))
                 sent += 1
             await asyncio.gather(*futures)
             await asyncio.sleep(0.01)
@@ -192,7 +196,7 @@ async def background(platform: common.Platform, rate: float, stop: asyncio.Event
     async with await psycopg.AsyncConnection.connect(
         platform.libpq_url("credits"), autocommit=True
     ) as database:
-        deducted = await common.count_deductions(database, ids, sent) if sent else 0
+        deducted = await workload.count_deductions(database, ids, sent) if sent else 0
     return Phase(background_rate=sent / elapsed, background_sent=sent, background_deducted=deducted)
 
 
@@ -206,8 +210,8 @@ async def take_samples(sampler: Sampler, samples: int, label: str) -> Phase:
             phase.latencies_ms.append(sample.latency_ms)
             phase.answered_ms.append(sample.answered_ms)
             phase.credits_began_ms.append(sample.credits_began_ms)
-        common.status(f"{label}: {number} of {samples} samples")
-    common.clear_status()
+        output.status(f"{label}: {number} of {samples} samples")
+    output.clear_status()
     return phase
 
 
@@ -218,11 +222,11 @@ class Run:
 
 
 async def one_run(
-    platform: common.Platform, arguments: argparse.Namespace, rate: float, number: int
+    platform: discovery.Platform, arguments: argparse.Namespace, rate: float, number: int
 ) -> Run:
-    await common.settle(platform, within=arguments.settle_timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout)
     async with (
-        common.kafka_producer(platform.bootstrap, linger_ms=0) as producer,
+        workload.kafka_producer(platform.bootstrap, linger_ms=0) as producer,
         await psycopg.AsyncConnection.connect(
             platform.libpq_url("credits"), autocommit=True
         ) as database,
@@ -264,12 +268,12 @@ async def one_run(
     return Run(low, loaded)
 
 
-async def background_rate(platform: common.Platform, arguments: argparse.Namespace) -> float:
+async def background_rate(platform: discovery.Platform, arguments: argparse.Namespace) -> float:
     if arguments.background_rate is not None:
         print(f"background load: {arguments.background_rate:,.1f} sessions/s (given)")
         return float(arguments.background_rate)
-    await common.settle(platform, within=arguments.settle_timeout)
-    delivery = await common.deliver_sessions(
+    await discovery.settle(platform, within=arguments.settle_timeout)
+    delivery = await workload.deliver_sessions(
         platform, arguments.calibrate_sessions, 1_000, within=arguments.sample_timeout * 10
     )
     rate = delivery.rate / 2
@@ -279,8 +283,8 @@ async def background_rate(platform: common.Platform, arguments: argparse.Namespa
 
 
 async def bench(arguments: argparse.Namespace) -> tuple[float, list[Run]]:
-    platform = common.find_platform()
-    await common.require_ready(platform, ["workouts", "credits"])
+    platform = discovery.find_platform()
+    await discovery.require_ready(platform, ["workouts", "credits"])
     rate = await background_rate(platform, arguments)
     runs = [await one_run(platform, arguments, rate, n) for n in range(1, arguments.runs + 1)]
     return rate, runs
@@ -288,7 +292,7 @@ async def bench(arguments: argparse.Namespace) -> tuple[float, list[Run]]:
 
 def medians(runs: list[Run]) -> dict[str, float]:
     return {
-        f"{load}_{figure}": common.median(getattr(getattr(r, load), figure) for r in runs)
+        f"{load}_{figure}": stats.median(getattr(getattr(r, load), figure) for r in runs)
         for load in ("low", "loaded")
         for figure in ("p50", "p99", "max")
     }
@@ -300,10 +304,10 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
     timeouts = sum(r.low.timeouts + r.loaded.timeouts for r in runs)
     lines = [
         f"{arguments.samples} sequential samples per load and run, {len(runs)} runs, medians; "
-        f"credits polled every {arguments.poll_ms:g} ms; {common.machine_summary()}, "
-        f"{common.today()}",
+        f"credits polled every {arguments.poll_ms:g} ms; {output.machine_summary()}, "
+        f"{output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["load", "p50", "p99", "max", "target", "met"],
             [
                 [
@@ -312,7 +316,7 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
                     f"{summary['low_p99']:.1f} ms",
                     f"{summary['low_max']:.1f} ms",
                     f"p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms",
-                    common.verdict(low_met),
+                    output.verdict(low_met),
                 ],
                 [
                     f"{rate:,.1f} sessions/s in the background",
@@ -326,7 +330,7 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
             align="lrrrll",
         ),
         "",
-        *common.table(
+        *output.table(
             [
                 "run",
                 "low p50",
@@ -359,13 +363,13 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
         "Where the time goes (medians of every run's samples, ms after sending the POST):",
         "",
     ]
-    lines += common.table(
+    lines += output.table(
         ["load", "POST answered", "credits transaction began", "deduction visible"],
         [
             [
                 label,
                 *(
-                    f"{common.median(v for r in runs for v in getattr(getattr(r, load), name)):.1f}"
+                    f"{stats.median(v for r in runs for v in getattr(getattr(r, load), name)):.1f}"
                     for name in ("answered_ms", "credits_began_ms", "latencies_ms")
                 ),
             ]
@@ -383,16 +387,16 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0])
+    parser = cli.arguments(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--samples", type=common.positive, default=200, help="samples per load and run"
+        "--samples", type=cli.positive, default=200, help="samples per load and run"
     )
     parser.add_argument(
         "--background-rate", type=float, metavar="SESSIONS_PER_S",
         help="background load; default: half of a quick throughput measure",
     )  # fmt: skip
     parser.add_argument(
-        "--calibrate-sessions", type=common.positive, default=1_000,
+        "--calibrate-sessions", type=cli.positive, default=1_000,
         help="sessions of the quick throughput measure behind the default background rate",
     )  # fmt: skip
     parser.add_argument("--poll-ms", type=float, default=2.0, help="credits API poll interval")
@@ -405,8 +409,8 @@ def main() -> None:
         help="longest wait for one booking to be known or one deduction to show",
     )  # fmt: skip
     arguments = parser.parse_args()
-    rate, runs = common.run(bench(arguments))
-    common.finish(
+    rate, runs = cli.run(bench(arguments))
+    output.finish(
         arguments,
         "latency",
         report(rate, runs, arguments),

@@ -19,7 +19,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import common
+import cli
+import discovery
+import output
+import stats
+import workload
+import wrk
 
 from contracts.identity import Role
 from ops.local.errors import PlatformError
@@ -41,9 +46,9 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def service_pids(platform: common.Platform) -> dict[str, int]:
+def service_pids(platform: discovery.Platform) -> dict[str, int]:
     pids = {}
-    for name in common.SERVICE_NAMES:
+    for name in discovery.SERVICE_NAMES:
         pid = platform.pid(name)
         if pid is None:
             raise PlatformError(
@@ -67,7 +72,7 @@ async def idle(pids: dict[str, int]) -> dict[str, float]:
     for _ in range(IDLE_READINGS):
         readings.append(read_all(pids))
         await asyncio.sleep(SAMPLE_INTERVAL)
-    return {name: common.median(r[name] for r in readings) / 1024 for name in pids}
+    return {name: stats.median(r[name] for r in readings) / 1024 for name in pids}
 
 
 async def peaks(pids: dict[str, int], stop: asyncio.Event) -> dict[str, float]:
@@ -85,8 +90,8 @@ async def peaks(pids: dict[str, int], stop: asyncio.Event) -> dict[str, float]:
 class Run:
     idle: dict[str, float]
     peak: dict[str, float]
-    delivery: common.Delivery
-    wrk: common.WrkResult
+    delivery: workload.Delivery
+    wrk: wrk.WrkResult
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,51 +103,51 @@ class Run:
         }
 
 
-async def one_run(platform: common.Platform, arguments: argparse.Namespace, number: int) -> Run:
-    await common.settle(platform, within=arguments.settle_timeout)
+async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, number: int) -> Run:
+    await discovery.settle(platform, within=arguments.settle_timeout)
     pids = service_pids(platform)
     resting = await idle(pids)
     stop = asyncio.Event()
     sampler = asyncio.create_task(peaks(pids, stop))
-    client = random.randrange(common.FIRST_BENCH_ID, common.ID_SPAN)
-    body = common.solo_workout(client)
+    client = random.randrange(workload.FIRST_BENCH_ID, workload.ID_SPAN)
+    body = workload.solo_workout(client)
     try:
-        delivery, wrk = await asyncio.gather(
-            common.deliver_sessions(
+        delivery, posted = await asyncio.gather(
+            workload.deliver_sessions(
                 platform, arguments.sessions, arguments.clients, within=arguments.timeout
             ),
-            common.run_wrk(
+            wrk.run_wrk(
                 platform.base_url("workouts") + "/api/workout/sessions", body,
                 duration=arguments.duration, connections=arguments.connections,
                 threads=arguments.threads, headers=platform.bearer(Role.CLIENT, client),
             ),
         )  # fmt: skip
-        await common.settle(platform, within=arguments.settle_timeout)
+        await discovery.settle(platform, within=arguments.settle_timeout)
     finally:
         stop.set()
         highest = await sampler
     figures = ", ".join(f"{name} {resting[name]:.0f} → {highest[name]:.0f} MiB" for name in pids)
     print(
         f"run {number}: {figures} ({delivery.deducted:,} sessions deducted, "
-        f"{wrk.requests:,} workouts posted)"
+        f"{posted.requests:,} workouts posted)"
     )
-    return Run(resting, highest, delivery, wrk)
+    return Run(resting, highest, delivery, posted)
 
 
 async def bench(arguments: argparse.Namespace) -> list[Run]:
-    platform = common.find_platform()
-    await common.require_ready(platform)
-    common.require_wrk()
+    platform = discovery.find_platform()
+    await discovery.require_ready(platform)
+    wrk.require_wrk()
     return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
 
 
 def medians(runs: list[Run]) -> dict[str, dict[str, float]]:
     return {
         name: {
-            "idle_mib": common.median(r.idle[name] for r in runs),
-            "peak_mib": common.median(r.peak[name] for r in runs),
+            "idle_mib": stats.median(r.idle[name] for r in runs),
+            "peak_mib": stats.median(r.peak[name] for r in runs),
         }
-        for name in common.SERVICE_NAMES
+        for name in discovery.SERVICE_NAMES
     }
 
 
@@ -151,10 +156,10 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
     return [
         f"VmRSS idle, and at its peak under {arguments.sessions:,} trainer-led sessions plus "
         f"wrk -t{arguments.threads} -c{arguments.connections} -d{arguments.duration:g}s on "
-        f"POST /api/workout/sessions; {len(runs)} runs, medians; {common.machine_summary()}, "
-        f"{common.today()}",
+        f"POST /api/workout/sessions; {len(runs)} runs, medians; {output.machine_summary()}, "
+        f"{output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["service", "idle", "peak under load", "target", "met"],
             [
                 [
@@ -162,21 +167,21 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
                     f"{figures['idle_mib']:.1f} MiB",
                     f"{figures['peak_mib']:.1f} MiB",
                     f"≤ {TARGET_MIB:g} MiB",
-                    common.verdict(figures["peak_mib"] <= TARGET_MIB),
+                    output.verdict(figures["peak_mib"] <= TARGET_MIB),
                 ]
                 for name, figures in summary.items()
             ],
             align="lrrrl",
         ),
         "",
-        *common.table(
-            ["run", *(f"{name} idle → peak" for name in common.SERVICE_NAMES)],
+        *output.table(
+            ["run", *(f"{name} idle → peak" for name in discovery.SERVICE_NAMES)],
             [
                 [
                     str(n),
                     *(
                         f"{r.idle[name]:.0f} → {r.peak[name]:.0f} MiB"
-                        for name in common.SERVICE_NAMES
+                        for name in discovery.SERVICE_NAMES
                     ),
                 ]
                 for n, r in enumerate(runs, 1)
@@ -186,18 +191,18 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0])
-    common.session_arguments(parser, sessions=10_000)
-    common.wrk_arguments(parser, duration=30.0)
+    parser = cli.arguments(__doc__.split("\n\n")[0])
+    cli.session_arguments(parser, sessions=10_000)
+    cli.wrk_arguments(parser, duration=30.0)
     arguments = parser.parse_args()
-    runs = common.run(bench(arguments))
-    common.finish(
+    runs = cli.run(bench(arguments))
+    output.finish(
         arguments,
         "memory",
         report(runs, arguments),
         [r.as_json() for r in runs],
         medians(runs),
-        {name: {"peak_mib": TARGET_MIB} for name in common.SERVICE_NAMES},
+        {name: {"peak_mib": TARGET_MIB} for name in discovery.SERVICE_NAMES},
     )
 
 

@@ -32,8 +32,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import common
+import discovery
 import httpx
+import output
+import stats
+import workload
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.events import (
@@ -57,7 +60,7 @@ from ops.local.topics import create_topics
 from ops.progress import Progress, describe
 from servicekit.kafka import client_options
 
-ROOT = common.ROOT
+ROOT = discovery.ROOT
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SESSIONS_PER_CLIENT = 4
 SOLO_PER_CLIENT = 4
@@ -102,7 +105,7 @@ def history(events: int) -> Iterator[EventPayload]:
 
 
 async def publish(bootstrap: str, prefix: str, payloads: Iterator[EventPayload]) -> int:
-    produced = await common.produce(bootstrap, (common.record_of(p, prefix) for p in payloads))
+    produced = await workload.produce(bootstrap, (workload.record_of(p, prefix) for p in payloads))
     return len(produced)
 
 
@@ -113,7 +116,7 @@ class BenchService:
     name: str
     bootstrap: str
     prefix: str
-    database: common.ScratchDatabase
+    database: discovery.ScratchDatabase
     log: Path
     #: The settings naming the identity provider the service trusts.
     identity: list[tuple[str, str]]
@@ -124,7 +127,7 @@ class BenchService:
 
     async def start(self) -> None:
         service = service_named(self.name)
-        self.port = common.free_port()
+        self.port = discovery.free_port()
         env = {
             k: v for k, v in os.environ.items() if not k.endswith(("_DATABASE_URL", "_HTTP_PORT"))
         }
@@ -182,7 +185,7 @@ class BenchService:
 
 
 def show(progress: Progress) -> None:
-    common.status(describe(progress), every=0)
+    output.status(describe(progress), every=0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class Run:
 
 
 async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
-    config = common.local_config()
+    config = discovery.local_config()
     bootstrap = config.kafka.bootstrap
     suffix = uuid.uuid4().hex[:8]
     prefix = f"bench{suffix}."
@@ -204,7 +207,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
             name,
             bootstrap,
             prefix,
-            common.ScratchDatabase.beside(config, name, f"bench_{name}_{suffix}"),
+            discovery.ScratchDatabase.beside(config, name, f"bench_{name}_{suffix}"),
             logs / f"bench-{name}.log",
             config.identity.exports(),
             ensure_kafka_credentials(config.paths).environment(name)
@@ -219,7 +222,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
     await kafka_access.grant(bootstrap, kafka_access.platform_acls(prefix))
     try:
         for name, service in services.items():
-            await asyncio.to_thread(common.prepare_database, admins[name], service.database)
+            await asyncio.to_thread(discovery.prepare_database, admins[name], service.database)
         published = await publish(bootstrap, prefix, history(events))
         print(f"published {published:,} events behind the prefix {prefix}")
         for name, service in services.items():
@@ -245,7 +248,7 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
         for service in services.values():
             await service.stop()
         for name, service in services.items():
-            await asyncio.to_thread(common.drop, admins[name], service.database.owner_url)
+            await asyncio.to_thread(discovery.drop, admins[name], service.database.owner_url)
         admin = AIOKafkaAdminClient(**client_options(), bootstrap_servers=bootstrap)
         await admin.start()
         try:
@@ -262,16 +265,16 @@ def report(results: list[Run], events: int, runs: int) -> list[str]:
         outcomes = [r.outcome for r in results if r.service == name]
         rows.append([
             name,
-            f"{common.median(o.records for o in outcomes):,.0f}",
-            f"{common.median(o.catching_up for o in outcomes):.1f} s",
-            f"{common.median(o.rate for o in outcomes):,.0f}",
-            f"{common.median(o.elapsed for o in outcomes):.1f} s",
+            f"{stats.median(o.records for o in outcomes):,.0f}",
+            f"{stats.median(o.catching_up for o in outcomes):.1f} s",
+            f"{stats.median(o.rate for o in outcomes):,.0f}",
+            f"{stats.median(o.elapsed for o in outcomes):.1f} s",
         ])  # fmt: skip
     return [
         f"{events:,} events published, {runs} rebuilds per service, medians; "
-        f"{common.machine_summary()}, {common.today()}",
+        f"{output.machine_summary()}, {output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["service", "records consumed", "catching up", "records/s", "rebuild in all"], rows
         ),
     ]

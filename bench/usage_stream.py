@@ -26,8 +26,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import common
+import cli
+import discovery
 import httpx
+import output
+import stats
+import workload
 
 from contracts.identity import Role
 from ops.local.errors import PlatformError
@@ -47,7 +51,7 @@ class Run:
 
     def figure(self, name: str, percent: float) -> float:
         values: list[float] = getattr(self, name)
-        return common.percentile(values, percent)
+        return stats.percentile(values, percent)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,9 +91,11 @@ class Follower:
             return None
 
 
-async def one_run(platform: common.Platform, arguments: argparse.Namespace, number: int) -> Run:
-    await common.settle(platform, within=arguments.settle_timeout, names=["workouts", "analytics"])
-    client = common.SessionIds.fresh(1).first_client
+async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, number: int) -> Run:
+    await discovery.settle(
+        platform, within=arguments.settle_timeout, names=["workouts", "analytics"]
+    )
+    client = workload.SessionIds.fresh(1).first_client
     stream_url = f"{platform.base_url('analytics')}/api/analytics/{client}/session-usage/events"
     follower = Follower()
     run = Run()
@@ -109,7 +115,7 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
             if await follower.total_reaches(0, arguments.sample_timeout) is None:
                 raise PlatformError("the usage stream sent no usage at once")
             for sample in range(1, arguments.samples + 1):
-                body = {**common.solo_workout(client), "title": f"Sample {sample}"}
+                body = {**workload.solo_workout(client), "title": f"Sample {sample}"}
                 sent = time.perf_counter()
                 response = await workouts.post("/api/workout/sessions", json=body)
                 answered = time.perf_counter()
@@ -124,12 +130,12 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
                 else:
                     run.after_answer_ms.append((arrived - answered) * 1000)
                     run.after_sending_ms.append((arrived - sent) * 1000)
-                common.status(f"run {number}: {sample} of {arguments.samples} samples")
+                output.status(f"run {number}: {sample} of {arguments.samples} samples")
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-    common.clear_status()
+    output.clear_status()
     print(
         f"run {number}: p50 {run.figure('after_answer_ms', 50):.1f} ms, "
         f"p99 {run.figure('after_answer_ms', 99):.1f} ms after the POST's answer"
@@ -138,14 +144,14 @@ async def one_run(platform: common.Platform, arguments: argparse.Namespace, numb
 
 
 async def bench(arguments: argparse.Namespace) -> list[Run]:
-    platform = common.find_platform()
-    await common.require_ready(platform, ["workouts", "analytics"])
+    platform = discovery.find_platform()
+    await discovery.require_ready(platform, ["workouts", "analytics"])
     return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
 
 
 def medians(runs: list[Run]) -> dict[str, float]:
     return {
-        f"{name}_p{percent}": common.median(r.figure(name, percent) for r in runs)
+        f"{name}_p{percent}": stats.median(r.figure(name, percent) for r in runs)
         for name in ("after_answer_ms", "after_sending_ms")
         for percent in (50, 99)
     }
@@ -156,9 +162,9 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
     met = summary["after_answer_ms_p99"] <= TARGET_P99_MS
     lines = [
         f"{arguments.samples} sequential samples per run, {len(runs)} runs, medians; low load; "
-        f"{common.machine_summary()}, {common.today()}",
+        f"{output.machine_summary()}, {output.today()}",
         "",
-        *common.table(
+        *output.table(
             ["from", "p50", "p99", "target", "met"],
             [
                 [
@@ -166,7 +172,7 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
                     f"{summary['after_answer_ms_p50']:.1f} ms",
                     f"{summary['after_answer_ms_p99']:.1f} ms",
                     f"p99 ≤ {TARGET_P99_MS:g} ms",
-                    common.verdict(met),
+                    output.verdict(met),
                 ],
                 [
                     "sending the POST",
@@ -179,7 +185,7 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
             align="lrrll",
         ),
         "",
-        *common.table(
+        *output.table(
             ["run", "p50", "p99", "max", "timeouts"],
             [
                 [
@@ -204,15 +210,15 @@ def report(runs: list[Run], arguments: argparse.Namespace) -> list[str]:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=common.positive, default=200, help="samples per run")
+    parser = cli.arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=cli.positive, default=200, help="samples per run")
     parser.add_argument(
         "--sample-timeout", type=float, default=30.0, metavar="SECONDS",
         help="longest wait for one sample's event",
     )  # fmt: skip
     arguments = parser.parse_args()
-    runs = common.run(bench(arguments))
-    common.finish(
+    runs = cli.run(bench(arguments))
+    output.finish(
         arguments,
         "usage-stream",
         report(runs, arguments),
