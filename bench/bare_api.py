@@ -121,10 +121,17 @@ def create_app(database_url: str, verifier: TokenVerifier | None = None) -> Fast
             cursor = await connection.execute(
                 INSERT,
                 (
-                    workout_id, workout.user_id, workout.title, workout.session_type,
-                    workout.status, date, workout.duration, workout.intensity, Jsonb(exercises),
+                    workout_id,
+                    workout.user_id,
+                    workout.title,
+                    workout.session_type,
+                    workout.status,
+                    date,
+                    workout.duration,
+                    workout.intensity,
+                    Jsonb(exercises),
                 ),
-            )  # fmt: skip
+            )
             row = await cursor.fetchone()
         assert row is not None
         return WorkoutOut(
@@ -138,11 +145,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
-        "--database-url", default=os.environ.get(DATABASE_URL_ENV),
+        "--database-url",
+        default=os.environ.get(DATABASE_URL_ENV),
         help=f"a libpq URL (default: ${DATABASE_URL_ENV})",
-    )  # fmt: skip
-    parser.add_argument("--verify-with", type=Path, metavar="JWKS_FILE",
-                        help="verify bearer tokens against this key set")  # fmt: skip
+    )
+    parser.add_argument(
+        "--verify-with",
+        type=Path,
+        metavar="JWKS_FILE",
+        help="verify bearer tokens against this key set",
+    )
     parser.add_argument("--issuer", help="the issuer tokens must name (with --verify-with)")
     parser.add_argument("--audience", default=DEFAULT_AUDIENCE)
     arguments = parser.parse_args()

@@ -33,9 +33,12 @@ def session_arguments(parser: argparse.ArgumentParser, *, sessions: int) -> None
     parser.add_argument("--sessions", type=positive, default=sessions, help="sessions per run")
     parser.add_argument("--clients", type=positive, default=1_000, help="clients sharing them")
     parser.add_argument(
-        "--timeout", type=float, default=3600.0, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
         help="longest wait for the sessions' deductions per run",
-    )  # fmt: skip
+    )
 
 
 def wrk_arguments(parser: argparse.ArgumentParser, *, duration: float) -> None:
@@ -50,9 +53,12 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=positive, default=3, help="runs; the median is reported")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument(
-        "--settle-timeout", type=float, default=600.0, metavar="SECONDS",
+        "--settle-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
         help="longest wait for the platform to catch up before each measurement",
-    )  # fmt: skip
+    )
     return parser
 
 

@@ -38,11 +38,15 @@ from servicekit.outbox import Outbox
 def consumed(records: list[workload.Record]) -> list[ConsumedRecord]:
     return [
         ConsumedRecord(
-            topic=record.topic, partition=0, offset=offset, key=record.key,
-            value=record.value, headers=[],
+            topic=record.topic,
+            partition=0,
+            offset=offset,
+            key=record.key,
+            value=record.value,
+            headers=[],
         )
         for offset, record in enumerate(records)
-    ]  # fmt: skip
+    ]
 
 
 async def apply(
@@ -112,11 +116,9 @@ def main() -> None:
         "",
         *output.table(["records per batch", "sessions/s", "over one per batch"], rows),
     ]
-    output.finish(
-        arguments, "credits-consumer", lines,
-        [{str(size): rate for size, rate in run.items()} for run in runs],
-        {str(size): rate for size, rate in medians.items()}, {},
-    )  # fmt: skip
+    per_run = [{str(size): rate for size, rate in run.items()} for run in runs]
+    median_rates = {str(size): rate for size, rate in medians.items()}
+    output.finish(arguments, "credits-consumer", lines, per_run, median_rates, {})
 
 
 if __name__ == "__main__":

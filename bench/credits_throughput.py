@@ -358,9 +358,11 @@ def main() -> None:
     parser = cli.arguments(__doc__.split("\n\n")[0])
     cli.session_arguments(parser, sessions=20_000)
     parser.add_argument(
-        "--naive-sessions", type=cli.positive, default=2_000,
+        "--naive-sessions",
+        type=cli.positive,
+        default=2_000,
         help="sessions' worth of records the naive floor consumes per run",
-    )  # fmt: skip
+    )
     arguments = parser.parse_args()
     results = cli.run(bench(arguments))
     output.finish(

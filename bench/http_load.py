@@ -150,18 +150,20 @@ async def bare_endpoint(
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCH_BARE_DATABASE_URL": libpq_url(scratch.owner_url)}
     identity = platform.config.identity
-    verifying = (
-        ["--verify-with", str(identity.jwks_file), "--issuer", identity.issuer,
-         "--audience", identity.audience]
-        if verify else []
-    )  # fmt: skip
+    trusted = ["--issuer", identity.issuer, "--audience", identity.audience]
+    verifying = ["--verify-with", str(identity.jwks_file), *trusted] if verify else []
+    command = [str(BARE_API), "--port", str(port), *verifying]
     try:
         await asyncio.to_thread(discovery.prepare_database, admin, scratch, migrate=False)
         with log.open("ab") as output:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, str(BARE_API), "--port", str(port), *verifying,
-                env=env, stdout=output, stderr=output, start_new_session=True,
-            )  # fmt: skip
+                sys.executable,
+                *command,
+                env=env,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
         try:
             base = f"http://127.0.0.1:{port}"
             await wait_until_serving(base, process, log)
@@ -197,9 +199,13 @@ async def one_at_a_time(
 ) -> wrk.WrkResult:
     """`wrk -t1 -c1`: each request's latency without a queue in front of it."""
     return await wrk.run_wrk(
-        url, body, duration=arguments.single_duration, connections=1, threads=1,
+        url,
+        body,
+        duration=arguments.single_duration,
+        connections=1,
+        threads=1,
         **authorization,
-    )  # fmt: skip
+    )
 
 
 async def load(
@@ -207,13 +213,21 @@ async def load(
 ) -> wrk.WrkResult:
     if arguments.warmup > 0:
         await wrk.run_wrk(
-            url, body, duration=arguments.warmup, headers=headers,
-            connections=arguments.connections, threads=arguments.threads,
-        )  # fmt: skip
+            url,
+            body,
+            duration=arguments.warmup,
+            headers=headers,
+            connections=arguments.connections,
+            threads=arguments.threads,
+        )
     return await wrk.run_wrk(
-        url, body, duration=arguments.duration, headers=headers,
-        connections=arguments.connections, threads=arguments.threads,
-    )  # fmt: skip
+        url,
+        body,
+        duration=arguments.duration,
+        headers=headers,
+        connections=arguments.connections,
+        threads=arguments.threads,
+    )
 
 
 def describe(result: wrk.WrkResult) -> str:
@@ -231,8 +245,9 @@ async def bench(arguments: argparse.Namespace) -> tuple[list[Run], InProcess]:
     client = random.randrange(workload.FIRST_BENCH_ID, workload.ID_SPAN)
     body = workload.solo_workout(client)
     as_client = platform.bearer(Role.CLIENT, client)
-    rotated = [platform.bearer(Role.CLIENT, client)["Authorization"][7:]
-               for _ in range(ROTATED_TOKENS)]  # fmt: skip
+    rotated = [
+        platform.bearer(Role.CLIENT, client)["Authorization"][7:] for _ in range(ROTATED_TOKENS)
+    ]
     service_url = platform.base_url("workouts") + PATH
     runs = []
     async with (
@@ -402,13 +417,19 @@ def main() -> None:
     parser = cli.arguments(__doc__.split("\n\n")[0])
     cli.wrk_arguments(parser, duration=15.0)
     parser.add_argument(
-        "--warmup", type=float, default=2.0, metavar="SECONDS",
+        "--warmup",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
         help="wrk before each measurement, not counted (0: none)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--single-duration", type=float, default=5.0, metavar="SECONDS",
+        "--single-duration",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
         help="wrk -t1 -c1 per endpoint, for what verification adds to one request",
-    )  # fmt: skip
+    )
     arguments = parser.parse_args()
     runs, in_process = cli.run(bench(arguments))
     output.finish(

@@ -133,11 +133,16 @@ class Sampler:
         await asyncio.gather(*await workload.send(self.producer, [record]))
         await self.wait_until_known(session_id)
         workout = {
-            "userId": user_id, "sessionType": "trainer-led", "sessionId": session_id,
-            "trainerId": trainer_id, "title": "Personal Training Session",
-            "date": when.isoformat(), "duration": 60, "status": "completed",
+            "userId": user_id,
+            "sessionType": "trainer-led",
+            "sessionId": session_id,
+            "trainerId": trainer_id,
+            "title": "Personal Training Session",
+            "date": when.isoformat(),
+            "duration": 60,
+            "status": "completed",
             "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}]}],
-        }  # fmt: skip
+        }
         began, began_wall = time.perf_counter(), time.time()
         response = await self.workouts.post("/api/workout/sessions", json=workout)
         answered = time.perf_counter()
@@ -238,9 +243,14 @@ async def one_run(
         ) as credits,
     ):
         sampler = Sampler(
-            platform, producer, database, workouts, credits,
-            poll=arguments.poll_ms / 1000, within=arguments.sample_timeout,
-        )  # fmt: skip
+            platform,
+            producer,
+            database,
+            workouts,
+            credits,
+            poll=arguments.poll_ms / 1000,
+            within=arguments.sample_timeout,
+        )
         await sampler.start()
         low = await take_samples(sampler, arguments.samples, f"run {number}, low load")
         print(
@@ -392,22 +402,32 @@ def main() -> None:
         "--samples", type=cli.positive, default=200, help="samples per load and run"
     )
     parser.add_argument(
-        "--background-rate", type=float, metavar="SESSIONS_PER_S",
+        "--background-rate",
+        type=float,
+        metavar="SESSIONS_PER_S",
         help="background load; default: half of a quick throughput measure",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--calibrate-sessions", type=cli.positive, default=1_000,
+        "--calibrate-sessions",
+        type=cli.positive,
+        default=1_000,
         help="sessions of the quick throughput measure behind the default background rate",
-    )  # fmt: skip
+    )
     parser.add_argument("--poll-ms", type=float, default=2.0, help="credits API poll interval")
     parser.add_argument(
-        "--warmup", type=float, default=3.0, metavar="SECONDS",
+        "--warmup",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
         help="background load before its samples start",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--sample-timeout", type=float, default=60.0, metavar="SECONDS",
+        "--sample-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
         help="longest wait for one booking to be known or one deduction to show",
-    )  # fmt: skip
+    )
     arguments = parser.parse_args()
     rate, runs = cli.run(bench(arguments))
     output.finish(

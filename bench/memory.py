@@ -117,11 +117,14 @@ async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, n
                 platform, arguments.sessions, arguments.clients, within=arguments.timeout
             ),
             wrk.run_wrk(
-                platform.base_url("workouts") + "/api/workout/sessions", body,
-                duration=arguments.duration, connections=arguments.connections,
-                threads=arguments.threads, headers=platform.bearer(Role.CLIENT, client),
+                platform.base_url("workouts") + "/api/workout/sessions",
+                body,
+                duration=arguments.duration,
+                connections=arguments.connections,
+                threads=arguments.threads,
+                headers=platform.bearer(Role.CLIENT, client),
             ),
-        )  # fmt: skip
+        )
         await discovery.settle(platform, within=arguments.settle_timeout)
     finally:
         stop.set()

@@ -80,8 +80,12 @@ def history(events: int) -> Iterator[EventPayload]:
         for number in range(SESSIONS_PER_CLIENT + 1):
             session_id = 10_000_000 + client * 10 + number
             when = BASE + timedelta(days=number * 2, hours=client % 10)
-            moved = {"session_id": session_id, "user_id": user_id, "trainer_id": trainer_id,
-                     "at": when}  # fmt: skip
+            moved = {
+                "session_id": session_id,
+                "user_id": user_id,
+                "trainer_id": trainer_id,
+                "at": when,
+            }
             yield SessionBooked(
                 session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=when
             )
@@ -91,17 +95,23 @@ def history(events: int) -> Iterator[EventPayload]:
             yield SessionStarted(**moved)
             yield WorkoutLogged(
                 workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{session_id}"),
-                user_id=user_id, session_type="trainer-led", session_id=session_id,
-                trainer_id=trainer_id, title="Personal Training Session", date=when,
+                user_id=user_id,
+                session_type="trainer-led",
+                session_id=session_id,
+                trainer_id=trainer_id,
+                title="Personal Training Session",
+                date=when,
                 status="completed",
-            )  # fmt: skip
+            )
             yield SessionCompleted(**moved)
         for number in range(SOLO_PER_CLIENT):
             yield WorkoutLogged(
                 workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"bench-solo-{user_id}-{number}"),
-                user_id=user_id, title="Solo", date=BASE + timedelta(days=number),
+                user_id=user_id,
+                title="Solo",
+                date=BASE + timedelta(days=number),
                 status="completed",
-            )  # fmt: skip
+            )
 
 
 async def publish(bootstrap: str, prefix: str, payloads: Iterator[EventPayload]) -> int:
@@ -131,21 +141,27 @@ class BenchService:
         env = {
             k: v for k, v in os.environ.items() if not k.endswith(("_DATABASE_URL", "_HTTP_PORT"))
         }
-        env.update({
-            **dict(self.identity),
-            **self.principal,
-            KAFKA_BOOTSTRAP_ENV: self.bootstrap,
-            "KAFKA_TOPIC_PREFIX": self.prefix,
-            service.database_url_env: self.database.url,
-            service.owner_database_url_env: self.database.owner_url,
-            service.http_port_env: str(self.port),
-            service.env_prefix + "LOG_LEVEL": "WARNING",
-        })  # fmt: skip
+        env.update(
+            {
+                **dict(self.identity),
+                **self.principal,
+                KAFKA_BOOTSTRAP_ENV: self.bootstrap,
+                "KAFKA_TOPIC_PREFIX": self.prefix,
+                service.database_url_env: self.database.url,
+                service.owner_database_url_env: self.database.owner_url,
+                service.http_port_env: str(self.port),
+                service.env_prefix + "LOG_LEVEL": "WARNING",
+            }
+        )
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - forks and returns at once
-                [sys.executable, "-m", self.name], cwd=ROOT, env=env, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [sys.executable, "-m", self.name],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         async with httpx.AsyncClient() as client:
             deadline = time.monotonic() + 90
             while True:
@@ -179,9 +195,12 @@ class BenchService:
 
     def target(self) -> recovery.Target:
         return recovery.Target(
-            self.name, self.bootstrap, self.database.url, self.prefix,
+            self.name,
+            self.bootstrap,
+            self.database.url,
+            self.prefix,
             owner_database_url=self.database.owner_url,
-        )  # fmt: skip
+        )
 
 
 def show(progress: Progress) -> None:
@@ -233,15 +252,20 @@ async def bench(events: int, runs: int, names: list[str]) -> list[Run]:
                 service.target(), start, service.control(), show
             )
             took = caught_up_at - began
-            print(f"\n{name}: consumed {consumed:,} records live in {took:.1f} s "
-                  f"({consumed / took:,.0f} records/s)")  # fmt: skip
+            print(
+                f"\n{name}: consumed {consumed:,} records live in {took:.1f} s "
+                f"({consumed / took:,.0f} records/s)"
+            )
         for name in names:
             service = services[name]
             for run in range(1, runs + 1):
                 outcome = await recovery.rebuild(
-                    service.target(), service.control(), admins[name],
-                    Paths(ROOT).alembic_ini(name), show,
-                )  # fmt: skip
+                    service.target(),
+                    service.control(),
+                    admins[name],
+                    Paths(ROOT).alembic_ini(name),
+                    show,
+                )
                 print("\n" + f"run {run}: " + recovery.summary(outcome, "rebuilt from"))
                 results.append(Run(name, outcome))
     finally:
@@ -263,13 +287,15 @@ def report(results: list[Run], events: int, runs: int) -> list[str]:
     rows = []
     for name in dict.fromkeys(r.service for r in results):
         outcomes = [r.outcome for r in results if r.service == name]
-        rows.append([
-            name,
-            f"{stats.median(o.records for o in outcomes):,.0f}",
-            f"{stats.median(o.catching_up for o in outcomes):.1f} s",
-            f"{stats.median(o.rate for o in outcomes):,.0f}",
-            f"{stats.median(o.elapsed for o in outcomes):.1f} s",
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{stats.median(o.records for o in outcomes):,.0f}",
+                f"{stats.median(o.catching_up for o in outcomes):.1f} s",
+                f"{stats.median(o.rate for o in outcomes):,.0f}",
+                f"{stats.median(o.elapsed for o in outcomes):.1f} s",
+            ]
+        )
     return [
         f"{events:,} events published, {runs} rebuilds per service, medians; "
         f"{output.machine_summary()}, {output.today()}",

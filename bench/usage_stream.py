@@ -101,13 +101,15 @@ async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, n
     run = Run()
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as stream_client,
-        stream_client.stream("GET", stream_url, headers=platform.bearer(Role.CLIENT, client))
-        as stream,
+        stream_client.stream(
+            "GET", stream_url, headers=platform.bearer(Role.CLIENT, client)
+        ) as stream,
         httpx.AsyncClient(
-            base_url=platform.base_url("workouts"), timeout=30,
+            base_url=platform.base_url("workouts"),
+            timeout=30,
             headers=platform.bearer(Role.CLIENT, client),
         ) as workouts,
-    ):  # fmt: skip
+    ):
         if stream.status_code != 200:
             raise PlatformError(f"the usage stream answered {stream.status_code}")
         reader = asyncio.create_task(follower.read(stream.aiter_lines()))
@@ -213,9 +215,12 @@ def main() -> None:
     parser = cli.arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=cli.positive, default=200, help="samples per run")
     parser.add_argument(
-        "--sample-timeout", type=float, default=30.0, metavar="SECONDS",
+        "--sample-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="longest wait for one sample's event",
-    )  # fmt: skip
+    )
     arguments = parser.parse_args()
     runs = cli.run(bench(arguments))
     output.finish(

@@ -149,30 +149,41 @@ def trainer_led_sessions(
         records = []
         if number < ids.clients:
             purchase = PackagePurchased(
-                purchase_id=f"bench-{uuid.uuid4()}", user_id=client, sessions=package_sessions,
-                package_name="Benchmark package", purchased_at=when,
-            )  # fmt: skip
+                purchase_id=f"bench-{uuid.uuid4()}",
+                user_id=client,
+                sessions=package_sessions,
+                package_name="Benchmark package",
+                purchased_at=when,
+            )
             records.append(record_of(purchase, prefix))
         booked_for = when + timedelta(minutes=number % 600)
         records.append(
             record_of(
                 SessionBooked(
-                    session_id=session_id, user_id=client, trainer_id=trainer,
+                    session_id=session_id,
+                    user_id=client,
+                    trainer_id=trainer,
                     session_date=booked_for,
                 ),
                 prefix,
             )
-        )  # fmt: skip
+        )
         records.append(
             record_of(
                 WorkoutLogged(
-                    workout_id=uuid.uuid4(), user_id=client, session_type="trainer-led",
-                    session_id=session_id, trainer_id=trainer, title="Personal Training Session",
-                    date=booked_for, duration=60, status="completed",
+                    workout_id=uuid.uuid4(),
+                    user_id=client,
+                    session_type="trainer-led",
+                    session_id=session_id,
+                    trainer_id=trainer,
+                    title="Personal Training Session",
+                    date=booked_for,
+                    duration=60,
+                    status="completed",
                 ),
                 prefix,
             )
-        )  # fmt: skip
+        )
         yield records
         number += 1
 

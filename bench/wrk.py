@@ -103,11 +103,11 @@ async def run_wrk(
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
         script = Path(directory) / "post.lua"
         await asyncio.to_thread(script.write_text, post_script(body, headers, bearer_tokens))
+        load = [f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+        command = [wrk, *load, "-s", str(script), url]
         process = await asyncio.create_subprocess_exec(
-            wrk, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
-            "-s", str(script), url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         output, _ = await process.communicate()
     text = output.decode(errors="replace")
     if process.returncode != 0:

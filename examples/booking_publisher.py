@@ -124,11 +124,9 @@ def cloud_event(source: str, event_type: str, data: dict[str, Any]) -> dict[str,
 def session_story(session_id: int, client: int, trainer: int, outcome: str) -> list[Any]:
     """The events of one session, in order: booked, then where it ended."""
     date = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    booked = ("SessionBooked", {
-        "sessionId": session_id, "userId": client, "trainerId": trainer,
-        "sessionDate": date.isoformat(), "duration": 60, "location": "Studio 2",
-    })  # fmt: skip
     parties = {"sessionId": session_id, "userId": client, "trainerId": trainer}
+    booking = {**parties, "sessionDate": date.isoformat(), "duration": 60, "location": "Studio 2"}
+    booked = ("SessionBooked", booking)
     if outcome == "completed":
         return [
             booked,

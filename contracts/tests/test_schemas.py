@@ -96,10 +96,17 @@ def _purchase_record(sessions: int, package_name: str = "Ten", event_id: str = "
         (_workout_record(title="t" * 201), False),
     ],
     ids=[
-        "1000 sessions", "1001 sessions", "2^40 sessions", "NUL", "long name", "long id",
-        "51 sets", "200-character title", "201-character title",
+        "1000 sessions",
+        "1001 sessions",
+        "2^40 sessions",
+        "NUL",
+        "long name",
+        "long id",
+        "51 sets",
+        "200-character title",
+        "201-character title",
     ],
-)  # fmt: skip
+)
 def test_schema_and_model_agree_on_the_limits(record: dict[str, Any], valid: bool) -> None:
     """Nothing past the limits gets in, whether a producer checks with the schema or a
     consumer parses with the model."""

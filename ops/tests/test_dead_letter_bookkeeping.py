@@ -43,13 +43,15 @@ def test_the_redrive_group_is_named_after_the_dlq_topic_behind_the_prefix() -> N
 
 
 def test_a_letter_says_why_where_from_and_which_consumer_and_keeps_its_own_headers() -> None:
-    read = letter(**{
-        "dlq-reason": "session 42 was never booked",
-        "dlq-topic": "booking.sessions",
-        "dlq-partition": "2",
-        "dlq-offset": "17",
-        "dlq-consumer": "booking",
-    })  # fmt: skip
+    read = letter(
+        **{
+            "dlq-reason": "session 42 was never booked",
+            "dlq-topic": "booking.sessions",
+            "dlq-partition": "2",
+            "dlq-offset": "17",
+            "dlq-consumer": "booking",
+        }
+    )
 
     assert read.reason == "session 42 was never booked"
     assert read.origin == ("booking.sessions", 2, 17)

@@ -76,10 +76,9 @@ def test_passwords_are_hidden_in_messages() -> None:
 def test_as_root_cluster_commands_run_as_the_postgres_user(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    as_postgres = ["runuser", "-u", "postgres", "--"]
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert postgres.as_cluster_owner(["pg_ctl", "status"]) == [
-        "runuser", "-u", "postgres", "--", "pg_ctl", "status",
-    ]  # fmt: skip
+    assert postgres.as_cluster_owner(["pg_ctl", "status"]) == [*as_postgres, "pg_ctl", "status"]
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert postgres.as_cluster_owner(["pg_ctl", "status"]) == ["pg_ctl", "status"]

@@ -171,10 +171,11 @@ async def test_a_rebuild_that_cannot_ask_refuses_without_yes(
 ) -> None:
     # Kafka and the database answer: only the confirmation is missing (stdin is no terminal).
     result = await cli(
-        "rebuild", "credits",
+        "rebuild",
+        "credits",
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         CREDITS_DATABASE_URL=servers.database_url(CREDITS),
-    )  # fmt: skip
+    )
 
     assert result.exit_code == 1
     assert result.output == (

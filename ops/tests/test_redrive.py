@@ -70,9 +70,14 @@ async def test_letters_go_back_once_to_their_partition_with_their_key_and_header
     ]
     for partition, origin, consumer, event_id in letters:
         await dead_letter(
-            kafka_bootstrap, topic, partition=partition, origin=origin, consumer=consumer,
-            value=event(event_id), key=event_id.encode(),
-        )  # fmt: skip
+            kafka_bootstrap,
+            topic,
+            partition=partition,
+            origin=origin,
+            consumer=consumer,
+            value=event(event_id),
+            key=event_id.encode(),
+        )
 
     rehearsal = await redrive(kafka_bootstrap, topic, dry_run=True)
     assert [letter.event_id for letter in rehearsal.redriven] == ["e-1", "e-2", "e-3"]
@@ -101,8 +106,12 @@ async def test_letters_go_back_once_to_their_partition_with_their_key_and_header
 
     listed = await list_dead_letters(kafka_bootstrap, topic)
     assert [(item.letter.event_id, item.redriven) for item in listed] == [
-        ("e-1", True), ("e-1", True), ("e-2", True), ("e-3", True), ("e-4", False),
-    ]  # fmt: skip
+        ("e-1", True),
+        ("e-1", True),
+        ("e-2", True),
+        ("e-3", True),
+        ("e-4", False),
+    ]
 
 
 async def test_two_letters_of_one_record_are_sent_once_per_run(
@@ -111,9 +120,14 @@ async def test_two_letters_of_one_record_are_sent_once_per_run(
     topic = scratch_topic
     for consumer in ("booking", "workouts", "credits"):
         await dead_letter(
-            kafka_bootstrap, topic, partition=1, origin=(1, 0), consumer=consumer,
-            value=b"{not json", key=b"1",
-        )  # fmt: skip
+            kafka_bootstrap,
+            topic,
+            partition=1,
+            origin=(1, 0),
+            consumer=consumer,
+            value=b"{not json",
+            key=b"1",
+        )
 
     report = await redrive(kafka_bootstrap, topic)
 
@@ -129,9 +143,14 @@ async def test_event_ids_select_letters_and_the_others_wait(
     topic = scratch_topic
     for offset, event_id in enumerate(("e-1", "e-2", "e-3")):
         await dead_letter(
-            kafka_bootstrap, topic, partition=0, origin=(0, offset), consumer="credits",
-            value=event(event_id), key=b"k",
-        )  # fmt: skip
+            kafka_bootstrap,
+            topic,
+            partition=0,
+            origin=(0, offset),
+            consumer="credits",
+            value=event(event_id),
+            key=b"k",
+        )
 
     only_e2 = Selection(event_ids=frozenset({"e-2"}))
     middle = await redrive(kafka_bootstrap, topic, selection=only_e2)
@@ -158,10 +177,13 @@ async def test_a_letter_naming_another_topic_than_its_twin_is_refused_and_sent_n
                 value=event("planted"),
                 key=b"1",
                 headers=[
-                    ("dlq-reason", b"planted"), ("dlq-topic", target.encode()),
-                    ("dlq-partition", b"0"), ("dlq-offset", b"0"), ("dlq-consumer", b"credits"),
+                    ("dlq-reason", b"planted"),
+                    ("dlq-topic", target.encode()),
+                    ("dlq-partition", b"0"),
+                    ("dlq-offset", b"0"),
+                    ("dlq-consumer", b"credits"),
                 ],
-            )  # fmt: skip
+            )
         finally:
             await producer.stop()
 

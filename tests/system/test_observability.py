@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.events import PackagePurchased
 from contracts.services import Service
-from testkit.helpers import Record, eventually, read_topic
 from servicekit.tracing import TraceParent
+from testkit.helpers import Record, eventually, read_topic
 
 from .conftest import Launch
 from .platform import SERVICE_NAMES, IsolatedPlatform

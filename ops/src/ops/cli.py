@@ -150,8 +150,9 @@ def lag(
             consumed = {name: topics for name, topics in consumed.items() if name in group}
         lags = asyncio.run(inspection.lags(config.kafka.bootstrap, consumed))
         if lags is None:
-            raise PlatformError(f"Kafka at {config.kafka.bootstrap} does not answer: start it "
-                                "with `make up`")  # fmt: skip
+            raise PlatformError(
+                f"Kafka at {config.kafka.bootstrap} does not answer: start it with `make up`"
+            )
         return inspection.lag_lines(lags)
 
     for line in _run(action):

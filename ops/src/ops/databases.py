@@ -187,15 +187,18 @@ def _drop_and_create(admin: DatabaseAdmin, name: str, owner: str) -> None:
 def migrate(alembic_ini: Path, url: str, *, service: str, runtime_role: str) -> None:
     """`alembic upgrade head` on the database of `url` (its owner's), giving `runtime_role`
     what the service needs; a failure is one line naming why."""
-    command = [
-        sys.executable, "-m", "alembic", "-c", str(alembic_ini), "-x", f"url={url}",
-        "-x", f"runtime_role={runtime_role}", "upgrade", "head",
-    ]  # fmt: skip
+    alembic = [sys.executable, "-m", "alembic", "-c", str(alembic_ini)]
+    arguments = ["-x", f"url={url}", "-x", f"runtime_role={runtime_role}"]
+    command = [*alembic, *arguments, "upgrade", "head"]
     try:
         result = subprocess.run(
-            command, cwd=alembic_ini.parent, capture_output=True, text=True,
-            timeout=MIGRATION_TIMEOUT, check=False,
-        )  # fmt: skip
+            command,
+            cwd=alembic_ini.parent,
+            capture_output=True,
+            text=True,
+            timeout=MIGRATION_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise PlatformError(
             f"{service} migrations did not finish within {MIGRATION_TIMEOUT:g} s"

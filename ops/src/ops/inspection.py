@@ -129,9 +129,11 @@ async def session_id_collisions(
     booking = next(s for s in services if s.service == BOOKING.name)
     try:
         listed = await dead_letters.list_dead_letters(
-            bootstrap, BOOKING_SESSIONS.name, prefix,
+            bootstrap,
+            BOOKING_SESSIONS.name,
+            prefix,
             dead_letters.Selection(consumer=booking.group, prefix=prefix),
-        )  # fmt: skip
+        )
     except (PlatformError, KafkaError, OSError):
         return None
     return sum(

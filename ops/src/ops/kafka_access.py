@@ -71,27 +71,35 @@ class Acl:
 
     def wire(self) -> tuple[int, str, int, str, str, int, int]:
         return (
-            self.resource_type, self.name, self.pattern, f"User:{self.principal}", ANY_HOST,
-            self.operation, Permission.ALLOW,
-        )  # fmt: skip
+            self.resource_type,
+            self.name,
+            self.pattern,
+            f"User:{self.principal}",
+            ANY_HOST,
+            self.operation,
+            Permission.ALLOW,
+        )
 
 
 def acls_of(principal: Principal, prefix: str = "") -> Iterator[Acl]:
     """Exactly what the contract's table gives `principal`, behind `prefix`. Writing and
     reading a topic imply describing it; a service also writes the `.dlq` twin of each topic
     it reads, and uses the consumer groups named after it."""
+
+    def on_topic(name: str, operation: Operation) -> Acl:
+        return Acl(
+            ResourceType.TOPIC, prefix + name, PatternType.LITERAL, principal.name, operation
+        )
+
     for topic in principal.writes:
-        yield Acl(ResourceType.TOPIC, prefix + topic.name, PatternType.LITERAL, principal.name,
-                  Operation.WRITE)  # fmt: skip
+        yield on_topic(topic.name, Operation.WRITE)
     for topic in principal.reads:
-        yield Acl(ResourceType.TOPIC, prefix + topic.name, PatternType.LITERAL, principal.name,
-                  Operation.READ)  # fmt: skip
+        yield on_topic(topic.name, Operation.READ)
         if principal.dead_letters:
-            yield Acl(ResourceType.TOPIC, prefix + topic.name + DEAD_LETTER_SUFFIX,
-                      PatternType.LITERAL, principal.name, Operation.WRITE)  # fmt: skip
+            yield on_topic(topic.name + DEAD_LETTER_SUFFIX, Operation.WRITE)
     if principal.groups is not None:
-        yield Acl(ResourceType.GROUP, prefix + principal.groups, PatternType.PREFIXED,
-                  principal.name, Operation.READ)  # fmt: skip
+        groups = prefix + principal.groups
+        yield Acl(ResourceType.GROUP, groups, PatternType.PREFIXED, principal.name, Operation.READ)
 
 
 def platform_acls(prefix: str = "") -> list[Acl]:
@@ -127,9 +135,14 @@ class _DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]  # a
 
     def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
         return request_struct_class(
-            ResourceType.ANY, None, PatternType.ANY, f"User:{self.principal}", None,
-            Operation.ANY, Permission.ANY,
-        )  # fmt: skip
+            ResourceType.ANY,
+            None,
+            PatternType.ANY,
+            f"User:{self.principal}",
+            None,
+            Operation.ANY,
+            Permission.ANY,
+        )
 
 
 async def grant(bootstrap: str, acls: Sequence[Acl]) -> None:

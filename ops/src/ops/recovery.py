@@ -189,9 +189,15 @@ async def replay(
         await control.start()
         raise
     return await _start_and_follow(
-        target, control, start, on_progress, say=say, began=began,
-        poll_interval=poll_interval, give_up_after=give_up_after,
-    )  # fmt: skip
+        target,
+        control,
+        start,
+        on_progress,
+        say=say,
+        began=began,
+        poll_interval=poll_interval,
+        give_up_after=give_up_after,
+    )
 
 
 async def rebuild(
@@ -229,9 +235,15 @@ async def rebuild(
     say(f"{target.service}: migrated")
     start = await _rewind(target, say, target.topics)
     return await _start_and_follow(
-        target, control, start, on_progress, say=say, began=began,
-        poll_interval=poll_interval, give_up_after=give_up_after,
-    )  # fmt: skip
+        target,
+        control,
+        start,
+        on_progress,
+        say=say,
+        began=began,
+        poll_interval=poll_interval,
+        give_up_after=give_up_after,
+    )
 
 
 async def _rewind(
@@ -263,9 +275,13 @@ async def _start_and_follow(
     say(f"{target.service}: started; catching up")
     started = time.monotonic()
     records, caught_up_at = await follow(
-        target, start, control, on_progress,
-        poll_interval=poll_interval, give_up_after=give_up_after,
-    )  # fmt: skip
+        target,
+        start,
+        control,
+        on_progress,
+        poll_interval=poll_interval,
+        give_up_after=give_up_after,
+    )
     return Outcome(target.service, records, caught_up_at - started, time.monotonic() - began)
 
 

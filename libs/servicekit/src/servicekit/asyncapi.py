@@ -31,10 +31,11 @@ from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import create_model
 from pydantic.json_schema import models_json_schema
 
+from contracts import dead_letters
 from contracts.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent
 from contracts.events import EVENT_TYPES
 from contracts.topics import DEAD_LETTER_SUFFIX, Topic
-from servicekit import dead_letters, tracing
+from servicekit import tracing
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 

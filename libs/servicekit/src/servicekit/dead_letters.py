@@ -19,11 +19,6 @@ from contracts.dead_letters import (
 from contracts.topics import DEAD_LETTER_SUFFIX
 from servicekit.kafka import Producer
 
-__all__ = [
-    "CONSUMER", "DLQ_HEADERS", "OFFSET", "PARTITION", "REASON", "REASON_KIND", "TOPIC",
-    "ConsumedRecord", "DeadLetters", "dead_letter_headers", "dead_letter_topic",
-]  # fmt: skip
-
 #: Kafka headers are small; a reason longer than this is cut (the record itself is kept whole).
 MAX_REASON_LENGTH = 2000
 

@@ -38,8 +38,9 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
                 results[name] = UNAVAILABLE
                 if name not in down:
                     down.add(name)
-                    log.warning("not ready: %s is unavailable (%s: %s)",
-                                name, type(error).__name__, error)  # fmt: skip
+                    log.warning(
+                        "not ready: %s is unavailable (%s: %s)", name, type(error).__name__, error
+                    )
             else:
                 results[name] = "ok"
                 down.discard(name)

@@ -155,20 +155,22 @@ def fetch_jars(paths: Paths, say: Say) -> None:
     partial = paths.kafka_libs.with_name("libs.partial")
     shutil.rmtree(partial, ignore_errors=True)
     log = paths.log("mvn")
-    command = [
-        mvn, "-q", "-B",
-        f"-Dmaven.repo.local={paths.maven_repository}",
-        "-f", str(paths.kafka_pom),
+    maven = [mvn, "-q", "-B", f"-Dmaven.repo.local={paths.maven_repository}"]
+    copy = [
         "dependency:copy-dependencies",
         "-DincludeScope=runtime",
         f"-DoutputDirectory={partial}",
-    ]  # fmt: skip
+    ]
+    command = [*maven, "-f", str(paths.kafka_pom), *copy]
     with log.open("wb") as output:
         try:
             result = subprocess.run(
-                command, stdout=output, stderr=subprocess.STDOUT, timeout=MAVEN_TIMEOUT,
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=MAVEN_TIMEOUT,
                 check=False,
-            )  # fmt: skip
+            )
         except subprocess.TimeoutExpired:
             raise errors.step_timed_out("fetching the Kafka jars", MAVEN_TIMEOUT, log) from None
     if result.returncode != 0 or not any(partial.glob("kafka_*.jar")):
@@ -260,11 +262,8 @@ def format_storage(paths: Paths, java: str, credentials: KafkaCredentials, say: 
             f"password={credentials.passwords[principal.name]}]",
         )
     ]
-    tool = [
-        STORAGE_TOOL_MAIN,
-        "format", "--standalone", "-t", new_cluster_id(), "-c", str(paths.kafka_properties),
-        *scram,
-    ]  # fmt: skip
+    cluster = ["-t", new_cluster_id(), "-c", str(paths.kafka_properties)]
+    tool = [STORAGE_TOOL_MAIN, "format", "--standalone", *cluster, *scram]
     # The passwords go in a Java argument file (readable by its owner alone, deleted after),
     # not on the command line, which any local user can read while the tool runs.
     arguments = paths.secrets_dir / "kafka-format.args"
@@ -273,9 +272,13 @@ def format_storage(paths: Paths, java: str, credentials: KafkaCredentials, say: 
     with log.open("ab") as output:
         try:
             result = subprocess.run(
-                command, stdout=output, stderr=subprocess.STDOUT, timeout=FORMAT_TIMEOUT,
-                cwd=paths.root, check=False,
-            )  # fmt: skip
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=FORMAT_TIMEOUT,
+                cwd=paths.root,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise errors.step_timed_out("Kafka storage format", FORMAT_TIMEOUT, log) from None
         finally:

@@ -117,9 +117,13 @@ def install_postgresql(paths: Paths, say: Say) -> None:
         for command in install_commands():
             try:
                 result = subprocess.run(
-                    command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                    timeout=APT_TIMEOUT, check=False,
-                )  # fmt: skip
+                    command,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    timeout=APT_TIMEOUT,
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
                 raise errors.step_timed_out(" ".join(command), APT_TIMEOUT, log) from None
             if result.returncode != 0:
@@ -216,11 +220,15 @@ def _run_as_owner(command: Sequence[str], paths: Paths, step: str, timeout: floa
     with log.open("ab") as output:
         try:
             result = subprocess.run(
-                as_cluster_owner(command), stdout=output, stderr=subprocess.STDOUT,
-                cwd=paths.postgres_dir, timeout=timeout, check=False,
+                as_cluster_owner(command),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=paths.postgres_dir,
+                timeout=timeout,
+                check=False,
                 # Its own session, so the operator's Ctrl-C on `ops` does not reach the server.
                 start_new_session=True,
-            )  # fmt: skip
+            )
         except subprocess.TimeoutExpired:
             raise errors.step_timed_out(step, timeout, log) from None
     if result.returncode != 0:
@@ -236,16 +244,15 @@ def is_initialised(paths: Paths) -> bool:
 
 def initialise(bin_dir: Path, paths: Paths, say: Say) -> None:
     say("PostgreSQL: creating the cluster (once)")
+    initdb = [str(bin_dir / "initdb"), "-D", str(paths.postgres_data), "-U", SUPERUSER]
     command = [
-        str(bin_dir / "initdb"),
-        "-D", str(paths.postgres_data),
-        "-U", SUPERUSER,
+        *initdb,
         # Local socket logins are trusted: the socket's directory is the owner's alone.
         "--auth-local=trust",
         "--auth-host=scram-sha-256",
         "--encoding=UTF8",
         "--locale=C.UTF-8",
-    ]  # fmt: skip
+    ]
     _run_as_owner(command, paths, "PostgreSQL initdb", START_TIMEOUT)
 
 
@@ -310,13 +317,8 @@ def remove_stale_pid_file(paths: Paths) -> None:
 
 def start(bin_dir: Path, paths: Paths) -> None:
     remove_stale_pid_file(paths)
-    command = [
-        str(bin_dir / "pg_ctl"),
-        "-D", str(paths.postgres_data),
-        "-l", str(paths.log("postgres")),
-        "-w", "-t", str(START_TIMEOUT),
-        "start",
-    ]  # fmt: skip
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(paths.postgres_data)]
+    command = [*pg_ctl, "-l", str(paths.log("postgres")), "-w", "-t", str(START_TIMEOUT), "start"]
     _run_as_owner(command, paths, "PostgreSQL start (pg_ctl)", START_TIMEOUT + 10)
 
 
@@ -328,13 +330,8 @@ def stop_postgres(paths: Paths) -> int | None:
     bin_dir = find_bin_dir(version=cluster_version(paths)) or find_bin_dir()
     if bin_dir is None:
         raise errors.PlatformError("cannot stop PostgreSQL: its pg_ctl is not installed")
-    command = [
-        str(bin_dir / "pg_ctl"),
-        "-D", str(paths.postgres_data),
-        "-m", "fast",
-        "-w", "-t", str(STOP_TIMEOUT),
-        "stop",
-    ]  # fmt: skip
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(paths.postgres_data)]
+    command = [*pg_ctl, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT), "stop"]
     _run_as_owner(command, paths, "PostgreSQL stop (pg_ctl)", STOP_TIMEOUT + 10)
     return pid
 
@@ -492,9 +489,11 @@ def ensure_postgres(config: PlatformConfig, say: Say) -> None:
         )
         if plan is Plan.PORT_TAKEN:
             raise errors.port_taken(
-                port, "PostgreSQL", describe_listener(port),
+                port,
+                "PostgreSQL",
+                describe_listener(port),
                 f"stop that process, or set {LOCAL_POSTGRES_PORT_ENV} to a free port",
-            )  # fmt: skip
+            )
         if plan is Plan.USE_EXTERNAL:
             say(f"PostgreSQL: using the server already on port {port}, named in the settings")
         else:

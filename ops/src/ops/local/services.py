@@ -103,9 +103,13 @@ def run_migrations(paths: Paths, runs: Sequence[tuple[str, Mapping[str, str]]]) 
     for name, env in runs:
         with paths.log(name).open("ab") as log:
             process = subprocess.Popen(
-                migration_command(paths, name), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=paths.root, env=dict(env),
-            )  # fmt: skip
+                migration_command(paths, name),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=paths.root,
+                env=dict(env),
+            )
         started.append((name, process))
     deadline = time.monotonic() + MIGRATION_TIMEOUT
     failed: list[str] = []
@@ -120,8 +124,9 @@ def run_migrations(paths: Paths, runs: Sequence[tuple[str, Mapping[str, str]]]) 
         if returncode != 0:
             failed.append(name)
     if failed:
-        raise errors.step_failed(f"{failed[0]} migrations (alembic upgrade head)",
-                                 paths.log(failed[0]))  # fmt: skip
+        raise errors.step_failed(
+            f"{failed[0]} migrations (alembic upgrade head)", paths.log(failed[0])
+        )
 
 
 def start_service(paths: Paths, name: str, env: Mapping[str, str]) -> int:
@@ -146,8 +151,9 @@ async def wait_until_ready(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise errors.step_timed_out(f"{settings.service.name} readiness ({url})",
-                                            within, log)  # fmt: skip
+                raise errors.step_timed_out(
+                    f"{settings.service.name} readiness ({url})", within, log
+                )
             await asyncio.sleep(0.3)
 
 
@@ -155,9 +161,11 @@ def _check_port(settings: ServiceSettings) -> None:
     port = settings.http_port
     if not port_is_free(port):
         raise errors.port_taken(
-            port, f"service {settings.service.name}", describe_listener(port),
+            port,
+            f"service {settings.service.name}",
+            describe_listener(port),
             f"stop that process, or set {settings.service.http_port_env} to a free port",
-        )  # fmt: skip
+        )
 
 
 async def ensure_services(config: PlatformConfig, say: Say, base_env: Mapping[str, str]) -> None:
