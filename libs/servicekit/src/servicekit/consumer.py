@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa_exc
@@ -51,14 +51,10 @@ from contracts.events import EventPayload
 from servicekit import tracing
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
-from servicekit.domain import RuleBroken
+from servicekit.domain import BatchHandler, Handlers, RuleBroken, S
 from servicekit.metrics import UNKNOWN_EVENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
-
-S = TypeVar("S")
-#: Decides what one event changes in its batch's state; refuses it with `RuleBroken`.
-BatchHandler = Callable[[S, Event[Any]], None]
 
 
 class BatchStore(Protocol[S]):
@@ -191,9 +187,7 @@ class IdempotentConsumer:
     _handlers: dict[str, tuple[type[EventPayload], BatchHandler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
-    def handle(
-        self, store: BatchStore[S], handlers: Mapping[type[EventPayload], BatchHandler[S]]
-    ) -> None:
+    def handle(self, store: BatchStore[S], handlers: Handlers[S]) -> None:
         """Apply the events of these types with their handlers, on the state `store` loads
         for each batch's new events; the types not listed are ignored. Set once: two tables
         would leave no one answer to which store a batch's state comes from."""

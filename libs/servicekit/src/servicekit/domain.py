@@ -7,11 +7,19 @@ web framework, so rules are tested without any.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
+from contracts.envelope import Event
 from contracts.events import EventPayload
 from servicekit import tracing
+
+S = TypeVar("S")
+#: Decides what one event changes in its batch's state; refuses it with `RuleBroken`.
+BatchHandler = Callable[[S, Event[Any]], None]
+#: A service's handlers: the event types it applies, each with its handler.
+Handlers = Mapping[type[EventPayload], BatchHandler[S]]
 
 
 class RuleBroken(Exception):

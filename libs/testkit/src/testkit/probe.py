@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
 from contracts.events import EventPayload, PackagePurchased
-from servicekit.consumer import BatchHandler
-from servicekit.domain import Announced
+from servicekit.domain import Announced, BatchHandler
 from servicekit.outbox import Outbox
 
 CREATE_APPLIED = "create table applied (event_id text primary key, purchase_id text)"
