@@ -6,11 +6,11 @@ when nothing else competes, one record per transaction beside batches.
 
 The records are the ones the credits throughput benchmark sends (a package per client, a
 booking and a completed trainer-led workout per session), built in memory and handed to
-the service's own consumer (`credits.consumers.register` on an `IdempotentConsumer`)
-`--batch-sizes` at a time, on a scratch database with the credits migrations on the
-platform's PostgreSQL server: no Kafka, no FastStream, no other service. It isolates what
-the credits code itself costs from what the platform around it costs (see
-docs/benchmarks.md); one record per batch is the naive floor's transaction pattern
+the service's own handlers and store (`credits.handlers.HANDLERS`, `credits.store.LedgerStore`)
+on an `IdempotentConsumer`, `--batch-sizes` at a time, on a scratch database with the
+credits migrations on the platform's PostgreSQL server: no Kafka, no FastStream, no other
+service. It isolates what the credits code itself costs from what the platform around it
+costs (see docs/benchmarks.md); one record per batch is the naive floor's transaction pattern
 without its offset commits.
 """
 
@@ -28,7 +28,8 @@ import stats
 import workload
 from credits_throughput import DiscardedDeadLetters
 
-from credits import consumers as credits_consumers
+from credits.handlers import HANDLERS as CREDITS_HANDLERS
+from credits.store import LedgerStore
 from servicekit.consumer import IdempotentConsumer
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord
@@ -63,7 +64,7 @@ async def apply(
         consumer = IdempotentConsumer(
             name="credits", database=database, dead_letters=DiscardedDeadLetters()
         )
-        credits_consumers.register(consumer, Outbox(source="/bench/alone"))
+        consumer.handle(LedgerStore(Outbox(source="/bench/alone"), consumer), CREDITS_HANDLERS)
         records = consumed(
             workload.session_records(workload.SessionIds.fresh(clients), sessions, "")
         )

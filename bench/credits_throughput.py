@@ -41,7 +41,8 @@ import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from credits import consumers as credits_consumers
+from credits.handlers import HANDLERS as CREDITS_HANDLERS
+from credits.store import LedgerStore
 from ops.local.errors import PlatformError
 from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
@@ -177,9 +178,8 @@ async def naive_consumption(
         consumer = IdempotentConsumer(
             name=name, database=database, dead_letters=DiscardedDeadLetters()
         )
-        credits_consumers.register(
-            consumer, Outbox(source="/bench/naive", topic_prefix=platform.prefix)
-        )
+        outbox = Outbox(source="/bench/naive", topic_prefix=platform.prefix)
+        consumer.handle(LedgerStore(outbox, consumer), CREDITS_HANDLERS)
         kafka = AIOKafkaConsumer(
             **client_options(),
             bootstrap_servers=platform.bootstrap,

@@ -22,9 +22,9 @@ from contracts.events import (
     WorkoutStatusChanged,
 )
 from contracts.identity import Role
-from credits.ledger import withdrawal_id
 from credits.main import create_app
 from credits.models import WithdrawnDeduction
+from credits.rules import withdrawal_id
 from credits.settings import Settings
 from ops.identity import LocalIdentity
 from servicekit.consumer import Outcome

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from pydantic import Field, PositiveInt
 
 from contracts.events import (
@@ -19,10 +19,10 @@ from contracts.events import (
     ContractModel,
 )
 from credits.access import GRANT_RULE, PARKED_RULE, trains
-from credits.ledger import STAFF_GRANT, Scope, UnknownCursor, balance_of, ledger_for, ledger_page
-from credits.parked import parked_page
+from credits.queries import balance_of, ledger_page, parked_page
+from credits.store import LedgerStore, Scope
 from servicekit.auth import CallerDep, forbidden, require_client_records
-from servicekit.runtime import ServiceRuntime
+from servicekit.runtime import Runtime
 
 router = APIRouter(prefix="/api/credits", tags=["credits"])
 
@@ -70,18 +70,19 @@ class ParkedDeduction(ContractModel):
 
 #: What a parked deduction's answer takes unchanged from its row.
 _PARKED_AS_STORED = (
-    "id", "session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by",
-)  # fmt: skip
+    "id",
+    "session_id",
+    "user_id",
+    "trainer_id",
+    "workout_id",
+    "cause",
+    "caused_by",
+)
 
 
 class GrantRequest(ContractModel):
     sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT, description="Credits to add")]
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
 
 
 DEFAULT_PAGE = 100
@@ -99,6 +100,7 @@ def _link_next_page(request: Request, response: Response, *, after: str, limit: 
 @router.get("/pending", response_model=list[ParkedDeduction])
 async def get_parked_deductions(
     caller: CallerDep,
+    runtime: Runtime,
     request: Request,
     response: Response,
     after: Annotated[
@@ -111,8 +113,8 @@ async def get_parked_deductions(
     first, a page at a time (the `Link` header names the next, as for the ledger)."""
     if not caller.is_staff:
         raise forbidden(PARKED_RULE)
-    async with _runtime(request).database.sessions() as session:
-        page = await parked_page(session, after=after, limit=limit)
+    async with runtime.database.sessions() as db:
+        page = await parked_page(db, after=after, limit=limit)
     parked = [
         ParkedDeduction(
             **{name: getattr(row, name) for name in _PARKED_AS_STORED},
@@ -127,14 +129,11 @@ async def get_parked_deductions(
 
 
 @router.get("/{user_id}", response_model=CreditBalance)
-async def get_balance(user_id: UserId, caller: CallerDep, request: Request) -> CreditBalance:
+async def get_balance(user_id: UserId, caller: CallerDep, runtime: Runtime) -> CreditBalance:
     """A client reads their own balance, a trainer those of the clients they train."""
-    runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        await require_client_records(
-            caller, user_id, trains=partial(trains, session), what="balance"
-        )
-        balance = await balance_of(session, user_id)
+    async with runtime.database.sessions() as db:
+        await require_client_records(caller, user_id, trains=partial(trains, db), what="balance")
+        balance = await balance_of(db, user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())
 
 
@@ -146,6 +145,7 @@ async def get_balance(user_id: UserId, caller: CallerDep, request: Request) -> C
 async def get_ledger(
     user_id: UserId,
     caller: CallerDep,
+    runtime: Runtime,
     request: Request,
     response: Response,
     after: Annotated[
@@ -157,15 +157,9 @@ async def get_ledger(
     """The entries that explain the balance, oldest first, a page at a time. When more
     follow, the `Link` header names the next page (`rel="next"`). Readable by whoever may
     read the balance."""
-    runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        await require_client_records(
-            caller, user_id, trains=partial(trains, session), what="ledger"
-        )
-        try:
-            page = await ledger_page(session, user_id, after=after, limit=limit)
-        except UnknownCursor as unknown:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from None
+    async with runtime.database.sessions() as db:
+        await require_client_records(caller, user_id, trains=partial(trains, db), what="ledger")
+        page = await ledger_page(db, user_id, after=after, limit=limit)
     lines = [
         LedgerLine(
             id=entry.id,
@@ -193,7 +187,7 @@ async def grant_credits(
     user_id: UserId,
     grant: GrantRequest,
     caller: CallerDep,
-    request: Request,
+    runtime: Runtime,
     idempotency_key: Annotated[
         str | None,
         Header(max_length=200, description="Send the same key again to retry safely"),
@@ -202,20 +196,13 @@ async def grant_credits(
     """Staff only."""
     if not caller.is_staff:
         raise forbidden(GRANT_RULE)
-    runtime = _runtime(request)
     request_id = idempotency_key or str(uuid.uuid4())
     grant_key = f"staff:{user_id}:{request_id}"
     scope = Scope(grant_keys=frozenset({grant_key}), clients=frozenset({user_id}))
-    async with (
-        runtime.database.transaction() as session,
-        ledger_for(session, runtime.outbox, runtime.consumer, scope) as ledger,
-    ):
-        ledger.grant_credits(
-            user_id=user_id,
-            amount=grant.sessions,
-            reason=grant.reason,
-            grant_key=grant_key,
-            caused_by=STAFF_GRANT,
+    store = LedgerStore(runtime.outbox, runtime.consumer)
+    async with runtime.database.transaction() as db, store.ledger_for(db, scope) as ledger:
+        ledger.grant_by_staff(
+            user_id=user_id, amount=grant.sessions, reason=grant.reason, grant_key=grant_key
         )
         balance = ledger.balance_of(user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, status
 
 from contracts import principals
 from contracts.topics import CREDITS_LEDGER
-from credits import api, consumers
-from credits.parked import PARKED_GAUGES, parked_figures
+from credits import api
+from credits.handlers import HANDLERS
+from credits.queries import PARKED_GAUGES, UnknownCursor, parked_figures
 from credits.settings import Settings
+from credits.store import LedgerStore
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
@@ -21,13 +23,17 @@ OUTPUT_TOPICS = principals.CREDITS.writes
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    consumers.register(runtime.consumer, runtime.outbox)
+    runtime.consumer.handle(LedgerStore(runtime.outbox, runtime.consumer), HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     # Its own announcements first: a rebuild then records each fact as it was announced.
     runtime.reads_history_first(CREDITS_LEDGER)
     runtime.publishes(*OUTPUT_TOPICS)
     runtime.metrics.gauges_at_scrape(PARKED_GAUGES, lambda: parked_figures(runtime.database))
-    return runtime.create_app(title="Credits service", routers=[api.router])
+    return runtime.create_app(
+        title="Credits service",
+        routers=[api.router],
+        refusals={UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT},
+    )
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -32,20 +31,6 @@ from servicekit.tables import APPEND_ONLY
 
 class Base(DeclarativeBase):
     pass
-
-
-class EntryKind(StrEnum):
-    GRANT = "grant"
-    DEDUCTION = "deduction"
-    RESTORATION = "restoration"
-
-
-class SessionStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
 
 
 class LedgerEntry(Base):

@@ -1,0 +1,80 @@
+"""What the credits service does with each event it consumes: one line of the ledger's
+rules (`credits.rules`) per event type, on the ledger its batch loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import events
+from contracts.envelope import Event
+from contracts.sessions import STATUS_AFTER, SessionStatus
+from credits.rules import DeductionRequest, Ledger
+from servicekit.domain import Handlers
+
+
+def on_package_purchased(ledger: Ledger, event: Event[events.PackagePurchased]) -> None:
+    ledger.grant_purchase(event.payload, caused_by=event.id)
+
+
+def on_session_booked(ledger: Ledger, event: Event[events.SessionBooked]) -> None:
+    booked = event.payload
+    ledger.session_seen(
+        session_id=booked.session_id,
+        user_id=booked.user_id,
+        trainer_id=booked.trainer_id,
+        status=None,
+        caused_by=event.id,
+    )
+
+
+def on_session_moved(ledger: Ledger, event: Event[events.SessionStatusEvent]) -> None:
+    """Started, completed, cancelled or missed: a completed session uses its credit."""
+    moved = event.payload
+    status = STATUS_AFTER[type(moved)]
+    ledger.session_seen(
+        session_id=moved.session_id,
+        user_id=moved.user_id,
+        trainer_id=moved.trainer_id,
+        status=status,
+        caused_by=event.id,
+    )
+    if status is SessionStatus.COMPLETED:
+        ledger.deduct(
+            DeductionRequest(
+                session_id=moved.session_id,
+                user_id=moved.user_id,
+                trainer_id=moved.trainer_id,
+                workout_id=None,
+                cause=events.SESSION_COMPLETED,
+                caused_by=event.id,
+            )
+        )
+
+
+def on_workout(
+    ledger: Ledger, event: Event[events.WorkoutLogged | events.WorkoutStatusChanged]
+) -> None:
+    ledger.workout_reported(event.payload, caused_by=event.id)
+
+
+def on_own_announcement(ledger: Ledger, event: Event[Any]) -> None:
+    """The ledger's own topic, read back: see `Ledger.restore`."""
+    ledger.restore(event)
+
+
+HANDLERS: Handlers[Ledger] = {
+    events.PackagePurchased: on_package_purchased,
+    events.SessionBooked: on_session_booked,
+    **dict.fromkeys(STATUS_AFTER, on_session_moved),
+    events.WorkoutLogged: on_workout,
+    events.WorkoutStatusChanged: on_workout,
+    **dict.fromkeys(
+        (
+            events.CreditsGranted,
+            events.SessionCreditDeducted,
+            events.SessionCreditRestored,
+            events.CreditDeductionRejected,
+        ),
+        on_own_announcement,
+    ),
+}
