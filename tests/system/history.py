@@ -250,14 +250,19 @@ class Player:
         planned = await self.call(
             self.http.post(
                 f"{workouts}/api/workout/sessions",
-                json={"userId": user_id, "title": "Run", "status": "planned",
-                      "date": (when + timedelta(days=3)).isoformat()},
+                json={
+                    "userId": user_id,
+                    "title": "Run",
+                    "status": "planned",
+                    "date": (when + timedelta(days=3)).isoformat(),
+                },
             )
-        )  # fmt: skip
+        )
         await self.call(
-            self.http.patch(f"{workouts}/api/workout/sessions/{planned['id']}",
-                            json={"status": "completed"})
-        )  # fmt: skip
+            self.http.patch(
+                f"{workouts}/api/workout/sessions/{planned['id']}", json={"status": "completed"}
+            )
+        )
         from_an_app = WorkoutLogged(
             workout_id=uuid.uuid5(uuid.NAMESPACE_URL, f"app-workout-{user_id}"),
             user_id=user_id,
@@ -289,13 +294,14 @@ class Player:
         taken = OTHER_SERVICES_SESSIONS  # client 0's delivered session
         await self.publish(
             # A session id reused for another client: every consumer of bookings refuses it.
-            SessionBooked(session_id=taken, user_id=second, trainer_id=TRAINERS[1],
-                          session_date=BASE),
+            SessionBooked(
+                session_id=taken, user_id=second, trainer_id=TRAINERS[1], session_date=BASE
+            ),
             # Booking never heard of this session: it cannot reschedule it.
             SessionRescheduled(session_id=OTHER_SERVICES_SESSIONS - 1, session_date=BASE),
             # Completed is final for booking.
             SessionStarted(session_id=taken, user_id=first, trainer_id=TRAINERS[0], at=BASE),
-        )  # fmt: skip
+        )
         self.history.poison += 4
 
 

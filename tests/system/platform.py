@@ -333,10 +333,16 @@ async def running_platform(
     """A copy of the platform (`start_platform`) for a block: stopped and its topics
     deleted at the end."""
     platform = await start_platform(
-        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, database_for=database_for,
-        log_directory=log_directory, tokens=tokens, owner_of=owner_of,
-        principal_environment=principal_environment, services=services, kind=kind,
-    )  # fmt: skip
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        database_for=database_for,
+        log_directory=log_directory,
+        tokens=tokens,
+        owner_of=owner_of,
+        principal_environment=principal_environment,
+        services=services,
+        kind=kind,
+    )
     try:
         yield platform
     finally:

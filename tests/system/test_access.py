@@ -98,9 +98,13 @@ class World:
 
     async def log(self, client: int, session: int, trainer: int, status: str) -> str:
         body = {
-            "userId": client, "sessionType": "trainer-led", "sessionId": session,
-            "trainerId": trainer, "title": "PT", "status": status,
-        }  # fmt: skip
+            "userId": client,
+            "sessionType": "trainer-led",
+            "sessionId": session,
+            "trainerId": trainer,
+            "title": "PT",
+            "status": status,
+        }
         return str((await self.send("workouts", "POST", "/api/workout/sessions", body))["id"])
 
     async def fresh_session(self, target: Target) -> int:
@@ -156,8 +160,10 @@ def by_role(
 
 async def book(world: World, role: Role, target: Target) -> Call:
     client, trainer = {
-        Target.OWN: (A, T), Target.OTHERS: (B, U), Target.NONE: (NEWCOMER, NEWCOMER)
-    }[target]  # fmt: skip
+        Target.OWN: (A, T),
+        Target.OTHERS: (B, U),
+        Target.NONE: (NEWCOMER, NEWCOMER),
+    }[target]
     body = {"userId": client, "trainerId": trainer, "sessionDate": WHEN}
     return Call("booking", "POST", "/api/sessions", body)
 
@@ -196,9 +202,12 @@ async def log_trainer_led(world: World, role: Role, target: Target) -> Call:
         Target.NONE: (A, MISSING_SESSION, T),
     }[target]
     body = {
-        "userId": client, "sessionType": "trainer-led", "sessionId": session,
-        "trainerId": trainer, "title": "PT",
-    }  # fmt: skip
+        "userId": client,
+        "sessionType": "trainer-led",
+        "sessionId": session,
+        "trainerId": trainer,
+        "title": "PT",
+    }
     return Call("workouts", "POST", "/api/workout/sessions", body)
 
 
@@ -243,56 +252,159 @@ OWN_ONLY_OR_404 = (200, 404, 404)
 EXISTING = (200, 200, 404)
 
 ROUTES = (
-    Route("book a session", "booking", "POST", "/api/sessions", book,
-          by_role((201, 403, 403), (201, 403, 403), (201, 201, 201))),
-    Route("read a session", "booking", "GET", "/api/sessions/{session_id}", read_session,
-          by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING)),
-    Route("list sessions", "booking", "GET", "/api/sessions", list_sessions,
-          by_role((LISTED, NOTHING, NOTHING), (LISTED, NOTHING, NOTHING),
-                  (LISTED, LISTED, NOTHING))),
-    Route("start a session", "booking", "PATCH", "/api/sessions/{session_id}",
-          change_session({"status": "in_progress"}),
-          by_role((403, 404, 404), OWN_ONLY_OR_404, EXISTING)),
-    Route("mark a no-show", "booking", "PATCH", "/api/sessions/{session_id}",
-          change_session({"status": "no_show"}),
-          by_role((403, 404, 404), OWN_ONLY_OR_404, EXISTING)),
-    Route("cancel a session", "booking", "PATCH", "/api/sessions/{session_id}",
-          change_session({"status": "cancelled", "reason": "ill"}),
-          by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING)),
-    Route("reschedule a session", "booking", "PATCH", "/api/sessions/{session_id}",
-          change_session({"sessionDate": "2026-03-09T10:00:00Z"}),
-          by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING)),
-    Route("log a solo workout", "workouts", "POST", "/api/workout/sessions", log_solo,
-          by_role((201, 403, 403), (201, 403, 403), (201, 201, 201))),
-    Route("log a trainer-led workout", "workouts", "POST", "/api/workout/sessions",
-          log_trainer_led, by_role((201, 403, 404), (201, 403, 404), (201, 201, 201))),
-    Route("read a workout", "workouts", "GET", "/api/workout/sessions/{workout_id}",
-          read_workout, by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING)),
-    Route("list workouts", "workouts", "GET", "/api/workout/sessions", list_workouts,
-          by_role((LISTED, NOTHING, NOTHING), (LISTED, NOTHING, NOTHING),
-                  (LISTED, LISTED, NOTHING))),
-    Route("change a workout", "workouts", "PATCH", "/api/workout/sessions/{workout_id}",
-          change_workout, by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING)),
-    Route("read a balance", "credits", "GET", "/api/credits/{user_id}",
-          read_client("credits", "/api/credits/{user}"),
-          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
-    Route("read a ledger", "credits", "GET", "/api/credits/{user_id}/ledger",
-          read_client("credits", "/api/credits/{user}/ledger"),
-          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
-    Route("grant credits", "credits", "POST", "/api/credits/{user_id}/grants", grant,
-          by_role((403, 403, 403), (403, 403, 403), (201, 201, 201), (403, 403, 403))),
-    Route("read the parked deductions", "credits", "GET", "/api/credits/pending", read_parked,
-          by_role((403, 403, 403), (403, 403, 403), ALL_OK, (403, 403, 403))),
-    Route("read usage", "analytics", "GET", "/api/analytics/{user_id}/session-usage",
-          read_client("analytics", "/api/analytics/{user}/session-usage"),
-          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
-    Route("read the charts", "analytics", "GET", "/api/analytics/{user_id}/session-usage/chart",
-          read_client("analytics", "/api/analytics/{user}/session-usage/chart"),
-          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
-    Route("follow usage", "analytics", "GET", "/api/analytics/{user_id}/session-usage/events",
-          read_client("analytics", "/api/analytics/{user}/session-usage/events"),
-          by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK)),
-)  # fmt: skip
+    Route(
+        "book a session",
+        "booking",
+        "POST",
+        "/api/sessions",
+        book,
+        by_role((201, 403, 403), (201, 403, 403), (201, 201, 201)),
+    ),
+    Route(
+        "read a session",
+        "booking",
+        "GET",
+        "/api/sessions/{session_id}",
+        read_session,
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "list sessions",
+        "booking",
+        "GET",
+        "/api/sessions",
+        list_sessions,
+        by_role((LISTED, NOTHING, NOTHING), (LISTED, NOTHING, NOTHING), (LISTED, LISTED, NOTHING)),
+    ),
+    Route(
+        "start a session",
+        "booking",
+        "PATCH",
+        "/api/sessions/{session_id}",
+        change_session({"status": "in_progress"}),
+        by_role((403, 404, 404), OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "mark a no-show",
+        "booking",
+        "PATCH",
+        "/api/sessions/{session_id}",
+        change_session({"status": "no_show"}),
+        by_role((403, 404, 404), OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "cancel a session",
+        "booking",
+        "PATCH",
+        "/api/sessions/{session_id}",
+        change_session({"status": "cancelled", "reason": "ill"}),
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "reschedule a session",
+        "booking",
+        "PATCH",
+        "/api/sessions/{session_id}",
+        change_session({"sessionDate": "2026-03-09T10:00:00Z"}),
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "log a solo workout",
+        "workouts",
+        "POST",
+        "/api/workout/sessions",
+        log_solo,
+        by_role((201, 403, 403), (201, 403, 403), (201, 201, 201)),
+    ),
+    Route(
+        "log a trainer-led workout",
+        "workouts",
+        "POST",
+        "/api/workout/sessions",
+        log_trainer_led,
+        by_role((201, 403, 404), (201, 403, 404), (201, 201, 201)),
+    ),
+    Route(
+        "read a workout",
+        "workouts",
+        "GET",
+        "/api/workout/sessions/{workout_id}",
+        read_workout,
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "list workouts",
+        "workouts",
+        "GET",
+        "/api/workout/sessions",
+        list_workouts,
+        by_role((LISTED, NOTHING, NOTHING), (LISTED, NOTHING, NOTHING), (LISTED, LISTED, NOTHING)),
+    ),
+    Route(
+        "change a workout",
+        "workouts",
+        "PATCH",
+        "/api/workout/sessions/{workout_id}",
+        change_workout,
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "read a balance",
+        "credits",
+        "GET",
+        "/api/credits/{user_id}",
+        read_client("credits", "/api/credits/{user}"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "read a ledger",
+        "credits",
+        "GET",
+        "/api/credits/{user_id}/ledger",
+        read_client("credits", "/api/credits/{user}/ledger"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "grant credits",
+        "credits",
+        "POST",
+        "/api/credits/{user_id}/grants",
+        grant,
+        by_role((403, 403, 403), (403, 403, 403), (201, 201, 201), (403, 403, 403)),
+    ),
+    Route(
+        "read the parked deductions",
+        "credits",
+        "GET",
+        "/api/credits/pending",
+        read_parked,
+        by_role((403, 403, 403), (403, 403, 403), ALL_OK, (403, 403, 403)),
+    ),
+    Route(
+        "read usage",
+        "analytics",
+        "GET",
+        "/api/analytics/{user_id}/session-usage",
+        read_client("analytics", "/api/analytics/{user}/session-usage"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "read the charts",
+        "analytics",
+        "GET",
+        "/api/analytics/{user_id}/session-usage/chart",
+        read_client("analytics", "/api/analytics/{user}/session-usage/chart"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "follow usage",
+        "analytics",
+        "GET",
+        "/api/analytics/{user_id}/session-usage/events",
+        read_client("analytics", "/api/analytics/{user}/session-usage/events"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+)
 
 CASES = [(route, role, target) for route in ROUTES for role in Role for target in Target]
 
@@ -404,9 +516,14 @@ def _b64(data: bytes) -> str:
 def _claims(identity: LocalIdentity, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     return {
-        "iss": identity.issuer, "aud": identity.audience, "sub": STAFF_NAME, "iat": now,
-        "exp": now + 600, "roles": ["staff"], **changes,
-    }  # fmt: skip
+        "iss": identity.issuer,
+        "aud": identity.audience,
+        "sub": STAFF_NAME,
+        "iat": now,
+        "exp": now + 600,
+        "roles": ["staff"],
+        **changes,
+    }
 
 
 def _published_kid(identity: LocalIdentity) -> str:
@@ -450,9 +567,11 @@ def signed_by_another_key(identity: LocalIdentity, tmp: Path, *, same_kid: bool)
     # The stranger's signature under the id of a key the services trust.
     key = serialization.load_pem_private_key(stranger.private_key_file.read_bytes(), None)
     return jwt.encode(
-        _claims(identity), key, algorithm="RS256",  # type: ignore[arg-type]
+        _claims(identity),
+        key,
+        algorithm="RS256",  # type: ignore[arg-type]
         headers={"kid": _published_kid(identity)},
-    )  # fmt: skip
+    )
 
 
 BadToken = Callable[[LocalIdentity, Path], str | None]

@@ -179,9 +179,12 @@ async def test_a_purchase_of_two_to_the_forty_sessions_is_dead_lettered_and_gran
 ) -> None:
     client = 3102
     huge = PackagePurchased.model_construct(
-        purchase_id="p-huge", user_id=client, sessions=2**40, package_name=None,
+        purchase_id="p-huge",
+        user_id=client,
+        sessions=2**40,
+        package_name=None,
         purchased_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     await module_platform.publish_raw(
         COMMERCE_PACKAGES.name, encode(build_event(huge, source="/tests")), key=str(client).encode()
     )

@@ -272,10 +272,11 @@ async def test_a_client_without_a_principals_password_cannot_connect(
     servers: Any, credentials: Any, principal: str, password: str | None
 ) -> None:
     options = (
-        {} if password is None else as_principal(credentials, "credits") | {
-            "sasl_plain_username": principal, "sasl_plain_password": password
-        }
-    )  # fmt: skip
+        {}
+        if password is None
+        else as_principal(credentials, "credits")
+        | {"sasl_plain_username": principal, "sasl_plain_password": password}
+    )
     producer = AIOKafkaProducer(
         **options, bootstrap_servers=servers.kafka_bootstrap, request_timeout_ms=5_000
     )

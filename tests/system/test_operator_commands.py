@@ -83,9 +83,11 @@ async def letters(
     async def arrived() -> bool:
         nonlocal found
         found = await list_dead_letters(
-            platform.kafka_bootstrap, topic, platform.topic_prefix,
+            platform.kafka_bootstrap,
+            topic,
+            platform.topic_prefix,
             Selection(consumer=consumer, prefix=platform.topic_prefix),
-        )  # fmt: skip
+        )
         return len(found) >= count
 
     await eventually(arrived, within=60)
@@ -223,10 +225,11 @@ async def test_lag_and_status_show_a_stopped_service_falling_behind(
     await platform.publish(purchases, source="/platform/store")
     # An event credits recorded and never got to publish before it stopped.
     query(
-        platform, "credits",
+        platform,
+        "credits",
         "insert into outbox (event_id, event_type, topic, key, value)"
         " values ('stranded', 'CreditsGranted', 'credits.ledger', 'k', 'v')",
-    )  # fmt: skip
+    )
 
     fallen = await inspection.health(platform.kafka_bootstrap, views)
     assert [(h.readiness, h.lag, h.outbox) for h in fallen] == [

@@ -42,9 +42,12 @@ async def log_for_unknown_session(
     platform: IsolatedPlatform, staff: httpx.AsyncClient, client: int, trainer: int, session: int
 ) -> str:
     body = {
-        "userId": client, "sessionType": "trainer-led", "sessionId": session,
-        "trainerId": trainer, "title": "PT",
-    }  # fmt: skip
+        "userId": client,
+        "sessionType": "trainer-led",
+        "sessionId": session,
+        "trainerId": trainer,
+        "title": "PT",
+    }
     response = await staff.post(platform.url("workouts") + "/api/workout/sessions", json=body)
     assert response.status_code == 201, response.text
     assert response.json()["sessionKnown"] is False
@@ -92,10 +95,13 @@ async def test_a_parked_deduction_is_seen_then_resolved_by_its_booking_or_by_can
     client, trainer = random.randint(10**6, 10**7), random.randint(10**6, 10**7)
     booked_late, called_off = random.sample(range(10**8, 10**9), 2)
     await platform.publish(
-        [PackagePurchased(purchase_id=uuid.uuid4().hex, user_id=client, sessions=5,
-                          purchased_at=WHEN)],
+        [
+            PackagePurchased(
+                purchase_id=uuid.uuid4().hex, user_id=client, sessions=5, purchased_at=WHEN
+            )
+        ],
         source="/platform/store",
-    )  # fmt: skip
+    )
     async with platform.http() as staff:
         first = await log_for_unknown_session(platform, staff, client, trainer, booked_late)
         second = await log_for_unknown_session(platform, staff, client, trainer, called_off)

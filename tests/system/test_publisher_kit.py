@@ -47,11 +47,22 @@ async def run_publisher(platform: IsolatedPlatform, tmp_path: Path) -> dict[str,
         "KAFKA_TOPIC_PREFIX": platform.topic_prefix,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(PUBLISHER),
-        "--sessions", str(EXTERNAL_SESSIONS), "--clients", str(CLIENTS), "--seed", "12",
-        "--state", str(tmp_path / "serials.json"), "--report", str(report),
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        str(PUBLISHER),
+        "--sessions",
+        str(EXTERNAL_SESSIONS),
+        "--clients",
+        str(CLIENTS),
+        "--seed",
+        "12",
+        "--state",
+        str(tmp_path / "serials.json"),
+        "--report",
+        str(report),
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()
     assert f"published {EXTERNAL_SESSIONS} sessions" in output.decode()

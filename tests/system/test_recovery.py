@@ -125,9 +125,11 @@ async def test_a_replay_changes_nothing(played: Played, service: str) -> None:
     updates: list[Progress] = []
 
     outcome = await recovery.replay(
-        platform.target(service), platform.control(service), updates.append,
+        platform.target(service),
+        platform.control(service),
+        updates.append,
         poll_interval=POLL_INTERVAL,
-    )  # fmt: skip
+    )
 
     await platform.settled()
     assert_unchanged(before, everything(platform), f"replay of {service}")
@@ -147,10 +149,14 @@ async def test_a_rebuild_from_the_topics_gives_back_the_same_state(
     steps: list[str] = []
 
     outcome = await recovery.rebuild(
-        platform.target(service), platform.control(service), databases.own_role(url),
-        ROOT / "services" / service / "alembic.ini", updates.append,
-        say=steps.append, poll_interval=POLL_INTERVAL,
-    )  # fmt: skip
+        platform.target(service),
+        platform.control(service),
+        databases.own_role(url),
+        ROOT / "services" / service / "alembic.ini",
+        updates.append,
+        say=steps.append,
+        poll_interval=POLL_INTERVAL,
+    )
 
     await platform.settled()
     assert_unchanged(before, everything(platform), f"rebuild of {service}")

@@ -106,10 +106,12 @@ async def test_the_subscriber_ends_with_each_clients_latest_usage(
     updates: list[Any] = []
     follower = asyncio.create_task(
         example.follow(
-            subscriber_environment(platform), name=f"kit-{uuid.uuid4().hex[:6]}",
-            latest=latest, on_update=updates.append,
+            subscriber_environment(platform),
+            name=f"kit-{uuid.uuid4().hex[:6]}",
+            latest=latest,
+            on_update=updates.append,
         )
-    )  # fmt: skip
+    )
 
     def caught_up() -> bool:
         held = {client: counts(usage) for client, usage in latest.by_client.items()}
@@ -129,11 +131,16 @@ async def test_the_script_prints_each_clients_latest_usage_last(
     platform: IsolatedPlatform,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(SUBSCRIBER), "--name", f"kit-{uuid.uuid4().hex[:6]}",
-        "--until-idle", "3",
-        env=subscriber_environment(platform), stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(SUBSCRIBER),
+        "--name",
+        f"kit-{uuid.uuid4().hex[:6]}",
+        "--until-idle",
+        "3",
+        env=subscriber_environment(platform),
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    )
     async with asyncio.timeout(PATIENCE):
         output, _ = await process.communicate()
     printed = output.decode().splitlines()
@@ -157,17 +164,22 @@ def announcement(user_id: int, total: int, as_of: datetime) -> bytes:
     """A SessionUsageUpdated record value, as analytics publishes it (solo workouts only)."""
     return json.dumps(
         {
-            "specversion": "1.0", "id": str(uuid.uuid4()), "source": "/swanstudios/analytics",
-            "type": "SessionUsageUpdated", "time": as_of.isoformat(),
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "/swanstudios/analytics",
+            "type": "SessionUsageUpdated",
+            "time": as_of.isoformat(),
             "data": {
-                "userId": user_id, "total": total,
+                "userId": user_id,
+                "total": total,
                 "solo": {"count": total, "percentage": 100.0 if total else 0.0},
                 "trainerLed": {"count": 0, "percentage": 0.0},
                 "credits": {"total": 10, "used": 0, "remaining": 10},
-                "asOf": as_of.isoformat(), "someFieldOfLater": {"ignored": True},
+                "asOf": as_of.isoformat(),
+                "someFieldOfLater": {"ignored": True},
             },
         }
-    ).encode()  # fmt: skip
+    ).encode()
 
 
 def test_a_history_announced_again_changes_nothing_held() -> None:
@@ -195,11 +207,13 @@ def test_records_that_are_no_usage_are_passed_over() -> None:
 def test_the_group_is_named_for_the_subscriber_and_sasl_names_the_principal() -> None:
     settings = example.consumer_settings(
         {
-            "KAFKA_BOOTSTRAP_SERVERS": "broker:9092", "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-            "KAFKA_SASL_USERNAME": "subscriber", "KAFKA_SASL_PASSWORD": "secret",
+            "KAFKA_BOOTSTRAP_SERVERS": "broker:9092",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_USERNAME": "subscriber",
+            "KAFKA_SASL_PASSWORD": "secret",
         },
         "dashboard",
-    )  # fmt: skip
+    )
     assert settings["group_id"] == "subscriber.dashboard"
     assert settings["sasl_plain_username"] == "subscriber"
     assert settings["sasl_mechanism"] == "SCRAM-SHA-512"

@@ -160,9 +160,13 @@ async def test_a_replay_from_a_time_consumes_again_only_the_records_since_then(
     steps: list[str] = []
 
     outcome = await recovery.replay(
-        platform.target(SERVICE), control, updates.append, since=since, say=steps.append,
+        platform.target(SERVICE),
+        control,
+        updates.append,
+        since=since,
+        say=steps.append,
         poll_interval=POLL_INTERVAL,
-    )  # fmt: skip
+    )
 
     rewound = {partition: seen[0].get(partition) for partition in ends}
     assert rewound == expected
@@ -211,9 +215,13 @@ async def test_a_replay_of_one_topic_moves_only_that_topic_and_consumes_only_it(
 
     # Named as in the contract, without the copy's topic prefix.
     outcome = await recovery.replay(
-        platform.target(SERVICE), control, updates.append, topic=topic.name,
-        since=since if from_a_time else None, poll_interval=POLL_INTERVAL,
-    )  # fmt: skip
+        platform.target(SERVICE),
+        control,
+        updates.append,
+        topic=topic.name,
+        since=since if from_a_time else None,
+        poll_interval=POLL_INTERVAL,
+    )
 
     assert only(seen[0], name) == only(start, name)
     assert all_but(seen[0], name) == all_but(committed, name)

@@ -206,9 +206,16 @@ async def test_a_change_applied_by_another_replica_reaches_the_stream(
         (Role.STAFF, "desk", 200),
         (Role.SERVICE, "kiosk", 200),
     ],
-    ids=["no token", "the client", "another client", "their trainer", "another trainer",
-         "staff", "a service"],
-)  # fmt: skip
+    ids=[
+        "no token",
+        "the client",
+        "another client",
+        "their trainer",
+        "another trainer",
+        "staff",
+        "a service",
+    ],
+)
 async def test_the_stream_is_open_to_whoever_may_read_the_usage_and_no_one_else(
     platform: IsolatedPlatform, role: Role | None, subject: int | str | None, expected: int
 ) -> None:
