@@ -7,9 +7,10 @@ import pytest
 
 from contracts.events import SessionType
 from contracts.identity import Role
+from contracts.sessions import SessionStatus
 from servicekit.auth import Caller
 from workouts.access import may_name_session, may_read, may_write
-from workouts.rules import BookedSessionFacts, SessionStatus
+from workouts.rules import BookedSessionFacts
 
 CLIENT, TRAINER = 7, 70
 SOLO, TRAINER_LED = SessionType.SOLO, SessionType.TRAINER_LED
@@ -48,9 +49,14 @@ def test_a_trainer_led_workout_is_written_by_its_client_or_its_trainer() -> None
 
 @pytest.mark.parametrize(
     ("who", "named"),
-    [(THE_CLIENT, True), (THE_TRAINER, True), (ANOTHER_CLIENT, False),
-     (ANOTHER_TRAINER, False), (STAFF, True)],
-)  # fmt: skip
+    [
+        (THE_CLIENT, True),
+        (THE_TRAINER, True),
+        (ANOTHER_CLIENT, False),
+        (ANOTHER_TRAINER, False),
+        (STAFF, True),
+    ],
+)
 def test_a_booked_session_is_named_by_its_client_its_trainer_or_staff(
     who: Caller, named: bool
 ) -> None:

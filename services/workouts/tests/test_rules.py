@@ -8,11 +8,11 @@ import itertools
 import pytest
 
 from contracts.events import Exercise, ExerciseSet, WorkoutStatus
+from contracts.sessions import SessionStatus
 from workouts.rules import (
     BookedSessionFacts,
     SessionMismatch,
     SessionNotDelivered,
-    SessionStatus,
     StatusChangeForbidden,
     Totals,
     check_session_fits,

@@ -9,8 +9,11 @@ every workout. A workout the caller may not read reads as missing (404).
 
 from __future__ import annotations
 
+import uuid
+
 from contracts.events import SessionType
 from servicekit.auth import Caller
+from servicekit.domain import RuleBroken
 from workouts.rules import BookedSessionFacts
 
 LOG_RULE = (
@@ -23,11 +26,11 @@ CHANGE_RULE = (
 )
 
 
-class NotPermitted(Exception):
-    """The caller's role does not allow this; the message says what it allows."""
+class NotPermitted(RuleBroken):
+    """The caller's role does not allow this; the reason says what it allows."""
 
 
-class SessionNotVisible(LookupError):
+class SessionNotVisible(RuleBroken):
     """A trainer-led workout names a session the caller cannot be shown to have."""
 
     def __init__(self, session_id: int) -> None:
@@ -35,6 +38,13 @@ class SessionNotVisible(LookupError):
             f"no session {session_id} booked for you (one booked a moment ago may take a "
             "moment to arrive: try again)"
         )
+
+
+class WorkoutNotFound(RuleBroken):
+    """No such workout, or one the caller may not read: both read the same."""
+
+    def __init__(self, workout_id: uuid.UUID) -> None:
+        super().__init__(f"no workout session {workout_id}")
 
 
 def may_write(

@@ -1,7 +1,8 @@
 """The workouts HTTP API: log workout sessions, read them back, move them along.
 
-Routes only translate: a request becomes one use case of the logbook, a broken rule becomes
-a 4xx that says which rule.
+Routes only translate: a request becomes one command (`workouts.commands`) or query
+(`workouts.queries`); a broken rule is answered by the service's table of refusals
+(`workouts.main.REFUSALS`) with a 4xx that says which rule.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from contracts.events import (
@@ -32,16 +33,11 @@ from contracts.events import (
     WorkoutStatus,
 )
 from servicekit.auth import CallerDep
-from servicekit.runtime import ServiceRuntime
-from workouts.access import NotPermitted, SessionNotVisible
-from workouts.logbook import Logbook, LoggedWorkout, NewWorkout, WorkoutNotFound
+from servicekit.runtime import Runtime
+from workouts import queries
+from workouts.commands import WorkoutCommands
 from workouts.models import WorkoutRow
-from workouts.rules import (
-    EXPERIENCE_POINTS_RULE,
-    SessionMismatch,
-    SessionNotDelivered,
-    StatusChangeForbidden,
-)
+from workouts.rules import EXPERIENCE_POINTS_RULE, LoggedWorkout, NewWorkout
 
 router = APIRouter(prefix="/api/workout/sessions", tags=["workout sessions"])
 
@@ -241,14 +237,19 @@ class WorkoutSession(ContractModel):
 #: What a workout's answer takes unchanged from its row or its `WorkoutLogged` (the same
 #: names in both; statuses and types stored as text are read back as the enums they are).
 _AS_STORED = (
-    "user_id", "title", "duration", "intensity", "status", "session_type", "session_id",
-    "trainer_id", "total_weight", "total_reps", "total_sets", "experience_points",
-)  # fmt: skip
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
+    "user_id",
+    "title",
+    "duration",
+    "intensity",
+    "status",
+    "session_type",
+    "session_id",
+    "trainer_id",
+    "total_weight",
+    "total_reps",
+    "total_sets",
+    "experience_points",
+)
 
 
 @router.post(
@@ -262,24 +263,14 @@ def _runtime(request: Request) -> ServiceRuntime:
     },
 )
 async def log_workout(
-    workout: LogWorkoutRequest, caller: CallerDep, request: Request
+    workout: LogWorkoutRequest, caller: CallerDep, runtime: Runtime
 ) -> WorkoutSession:
     """A client logs their own workouts; a trainer their own solo workouts and the
     trainer-led workouts of the sessions they train; staff and services anyone's."""
-    runtime = _runtime(request)
-    try:
-        async with runtime.database.transaction() as session:
-            logged = await Logbook(session, runtime.outbox, runtime.consumer).log_workout(
-                workout.to_new_workout(), by=caller
-            )
-    except NotPermitted as refused:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
-    except SessionNotVisible as unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
-    except SessionMismatch as mismatch:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(mismatch)) from None
-    except SessionNotDelivered as not_delivered:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(not_delivered)) from None
+    async with runtime.database.transaction() as db:
+        logged = await WorkoutCommands(runtime.outbox, runtime.consumer).log_workout(
+            db, workout.to_new_workout(), by=caller
+        )
     return WorkoutSession.of_logged(logged)
 
 
@@ -288,14 +279,10 @@ NOT_FOUND = {"description": "No such workout, or one the caller may not read"}
 
 
 @router.get("/{workout_id}", response_model=WorkoutSession, responses={404: NOT_FOUND})
-async def get_workout(workout_id: WorkoutId, caller: CallerDep, request: Request) -> WorkoutSession:
-    runtime = _runtime(request)
-    try:
-        async with runtime.database.sessions() as session:
-            logbook = Logbook(session, runtime.outbox, runtime.consumer)
-            return WorkoutSession.of(await logbook.workout(workout_id, by=caller))
-    except WorkoutNotFound as unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
+async def get_workout(workout_id: WorkoutId, caller: CallerDep, runtime: Runtime) -> WorkoutSession:
+    async with runtime.database.sessions() as db:
+        row, _ = await queries.readable_workout(db, workout_id, caller)
+        return WorkoutSession.of(row)
 
 
 @router.get(
@@ -304,7 +291,7 @@ async def get_workout(workout_id: WorkoutId, caller: CallerDep, request: Request
     responses={422: {"description": "Invalid, or `after` names no workout of this list"}},
 )
 async def list_workouts(
-    request: Request,
+    runtime: Runtime,
     caller: CallerDep,
     user_id: Annotated[int, Query(alias="userId", gt=0, le=MAX_ID, description="The client")],
     status_filter: Annotated[WorkoutStatus | None, Query(alias="status")] = None,
@@ -318,23 +305,18 @@ async def list_workouts(
     """A client's workout sessions, newest first, among those the caller may read: a
     client's own, a trainer's own and those of the sessions they train. Page with `limit`
     and `after`."""
-    runtime = _runtime(request)
-    try:
-        async with runtime.database.sessions() as session:
-            rows = await Logbook(session, runtime.outbox, runtime.consumer).workouts_of(
-                user_id,
-                limit=limit,
-                offset=offset,
-                after=after,
-                status=status_filter,
-                session_type=session_type,
-                visible_to=caller,
-            )
-            return [WorkoutSession.of(row) for row in rows]
-    except WorkoutNotFound:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"after: no workout {after} in this list"
-        ) from None
+    async with runtime.database.sessions() as db:
+        rows = await queries.workouts_of(
+            db,
+            user_id,
+            limit=limit,
+            offset=offset,
+            after=after,
+            status=status_filter,
+            session_type=session_type,
+            visible_to=caller,
+        )
+        return [WorkoutSession.of(row) for row in rows]
 
 
 @router.patch(
@@ -349,22 +331,14 @@ async def list_workouts(
     },
 )
 async def change_status(
-    workout_id: WorkoutId, change: StatusChangeRequest, caller: CallerDep, request: Request
+    workout_id: WorkoutId, change: StatusChangeRequest, caller: CallerDep, runtime: Runtime
 ) -> WorkoutSession:
     """Allowed: planned → in_progress | completed | skipped | cancelled; in_progress →
     completed | cancelled. Completed, skipped and cancelled are final. Asking for the
     status a workout already has returns it unchanged. A solo workout is changed by its
     owner, a trainer-led one by its client or its session's trainer (and staff)."""
-    runtime = _runtime(request)
-    try:
-        async with runtime.database.transaction() as session:
-            row = await Logbook(session, runtime.outbox, runtime.consumer).change_status(
-                workout_id, change.status, by=caller
-            )
-    except NotPermitted as refused:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
-    except WorkoutNotFound as unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
-    except (StatusChangeForbidden, SessionMismatch, SessionNotDelivered) as refused:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    async with runtime.database.transaction() as db:
+        row = await WorkoutCommands(runtime.outbox, runtime.consumer).change_status(
+            db, workout_id, change.status, by=caller
+        )
     return WorkoutSession.of(row)

@@ -1,4 +1,5 @@
-"""The workout rules, in the business's words. Pure: no I/O, no clock, no database.
+"""The workout rules, in the business's words: every one of them is in this file. Pure:
+no I/O, no clock, no database (moments are passed in).
 
 - Totals come from the exercises: every set counts, reps add up, and the weight moved is the
   sum of reps * weight (a set without a weight moved none).
@@ -8,17 +9,45 @@
 - A trainer-led workout must fit the booked session it names, and that session must not be
   cancelled or missed (see `check_session_fits`).
 - The service's view of a booked session only ever moves towards its end
-  (see `furthest_status`), so events about one session give the same view in any order.
+  (see `furthest_status`), so events about one session give the same view in any order;
+  an event giving a known session another client or trainer is refused.
+- A workout's own events, read back (a rebuild), store it as logged and move it as changed:
+  history is not judged again, but a change to a workout never logged is refused.
+
+`Logbook` holds what one batch of events touches, loaded by the store (`workouts.store`),
+and decides in memory.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
-from contracts.events import Exercise, WorkoutStatus
+from contracts.events import (
+    EventPayload,
+    Exercise,
+    SessionBooked,
+    SessionStatusEvent,
+    SessionType,
+    WorkoutLogged,
+    WorkoutStatus,
+    WorkoutStatusChanged,
+)
+from contracts.sessions import (
+    STATUS_AFTER,
+    UNDELIVERED_STATUSES,
+    SessionStatus,
+    booked_for_someone_else,
+)
+from servicekit.domain import RuleBroken
+
+#: Event ids are uuid5 of what happened in this namespace: a workout is logged once, and
+#: passes through each status change at most once (statuses only move forward), so the same
+#: change always carries the same event id.
+WORKOUT_EVENTS_NAMESPACE = uuid.UUID("f3643e8c-dc15-437d-b297-6623d45d50d4")
 
 #: Experience points, documented here, in the API schema and in the README.
 XP_PER_COMPLETED_WORKOUT = 10
@@ -95,12 +124,8 @@ STAFF_CORRECTIONS: dict[WorkoutStatus, frozenset[WorkoutStatus]] = {
 DELIVERING_STATUSES = frozenset({WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED})
 
 
-class WorkoutRuleBroken(Exception):
-    """A request the workout rules refuse; the message says why, in business words."""
-
-
-class StatusChangeForbidden(WorkoutRuleBroken):
-    pass
+class StatusChangeForbidden(RuleBroken):
+    """The workout's lifecycle does not allow the change asked for."""
 
 
 def check_status_change(
@@ -121,17 +146,6 @@ def check_status_change(
 
 # --- booked sessions --------------------------------------------------------------------
 
-
-class SessionStatus(StrEnum):
-    """A booked session's status, as `booking.sessions` tells it."""
-
-    SCHEDULED = "scheduled"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    NO_SHOW = "no_show"
-    CANCELLED = "cancelled"
-
-
 #: How far along its life a session is. Every change booking allows moves up this order
 #: (scheduled → in_progress → completed; scheduled|in_progress → cancelled; scheduled →
 #: no_show), so keeping the furthest status seen is the same as keeping the latest one, in
@@ -144,9 +158,6 @@ _PROGRESS: dict[SessionStatus, int] = {
     SessionStatus.NO_SHOW: 3,
     SessionStatus.CANCELLED: 4,
 }
-
-#: A session in one of these statuses was never delivered: no workout can be logged for it.
-UNDELIVERED_SESSION_STATUSES = frozenset({SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
 
 
 def furthest_status(known: SessionStatus, reported: SessionStatus) -> SessionStatus:
@@ -163,35 +174,208 @@ class BookedSessionFacts:
     status: SessionStatus
 
 
-class SessionMismatch(WorkoutRuleBroken):
-    """The session is booked for another client or with another trainer."""
-
-
-class SessionNotDelivered(WorkoutRuleBroken):
-    """The session was cancelled or the client did not show up."""
-
-
-def session_mismatch(known: BookedSessionFacts, *, user_id: int, trainer_id: int) -> str | None:
-    """Why a client and trainer do not fit a booked session, or None when they do."""
-    if (known.user_id, known.trainer_id) == (user_id, trainer_id):
+def reported_by(payload: EventPayload) -> BookedSessionFacts | None:
+    """What a `booking.sessions` event tells of its session; None for any other event."""
+    if isinstance(payload, SessionBooked):
+        status = SessionStatus.SCHEDULED
+    elif isinstance(payload, SessionStatusEvent):
+        status = STATUS_AFTER[type(payload)]
+    else:
         return None
-    return (
-        f"session {known.session_id} is booked for client {known.user_id} with trainer "
-        f"{known.trainer_id}, not client {user_id} with trainer {trainer_id}"
+    return BookedSessionFacts(
+        session_id=payload.session_id,
+        user_id=payload.user_id,
+        trainer_id=payload.trainer_id,
+        status=status,
     )
 
 
-def check_session_fits(known: BookedSessionFacts | None, *, user_id: int, trainer_id: int) -> None:
-    """A trainer-led workout must name its own client and trainer, and a session that was
-    not cancelled or missed. A session not known yet is given the benefit of the doubt: its
-    booking may simply not have arrived, and the credits service waits for it."""
+class SessionMismatch(RuleBroken):
+    """The session is booked for another client or with another trainer."""
+
+
+class SessionNamedForSomeoneElse(SessionMismatch):
+    """A new workout names a session booked for another client or with another trainer: the
+    request itself is wrong (a workout being moved along is a conflict instead)."""
+
+
+class SessionNotDelivered(RuleBroken):
+    """The session was cancelled or the client did not show up."""
+
+
+def _check_booked_for(
+    known: BookedSessionFacts,
+    *,
+    user_id: int,
+    trainer_id: int,
+    refusal: type[SessionMismatch] = SessionMismatch,
+) -> None:
+    mismatch = booked_for_someone_else(
+        known.session_id,
+        booked=(known.user_id, known.trainer_id),
+        named=(user_id, trainer_id),
+    )
+    if mismatch:
+        raise refusal(mismatch)
+
+
+def check_session_fits(
+    known: BookedSessionFacts | None,
+    *,
+    user_id: int,
+    trainer_id: int,
+    refusal: type[SessionMismatch] = SessionMismatch,
+) -> None:
+    """A trainer-led workout must name its own client and trainer (else `refusal`), and a
+    session that was not cancelled or missed. A session not known yet is given the benefit
+    of the doubt: its booking may simply not have arrived, and the credits service waits
+    for it."""
     if known is None:
         return
-    mismatch = session_mismatch(known, user_id=user_id, trainer_id=trainer_id)
-    if mismatch:
-        raise SessionMismatch(mismatch)
-    if known.status in UNDELIVERED_SESSION_STATUSES:
+    _check_booked_for(known, user_id=user_id, trainer_id=trainer_id, refusal=refusal)
+    if known.status in UNDELIVERED_STATUSES:
         what = "was cancelled" if known.status is SessionStatus.CANCELLED else "was a no-show"
         raise SessionNotDelivered(
             f"session {known.session_id} {what}: no workout can be delivered for it"
         )
+
+
+# --- logging and moving workouts ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewWorkout:
+    """A workout as a client or trainer logs it. `date` None means when it is logged."""
+
+    user_id: int
+    title: str
+    status: WorkoutStatus = WorkoutStatus.COMPLETED
+    session_type: SessionType = SessionType.SOLO
+    session_id: int | None = None
+    trainer_id: int | None = None
+    date: datetime | None = None
+    duration: int | None = None
+    intensity: int | None = None
+    exercises: list[Exercise] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedWorkout:
+    """A workout logged: the event announcing it, when it was recorded (its `created_at`
+    and `updated_at`), and whether its booked session was known then (None for a solo
+    workout, or when it is not known, as for a workout read back from its topic)."""
+
+    logged: WorkoutLogged
+    recorded_at: datetime
+    session_known: bool | None = None
+
+
+def workout_logged(new: NewWorkout, *, workout_id: uuid.UUID, at: datetime) -> WorkoutLogged:
+    """The event announcing a new workout, with its totals and experience points."""
+    totals = totals_of(new.exercises)
+    return WorkoutLogged(
+        workout_id=workout_id,
+        user_id=new.user_id,
+        session_type=new.session_type,
+        session_id=new.session_id,
+        trainer_id=new.trainer_id,
+        title=new.title,
+        # Stored and announced in UTC, whatever zone the client wrote it in.
+        date=(new.date or at).astimezone(UTC),
+        duration=new.duration,
+        intensity=new.intensity,
+        status=new.status,
+        exercises=new.exercises,
+        total_weight=totals.total_weight,
+        total_reps=totals.total_reps,
+        total_sets=totals.total_sets,
+        experience_points=experience_points(totals, new.status),
+    )
+
+
+def must_fit_session(session_type: SessionType, status: WorkoutStatus) -> bool:
+    """Whether moving a workout to `status` needs its booked session to fit it: a
+    trainer-led workout starting or completing delivers its session."""
+    return session_type is SessionType.TRAINER_LED and status in DELIVERING_STATUSES
+
+
+def workout_event_id(workout_id: uuid.UUID, what: str) -> str:
+    """`what`: "logged", or "<previous>-><status>" for a status change."""
+    return str(uuid.uuid5(WORKOUT_EVENTS_NAMESPACE, f"{workout_id}:{what}"))
+
+
+def status_change_id(workout_id: uuid.UUID, previous: WorkoutStatus, status: WorkoutStatus) -> str:
+    return workout_event_id(workout_id, f"{previous}->{status}")
+
+
+# --- a batch of events -------------------------------------------------------------------
+
+
+class ChangedBeforeLogged(RuleBroken):
+    """A workout's status change read before (or without) the workout itself."""
+
+
+@dataclass(slots=True)
+class KnownWorkout:
+    """What moving a workout's status needs of it."""
+
+    status: WorkoutStatus
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class WorkoutMove:
+    status: WorkoutStatus
+    experience_points: int
+    at: datetime
+
+
+@dataclass
+class Logbook:
+    """The sessions and workouts a batch of events names, and what its events decided."""
+
+    sessions: dict[int, BookedSessionFacts] = field(default_factory=dict)
+    workouts: dict[uuid.UUID, KnownWorkout] = field(default_factory=dict)
+    # What was decided since loading, for the store to write.
+    #: Sessions learnt of or moved, by id.
+    sessions_changed: set[int] = field(default_factory=set)
+    #: New workouts, in the order they were logged.
+    logged: list[LoggedWorkout] = field(default_factory=list)
+    #: The last move of each workout moved.
+    moves: dict[uuid.UUID, WorkoutMove] = field(default_factory=dict)
+
+    def session_seen(self, reported: BookedSessionFacts) -> None:
+        """Learn of a session, or of how far along it is. Raises `SessionMismatch` when the
+        event gives a known session another client or trainer (a reused session id)."""
+        known = self.sessions.get(reported.session_id)
+        if known is None:
+            self.sessions[reported.session_id] = reported
+            self.sessions_changed.add(reported.session_id)
+            return
+        _check_booked_for(known, user_id=reported.user_id, trainer_id=reported.trainer_id)
+        status = furthest_status(known.status, reported.status)
+        if status is not known.status:
+            self.sessions[known.session_id] = replace(known, status=status)
+            self.sessions_changed.add(known.session_id)
+
+    def workout_logged(self, logged: WorkoutLogged, *, at: datetime) -> None:
+        """A workout stored as its `WorkoutLogged` describes it, recorded `at`, unless it
+        is already."""
+        if logged.workout_id in self.workouts:
+            return
+        totals = Totals(logged.total_sets, logged.total_reps, logged.total_weight)
+        self.workouts[logged.workout_id] = KnownWorkout(logged.status, totals)
+        self.logged.append(LoggedWorkout(logged, recorded_at=at))
+
+    def workout_status_changed(self, changed: WorkoutStatusChanged, *, at: datetime) -> None:
+        """Move a workout as its `WorkoutStatusChanged` says, `at` then. History is not
+        judged again: the change was allowed when it was made."""
+        known = self.workouts.get(changed.workout_id)
+        if known is None:
+            raise ChangedBeforeLogged(
+                f"workout {changed.workout_id} changed status before it was logged"
+            )
+        if known.status != changed.status:
+            known.status = changed.status
+            points = experience_points(known.totals, changed.status)
+            self.moves[changed.workout_id] = WorkoutMove(changed.status, points, at)

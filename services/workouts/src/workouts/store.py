@@ -1,0 +1,272 @@
+"""Where the workout rules meet the database: a batch's sessions and workouts, locked and
+loaded before its first event is applied, and what its events decided written after, with
+one statement per kind of change whatever the number of rows (`insert_rows`).
+
+Workouts are locked before sessions, in the order the API's status changes lock them, so
+that the two never wait for each other the wrong way round. Sessions not known yet are
+created as the first event about each describes them: that locks them too, and a session
+being created by another transaction is waited for, then left as that one made it, so
+every decision rests on the client and trainer stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import BIGINT, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import Event
+from contracts.events import WorkoutLogged, WorkoutStatus, WorkoutStatusChanged
+from contracts.sessions import SessionStatus
+from servicekit.db import any_of, columns_of, insert_rows
+from workouts.models import BookedSession, ExerciseRow, SetRow, WorkoutRow
+from workouts.rules import (
+    BookedSessionFacts,
+    KnownWorkout,
+    Logbook,
+    LoggedWorkout,
+    Totals,
+    reported_by,
+)
+
+_SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
+_SESSIONS = BookedSession.__table__.c
+_WORKOUTS = WorkoutRow.__table__.c
+#: Sessions not known yet, as the first event about each describes them; the ones it
+#: creates come back.
+_CREATE_UNKNOWN = insert_rows(
+    BookedSession, _SESSION_COLUMNS, then="on conflict do nothing returning session_id"
+)
+_SET_STATUSES = insert_rows(
+    BookedSession,
+    _SESSION_COLUMNS,
+    then="on conflict (session_id) do update set status = excluded.status",
+)
+
+_WORKOUT_COLUMNS = (
+    "id",
+    "user_id",
+    "title",
+    "date",
+    "duration",
+    "intensity",
+    "status",
+    "session_type",
+    "session_id",
+    "trainer_id",
+    "total_weight",
+    "total_reps",
+    "total_sets",
+    "experience_points",
+    "created_at",
+    "updated_at",
+)
+_EXERCISE_COLUMNS = ("workout_id", "position", "name")
+_SET_COLUMNS = ("workout_id", "exercise_position", "position", "reps", "weight")
+
+#: Workouts with their exercises and sets in one statement (three `insert_rows`, the first
+#: two as CTEs, each table's arrays behind a prefix of its own): one round trip whatever
+#: their number, and the same text every time, so psycopg prepares it once per connection.
+#: The foreign keys are checked at the end of the statement, when all three are in.
+_INSERT_WORKOUTS = text(
+    f"with workouts as ({insert_rows(WorkoutRow, _WORKOUT_COLUMNS, prefix='workout_').text}),"
+    f" exercises as ({insert_rows(ExerciseRow, _EXERCISE_COLUMNS, prefix='exercise_').text})"
+    f" {insert_rows(SetRow, _SET_COLUMNS, prefix='set_').text}"
+)
+
+#: Workouts moved along their lifecycle, in one statement.
+_MOVE_WORKOUTS = text(
+    """
+    update workout_sessions
+    set status = moved.status, experience_points = moved.experience_points,
+        updated_at = moved.updated_at
+    from unnest(
+        cast(:ids as uuid[]), cast(:statuses as text[]), cast(:experience_points as bigint[]),
+        cast(:updated_ats as timestamptz[])
+    ) as moved(id, status, experience_points, updated_at)
+    where workout_sessions.id = moved.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogbookStore:
+    """The workouts service's `BatchStore`: a batch's part of the logbook."""
+
+    async def load(self, db: AsyncSession, batch: Sequence[Event[Any]]) -> Logbook:
+        logbook = Logbook()
+        await _load_workouts(
+            db,
+            logbook,
+            (
+                event.payload.workout_id
+                for event in batch
+                if isinstance(event.payload, WorkoutLogged | WorkoutStatusChanged)
+            ),
+        )
+        reports = (reported_by(event.payload) for event in batch)
+        await _load_sessions(db, logbook, (r for r in reports if r is not None))
+        return logbook
+
+    async def write(self, db: AsyncSession, logbook: Logbook) -> None:
+        """Store what was decided since loading: new workouts first, as they were logged,
+        so that moves apply to them as to any stored workout; then the sessions' statuses."""
+        await insert_workouts(db, logbook.logged)
+        logbook.logged.clear()
+        if logbook.moves:
+            moves = logbook.moves.values()
+            await db.execute(
+                _MOVE_WORKOUTS,
+                {
+                    "ids": list(logbook.moves),
+                    "statuses": [str(move.status) for move in moves],
+                    "experience_points": [move.experience_points for move in moves],
+                    "updated_ats": [move.at for move in moves],
+                },
+            )
+            logbook.moves.clear()
+        if logbook.sessions_changed:
+            changed = [logbook.sessions[s] for s in sorted(logbook.sessions_changed)]
+            await db.execute(_SET_STATUSES, _session_columns(changed))
+            logbook.sessions_changed.clear()
+
+
+async def _load_workouts(
+    db: AsyncSession, logbook: Logbook, workout_ids: Iterable[uuid.UUID]
+) -> None:
+    """The workouts named, locked and loaded with one query, in id order."""
+    named = sorted(set(workout_ids))
+    if not named:
+        return
+    for row in await db.execute(
+        select(
+            _WORKOUTS.id,
+            _WORKOUTS.status,
+            _WORKOUTS.total_sets,
+            _WORKOUTS.total_reps,
+            _WORKOUTS.total_weight,
+        )
+        .where(_WORKOUTS.id == any_of(named, UUID(as_uuid=True)))
+        .order_by(_WORKOUTS.id)
+        .with_for_update()
+    ):
+        totals = Totals(row.total_sets, row.total_reps, row.total_weight)
+        logbook.workouts[row.id] = KnownWorkout(WorkoutStatus(row.status), totals)
+
+
+async def _load_sessions(
+    db: AsyncSession, logbook: Logbook, reports: Iterable[BookedSessionFacts]
+) -> None:
+    """The sessions named, created or locked (row locks, in session id order) with two
+    statements. `reports`: what each event tells of its session, in their order."""
+    first: dict[int, BookedSessionFacts] = {}
+    for reported in reports:
+        first.setdefault(reported.session_id, reported)
+    if not first:
+        return
+    ordered = [first[session_id] for session_id in sorted(first)]
+    created = set(await db.scalars(_CREATE_UNKNOWN, _session_columns(ordered)))
+    logbook.sessions.update((r.session_id, r) for r in ordered if r.session_id in created)
+    known_before = [r.session_id for r in ordered if r.session_id not in created]
+    if not known_before:
+        return
+    for row in await db.execute(
+        select(*_SESSIONS)
+        .where(_SESSIONS.session_id == any_of(known_before, BIGINT))
+        .order_by(_SESSIONS.session_id)
+        .with_for_update()
+    ):
+        logbook.sessions[row.session_id] = _facts(row)
+
+
+async def session_facts(db: AsyncSession, session_id: int) -> BookedSessionFacts | None:
+    """What is known of a session, held steady until the caller's transaction ends: a
+    cancellation being applied meanwhile waits, so a decision never rests on stale facts."""
+    row = (
+        await db.execute(
+            select(*_SESSIONS).where(_SESSIONS.session_id == session_id).with_for_update(read=True)
+        )
+    ).one_or_none()
+    return None if row is None else _facts(row)
+
+
+async def insert_workouts(db: AsyncSession, workouts: Sequence[LoggedWorkout]) -> None:
+    """Store workouts as their `WorkoutLogged` describe them, exercises and sets numbered
+    from 1 in the order they were logged."""
+    if not workouts:
+        return
+    exercise_rows: list[dict[str, Any]] = []
+    set_rows: list[dict[str, Any]] = []
+    for workout in workouts:
+        workout_id = workout.logged.workout_id
+        for position, exercise in enumerate(workout.logged.exercises, start=1):
+            exercise_rows.append(
+                {"workout_id": workout_id, "position": position, "name": exercise.name}
+            )
+            set_rows.extend(
+                {
+                    "workout_id": workout_id,
+                    "exercise_position": position,
+                    "position": set_position,
+                    "reps": exercise_set.reps,
+                    "weight": exercise_set.weight,
+                }
+                for set_position, exercise_set in enumerate(exercise.sets, start=1)
+            )
+    await db.execute(
+        _INSERT_WORKOUTS,
+        {
+            **columns_of([_workout_row(w) for w in workouts], _WORKOUT_COLUMNS, prefix="workout_"),
+            **columns_of(exercise_rows, _EXERCISE_COLUMNS, prefix="exercise_"),
+            **columns_of(set_rows, _SET_COLUMNS, prefix="set_"),
+        },
+    )
+
+
+def _workout_row(workout: LoggedWorkout) -> dict[str, Any]:
+    logged = workout.logged
+    return {
+        "id": logged.workout_id,
+        "user_id": logged.user_id,
+        "title": logged.title,
+        "date": logged.date,
+        "duration": logged.duration,
+        "intensity": logged.intensity,
+        "status": str(logged.status),
+        "session_type": str(logged.session_type),
+        "session_id": logged.session_id,
+        "trainer_id": logged.trainer_id,
+        "total_weight": logged.total_weight,
+        "total_reps": logged.total_reps,
+        "total_sets": logged.total_sets,
+        "experience_points": logged.experience_points,
+        "created_at": workout.recorded_at,
+        "updated_at": workout.recorded_at,
+    }
+
+
+def _facts(row: Any) -> BookedSessionFacts:
+    return BookedSessionFacts(
+        session_id=row.session_id,
+        user_id=row.user_id,
+        trainer_id=row.trainer_id,
+        status=SessionStatus(row.status),
+    )
+
+
+def _session_columns(sessions: Iterable[BookedSessionFacts]) -> dict[str, list[Any]]:
+    rows = [
+        {
+            "session_id": s.session_id,
+            "user_id": s.user_id,
+            "trainer_id": s.trainer_id,
+            "status": str(s.status),
+        }
+        for s in sessions
+    ]
+    return columns_of(rows, _SESSION_COLUMNS)
