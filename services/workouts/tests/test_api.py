@@ -60,11 +60,11 @@ async def announced(runtime: ServiceRuntime, kind: type[EventPayload] = EventPay
 
 
 async def stored_rows(runtime: ServiceRuntime) -> tuple[int, int, int]:
-    async with runtime.database.sessions() as session:
+    async with runtime.database.sessions() as db:
         return (
-            await session.scalar(select(func.count()).select_from(WorkoutRow)) or 0,
-            await session.scalar(select(func.count()).select_from(ExerciseRow)) or 0,
-            await session.scalar(select(func.count()).select_from(SetRow)) or 0,
+            await db.scalar(select(func.count()).select_from(WorkoutRow)) or 0,
+            await db.scalar(select(func.count()).select_from(ExerciseRow)) or 0,
+            await db.scalar(select(func.count()).select_from(SetRow)) or 0,
         )
 
 
@@ -498,8 +498,8 @@ async def test_events_go_to_the_workouts_topic_keyed_by_the_client(
     api: AsyncClient, runtime: ServiceRuntime
 ) -> None:
     await api.post(SESSIONS, json=trainer_led(789))
-    async with runtime.database.sessions() as session:
-        [(topic, key)] = (await session.execute(select(outbox.c.topic, outbox.c.key))).all()
+    async with runtime.database.sessions() as db:
+        [(topic, key)] = (await db.execute(select(outbox.c.topic, outbox.c.key))).all()
     assert topic == runtime.settings.kafka_topic_prefix + "workouts.workout-sessions"
     assert key == str(CLIENT).encode()
 

@@ -63,8 +63,8 @@ def trainer_led(
 
 
 async def known_sessions(runtime: ServiceRuntime) -> list[tuple[int, int, int, str]]:
-    async with runtime.database.sessions() as session:
-        rows = await session.scalars(select(BookedSession).order_by(BookedSession.session_id))
+    async with runtime.database.sessions() as db:
+        rows = await db.scalars(select(BookedSession).order_by(BookedSession.session_id))
         return [(r.session_id, r.user_id, r.trainer_id, r.status) for r in rows]
 
 
@@ -141,8 +141,8 @@ async def test_any_arrival_order_gives_the_same_view(
     orders = list(itertools.permutations(story))
     random.Random(11).shuffle(orders)
     for n, order in enumerate(orders[:12]):
-        async with owner_database.transaction() as session:
-            await session.execute(text("truncate sessions, processed_events"))
+        async with owner_database.transaction() as db:
+            await db.execute(text("truncate sessions, processed_events"))
         for event_id, payload in order:
             assert await deliver(payload, event_id=f"{n}-{event_id}") is Outcome.APPLIED
         assert await known_sessions(runtime) == [

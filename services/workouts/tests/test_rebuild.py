@@ -27,8 +27,8 @@ def at(moment: str) -> datetime:
 
 
 async def rows(runtime: ServiceRuntime, table: str) -> list[Any]:
-    async with runtime.database.sessions() as session:
-        result = await session.execute(text(f"select * from {table} order by 1, 2"))  # noqa: S608
+    async with runtime.database.sessions() as db:
+        result = await db.execute(text(f"select * from {table} order by 1, 2"))  # noqa: S608
         return list(result.all())
 
 

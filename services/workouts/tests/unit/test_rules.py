@@ -1,17 +1,30 @@
-"""The workout rules on their own: totals, experience points, the status lifecycle and the
-booked-session checks. Pure functions, no I/O."""
+"""The workout rules on their own: totals, experience points, the status lifecycle, the
+booked-session checks and the workout a request logs. Pure functions, no I/O."""
 
 from __future__ import annotations
 
 import itertools
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from contracts.events import Exercise, ExerciseSet, WorkoutStatus
-from contracts.sessions import SessionStatus
+from contracts.events import (
+    EventPayload,
+    Exercise,
+    ExerciseSet,
+    SessionBooked,
+    SessionType,
+    WorkoutStatus,
+)
+from contracts.sessions import STATUS_AFTER, SessionStatus
+from servicekit.domain import RuleBroken
 from workouts.rules import (
+    WORKOUT_EVENTS_NAMESPACE,
     BookedSessionFacts,
+    NewWorkout,
     SessionMismatch,
+    SessionNamedForSomeoneElse,
     SessionNotDelivered,
     StatusChangeForbidden,
     Totals,
@@ -19,10 +32,17 @@ from workouts.rules import (
     check_status_change,
     experience_points,
     furthest_status,
+    must_fit_session,
+    reported_by,
+    status_change_id,
     totals_of,
+    workout_event_id,
+    workout_logged,
 )
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
+AT = datetime(2026, 2, 1, 18, 30, tzinfo=UTC)
+A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 
 
 def exercise(name: str, *sets: tuple[int, float | None]) -> Exercise:
@@ -215,3 +235,135 @@ def test_a_sessions_story_ends_the_same_in_any_order(history: list[str]) -> None
         for status in order[1:]:
             seen = furthest_status(seen, status)
         assert seen is statuses[-1], order
+
+
+def test_a_new_workout_naming_someone_elses_session_is_refused_as_named_wrongly() -> None:
+    with pytest.raises(SessionNamedForSomeoneElse, match=f"not client {OTHER} with trainer"):
+        check_session_fits(
+            known(), user_id=OTHER, trainer_id=TRAINER, refusal=SessionNamedForSomeoneElse
+        )
+
+
+def test_the_refusal_asked_for_does_not_change_a_cancellation() -> None:
+    with pytest.raises(SessionNotDelivered):
+        check_session_fits(
+            known(SessionStatus.CANCELLED),
+            user_id=CLIENT,
+            trainer_id=TRAINER,
+            refusal=SessionNamedForSomeoneElse,
+        )
+
+
+def test_refusals_are_rule_breaks_dead_lettered_as_rejected() -> None:
+    for refusal in (StatusChangeForbidden, SessionMismatch, SessionNotDelivered):
+        assert issubclass(refusal, RuleBroken)
+        assert refusal("why").kind == "rejected"
+    assert issubclass(SessionNamedForSomeoneElse, SessionMismatch)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (
+            SessionBooked(session_id=7, user_id=CLIENT, trainer_id=TRAINER, session_date=AT),
+            "scheduled",
+        ),
+        *[
+            (kind(session_id=7, user_id=CLIENT, trainer_id=TRAINER, at=AT), str(status))
+            for kind, status in STATUS_AFTER.items()
+        ],
+    ],
+)
+def test_every_booking_event_reports_its_session_and_how_far_along_it_is(
+    payload: EventPayload, status: str
+) -> None:
+    assert reported_by(payload) == known(SessionStatus(status))
+
+
+def test_other_events_report_no_session() -> None:
+    assert (
+        reported_by(workout_logged(NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT))
+        is None
+    )
+
+
+# --- logging and moving workouts ----------------------------------------------------------
+
+
+def test_a_new_workout_is_announced_with_its_totals_and_points() -> None:
+    new = NewWorkout(
+        user_id=CLIENT,
+        title="Legs",
+        session_type=SessionType.TRAINER_LED,
+        session_id=7,
+        trainer_id=TRAINER,
+        duration=45,
+        intensity=6,
+        exercises=[exercise("Squat", (10, 60.0), (10, 60.0), (10, 60.0))],
+    )
+    logged = workout_logged(new, workout_id=A, at=AT)
+    assert (logged.workout_id, logged.user_id, logged.title) == (A, CLIENT, "Legs")
+    assert (logged.session_type, logged.session_id, logged.trainer_id) == (
+        SessionType.TRAINER_LED,
+        7,
+        TRAINER,
+    )
+    assert (logged.duration, logged.intensity, logged.status) == (45, 6, WorkoutStatus.COMPLETED)
+    assert (logged.total_sets, logged.total_reps, logged.total_weight) == (3, 30, 1800.0)
+    assert logged.experience_points == 34
+    assert logged.exercises == new.exercises
+
+
+def test_a_new_workout_without_a_date_is_dated_when_logged_and_any_date_is_kept_in_utc() -> None:
+    undated = workout_logged(NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT)
+    assert undated.date == AT
+    paris = timezone(timedelta(hours=1))
+    dated = workout_logged(
+        NewWorkout(user_id=CLIENT, title="Run", date=datetime(2026, 3, 1, 9, tzinfo=paris)),
+        workout_id=A,
+        at=AT,
+    )
+    assert dated.date == datetime(2026, 3, 1, 8, tzinfo=UTC)
+    assert dated.date.tzinfo is UTC
+
+
+def test_a_planned_workout_is_announced_with_no_points() -> None:
+    planned = NewWorkout(
+        user_id=CLIENT,
+        title="Run",
+        status=WorkoutStatus.PLANNED,
+        exercises=[exercise("Row", (5, 10.0))],
+    )
+    logged = workout_logged(planned, workout_id=A, at=AT)
+    assert (logged.total_sets, logged.experience_points) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("session_type", "status", "must_fit"),
+    [
+        (SessionType.TRAINER_LED, WorkoutStatus.IN_PROGRESS, True),
+        (SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, True),
+        (SessionType.TRAINER_LED, WorkoutStatus.SKIPPED, False),
+        (SessionType.TRAINER_LED, WorkoutStatus.CANCELLED, False),
+        (SessionType.SOLO, WorkoutStatus.COMPLETED, False),
+        (SessionType.SOLO, WorkoutStatus.IN_PROGRESS, False),
+    ],
+)
+def test_only_a_trainer_led_workout_being_delivered_must_fit_its_session(
+    session_type: SessionType, status: WorkoutStatus, must_fit: bool
+) -> None:
+    assert must_fit_session(session_type, status) is must_fit
+
+
+def test_the_same_change_always_carries_the_same_event_id_and_others_another() -> None:
+    started = status_change_id(A, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS)
+    assert started == status_change_id(A, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS)
+    assert started == workout_event_id(A, "planned->in_progress")
+    ids = {
+        started,
+        status_change_id(A, WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED),
+        status_change_id(B, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS),
+        workout_event_id(A, "logged"),
+    }
+    assert len(ids) == 4
+    assert workout_event_id(A, "logged") == str(uuid.uuid5(WORKOUT_EVENTS_NAMESPACE, f"{A}:logged"))
