@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from contracts.events import (
@@ -173,6 +173,11 @@ class BookedSessionFacts:
     trainer_id: int
     status: SessionStatus
 
+    @property
+    def booked(self) -> tuple[int, int]:
+        """Whom the session is booked for: its client and its trainer."""
+        return (self.user_id, self.trainer_id)
+
 
 def reported_by(payload: EventPayload) -> BookedSessionFacts | None:
     """What a `booking.sessions` event tells of its session; None for any other event."""
@@ -210,13 +215,9 @@ def _check_booked_for(
     trainer_id: int,
     refusal: type[SessionMismatch] = SessionMismatch,
 ) -> None:
-    mismatch = booked_for_someone_else(
-        known.session_id,
-        booked=(known.user_id, known.trainer_id),
-        named=(user_id, trainer_id),
-    )
-    if mismatch:
-        raise refusal(mismatch)
+    named = (user_id, trainer_id)
+    if reason := booked_for_someone_else(known.session_id, booked=known.booked, named=named):
+        raise refusal(reason)
 
 
 def check_session_fits(
@@ -273,22 +274,13 @@ class LoggedWorkout:
 def workout_logged(new: NewWorkout, *, workout_id: uuid.UUID, at: datetime) -> WorkoutLogged:
     """The event announcing a new workout, with its totals and experience points."""
     totals = totals_of(new.exercises)
+    as_asked = {name.name: getattr(new, name.name) for name in fields(new)}
+    # Stored and announced in UTC, whatever zone the client wrote it in.
+    as_asked["date"] = (new.date or at).astimezone(UTC)
     return WorkoutLogged(
+        **as_asked,
+        **asdict(totals),
         workout_id=workout_id,
-        user_id=new.user_id,
-        session_type=new.session_type,
-        session_id=new.session_id,
-        trainer_id=new.trainer_id,
-        title=new.title,
-        # Stored and announced in UTC, whatever zone the client wrote it in.
-        date=(new.date or at).astimezone(UTC),
-        duration=new.duration,
-        intensity=new.intensity,
-        status=new.status,
-        exercises=new.exercises,
-        total_weight=totals.total_weight,
-        total_reps=totals.total_reps,
-        total_sets=totals.total_sets,
         experience_points=experience_points(totals, new.status),
     )
 

@@ -9,43 +9,20 @@ from typing import Any
 
 import pytest
 
+from contracts import events
 from contracts.envelope import Event, build_event
-from contracts.events import (
-    EventPayload,
-    Exercise,
-    ExerciseSet,
-    SessionBooked,
-    SessionCancelled,
-    SessionCompleted,
-    SessionNoShow,
-    SessionRescheduled,
-    SessionStarted,
-    SessionType,
-    WorkoutLogged,
-    WorkoutStatus,
-    WorkoutStatusChanged,
-)
 from contracts.sessions import STATUS_AFTER, SessionStatus
+from workouts import rules
 from workouts.handlers import HANDLERS
-from workouts.rules import (
-    BookedSessionFacts,
-    ChangedBeforeLogged,
-    KnownWorkout,
-    Logbook,
-    LoggedWorkout,
-    NewWorkout,
-    SessionMismatch,
-    Totals,
-    WorkoutMove,
-    workout_logged,
-)
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
 SENT = datetime(2026, 1, 15, 10, tzinfo=UTC)
 A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 
 
-def apply(logbook: Logbook, *payloads: EventPayload, at: datetime = SENT) -> Logbook:
+def apply(
+    logbook: rules.Logbook, *payloads: events.EventPayload, at: datetime = SENT
+) -> rules.Logbook:
     """Each payload as an event sent `at`, through the handler listed for its type."""
     for payload in payloads:
         envelope = build_event(payload, source="/tests/workouts", time=at)
@@ -53,8 +30,10 @@ def apply(logbook: Logbook, *payloads: EventPayload, at: datetime = SENT) -> Log
     return logbook
 
 
-def booked(session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER) -> SessionBooked:
-    return SessionBooked(
+def booked(
+    session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER
+) -> events.SessionBooked:
+    return events.SessionBooked(
         session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=SENT
     )
 
@@ -65,44 +44,53 @@ def moved(
     return kind(session_id=session_id, user_id=user_id, trainer_id=trainer_id, at=SENT)
 
 
-def facts(status: SessionStatus, session_id: int = 7, user_id: int = CLIENT) -> BookedSessionFacts:
-    return BookedSessionFacts(session_id, user_id, TRAINER, status)
+def facts(
+    status: SessionStatus, session_id: int = 7, user_id: int = CLIENT
+) -> rules.BookedSessionFacts:
+    return rules.BookedSessionFacts(session_id, user_id, TRAINER, status)
 
 
 def logged(
-    workout_id: uuid.UUID = A, status: WorkoutStatus = WorkoutStatus.PLANNED
-) -> WorkoutLogged:
-    new = NewWorkout(
+    workout_id: uuid.UUID = A, status: events.WorkoutStatus = events.WorkoutStatus.PLANNED
+) -> events.WorkoutLogged:
+    new = rules.NewWorkout(
         user_id=CLIENT,
         title="Legs",
         status=status,
-        exercises=[Exercise(name="Squat", sets=[ExerciseSet(reps=10, weight=60.0)] * 3)],
+        exercises=[
+            events.Exercise(name="Squat", sets=[events.ExerciseSet(reps=10, weight=60.0)] * 3)
+        ],
     )
-    return workout_logged(new, workout_id=workout_id, at=SENT)
+    return rules.workout_logged(new, workout_id=workout_id, at=SENT)
 
 
 def changed(
-    status: WorkoutStatus, previous: WorkoutStatus, workout_id: uuid.UUID = A
-) -> WorkoutStatusChanged:
-    return WorkoutStatusChanged(
+    status: events.WorkoutStatus, previous: events.WorkoutStatus, workout_id: uuid.UUID = A
+) -> events.WorkoutStatusChanged:
+    return events.WorkoutStatusChanged(
         workout_id=workout_id,
         user_id=CLIENT,
-        session_type=SessionType.SOLO,
+        session_type=events.SessionType.SOLO,
         status=status,
         previous_status=previous,
     )
 
 
 def test_the_handler_table_lists_the_booking_events_and_the_workouts_own() -> None:
-    assert set(HANDLERS) == {SessionBooked, *STATUS_AFTER, WorkoutLogged, WorkoutStatusChanged}
-    assert SessionRescheduled not in HANDLERS
+    assert set(HANDLERS) == {
+        events.SessionBooked,
+        *STATUS_AFTER,
+        events.WorkoutLogged,
+        events.WorkoutStatusChanged,
+    }
+    assert events.SessionRescheduled not in HANDLERS
 
 
 # --- booked sessions --------------------------------------------------------------------
 
 
 def test_a_booking_makes_a_session_known_as_scheduled() -> None:
-    logbook = apply(Logbook(), booked())
+    logbook = apply(rules.Logbook(), booked())
     assert logbook.sessions == {7: facts(SessionStatus.SCHEDULED)}
     assert logbook.sessions_changed == {7}
 
@@ -111,27 +99,27 @@ def test_a_booking_makes_a_session_known_as_scheduled() -> None:
 def test_a_status_event_first_makes_the_session_known_as_it_tells(
     kind: type[Any], status: SessionStatus
 ) -> None:
-    logbook = apply(Logbook(), moved(kind))
+    logbook = apply(rules.Logbook(), moved(kind))
     assert logbook.sessions == {7: facts(status)}
     assert logbook.sessions_changed == {7}
 
 
 def test_a_session_moves_forward_and_is_written_when_it_does() -> None:
-    logbook = Logbook(sessions={7: facts(SessionStatus.SCHEDULED)})
-    apply(logbook, moved(SessionStarted))
+    logbook = rules.Logbook(sessions={7: facts(SessionStatus.SCHEDULED)})
+    apply(logbook, moved(events.SessionStarted))
     assert logbook.sessions[7].status is SessionStatus.IN_PROGRESS
     assert logbook.sessions_changed == {7}
 
 
 def test_an_event_behind_what_is_known_changes_nothing() -> None:
-    logbook = Logbook(sessions={7: facts(SessionStatus.COMPLETED)})
-    apply(logbook, booked(), moved(SessionStarted))
+    logbook = rules.Logbook(sessions={7: facts(SessionStatus.COMPLETED)})
+    apply(logbook, booked(), moved(events.SessionStarted))
     assert logbook.sessions == {7: facts(SessionStatus.COMPLETED)}
     assert logbook.sessions_changed == set()
 
 
 def test_a_cancellation_outranks_a_completion() -> None:
-    logbook = apply(Logbook(), moved(SessionCancelled), moved(SessionCompleted))
+    logbook = apply(rules.Logbook(), moved(events.SessionCancelled), moved(events.SessionCompleted))
     assert logbook.sessions[7].status is SessionStatus.CANCELLED
 
 
@@ -140,15 +128,15 @@ def test_a_cancellation_outranks_a_completion() -> None:
     [
         booked(user_id=OTHER),
         booked(trainer_id=OTHER),
-        moved(SessionNoShow, user_id=OTHER),
-        moved(SessionCompleted, trainer_id=OTHER),
+        moved(events.SessionNoShow, user_id=OTHER),
+        moved(events.SessionCompleted, trainer_id=OTHER),
     ],
 )
 def test_an_event_giving_a_known_session_someone_else_is_refused_and_changes_nothing(
-    event: EventPayload,
+    event: events.EventPayload,
 ) -> None:
-    logbook = Logbook(sessions={7: facts(SessionStatus.SCHEDULED)})
-    with pytest.raises(SessionMismatch) as refused:
+    logbook = rules.Logbook(sessions={7: facts(SessionStatus.SCHEDULED)})
+    with pytest.raises(rules.SessionMismatch) as refused:
         apply(logbook, event)
     assert refused.value.reason.startswith(
         f"session 7 is booked for client {CLIENT} with trainer {TRAINER}, not client "
@@ -159,14 +147,16 @@ def test_an_event_giving_a_known_session_someone_else_is_refused_and_changes_not
 
 
 def test_the_first_event_about_a_session_decides_whose_it_is() -> None:
-    logbook = apply(Logbook(), moved(SessionCancelled, user_id=OTHER))
-    with pytest.raises(SessionMismatch, match=f"not client {CLIENT} with trainer {TRAINER}"):
+    logbook = apply(rules.Logbook(), moved(events.SessionCancelled, user_id=OTHER))
+    with pytest.raises(rules.SessionMismatch, match=f"not client {CLIENT} with trainer {TRAINER}"):
         apply(logbook, booked())
     assert logbook.sessions == {7: facts(SessionStatus.CANCELLED, user_id=OTHER)}
 
 
 def test_sessions_are_kept_apart() -> None:
-    logbook = apply(Logbook(), booked(1), moved(SessionStarted, 2), booked(3, user_id=OTHER))
+    logbook = apply(
+        rules.Logbook(), booked(1), moved(events.SessionStarted, 2), booked(3, user_id=OTHER)
+    )
     assert logbook.sessions == {
         1: facts(SessionStatus.SCHEDULED, session_id=1),
         2: facts(SessionStatus.IN_PROGRESS, session_id=2),
@@ -178,71 +168,85 @@ def test_sessions_are_kept_apart() -> None:
 
 
 def test_a_workout_is_stored_as_logged_recorded_when_its_event_was_sent() -> None:
-    logbook = apply(Logbook(), logged(), at=SENT + timedelta(minutes=3))
-    assert logbook.logged == [LoggedWorkout(logged(), recorded_at=SENT + timedelta(minutes=3))]
-    assert logbook.workouts == {A: KnownWorkout(WorkoutStatus.PLANNED, Totals(3, 30, 1800.0))}
+    logbook = apply(rules.Logbook(), logged(), at=SENT + timedelta(minutes=3))
+    assert logbook.logged == [
+        rules.LoggedWorkout(logged(), recorded_at=SENT + timedelta(minutes=3))
+    ]
+    assert logbook.workouts == {
+        A: rules.KnownWorkout(events.WorkoutStatus.PLANNED, rules.Totals(3, 30, 1800.0))
+    }
 
 
 def test_a_workout_event_without_a_time_is_recorded_when_it_is_read() -> None:
     payload = logged()
     envelope = build_event(payload, source="/tests/workouts").model_copy(update={"time": None})
     before = datetime.now(UTC)
-    HANDLERS[WorkoutLogged](logbook := Logbook(), Event(envelope, payload))
+    HANDLERS[events.WorkoutLogged](logbook := rules.Logbook(), Event(envelope, payload))
     assert before <= logbook.logged[0].recorded_at <= datetime.now(UTC)
 
 
 def test_a_workout_logged_again_is_stored_once_as_first_logged() -> None:
-    logbook = apply(Logbook(), logged())
+    logbook = apply(rules.Logbook(), logged())
     apply(logbook, logged(), at=SENT + timedelta(hours=1))
     assert [w.recorded_at for w in logbook.logged] == [SENT]
 
 
 def test_a_workout_already_stored_is_not_stored_again() -> None:
-    stored = KnownWorkout(WorkoutStatus.COMPLETED, Totals(3, 30, 1800.0))
-    logbook = apply(Logbook(workouts={A: stored}), logged())
+    stored = rules.KnownWorkout(events.WorkoutStatus.COMPLETED, rules.Totals(3, 30, 1800.0))
+    logbook = apply(rules.Logbook(workouts={A: stored}), logged())
     assert logbook.logged == []
     assert logbook.workouts == {A: stored}
 
 
 def test_a_move_sets_the_status_its_points_and_when() -> None:
-    logbook = apply(Logbook(), logged())
+    logbook = apply(rules.Logbook(), logged())
     apply(
         logbook,
-        changed(WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED),
+        changed(events.WorkoutStatus.COMPLETED, events.WorkoutStatus.PLANNED),
         at=SENT + timedelta(minutes=5),
     )
     assert logbook.moves == {
-        A: WorkoutMove(WorkoutStatus.COMPLETED, 34, SENT + timedelta(minutes=5))
+        A: rules.WorkoutMove(events.WorkoutStatus.COMPLETED, 34, SENT + timedelta(minutes=5))
     }
-    assert logbook.workouts[A].status is WorkoutStatus.COMPLETED
+    assert logbook.workouts[A].status is events.WorkoutStatus.COMPLETED
 
 
 def test_two_moves_of_one_workout_leave_the_last() -> None:
-    logbook = Logbook(workouts={A: KnownWorkout(WorkoutStatus.PLANNED, Totals(1, 10, 0.0))})
-    apply(logbook, changed(WorkoutStatus.IN_PROGRESS, WorkoutStatus.PLANNED))
-    apply(
-        logbook, changed(WorkoutStatus.CANCELLED, WorkoutStatus.IN_PROGRESS), at=SENT + timedelta(1)
+    logbook = rules.Logbook(
+        workouts={A: rules.KnownWorkout(events.WorkoutStatus.PLANNED, rules.Totals(1, 10, 0.0))}
     )
-    assert logbook.moves == {A: WorkoutMove(WorkoutStatus.CANCELLED, 0, SENT + timedelta(1))}
+    apply(logbook, changed(events.WorkoutStatus.IN_PROGRESS, events.WorkoutStatus.PLANNED))
+    apply(
+        logbook,
+        changed(events.WorkoutStatus.CANCELLED, events.WorkoutStatus.IN_PROGRESS),
+        at=SENT + timedelta(1),
+    )
+    assert logbook.moves == {
+        A: rules.WorkoutMove(events.WorkoutStatus.CANCELLED, 0, SENT + timedelta(1))
+    }
 
 
 def test_a_move_to_the_status_a_workout_has_changes_nothing() -> None:
-    logbook = Logbook(workouts={A: KnownWorkout(WorkoutStatus.COMPLETED, Totals())})
-    apply(logbook, changed(WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED))
+    logbook = rules.Logbook(
+        workouts={A: rules.KnownWorkout(events.WorkoutStatus.COMPLETED, rules.Totals())}
+    )
+    apply(logbook, changed(events.WorkoutStatus.COMPLETED, events.WorkoutStatus.PLANNED))
     assert logbook.moves == {}
 
 
 def test_history_is_not_judged_again() -> None:
     """A staff correction, or a change once allowed: read back, it is applied as it was."""
-    logbook = Logbook(workouts={A: KnownWorkout(WorkoutStatus.COMPLETED, Totals(1, 1, 0.0))})
-    apply(logbook, changed(WorkoutStatus.CANCELLED, WorkoutStatus.COMPLETED))
-    assert logbook.moves[A].status is WorkoutStatus.CANCELLED
+    logbook = rules.Logbook(
+        workouts={A: rules.KnownWorkout(events.WorkoutStatus.COMPLETED, rules.Totals(1, 1, 0.0))}
+    )
+    apply(logbook, changed(events.WorkoutStatus.CANCELLED, events.WorkoutStatus.COMPLETED))
+    assert logbook.moves[A].status is events.WorkoutStatus.CANCELLED
 
 
 def test_a_change_to_a_workout_never_logged_is_refused_and_changes_nothing() -> None:
-    logbook = apply(Logbook(), logged(B))
-    with pytest.raises(ChangedBeforeLogged) as refused:
-        apply(logbook, changed(WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED))
+    logbook = apply(rules.Logbook(), logged(B))
+    with pytest.raises(rules.ChangedBeforeLogged) as refused:
+        apply(logbook, changed(events.WorkoutStatus.COMPLETED, events.WorkoutStatus.PLANNED))
     assert refused.value.reason == f"workout {A} changed status before it was logged"
     assert refused.value.kind == "rejected"
     assert logbook.moves == {}

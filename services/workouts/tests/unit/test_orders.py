@@ -11,71 +11,56 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.events import (
-    EventPayload,
-    SessionCancelled,
-    SessionCompleted,
-    SessionNoShow,
-    SessionStarted,
-    WorkoutStatus,
-)
+from contracts import events
 from contracts.sessions import SessionStatus
 from servicekit.domain import RuleBroken
-from workouts.rules import (
-    BookedSessionFacts,
-    KnownWorkout,
-    Logbook,
-    experience_points,
-    furthest_status,
-    reported_by,
-    totals_of,
-)
+from workouts import rules
 
 from .test_logbook import CLIENT, OTHER, SENT, A, apply, booked, changed, logged, moved
 
 #: Every story booking allows for one session, as the events it sends in order.
-STORIES: list[list[EventPayload]] = [
+STORIES: list[list[events.EventPayload]] = [
     [booked()],
-    [booked(), moved(SessionStarted)],
-    [booked(), moved(SessionStarted), moved(SessionCompleted)],
-    [booked(), moved(SessionStarted), moved(SessionCancelled)],
-    [booked(), moved(SessionCancelled)],
-    [booked(), moved(SessionNoShow)],
+    [booked(), moved(events.SessionStarted)],
+    [booked(), moved(events.SessionStarted), moved(events.SessionCompleted)],
+    [booked(), moved(events.SessionStarted), moved(events.SessionCancelled)],
+    [booked(), moved(events.SessionCancelled)],
+    [booked(), moved(events.SessionNoShow)],
 ]
 
 #: The forward paths of a workout logged planned (see `ALLOWED_STATUS_CHANGES`).
-PATHS: list[list[WorkoutStatus]] = [
+PATHS: list[list[events.WorkoutStatus]] = [
     [],
-    [WorkoutStatus.IN_PROGRESS],
-    [WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED],
-    [WorkoutStatus.IN_PROGRESS, WorkoutStatus.CANCELLED],
-    [WorkoutStatus.COMPLETED],
-    [WorkoutStatus.SKIPPED],
-    [WorkoutStatus.CANCELLED],
+    [events.WorkoutStatus.IN_PROGRESS],
+    [events.WorkoutStatus.IN_PROGRESS, events.WorkoutStatus.COMPLETED],
+    [events.WorkoutStatus.IN_PROGRESS, events.WorkoutStatus.CANCELLED],
+    [events.WorkoutStatus.COMPLETED],
+    [events.WorkoutStatus.SKIPPED],
+    [events.WorkoutStatus.CANCELLED],
 ]
 
 
 @st.composite
-def cuts(draw: st.DrawFn, events: list[Any]) -> list[list[Any]]:
-    """`events` in their order, cut into batches at random places."""
-    ends = sorted(draw(st.sets(st.integers(1, max(len(events) - 1, 1)))))
+def cuts(draw: st.DrawFn, items: list[Any]) -> list[list[Any]]:
+    """`items` in their order, cut into batches at random places."""
+    ends = sorted(draw(st.sets(st.integers(1, max(len(items) - 1, 1)))))
     starts = [0, *ends]
-    return [events[a:b] for a, b in zip(starts, [*ends, len(events)], strict=True) if events[a:b]]
+    return [items[a:b] for a, b in zip(starts, [*ends, len(items)], strict=True) if items[a:b]]
 
 
 class Stored:
     """What the store would hold between batches, and how it loads a batch's logbook."""
 
     def __init__(self) -> None:
-        self.sessions: dict[int, BookedSessionFacts] = {}
-        self.workouts: dict[Any, KnownWorkout] = {}
-        self.refused: list[EventPayload] = []
+        self.sessions: dict[int, rules.BookedSessionFacts] = {}
+        self.workouts: dict[Any, rules.KnownWorkout] = {}
+        self.refused: list[events.EventPayload] = []
 
-    def apply_batch(self, batch: list[tuple[EventPayload, int]]) -> None:
+    def apply_batch(self, batch: list[tuple[events.EventPayload, int]]) -> None:
         """Each event with the minutes after `SENT` it was sent; a refused one is taken out
         and the batch applied again without it, as the consumer does."""
         while True:
-            logbook = Logbook(
+            logbook = rules.Logbook(
                 sessions=dict(self.sessions),
                 workouts={k: replace(w) for k, w in self.workouts.items()},
             )
@@ -100,7 +85,7 @@ def test_a_session_ends_as_its_story_in_any_order_and_batches(data: st.DataObjec
     stored = Stored()
     for batch in data.draw(cuts(list(shuffled))):
         stored.apply_batch([(payload, 0) for payload in batch])
-    last = reported_by(story[-1])
+    last = rules.reported_by(story[-1])
     assert last is not None
     assert stored.sessions == {7: last}
     assert stored.refused == []
@@ -113,22 +98,22 @@ def test_the_first_event_about_a_session_decides_whose_it_is_in_any_order(
     story = data.draw(st.sampled_from(STORIES))
     for_other = [
         booked(user_id=OTHER),
-        moved(SessionStarted, user_id=OTHER),
-        moved(SessionCancelled, user_id=OTHER),
+        moved(events.SessionStarted, user_id=OTHER),
+        moved(events.SessionCancelled, user_id=OTHER),
     ]
     others = data.draw(st.lists(st.sampled_from(for_other), min_size=1, max_size=3))
-    events = data.draw(st.permutations([*story, *others]))
+    arrived = data.draw(st.permutations([*story, *others]))
     stored = Stored()
-    for batch in data.draw(cuts(list(events))):
+    for batch in data.draw(cuts(list(arrived))):
         stored.apply_batch([(payload, 0) for payload in batch])
-    owner = events[0].user_id
-    accepted = [e for e in events if e.user_id == owner]
-    assert stored.refused == [e for e in events if e.user_id != owner]
+    owner = arrived[0].user_id
+    accepted = [e for e in arrived if e.user_id == owner]
+    assert stored.refused == [e for e in arrived if e.user_id != owner]
     status = SessionStatus.SCHEDULED
     for event in accepted:
-        reported = reported_by(event)
+        reported = rules.reported_by(event)
         assert reported is not None
-        status = furthest_status(status, reported.status)
+        status = rules.furthest_status(status, reported.status)
     assert {s: (f.user_id, f.status) for s, f in stored.sessions.items()} == {7: (owner, status)}
     assert stored.sessions[7].user_id in (CLIENT, OTHER)
 
@@ -138,24 +123,26 @@ def test_a_workout_read_back_is_the_same_however_its_events_are_batched(
     data: st.DataObject,
 ) -> None:
     path = data.draw(st.sampled_from(PATHS))
-    previous = [WorkoutStatus.PLANNED, *path]
-    events = [
+    previous = [events.WorkoutStatus.PLANNED, *path]
+    arrived: list[events.EventPayload] = [
         logged(),
         *[changed(status, before) for before, status in zip(previous, path, strict=False)],
     ]
     # Replays: the workout logged again, under other ids, anywhere after the first.
-    replays = data.draw(st.lists(st.integers(1, len(events)), max_size=2))
+    replays = data.draw(st.lists(st.integers(1, len(arrived)), max_size=2))
     for at in sorted(replays, reverse=True):
-        events.insert(at, logged())
-    timed = [(payload, minute) for minute, payload in enumerate(events)]
+        arrived.insert(at, logged())
+    timed = [(payload, minute) for minute, payload in enumerate(arrived)]
     one_batch, batched = Stored(), Stored()
     one_batch.apply_batch(timed)
     for batch in data.draw(cuts(timed)):
         batched.apply_batch(batch)
-    final = path[-1] if path else WorkoutStatus.PLANNED
-    totals = totals_of(logged().exercises)
-    assert one_batch.workouts == batched.workouts == {A: KnownWorkout(final, totals)}
-    assert experience_points(totals, final) == (34 if final is WorkoutStatus.COMPLETED else 0)
+    final = path[-1] if path else events.WorkoutStatus.PLANNED
+    totals = rules.totals_of(logged().exercises)
+    assert one_batch.workouts == batched.workouts == {A: rules.KnownWorkout(final, totals)}
+    assert rules.experience_points(totals, final) == (
+        34 if final is events.WorkoutStatus.COMPLETED else 0
+    )
     assert one_batch.refused == batched.refused == []
 
 
@@ -164,13 +151,14 @@ def test_changes_read_before_their_workout_is_logged_are_refused_in_any_order(
     data: st.DataObject,
 ) -> None:
     path = data.draw(st.sampled_from(PATHS))
-    previous = [WorkoutStatus.PLANNED, *path]
+    previous = [events.WorkoutStatus.PLANNED, *path]
     changes = [changed(status, before) for before, status in zip(previous, path, strict=False)]
-    events = data.draw(st.permutations([logged(), *changes]))
+    workout_events: list[events.WorkoutLogged | events.WorkoutStatusChanged] = [logged(), *changes]
+    arrived = data.draw(st.permutations(workout_events))
     stored = Stored()
-    for batch in data.draw(cuts([(payload, 0) for payload in events])):
+    for batch in data.draw(cuts([(payload, 0) for payload in arrived])):
         stored.apply_batch(batch)
-    logged_at = next(i for i, e in enumerate(events) if e.event_type == "WorkoutLogged")
-    assert stored.refused == list(events[:logged_at])
-    after = [e.status for e in events[logged_at + 1 :]]
-    assert stored.workouts[A].status is (after[-1] if after else WorkoutStatus.PLANNED)
+    logged_at = next(i for i, e in enumerate(arrived) if e.event_type == "WorkoutLogged")
+    assert stored.refused == list(arrived[:logged_at])
+    after = [e.status for e in arrived[logged_at + 1 :]]
+    assert stored.workouts[A].status is (after[-1] if after else events.WorkoutStatus.PLANNED)

@@ -9,45 +9,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from contracts.events import (
-    EventPayload,
-    Exercise,
-    ExerciseSet,
-    SessionBooked,
-    SessionType,
-    WorkoutStatus,
-)
+from contracts import events
 from contracts.sessions import STATUS_AFTER, SessionStatus
 from servicekit.domain import RuleBroken
-from workouts.rules import (
-    WORKOUT_EVENTS_NAMESPACE,
-    BookedSessionFacts,
-    NewWorkout,
-    SessionMismatch,
-    SessionNamedForSomeoneElse,
-    SessionNotDelivered,
-    StatusChangeForbidden,
-    Totals,
-    check_session_fits,
-    check_status_change,
-    experience_points,
-    furthest_status,
-    must_fit_session,
-    reported_by,
-    status_change_id,
-    totals_of,
-    workout_event_id,
-    workout_logged,
-)
+from workouts import rules
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
 AT = datetime(2026, 2, 1, 18, 30, tzinfo=UTC)
 A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 
 
-def exercise(name: str, *sets: tuple[int, float | None]) -> Exercise:
-    return Exercise(
-        name=name, sets=[ExerciseSet(reps=reps, weight=weight) for reps, weight in sets]
+def exercise(name: str, *sets: tuple[int, float | None]) -> events.Exercise:
+    return events.Exercise(
+        name=name, sets=[events.ExerciseSet(reps=reps, weight=weight) for reps, weight in sets]
     )
 
 
@@ -55,32 +29,34 @@ def exercise(name: str, *sets: tuple[int, float | None]) -> Exercise:
 
 
 def test_totals_count_sets_add_reps_and_weigh_reps_times_weight() -> None:
-    totals = totals_of(
+    totals = rules.totals_of(
         [
             exercise("Bench press", (10, 60.0), (8, 70.0), (6, 80.0)),
             exercise("Push-ups", (20, None), (15, None)),
         ]
     )
-    assert totals == Totals(total_sets=5, total_reps=59, total_weight=10 * 60 + 8 * 70 + 6 * 80)
+    assert totals == rules.Totals(
+        total_sets=5, total_reps=59, total_weight=10 * 60 + 8 * 70 + 6 * 80
+    )
 
 
 def test_a_set_without_weight_moves_no_weight_but_counts_its_reps() -> None:
-    assert totals_of([exercise("Plank", (1, None))]) == Totals(
+    assert rules.totals_of([exercise("Plank", (1, None))]) == rules.Totals(
         total_sets=1, total_reps=1, total_weight=0.0
     )
 
 
 def test_fractional_weights_are_weighed_exactly_enough() -> None:
-    assert totals_of([exercise("Curl", (3, 12.5), (3, 12.5))]).total_weight == 75.0
+    assert rules.totals_of([exercise("Curl", (3, 12.5), (3, 12.5))]).total_weight == 75.0
 
 
 def test_a_workout_without_exercises_or_sets_totals_zero() -> None:
-    assert totals_of([]) == Totals(0, 0, 0.0)
-    assert totals_of([exercise("Warm-up")]) == Totals(0, 0, 0.0)
+    assert rules.totals_of([]) == rules.Totals(0, 0, 0.0)
+    assert rules.totals_of([exercise("Warm-up")]) == rules.Totals(0, 0, 0.0)
 
 
 def test_zero_reps_count_as_a_set_of_nothing() -> None:
-    assert totals_of([exercise("Failed attempt", (0, 200.0))]) == Totals(1, 0, 0.0)
+    assert rules.totals_of([exercise("Failed attempt", (0, 200.0))]) == rules.Totals(1, 0, 0.0)
 
 
 # --- experience points ------------------------------------------------------------------
@@ -88,30 +64,30 @@ def test_zero_reps_count_as_a_set_of_nothing() -> None:
 
 def test_a_completed_workout_earns_ten_plus_a_point_per_set_ten_reps_and_hundred_weight() -> None:
     # 3 sets of 10 at 60: 3 sets, 30 reps, 1800 moved -> 10 + 3 + 3 + 18.
-    totals = totals_of([exercise("Squat", (10, 60.0), (10, 60.0), (10, 60.0))])
-    assert experience_points(totals, WorkoutStatus.COMPLETED) == 34
+    totals = rules.totals_of([exercise("Squat", (10, 60.0), (10, 60.0), (10, 60.0))])
+    assert rules.experience_points(totals, events.WorkoutStatus.COMPLETED) == 34
 
 
 def test_experience_points_round_each_share_down() -> None:
-    totals = Totals(total_sets=2, total_reps=19, total_weight=199.9)
-    assert experience_points(totals, WorkoutStatus.COMPLETED) == 10 + 2 + 1 + 1
+    totals = rules.Totals(total_sets=2, total_reps=19, total_weight=199.9)
+    assert rules.experience_points(totals, events.WorkoutStatus.COMPLETED) == 10 + 2 + 1 + 1
 
 
 def test_completing_an_empty_workout_earns_the_completion_points_only() -> None:
-    assert experience_points(Totals(), WorkoutStatus.COMPLETED) == 10
+    assert rules.experience_points(rules.Totals(), events.WorkoutStatus.COMPLETED) == 10
 
 
 @pytest.mark.parametrize(
     "status",
     [
-        WorkoutStatus.PLANNED,
-        WorkoutStatus.IN_PROGRESS,
-        WorkoutStatus.SKIPPED,
-        WorkoutStatus.CANCELLED,
+        events.WorkoutStatus.PLANNED,
+        events.WorkoutStatus.IN_PROGRESS,
+        events.WorkoutStatus.SKIPPED,
+        events.WorkoutStatus.CANCELLED,
     ],
 )
-def test_a_workout_not_completed_earns_nothing(status: WorkoutStatus) -> None:
-    assert experience_points(Totals(5, 50, 5000.0), status) == 0
+def test_a_workout_not_completed_earns_nothing(status: events.WorkoutStatus) -> None:
+    assert rules.experience_points(rules.Totals(5, 50, 5000.0), status) == 0
 
 
 # --- the status lifecycle ---------------------------------------------------------------
@@ -127,43 +103,49 @@ ALLOWED = {
 
 
 @pytest.mark.parametrize(
-    ("current", "requested"), list(itertools.product(WorkoutStatus, WorkoutStatus))
+    ("current", "requested"), list(itertools.product(events.WorkoutStatus, events.WorkoutStatus))
 )
-def test_statuses_only_move_forward(current: WorkoutStatus, requested: WorkoutStatus) -> None:
+def test_statuses_only_move_forward(
+    current: events.WorkoutStatus, requested: events.WorkoutStatus
+) -> None:
     if current is requested or (current, requested) in ALLOWED:
-        check_status_change(current, requested)
+        rules.check_status_change(current, requested)
     else:
         with pytest.raises(
-            StatusChangeForbidden, match=f"the workout is {current} and cannot become {requested}"
+            rules.StatusChangeForbidden,
+            match=f"the workout is {current} and cannot become {requested}",
         ):
-            check_status_change(current, requested)
+            rules.check_status_change(current, requested)
 
 
 def test_a_refused_change_says_where_the_workout_may_go() -> None:
-    with pytest.raises(StatusChangeForbidden) as refused:
-        check_status_change(WorkoutStatus.IN_PROGRESS, WorkoutStatus.SKIPPED)
+    with pytest.raises(rules.StatusChangeForbidden) as refused:
+        rules.check_status_change(events.WorkoutStatus.IN_PROGRESS, events.WorkoutStatus.SKIPPED)
     assert str(refused.value) == (
         "the workout is in_progress and cannot become skipped (it may become cancelled, completed)"
     )
-    with pytest.raises(StatusChangeForbidden, match=r"\(completed is final\)"):
-        check_status_change(WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED)
+    with pytest.raises(rules.StatusChangeForbidden, match=r"\(completed is final\)"):
+        rules.check_status_change(events.WorkoutStatus.COMPLETED, events.WorkoutStatus.PLANNED)
 
 
 @pytest.mark.parametrize(
-    ("current", "requested"), list(itertools.product(WorkoutStatus, WorkoutStatus))
+    ("current", "requested"), list(itertools.product(events.WorkoutStatus, events.WorkoutStatus))
 )
 def test_staff_may_also_call_off_a_completed_workout_and_nothing_else(
-    current: WorkoutStatus, requested: WorkoutStatus
+    current: events.WorkoutStatus, requested: events.WorkoutStatus
 ) -> None:
-    correction = (current, requested) == (WorkoutStatus.COMPLETED, WorkoutStatus.CANCELLED)
+    correction = (current, requested) == (
+        events.WorkoutStatus.COMPLETED,
+        events.WorkoutStatus.CANCELLED,
+    )
     if current is requested or (current, requested) in ALLOWED or correction:
-        check_status_change(current, requested, by_staff=True)
+        rules.check_status_change(current, requested, by_staff=True)
     else:
-        with pytest.raises(StatusChangeForbidden):
-            check_status_change(current, requested, by_staff=True)
+        with pytest.raises(rules.StatusChangeForbidden):
+            rules.check_status_change(current, requested, by_staff=True)
     if correction:
-        with pytest.raises(StatusChangeForbidden, match=r"\(completed is final\)"):
-            check_status_change(current, requested)
+        with pytest.raises(rules.StatusChangeForbidden, match=r"\(completed is final\)"):
+            rules.check_status_change(current, requested)
 
 
 # --- booked sessions --------------------------------------------------------------------
@@ -171,24 +153,26 @@ def test_staff_may_also_call_off_a_completed_workout_and_nothing_else(
 
 def known(
     status: SessionStatus = SessionStatus.SCHEDULED, user_id: int = CLIENT
-) -> BookedSessionFacts:
-    return BookedSessionFacts(session_id=7, user_id=user_id, trainer_id=TRAINER, status=status)
+) -> rules.BookedSessionFacts:
+    return rules.BookedSessionFacts(
+        session_id=7, user_id=user_id, trainer_id=TRAINER, status=status
+    )
 
 
 def test_a_session_not_known_yet_is_given_the_benefit_of_the_doubt() -> None:
-    check_session_fits(None, user_id=CLIENT, trainer_id=TRAINER)
+    rules.check_session_fits(None, user_id=CLIENT, trainer_id=TRAINER)
 
 
 @pytest.mark.parametrize(
     "status", [SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED]
 )
 def test_a_workout_fits_its_own_clients_session_with_its_trainer(status: SessionStatus) -> None:
-    check_session_fits(known(status), user_id=CLIENT, trainer_id=TRAINER)
+    rules.check_session_fits(known(status), user_id=CLIENT, trainer_id=TRAINER)
 
 
 def test_a_workout_for_another_clients_session_does_not_fit() -> None:
-    with pytest.raises(SessionMismatch) as mismatch:
-        check_session_fits(known(user_id=OTHER), user_id=CLIENT, trainer_id=TRAINER)
+    with pytest.raises(rules.SessionMismatch) as mismatch:
+        rules.check_session_fits(known(user_id=OTHER), user_id=CLIENT, trainer_id=TRAINER)
     assert str(mismatch.value) == (
         f"session 7 is booked for client {OTHER} with trainer {TRAINER}, "
         f"not client {CLIENT} with trainer {TRAINER}"
@@ -196,8 +180,8 @@ def test_a_workout_for_another_clients_session_does_not_fit() -> None:
 
 
 def test_a_workout_with_another_trainer_does_not_fit() -> None:
-    with pytest.raises(SessionMismatch, match=f"not client {CLIENT} with trainer {OTHER}"):
-        check_session_fits(known(), user_id=CLIENT, trainer_id=OTHER)
+    with pytest.raises(rules.SessionMismatch, match=f"not client {CLIENT} with trainer {OTHER}"):
+        rules.check_session_fits(known(), user_id=CLIENT, trainer_id=OTHER)
 
 
 @pytest.mark.parametrize(
@@ -208,13 +192,13 @@ def test_a_workout_with_another_trainer_does_not_fit() -> None:
     ],
 )
 def test_a_session_never_delivered_takes_no_workout(status: SessionStatus, reason: str) -> None:
-    with pytest.raises(SessionNotDelivered, match=reason):
-        check_session_fits(known(status), user_id=CLIENT, trainer_id=TRAINER)
+    with pytest.raises(rules.SessionNotDelivered, match=reason):
+        rules.check_session_fits(known(status), user_id=CLIENT, trainer_id=TRAINER)
 
 
 def test_a_mismatch_is_reported_before_a_cancellation() -> None:
-    with pytest.raises(SessionMismatch):
-        check_session_fits(
+    with pytest.raises(rules.SessionMismatch):
+        rules.check_session_fits(
             known(SessionStatus.CANCELLED, user_id=OTHER), user_id=CLIENT, trainer_id=TRAINER
         )
 
@@ -233,39 +217,39 @@ def test_a_sessions_story_ends_the_same_in_any_order(history: list[str]) -> None
     for order in itertools.permutations(statuses):
         seen = order[0]
         for status in order[1:]:
-            seen = furthest_status(seen, status)
+            seen = rules.furthest_status(seen, status)
         assert seen is statuses[-1], order
 
 
 def test_a_new_workout_naming_someone_elses_session_is_refused_as_named_wrongly() -> None:
-    with pytest.raises(SessionNamedForSomeoneElse, match=f"not client {OTHER} with trainer"):
-        check_session_fits(
-            known(), user_id=OTHER, trainer_id=TRAINER, refusal=SessionNamedForSomeoneElse
+    with pytest.raises(rules.SessionNamedForSomeoneElse, match=f"not client {OTHER} with trainer"):
+        rules.check_session_fits(
+            known(), user_id=OTHER, trainer_id=TRAINER, refusal=rules.SessionNamedForSomeoneElse
         )
 
 
 def test_the_refusal_asked_for_does_not_change_a_cancellation() -> None:
-    with pytest.raises(SessionNotDelivered):
-        check_session_fits(
+    with pytest.raises(rules.SessionNotDelivered):
+        rules.check_session_fits(
             known(SessionStatus.CANCELLED),
             user_id=CLIENT,
             trainer_id=TRAINER,
-            refusal=SessionNamedForSomeoneElse,
+            refusal=rules.SessionNamedForSomeoneElse,
         )
 
 
 def test_refusals_are_rule_breaks_dead_lettered_as_rejected() -> None:
-    for refusal in (StatusChangeForbidden, SessionMismatch, SessionNotDelivered):
+    for refusal in (rules.StatusChangeForbidden, rules.SessionMismatch, rules.SessionNotDelivered):
         assert issubclass(refusal, RuleBroken)
         assert refusal("why").kind == "rejected"
-    assert issubclass(SessionNamedForSomeoneElse, SessionMismatch)
+    assert issubclass(rules.SessionNamedForSomeoneElse, rules.SessionMismatch)
 
 
 @pytest.mark.parametrize(
     ("payload", "status"),
     [
         (
-            SessionBooked(session_id=7, user_id=CLIENT, trainer_id=TRAINER, session_date=AT),
+            events.SessionBooked(session_id=7, user_id=CLIENT, trainer_id=TRAINER, session_date=AT),
             "scheduled",
         ),
         *[
@@ -275,14 +259,16 @@ def test_refusals_are_rule_breaks_dead_lettered_as_rejected() -> None:
     ],
 )
 def test_every_booking_event_reports_its_session_and_how_far_along_it_is(
-    payload: EventPayload, status: str
+    payload: events.EventPayload, status: str
 ) -> None:
-    assert reported_by(payload) == known(SessionStatus(status))
+    assert rules.reported_by(payload) == known(SessionStatus(status))
 
 
 def test_other_events_report_no_session() -> None:
     assert (
-        reported_by(workout_logged(NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT))
+        rules.reported_by(
+            rules.workout_logged(rules.NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT)
+        )
         is None
     )
 
@@ -291,35 +277,41 @@ def test_other_events_report_no_session() -> None:
 
 
 def test_a_new_workout_is_announced_with_its_totals_and_points() -> None:
-    new = NewWorkout(
+    new = rules.NewWorkout(
         user_id=CLIENT,
         title="Legs",
-        session_type=SessionType.TRAINER_LED,
+        session_type=events.SessionType.TRAINER_LED,
         session_id=7,
         trainer_id=TRAINER,
         duration=45,
         intensity=6,
         exercises=[exercise("Squat", (10, 60.0), (10, 60.0), (10, 60.0))],
     )
-    logged = workout_logged(new, workout_id=A, at=AT)
+    logged = rules.workout_logged(new, workout_id=A, at=AT)
     assert (logged.workout_id, logged.user_id, logged.title) == (A, CLIENT, "Legs")
     assert (logged.session_type, logged.session_id, logged.trainer_id) == (
-        SessionType.TRAINER_LED,
+        events.SessionType.TRAINER_LED,
         7,
         TRAINER,
     )
-    assert (logged.duration, logged.intensity, logged.status) == (45, 6, WorkoutStatus.COMPLETED)
+    assert (logged.duration, logged.intensity, logged.status) == (
+        45,
+        6,
+        events.WorkoutStatus.COMPLETED,
+    )
     assert (logged.total_sets, logged.total_reps, logged.total_weight) == (3, 30, 1800.0)
     assert logged.experience_points == 34
     assert logged.exercises == new.exercises
 
 
 def test_a_new_workout_without_a_date_is_dated_when_logged_and_any_date_is_kept_in_utc() -> None:
-    undated = workout_logged(NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT)
+    undated = rules.workout_logged(
+        rules.NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT
+    )
     assert undated.date == AT
     paris = timezone(timedelta(hours=1))
-    dated = workout_logged(
-        NewWorkout(user_id=CLIENT, title="Run", date=datetime(2026, 3, 1, 9, tzinfo=paris)),
+    dated = rules.workout_logged(
+        rules.NewWorkout(user_id=CLIENT, title="Run", date=datetime(2026, 3, 1, 9, tzinfo=paris)),
         workout_id=A,
         at=AT,
     )
@@ -328,42 +320,48 @@ def test_a_new_workout_without_a_date_is_dated_when_logged_and_any_date_is_kept_
 
 
 def test_a_planned_workout_is_announced_with_no_points() -> None:
-    planned = NewWorkout(
+    planned = rules.NewWorkout(
         user_id=CLIENT,
         title="Run",
-        status=WorkoutStatus.PLANNED,
+        status=events.WorkoutStatus.PLANNED,
         exercises=[exercise("Row", (5, 10.0))],
     )
-    logged = workout_logged(planned, workout_id=A, at=AT)
+    logged = rules.workout_logged(planned, workout_id=A, at=AT)
     assert (logged.total_sets, logged.experience_points) == (1, 0)
 
 
 @pytest.mark.parametrize(
     ("session_type", "status", "must_fit"),
     [
-        (SessionType.TRAINER_LED, WorkoutStatus.IN_PROGRESS, True),
-        (SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, True),
-        (SessionType.TRAINER_LED, WorkoutStatus.SKIPPED, False),
-        (SessionType.TRAINER_LED, WorkoutStatus.CANCELLED, False),
-        (SessionType.SOLO, WorkoutStatus.COMPLETED, False),
-        (SessionType.SOLO, WorkoutStatus.IN_PROGRESS, False),
+        (events.SessionType.TRAINER_LED, events.WorkoutStatus.IN_PROGRESS, True),
+        (events.SessionType.TRAINER_LED, events.WorkoutStatus.COMPLETED, True),
+        (events.SessionType.TRAINER_LED, events.WorkoutStatus.SKIPPED, False),
+        (events.SessionType.TRAINER_LED, events.WorkoutStatus.CANCELLED, False),
+        (events.SessionType.SOLO, events.WorkoutStatus.COMPLETED, False),
+        (events.SessionType.SOLO, events.WorkoutStatus.IN_PROGRESS, False),
     ],
 )
 def test_only_a_trainer_led_workout_being_delivered_must_fit_its_session(
-    session_type: SessionType, status: WorkoutStatus, must_fit: bool
+    session_type: events.SessionType, status: events.WorkoutStatus, must_fit: bool
 ) -> None:
-    assert must_fit_session(session_type, status) is must_fit
+    assert rules.must_fit_session(session_type, status) is must_fit
 
 
 def test_the_same_change_always_carries_the_same_event_id_and_others_another() -> None:
-    started = status_change_id(A, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS)
-    assert started == status_change_id(A, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS)
-    assert started == workout_event_id(A, "planned->in_progress")
+    started = rules.status_change_id(
+        A, events.WorkoutStatus.PLANNED, events.WorkoutStatus.IN_PROGRESS
+    )
+    assert started == rules.status_change_id(
+        A, events.WorkoutStatus.PLANNED, events.WorkoutStatus.IN_PROGRESS
+    )
+    assert started == rules.workout_event_id(A, "planned->in_progress")
     ids = {
         started,
-        status_change_id(A, WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED),
-        status_change_id(B, WorkoutStatus.PLANNED, WorkoutStatus.IN_PROGRESS),
-        workout_event_id(A, "logged"),
+        rules.status_change_id(A, events.WorkoutStatus.IN_PROGRESS, events.WorkoutStatus.COMPLETED),
+        rules.status_change_id(B, events.WorkoutStatus.PLANNED, events.WorkoutStatus.IN_PROGRESS),
+        rules.workout_event_id(A, "logged"),
     }
     assert len(ids) == 4
-    assert workout_event_id(A, "logged") == str(uuid.uuid5(WORKOUT_EVENTS_NAMESPACE, f"{A}:logged"))
+    assert rules.workout_event_id(A, "logged") == str(
+        uuid.uuid5(rules.WORKOUT_EVENTS_NAMESPACE, f"{A}:logged")
+    )
