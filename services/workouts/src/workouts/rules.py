@@ -1,4 +1,4 @@
-"""The workout rules, in the business's words: every one of them is in this file. Pure:
+"""The workout rules, in the business's words (who may do what is in `access`). Pure:
 no I/O, no clock, no database (moments are passed in).
 
 - Totals come from the exercises: every set counts, reps add up, and the weight moved is the
