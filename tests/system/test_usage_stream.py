@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from analytics.main import create_app
 from analytics.settings import Settings
-from analytics.tracker import USAGE_CHANGED
+from analytics.store import USAGE_CHANGED
 from contracts.events import WorkoutLogged
 from contracts.identity import Role
 from contracts.services import Service

@@ -17,6 +17,7 @@ from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
+from servicekit.tracing import TraceParent
 from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
@@ -24,7 +25,6 @@ from testkit.helpers import (
     outbox_events,
     outbox_records,
 )
-from servicekit.tracing import TraceParent
 
 from .stories import (
     CLIENT,
@@ -442,8 +442,10 @@ async def test_a_batch_announces_each_clients_usage_once_as_it_left_it(
     assert len(await announcements(runtime)) == 2  # one per client
     usage_of_client, record = announced[CLIENT]
     assert usage_of_client.to_json_dict() == {
-        "userId": CLIENT, **(await usage(api)), "asOf": "2026-01-09T09:00:00Z"  # day(4)
-    }  # fmt: skip
+        "userId": CLIENT,
+        **(await usage(api)),
+        "asOf": "2026-01-09T09:00:00Z",  # day(4)
+    }
     assert counts_of(usage_of_client) == (3, 2, 1)
     # In the trace of the client's last change (the older workout), in a span of its own.
     parent = TraceParent.parse(dict(record.headers)["traceparent"].decode())

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.sse import ServerSentEvent
 from prometheus_client import CollectorRegistry
 
+from analytics.store import USAGE_CHANGED
 from analytics.stream import UsageStreams, event_id_of
-from analytics.tracker import USAGE_CHANGED
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
 from testkit.helpers import Deliver, eventually

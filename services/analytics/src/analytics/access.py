@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from analytics.models import TrainerClient
 
 
-async def trains(session: AsyncSession, trainer_id: int, user_id: int) -> bool:
+async def trains(db: AsyncSession, trainer_id: int, user_id: int) -> bool:
     named_together = exists().where(
         TrainerClient.trainer_id == trainer_id, TrainerClient.user_id == user_id
     )
-    return bool(await session.scalar(select(named_together)))
+    return bool(await db.scalar(select(named_together)))

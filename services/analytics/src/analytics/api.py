@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
+from analytics.queries import usage_of
 from analytics.stream import UsageStreams
-from analytics.tracker import usage_of
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
 from servicekit.auth import Caller, CallerDep, require_client_records
 from servicekit.db import Database
-from servicekit.runtime import ServiceRuntime
+from servicekit.runtime import Runtime
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
@@ -34,48 +34,43 @@ class SessionUsageReport(ContractModel):
     credits: Balance
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-async def _may_read(session: AsyncSession, caller: Caller, user_id: int) -> None:
+async def _may_read(db: AsyncSession, caller: Caller, user_id: int) -> None:
     """A client reads their own usage, a trainer that of the clients they train."""
-    await require_client_records(caller, user_id, trains=partial(trains, session), what="usage")
+    await require_client_records(caller, user_id, trains=partial(trains, db), what="usage")
 
 
-async def _usage_report(session: AsyncSession, user_id: int) -> SessionUsageReport:
-    usage = await usage_of(session, user_id)
+async def _usage_report(db: AsyncSession, user_id: int) -> SessionUsageReport:
+    usage = await usage_of(db, user_id)
     return SessionUsageReport(
         total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
     )
 
 
-async def _report(user_id: int, caller: Caller, request: Request) -> SessionUsageReport:
-    async with _runtime(request).database.sessions() as session:
-        await _may_read(session, caller, user_id)
-        return await _usage_report(session, user_id)
+async def _report(user_id: int, caller: Caller, runtime: Runtime) -> SessionUsageReport:
+    async with runtime.database.sessions() as db:
+        await _may_read(db, caller, user_id)
+        return await _usage_report(db, user_id)
 
 
 async def read_usage_json(database: Database, user_id: int) -> str:
     """A client's usage in JSON, as the usage endpoint answers it (for its event stream)."""
-    async with database.sessions() as session:
-        return (await _usage_report(session, user_id)).model_dump_json(by_alias=True)
+    async with database.sessions() as db:
+        return (await _usage_report(db, user_id)).model_dump_json(by_alias=True)
 
 
-async def _readable_usage(user_id: UserId, caller: CallerDep, request: Request) -> int:
+async def _readable_usage(user_id: UserId, caller: CallerDep, runtime: Runtime) -> int:
     """The usage endpoint's access check, run before a stream starts: a refusal is then an
     answer (401, 403), not a broken stream."""
-    async with _runtime(request).database.sessions() as session:
-        await _may_read(session, caller, user_id)
+    async with runtime.database.sessions() as db:
+        await _may_read(db, caller, user_id)
     return user_id
 
 
 @router.get("/{user_id}/session-usage", response_model=SessionUsageReport)
 async def get_session_usage(
-    user_id: UserId, caller: CallerDep, request: Request
+    user_id: UserId, caller: CallerDep, runtime: Runtime
 ) -> SessionUsageReport:
-    return await _report(user_id, caller, request)
+    return await _report(user_id, caller, runtime)
 
 
 @router.get("/{user_id}/session-usage/events", response_class=EventSourceResponse)
@@ -100,7 +95,7 @@ async def stream_session_usage(
 
 
 @router.get("/{user_id}/session-usage/chart", response_class=PlainTextResponse)
-async def get_session_usage_chart(user_id: UserId, caller: CallerDep, request: Request) -> str:
+async def get_session_usage_chart(user_id: UserId, caller: CallerDep, runtime: Runtime) -> str:
     """The dashboard's two charts (Workout Type Distribution, Session Credits) as text bars."""
-    report = await _report(user_id, caller, request)
+    report = await _report(user_id, caller, runtime)
     return render_usage_charts(report.to_json_dict())

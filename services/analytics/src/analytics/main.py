@@ -6,8 +6,10 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from analytics import api, consumers
+from analytics import api
+from analytics.handlers import HANDLERS
 from analytics.settings import Settings
+from analytics.store import UsageStore
 from analytics.stream import UsageStreams
 from contracts import principals
 from servicekit.runner import serve
@@ -22,7 +24,7 @@ OUTPUT_TOPICS = principals.ANALYTICS.writes
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    consumers.register(runtime.consumer, runtime.outbox)
+    runtime.consumer.handle(UsageStore(runtime.outbox), HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
     app = runtime.create_app(title="Analytics service", routers=[api.router])

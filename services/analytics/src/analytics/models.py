@@ -55,7 +55,7 @@ class UserUsage(Base):
     trainer_led_count: Mapped[int] = mapped_column(Integer, server_default="0")
     credits_total: Mapped[int] = mapped_column(Integer, server_default="0")
     credits_used: Mapped[int] = mapped_column(Integer, server_default="0")
-    #: When the usage last changed (see `tracker.py`); null until it first does.
+    #: When the usage last changed (see `rules.py`); null until it first does.
     as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

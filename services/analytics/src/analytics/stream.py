@@ -2,7 +2,7 @@
 server-sent events of `GET /api/analytics/{userId}/session-usage/events`.
 
 Every transaction that changes a client's usage notifies `USAGE_CHANGED` with the user id at
-commit (`analytics.tracker`), in whichever replica applied it. While a process has streams
+commit (`analytics.store`), in whichever replica applied it. While a process has streams
 open it listens on one connection of its own and wakes the streams of that client; each then
 reads the usage and sends it when it differs from what it sent last. Each event carries the
 whole usage, so a notification missed costs time, never a change: a stream reads again
@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi.sse import ServerSentEvent
 from prometheus_client import CollectorRegistry, Gauge
 
-from analytics.tracker import USAGE_CHANGED
+from analytics.store import USAGE_CHANGED
 from servicekit.notifications import listen
 
 #: The SSE event name of a usage (`addEventListener("usage", …)` in a browser).

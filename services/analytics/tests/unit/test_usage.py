@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.usage import CompletedWorkouts, SessionUsage, percentage
+from analytics.rules import CompletedWorkouts, SessionUsage, percentage
 from contracts.events import Balance, SessionType
 
 

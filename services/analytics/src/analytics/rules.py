@@ -1,0 +1,226 @@
+"""A client's session usage, in the spec's terms, and how events change it. Pure: plain
+state, no clock, no I/O.
+
+Usage is how a client's completed workouts split between solo and trainer-led, and where
+their session credits stand. The store loads a batch's clients and workouts into a
+`UsageBook`, the handlers record each event on it in order, and the store writes what
+changed, with one announcement per client whose usage changed.
+
+Why the final state does not depend on arrival order: a client's usage has two independent
+halves. The workout counts depend only on `workouts.workout-sessions` and the credit balance
+only on `credits.ledger`; each topic delivers one client's events in order (key `userId`),
+and how the two topics interleave changes which intermediate usages are announced, never the
+last one. Whether an event changes usage likewise depends only on its own topic's history,
+so `asOf` (the latest change's time, see `UsageBook._settle`) ends the same too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from contracts.events import Balance, SessionType, SessionUsageUpdated, TypeUsage, WorkoutStatus
+from servicekit.domain import Announced, RuleBroken
+
+ONE_DECIMAL = Decimal("0.1")
+
+
+def no_credits() -> Balance:
+    return Balance(total=0, used=0, remaining=0)
+
+
+def percentage(part: int, whole: int) -> Decimal:
+    """`part` as a percentage of `whole`, rounded half up to one decimal (2 of 3 -> 66.7).
+    Decimal, not float: 0.25 of a tenth must round up, and binary floats cannot hold it."""
+    if whole == 0:
+        # A client with no completed workouts has no split to show, not an error.
+        return Decimal("0.0")
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(ONE_DECIMAL, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedWorkouts:
+    """Completed workouts by session type: the only workouts usage counts."""
+
+    solo: int = 0
+    trainer_led: int = 0
+
+    @classmethod
+    def from_counts(cls, counts: dict[SessionType, int]) -> CompletedWorkouts:
+        return cls(
+            solo=counts.get(SessionType.SOLO, 0),
+            trainer_led=counts.get(SessionType.TRAINER_LED, 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUsage:
+    workouts: CompletedWorkouts = field(default_factory=CompletedWorkouts)
+    credits: Balance = field(default_factory=no_credits)
+
+    @property
+    def total(self) -> int:
+        return self.workouts.solo + self.workouts.trainer_led
+
+    @property
+    def solo(self) -> TypeUsage:
+        return self._share(self.workouts.solo)
+
+    @property
+    def trainer_led(self) -> TypeUsage:
+        return self._share(self.workouts.trainer_led)
+
+    def _share(self, count: int) -> TypeUsage:
+        # The contract carries a JSON number; one decimal survives the trip through float.
+        return TypeUsage(count=count, percentage=float(percentage(count, self.total)))
+
+    def announcement(self, user_id: int, *, as_of: datetime) -> SessionUsageUpdated:
+        return SessionUsageUpdated(
+            user_id=user_id,
+            total=self.total,
+            solo=self.solo,
+            trainer_led=self.trainer_led,
+            credits=self.credits,
+            as_of=as_of,
+        )
+
+
+class UsageNotRecordable(RuleBroken):
+    """An event that can never be applied to usage; the reason says why."""
+
+
+class WorkoutOfAnotherClient(UsageNotRecordable):
+    pass
+
+
+@dataclass(slots=True)
+class KnownWorkout:
+    """What usage needs of a workout: whose it is, its type, its status."""
+
+    user_id: int
+    session_type: SessionType
+    status: WorkoutStatus
+    #: The event that last described it, to trace a count back to its source.
+    changed_by: str
+
+    def counted(self) -> SessionType | None:
+        """The session type it counts under in usage: only completed workouts count."""
+        return self.session_type if self.status == WorkoutStatus.COMPLETED else None
+
+
+@dataclass(slots=True)
+class ClientUsage:
+    """A client's usage as stored; `changed` once an event changed it."""
+
+    user_id: int
+    solo_count: int = 0
+    trainer_led_count: int = 0
+    credits_total: int = 0
+    credits_used: int = 0
+    as_of: datetime | None = None
+    changed: bool = False
+
+    @property
+    def usage(self) -> SessionUsage:
+        return SessionUsage(
+            workouts=CompletedWorkouts(solo=self.solo_count, trainer_led=self.trainer_led_count),
+            credits=Balance(
+                total=self.credits_total,
+                used=self.credits_used,
+                remaining=self.credits_total - self.credits_used,
+            ),
+        )
+
+
+@dataclass
+class UsageBook:
+    """The usage of the clients one batch names, and the workouts it names: decided in
+    memory, one event after another in their order, then written by the store at once."""
+
+    #: The id of each announcement: a fresh one every time (the store's `uuid4`), since the
+    #: same cause can lead to different usages in different replays.
+    new_id: Callable[[], str]
+    usages: dict[int, ClientUsage] = field(default_factory=dict)
+    #: Each client's completed workouts by session type.
+    completed: dict[int, Counter[SessionType]] = field(default_factory=dict)
+    workouts: dict[uuid.UUID, KnownWorkout] = field(default_factory=dict)
+    changed_workouts: set[uuid.UUID] = field(default_factory=set)
+    #: (trainer, client) pairs the batch named together.
+    trainer_clients: set[tuple[int, int]] = field(default_factory=set)
+    #: Each client whose usage changed: its usage as the batch left it, in the trace
+    #: context of the event that last changed it (see `_settle`).
+    announced: dict[int, Announced] = field(default_factory=dict)
+
+    def client(self, user_id: int) -> ClientUsage:
+        """A client's usage; one the store found nothing of has none of anything."""
+        usage = self.usages.get(user_id)
+        if usage is None:
+            usage = self.usages[user_id] = ClientUsage(user_id)
+        return usage
+
+    def record_workout(
+        self,
+        *,
+        workout_id: uuid.UUID,
+        user_id: int,
+        session_type: SessionType,
+        status: WorkoutStatus,
+        changed_by: str,
+        at: datetime,
+    ) -> None:
+        """A workout as its latest event describes it: logged, or its status changed. One
+        never seen before is taken as it is described, so a history that starts midway
+        (a status change without its WorkoutLogged) still counts."""
+        workout = self.workouts.get(workout_id)
+        if workout is not None and workout.user_id != user_id:
+            raise WorkoutOfAnotherClient(
+                f"workout {workout_id} belongs to client {workout.user_id}, not {user_id}"
+            )
+        row = self.client(user_id)
+        counts = self.completed.setdefault(user_id, Counter())
+        if workout is not None and (before := workout.counted()) is not None:
+            counts[before] -= 1
+        workout = KnownWorkout(user_id, session_type, status, changed_by)
+        self.workouts[workout_id] = workout
+        self.changed_workouts.add(workout_id)
+        if (after := workout.counted()) is not None:
+            counts[after] += 1
+        completed = CompletedWorkouts.from_counts(dict(counts))
+        self._settle(row, SessionUsage(completed, row.usage.credits), at=at)
+
+    def record_credit_balance(self, *, user_id: int, balance: Balance, at: datetime) -> None:
+        """The client's balance as the ledger's latest entry left it. One client's ledger
+        events arrive in order (one partition), so the latest applied is the current one."""
+        row = self.client(user_id)
+        self._settle(row, SessionUsage(row.usage.workouts, balance), at=at)
+
+    def record_trainer_of(self, *, user_id: int, trainer_id: int) -> None:
+        """The trainer trains the client: an event named them together."""
+        self.trainer_clients.add((trainer_id, user_id))
+
+    def _settle(self, row: ClientUsage, usage: SessionUsage, *, at: datetime) -> None:
+        """Keep `usage` unless it is what the client already had, and announce it.
+
+        `asOf` is the time of the event that changed usage, and never moves backwards: an
+        older event applied after a newer one (the two topics interleave freely) leaves it
+        at the newer time. It is then the same after any arrival order, and after a rebuild.
+
+        The usage topic is compacted (the latest per client is what counts), so a batch
+        announces each client once, as it left them: a later change replaces the earlier
+        announcement, in the trace context of its own event.
+        """
+        if usage == row.usage:
+            return
+        row.solo_count = usage.workouts.solo
+        row.trainer_led_count = usage.workouts.trainer_led
+        row.credits_total = usage.credits.total
+        row.credits_used = usage.credits.used
+        row.as_of = at if row.as_of is None else max(row.as_of, at)
+        row.changed = True
+        self.announced[row.user_id] = Announced(
+            usage.announcement(row.user_id, as_of=row.as_of), self.new_id()
+        )
