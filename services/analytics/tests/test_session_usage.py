@@ -302,8 +302,8 @@ async def test_announcements_go_to_the_usage_topic_keyed_by_client(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
     await deliver(logged("solo"))
-    async with runtime.database.sessions() as session:
-        rows = (await session.execute(select(outbox.c.topic, outbox.c.key))).all()
+    async with runtime.database.sessions() as db:
+        rows = (await db.execute(select(outbox.c.topic, outbox.c.key))).all()
     assert [(row.topic, row.key) for row in rows] == [
         (runtime.settings.kafka_topic_prefix + "analytics.session-usage", str(CLIENT).encode())
     ]
@@ -405,8 +405,8 @@ async def test_the_largest_storable_user_id_is_served(api: AsyncClient) -> None:
 
 
 async def _start_afresh(owner_database: Database) -> None:
-    async with owner_database.transaction() as session:
-        await session.execute(text("truncate workouts, session_usage, outbox, processed_events"))
+    async with owner_database.transaction() as db:
+        await db.execute(text("truncate workouts, session_usage, outbox, processed_events"))
 
 
 async def test_a_batch_announces_each_clients_usage_once_as_it_left_it(
