@@ -19,8 +19,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from contracts.events import Balance, SessionType, SessionUsageUpdated, TypeUsage, WorkoutStatus
@@ -135,15 +135,21 @@ class ClientUsage:
             ),
         )
 
+    def announcement(self) -> SessionUsageUpdated:
+        assert self.as_of is not None  # set by the first change
+        return self.usage.announcement(self.user_id, as_of=self.as_of)
+
+
+#: A change's announcement until the batch is over, never published: what it keeps is the
+#: trace context it was made in; `UsageBook.announcements` gives it the usage and an id.
+_UNTIL_THE_BATCH_ENDS = SessionUsage().announcement(1, as_of=datetime.min.replace(tzinfo=UTC))
+
 
 @dataclass
 class UsageBook:
     """The usage of the clients one batch names, and the workouts it names: decided in
     memory, one event after another in their order, then written by the store at once."""
 
-    #: The id of each announcement: a fresh one every time (the store's `uuid4`), since the
-    #: same cause can lead to different usages in different replays.
-    new_id: Callable[[], str]
     usages: dict[int, ClientUsage] = field(default_factory=dict)
     #: Each client's completed workouts by session type.
     completed: dict[int, Counter[SessionType]] = field(default_factory=dict)
@@ -151,9 +157,9 @@ class UsageBook:
     changed_workouts: set[uuid.UUID] = field(default_factory=set)
     #: (trainer, client) pairs the batch named together.
     trainer_clients: set[tuple[int, int]] = field(default_factory=set)
-    #: Each client whose usage changed: its usage as the batch left it, in the trace
-    #: context of the event that last changed it (see `_settle`).
-    announced: dict[int, Announced] = field(default_factory=dict)
+    #: Each client whose usage changed, in the trace context of the event that last
+    #: changed it (see `announcements`).
+    changes: dict[int, Announced] = field(default_factory=dict)
 
     def client(self, user_id: int) -> ClientUsage:
         """A client's usage; one the store found nothing of has none of anything."""
@@ -181,7 +187,9 @@ class UsageBook:
                 f"workout {workout_id} belongs to client {workout.user_id}, not {user_id}"
             )
         row = self.client(user_id)
-        counts = self.completed.setdefault(user_id, Counter())
+        counts = self.completed.get(user_id)
+        if counts is None:
+            counts = self.completed[user_id] = Counter()
         if workout is not None and (before := workout.counted()) is not None:
             counts[before] -= 1
         workout = KnownWorkout(user_id, session_type, status, changed_by)
@@ -203,15 +211,11 @@ class UsageBook:
         self.trainer_clients.add((trainer_id, user_id))
 
     def _settle(self, row: ClientUsage, usage: SessionUsage, *, at: datetime) -> None:
-        """Keep `usage` unless it is what the client already had, and announce it.
+        """Keep `usage` unless it is what the client already had; `announcements` tells it.
 
         `asOf` is the time of the event that changed usage, and never moves backwards: an
         older event applied after a newer one (the two topics interleave freely) leaves it
         at the newer time. It is then the same after any arrival order, and after a rebuild.
-
-        The usage topic is compacted (the latest per client is what counts), so a batch
-        announces each client once, as it left them: a later change replaces the earlier
-        announcement, in the trace context of its own event.
         """
         if usage == row.usage:
             return
@@ -221,6 +225,15 @@ class UsageBook:
         row.credits_used = usage.credits.used
         row.as_of = at if row.as_of is None else max(row.as_of, at)
         row.changed = True
-        self.announced[row.user_id] = Announced(
-            usage.announcement(row.user_id, as_of=row.as_of), self.new_id()
-        )
+        self.changes[row.user_id] = Announced(_UNTIL_THE_BATCH_ENDS, event_id="")
+
+    def announcements(self, new_id: Callable[[], str]) -> list[Announced]:
+        """One per client whose usage changed: its usage as the batch left it, in the trace
+        context of the event that last changed it. The usage topic is compacted (the latest
+        per client is what counts), so the states a batch passed through are not worth a
+        record each. Each gets a fresh id (`new_id`): the same cause can lead to different
+        usages in different replays."""
+        return [
+            replace(change, payload=self.usages[user_id].announcement(), event_id=new_id())
+            for user_id, change in self.changes.items()
+        ]

@@ -69,7 +69,7 @@ class UsageStore:
 
     async def load(self, db: AsyncSession, events: Sequence[Event[Any]]) -> UsageBook:
         """Lock and load the usage of every client the events name, and the workouts."""
-        book = UsageBook(_new_id)
+        book = UsageBook()
         clients = sorted({event.payload.user_id for event in events})
         workout_ids = sorted(
             {
@@ -153,4 +153,4 @@ class UsageStore:
         if book.trainer_clients:
             pairs = [{"trainer_id": t, "user_id": u} for t, u in sorted(book.trainer_clients)]
             await db.execute(_ADD_TRAINER_CLIENTS, columns_of(pairs, _TRAINER_CLIENT_COLUMNS))
-        await self.outbox.insert(db, self.outbox.prepare_decided(book.announced.values()))
+        await self.outbox.insert(db, self.outbox.prepare_decided(book.announcements(_new_id)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,13 +25,10 @@ def event(
     return Event(build_event(payload, source="/tests", event_id=event_id, time=time), payload)
 
 
-def numbered_ids() -> Iterable[str]:
-    return (f"announcement-{n}" for n in itertools.count(1))
-
-
-def fresh_book() -> UsageBook:
-    ids = iter(numbered_ids())
-    return UsageBook(lambda: next(ids))
+def numbered_ids() -> Callable[[], str]:
+    """Announcement ids, `announcement-1` and on, instead of the store's random ones."""
+    ids = (f"announcement-{n}" for n in itertools.count(1))
+    return lambda: next(ids)
 
 
 def apply(book: UsageBook, *events: Event[Any]) -> UsageBook:
@@ -55,7 +52,7 @@ class Stored:
     def load(self, events: Iterable[Event[Any]]) -> UsageBook:
         """As `UsageStore.load`: every client the events name (a row made if missing),
         their completed workouts counted from the stored ones, the workouts named."""
-        book = fresh_book()
+        book = UsageBook()
         named = list(events)
         for user_id in sorted({e.payload.user_id for e in named}):
             usage = self.usages.get(user_id, ClientUsage(user_id))
@@ -80,7 +77,7 @@ class Stored:
             if usage.changed:
                 self.usages[user_id] = usage
         self.trainer_clients |= book.trainer_clients
-        self.announced.extend(a.payload for a in book.announced.values())
+        self.announced.extend(a.payload for a in book.announcements(numbered_ids()))
 
     def run(self, batch: list[Event[Any]]) -> None:
         self.write(apply(self.load(batch), *batch))

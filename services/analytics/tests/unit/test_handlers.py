@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analytics.handlers import HANDLERS
-from analytics.rules import KnownWorkout
+from analytics.rules import KnownWorkout, UsageBook
 from contracts.events import (
     CreditDeductionRejected,
     CreditsGranted,
@@ -26,7 +26,7 @@ from ..stories import (
     restored,
     status_changed,
 )
-from .book import apply, event, fresh_book
+from .book import apply, event
 
 
 def test_workouts_and_ledger_balances_are_handled_and_nothing_else() -> None:
@@ -42,7 +42,7 @@ def test_workouts_and_ledger_balances_are_handled_and_nothing_else() -> None:
 
 def test_a_logged_workout_is_recorded_with_its_event_id_and_time() -> None:
     workout = logged("trainer-led")
-    book = apply(fresh_book(), event(workout, "log-1", time=day(3)))
+    book = apply(UsageBook(), event(workout, "log-1", time=day(3)))
     assert book.workouts[workout.workout_id] == KnownWorkout(
         CLIENT, SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, "log-1"
     )
@@ -53,7 +53,7 @@ def test_a_logged_workout_is_recorded_with_its_event_id_and_time() -> None:
 def test_a_status_change_is_recorded_like_a_logged_workout() -> None:
     workout = logged("solo", "planned")
     book = apply(
-        fresh_book(),
+        UsageBook(),
         event(workout, "log", time=day(1)),
         event(status_changed(workout, "completed"), "done", time=day(2)),
     )
@@ -62,11 +62,11 @@ def test_a_status_change_is_recorded_like_a_logged_workout() -> None:
 
 
 def test_a_solo_workout_names_no_trainer() -> None:
-    assert apply(fresh_book(), event(logged("solo"))).trainer_clients == set()
+    assert apply(UsageBook(), event(logged("solo"))).trainer_clients == set()
 
 
 def test_each_ledger_entry_sets_the_balance_it_left() -> None:
-    book = fresh_book()
+    book = UsageBook()
     apply(book, event(granted(10), time=day(0)))
     assert book.usages[CLIENT].credits_total == 10
     apply(book, event(deducted(1, 10, 1), time=day(1)))
@@ -76,12 +76,12 @@ def test_each_ledger_entry_sets_the_balance_it_left() -> None:
 
 
 def test_a_deduction_names_the_clients_trainer_and_a_grant_or_restoration_none() -> None:
-    assert apply(fresh_book(), event(granted(10)), event(restored(1, 10, 0))).trainer_clients == (
+    assert apply(UsageBook(), event(granted(10)), event(restored(1, 10, 0))).trainer_clients == (
         set()
     )
-    assert apply(fresh_book(), event(deducted(1, 10, 1))).trainer_clients == {(TRAINER, CLIENT)}
+    assert apply(UsageBook(), event(deducted(1, 10, 1))).trainer_clients == {(TRAINER, CLIENT)}
 
 
 def test_a_rejected_deduction_changes_nothing() -> None:
-    book = apply(fresh_book(), event(deduction_rejected(1)))
-    assert (book.usages, book.announced) == ({}, {})
+    book = apply(UsageBook(), event(deduction_rejected(1)))
+    assert (book.usages, book.changes) == ({}, {})

@@ -21,7 +21,7 @@ from servicekit import tracing
 from servicekit.domain import RuleBroken
 
 from ..stories import CLIENT, OTHER_CLIENT, TRAINER, balance, day
-from .book import fresh_book
+from .book import numbered_ids
 
 SOLO, TRAINER_LED = SessionType.SOLO, SessionType.TRAINER_LED
 COMPLETED = WorkoutStatus.COMPLETED
@@ -53,13 +53,13 @@ def counts(book: UsageBook, user_id: int = CLIENT) -> tuple[int, int]:
 
 
 def announced(book: UsageBook) -> list[SessionUsageUpdated]:
-    payloads = [a.payload for a in book.announced.values()]
+    payloads = [a.payload for a in book.announcements(numbered_ids())]
     assert all(isinstance(p, SessionUsageUpdated) for p in payloads)
     return payloads  # type: ignore[return-value]  # checked just above
 
 
 def test_a_completed_workout_counts_under_its_type_and_is_announced() -> None:
-    book = fresh_book()
+    book = UsageBook()
     record(book, uuid.uuid4(), TRAINER_LED, at=2)
     assert counts(book) == (0, 1)
     [usage] = announced(book)
@@ -86,18 +86,18 @@ def test_a_completed_workout_counts_under_its_type_and_is_announced() -> None:
 def test_a_workout_not_completed_is_kept_but_not_counted_nor_announced(
     status: WorkoutStatus,
 ) -> None:
-    book = fresh_book()
+    book = UsageBook()
     workout_id = uuid.uuid4()
     record(book, workout_id, TRAINER_LED, status)
     assert counts(book) == (0, 0)
-    assert book.announced == {}
+    assert book.changes == {}
     assert not book.usages[CLIENT].changed
     assert book.workouts[workout_id] == KnownWorkout(CLIENT, TRAINER_LED, status, "event")
     assert book.changed_workouts == {workout_id}
 
 
 def test_a_planned_workout_counts_once_it_is_completed() -> None:
-    book = fresh_book()
+    book = UsageBook()
     workout_id = uuid.uuid4()
     record(book, workout_id, TRAINER_LED, WorkoutStatus.PLANNED)
     record(book, workout_id, TRAINER_LED, WorkoutStatus.IN_PROGRESS)
@@ -110,7 +110,7 @@ def test_a_planned_workout_counts_once_it_is_completed() -> None:
 def test_a_completed_workout_leaves_the_counts_when_undone_and_returns_when_redone(
     undone: WorkoutStatus,
 ) -> None:
-    book = fresh_book()
+    book = UsageBook()
     solo = uuid.uuid4()
     record(book, solo)
     record(book, uuid.uuid4(), TRAINER_LED)
@@ -122,19 +122,19 @@ def test_a_completed_workout_leaves_the_counts_when_undone_and_returns_when_redo
 
 def test_a_workout_described_again_is_updated_not_counted_twice() -> None:
     """Duplicates by business key (the workout id) under new event ids: no change."""
-    book = fresh_book()
+    book = UsageBook()
     workout_id = uuid.uuid4()
     record(book, workout_id, changed_by="first", at=1)
-    first = book.announced[CLIENT]
+    first = book.changes[CLIENT]
     record(book, workout_id, changed_by="again", at=3)
     assert counts(book) == (1, 0)
-    assert book.announced[CLIENT] is first  # nothing changed: nothing new to announce
+    assert book.changes[CLIENT] is first  # nothing changed: nothing new to announce
     assert book.usages[CLIENT].as_of == day(1)
     assert book.workouts[workout_id].changed_by == "again"
 
 
 def test_a_workout_that_changes_type_moves_between_the_counts() -> None:
-    book = fresh_book()
+    book = UsageBook()
     workout_id = uuid.uuid4()
     record(book, workout_id, SOLO)
     record(book, workout_id, TRAINER_LED)
@@ -144,7 +144,7 @@ def test_a_workout_that_changes_type_moves_between_the_counts() -> None:
 def test_a_workout_loaded_from_the_store_is_uncounted_when_it_is_cancelled() -> None:
     """A workout the store knows (completed, counted in the loaded counts)."""
     workout_id = uuid.uuid4()
-    book = fresh_book()
+    book = UsageBook()
     book.usages[CLIENT] = ClientUsage(CLIENT, solo_count=2, as_of=day(1))
     book.completed[CLIENT] = Counter({SOLO: 2})
     book.workouts[workout_id] = KnownWorkout(CLIENT, SOLO, COMPLETED, "logged")
@@ -154,16 +154,16 @@ def test_a_workout_loaded_from_the_store_is_uncounted_when_it_is_cancelled() -> 
 
 
 def test_a_status_change_of_a_workout_never_seen_counts_it_from_its_own_fields() -> None:
-    book = fresh_book()
+    book = UsageBook()
     record(book, uuid.uuid4(), TRAINER_LED, COMPLETED)
     assert counts(book) == (0, 1)
 
 
 def test_a_workout_that_changes_hands_is_refused_with_the_reason() -> None:
-    book = fresh_book()
+    book = UsageBook()
     workout_id = uuid.uuid4()
     record(book, workout_id)
-    before = (counts(book), dict(book.announced))
+    before = (counts(book), dict(book.changes))
     with pytest.raises(WorkoutOfAnotherClient) as refused:
         record(book, workout_id, user_id=OTHER_CLIENT)
     assert refused.value.reason == (
@@ -173,12 +173,12 @@ def test_a_workout_that_changes_hands_is_refused_with_the_reason() -> None:
     assert refused.value.kind == "rejected"
     assert isinstance(refused.value, UsageNotRecordable)
     assert isinstance(refused.value, RuleBroken)
-    assert (counts(book), dict(book.announced)) == before
+    assert (counts(book), dict(book.changes)) == before
     assert OTHER_CLIENT not in book.usages
 
 
 def test_the_credit_balance_is_the_latest_recorded() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 0), at=day(0))
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 2), at=day(1))
     book.record_credit_balance(user_id=CLIENT, balance=balance(15, 1), at=day(2))
@@ -188,29 +188,29 @@ def test_the_credit_balance_is_the_latest_recorded() -> None:
 
 
 def test_a_balance_below_zero_is_kept_as_it_is() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.record_credit_balance(user_id=CLIENT, balance=balance(0, 1), at=day(0))
     assert book.usages[CLIENT].usage.credits.remaining == -1
     assert announced(book)[0].credits.remaining == -1
 
 
 def test_the_same_balance_again_changes_nothing() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.usages[CLIENT] = ClientUsage(CLIENT, credits_total=10, as_of=day(0))
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 0), at=day(3))
-    assert book.announced == {}
+    assert book.changes == {}
     assert not book.usages[CLIENT].changed
     assert book.usages[CLIENT].as_of == day(0)
 
 
 def test_as_of_is_the_time_of_the_change() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 0), at=day(2))
     assert announced(book)[0].as_of == day(2)
 
 
 def test_as_of_never_moves_back_for_an_older_change_applied_later() -> None:
-    book = fresh_book()
+    book = UsageBook()
     record(book, uuid.uuid4(), at=5)
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 0), at=day(1))
     [usage] = announced(book)
@@ -218,7 +218,7 @@ def test_as_of_never_moves_back_for_an_older_change_applied_later() -> None:
 
 
 def test_as_of_moves_on_from_what_the_store_held() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.usages[CLIENT] = ClientUsage(CLIENT, credits_total=10, as_of=day(3))
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 1), at=day(2))
     assert book.usages[CLIENT].as_of == day(3)
@@ -227,44 +227,47 @@ def test_as_of_moves_on_from_what_the_store_held() -> None:
 
 
 def test_a_batch_announces_each_client_once_as_it_left_them() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.record_credit_balance(user_id=CLIENT, balance=balance(10, 0), at=day(1))
     record(book, uuid.uuid4(), user_id=OTHER_CLIENT, at=2)
     record(book, uuid.uuid4(), TRAINER_LED, at=3)
-    assert list(book.announced) == [CLIENT, OTHER_CLIENT]  # in the order of first change
+    assert list(book.changes) == [CLIENT, OTHER_CLIENT]  # in the order of first change
     mine, other = announced(book)
     assert (mine.user_id, mine.total, mine.credits.total, mine.as_of) == (CLIENT, 1, 10, day(3))
     assert (other.user_id, other.total) == (OTHER_CLIENT, 1)
 
 
 def test_each_announcement_gets_a_fresh_id() -> None:
-    book = fresh_book()
+    book = UsageBook()
     record(book, uuid.uuid4())
     record(book, uuid.uuid4(), user_id=OTHER_CLIENT)
-    ids = [a.event_id for a in book.announced.values()]
-    assert len(set(ids)) == 2
-    record(book, uuid.uuid4())
-    assert book.announced[CLIENT].event_id not in ids
+    new_id = numbered_ids()
+    first = [a.event_id for a in book.announcements(new_id)]
+    assert first == ["announcement-1", "announcement-2"]
+    assert [a.event_id for a in book.announcements(new_id)] == ["announcement-3", "announcement-4"]
 
 
 def test_the_announcement_keeps_the_trace_context_of_the_last_change() -> None:
-    book = fresh_book()
+    book = UsageBook()
     first, last = (tracing.from_request({}) for _ in range(2))
     with tracing.bound(first):
         record(book, uuid.uuid4(), at=1)
     with tracing.bound(last):
         record(book, uuid.uuid4(), at=2)
-    assert book.announced[CLIENT].context is last
+    [announcement] = book.announcements(numbered_ids())
+    assert announcement.context is last
+    assert isinstance(announcement.payload, SessionUsageUpdated)
+    assert announcement.payload.as_of == day(2)
 
 
 def test_the_trainer_of_a_client_is_remembered_once() -> None:
-    book = fresh_book()
+    book = UsageBook()
     book.record_trainer_of(user_id=CLIENT, trainer_id=TRAINER)
     book.record_trainer_of(user_id=CLIENT, trainer_id=TRAINER)
     assert book.trainer_clients == {(TRAINER, CLIENT)}
 
 
 def test_a_client_unknown_to_the_store_starts_with_nothing() -> None:
-    book = fresh_book()
+    book = UsageBook()
     assert book.client(CLIENT).usage == SessionUsage()
     assert book.client(CLIENT) is book.usages[CLIENT]
