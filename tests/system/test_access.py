@@ -29,6 +29,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from contracts.identity import AUTH_JWKS_FILE_ENV, AUTH_JWKS_URL_ENV, Role
 from ops.identity import LocalIdentity
@@ -566,11 +567,9 @@ def signed_by_another_key(identity: LocalIdentity, tmp: Path, *, same_kid: bool)
         return token
     # The stranger's signature under the id of a key the services trust.
     key = serialization.load_pem_private_key(stranger.private_key_file.read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)  # the local identity's keys are RSA
     return jwt.encode(
-        _claims(identity),
-        key,
-        algorithm="RS256",  # type: ignore[arg-type]
-        headers={"kid": _published_kid(identity)},
+        _claims(identity), key, algorithm="RS256", headers={"kid": _published_kid(identity)}
     )
 
 
