@@ -19,11 +19,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from contracts.events import Balance, SessionType, SessionUsageUpdated, TypeUsage, WorkoutStatus
+from servicekit import tracing
 from servicekit.domain import Announced, RuleBroken
 
 ONE_DECIMAL = Decimal("0.1")
@@ -140,11 +141,6 @@ class ClientUsage:
         return self.usage.announcement(self.user_id, as_of=self.as_of)
 
 
-#: A change's announcement until the batch is over, never published: what it keeps is the
-#: trace context it was made in; `UsageBook.announcements` gives it the usage and an id.
-_UNTIL_THE_BATCH_ENDS = SessionUsage().announcement(1, as_of=datetime.min.replace(tzinfo=UTC))
-
-
 @dataclass
 class UsageBook:
     """The usage of the clients one batch names, and the workouts it names: decided in
@@ -159,7 +155,7 @@ class UsageBook:
     trainer_clients: set[tuple[int, int]] = field(default_factory=set)
     #: Each client whose usage changed, in the trace context of the event that last
     #: changed it (see `announcements`).
-    changes: dict[int, Announced] = field(default_factory=dict)
+    changes: dict[int, tracing.Context | None] = field(default_factory=dict)
 
     def client(self, user_id: int) -> ClientUsage:
         """A client's usage; one the store found nothing of has none of anything."""
@@ -225,7 +221,7 @@ class UsageBook:
         row.credits_used = usage.credits.used
         row.as_of = at if row.as_of is None else max(row.as_of, at)
         row.changed = True
-        self.changes[row.user_id] = Announced(_UNTIL_THE_BATCH_ENDS, event_id="")
+        self.changes[row.user_id] = tracing.current()
 
     def announcements(self, new_id: Callable[[], str]) -> list[Announced]:
         """One per client whose usage changed: its usage as the batch left it, in the trace
@@ -234,6 +230,6 @@ class UsageBook:
         record each. Each gets a fresh id (`new_id`): the same cause can lead to different
         usages in different replays."""
         return [
-            replace(change, payload=self.usages[user_id].announcement(), event_id=new_id())
-            for user_id, change in self.changes.items()
+            Announced(self.usages[user_id].announcement(), new_id(), context)
+            for user_id, context in self.changes.items()
         ]
