@@ -7,8 +7,8 @@ import pytest
 
 from booking.access import may_book, may_change, may_see
 from booking.models import TrainingSession
-from booking.rules import SessionStatus as S
 from contracts.identity import Role
+from contracts.sessions import SessionStatus as S
 from servicekit.auth import Caller
 
 CLIENT, TRAINER = 7, 70
@@ -29,9 +29,15 @@ SERVICE = caller(Role.SERVICE, subject="kiosk")
 
 @pytest.mark.parametrize(
     ("who", "allowed"),
-    [(THE_CLIENT, True), (THE_TRAINER, True), (ANOTHER_CLIENT, False),
-     (ANOTHER_TRAINER, False), (STAFF, True), (SERVICE, True)],
-)  # fmt: skip
+    [
+        (THE_CLIENT, True),
+        (THE_TRAINER, True),
+        (ANOTHER_CLIENT, False),
+        (ANOTHER_TRAINER, False),
+        (STAFF, True),
+        (SERVICE, True),
+    ],
+)
 def test_a_session_is_booked_by_its_client_its_trainer_staff_or_a_service(
     who: Caller, allowed: bool
 ) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 
-from booking.rules import SessionStatus
 from contracts.envelope import Event
 from contracts.events import (
     EventPayload,
@@ -21,6 +20,7 @@ from contracts.events import (
     SessionStarted,
     SessionStatusEvent,
 )
+from contracts.sessions import SessionStatus
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from testkit.helpers import outbox_events, outbox_records

@@ -13,7 +13,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 
-from booking.projection import SESSION_IDS_LOCK
+from booking.store import SESSION_IDS_LOCK
 from contracts.events import (
     Balance,
     EventPayload,

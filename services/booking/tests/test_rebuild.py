@@ -61,8 +61,8 @@ class TopicLog:
 
 
 async def table(runtime: ServiceRuntime, name: str) -> list[Any]:
-    async with runtime.database.sessions() as session:
-        return list((await session.execute(text(f"select * from {name} order by 1"))).all())  # noqa: S608
+    async with runtime.database.sessions() as db:
+        return list((await db.execute(text(f"select * from {name} order by 1"))).all())  # noqa: S608
 
 
 async def test_a_rebuild_from_the_topics_gives_the_same_sessions(

@@ -10,7 +10,7 @@ cannot be walked to learn which exist.
 from __future__ import annotations
 
 from booking.models import TrainingSession
-from booking.rules import SessionStatus
+from contracts.sessions import SessionStatus
 from servicekit.auth import Caller
 
 #: What a session's own client may do to it: call it off, or move it to another date

@@ -5,26 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, status
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
 
 from booking.access import may_see
 from booking.bookings import Bookings
 from booking.models import TrainingSession
-from booking.projection import Projection
+from booking.queries import search, session_by_id
 from booking.rules import (
     DEFAULT_DURATION,
     MAX_BOOKED_DURATION,
-    BookingRuleBroken,
-    ChangeRefused,
-    NotPermitted,
     NotStorable,
-    SessionIdsExhausted,
     SessionNotFound,
-    SessionStatus,
     check_moment,
 )
+from booking.store import SessionStore
 from contracts.events import (
     MAX_ID,
     MAX_LOCATION_LENGTH,
@@ -33,8 +28,9 @@ from contracts.events import (
     STORABLE,
     ContractModel,
 )
+from contracts.sessions import SessionStatus
 from servicekit.auth import CallerDep
-from servicekit.runtime import ServiceRuntime
+from servicekit.runtime import Runtime, ServiceRuntime
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -136,24 +132,23 @@ class Session(ContractModel):
 SessionId = Annotated[int, Path(gt=0, le=MAX_ID, description="The session's id")]
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
 #: A session the caller may not see answers as one never booked.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such session, or one the caller may not see"}
 }
 
 
+def _bookings(runtime: ServiceRuntime) -> Bookings:
+    return Bookings(runtime.outbox, runtime.consumer, SessionStore())
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Session)
-async def book_session(booking: BookingRequest, caller: CallerDep, request: Request) -> Session:
+async def book_session(booking: BookingRequest, caller: CallerDep, runtime: Runtime) -> Session:
     """A client books for themselves, a trainer as the session's trainer; staff and
     services for anyone."""
-    runtime = _runtime(request)
-    async with runtime.database.transaction() as session:
-        booked = await Bookings(session, runtime.outbox, runtime.consumer).book(
+    async with runtime.database.transaction() as db:
+        booked = await _bookings(runtime).book(
+            db,
             by=caller,
             user_id=booking.user_id,
             trainer_id=booking.trainer_id,
@@ -166,10 +161,9 @@ async def book_session(booking: BookingRequest, caller: CallerDep, request: Requ
 
 
 @router.get("/{session_id}", response_model=Session, responses=NOT_FOUND)
-async def get_session(session_id: SessionId, caller: CallerDep, request: Request) -> Session:
-    runtime = _runtime(request)
-    async with runtime.database.sessions() as session:
-        found = await Projection(session).get(session_id)
+async def get_session(session_id: SessionId, caller: CallerDep, runtime: Runtime) -> Session:
+    async with runtime.database.sessions() as db:
+        found = await session_by_id(db, session_id)
     if not may_see(caller, found):
         raise SessionNotFound(session_id)
     return Session.of(found)
@@ -181,7 +175,7 @@ async def get_session(session_id: SessionId, caller: CallerDep, request: Request
     responses={422: {"description": "Invalid, or `after` names no session of this list"}},
 )
 async def list_sessions(
-    request: Request,
+    runtime: Runtime,
     caller: CallerDep,
     user_id: Annotated[int | None, Query(alias="userId", gt=0, le=MAX_ID)] = None,
     trainer_id: Annotated[int | None, Query(alias="trainerId", gt=0, le=MAX_ID)] = None,
@@ -196,23 +190,18 @@ async def list_sessions(
     """The sessions matching every filter given, among those the caller may see: a client's
     own, a trainer's those they train, whatever the query asks. Page with `limit` and
     `after`."""
-    runtime = _runtime(request)
-    try:
-        async with runtime.database.sessions() as session:
-            found = await Projection(session).search(
-                user_id=user_id,
-                trainer_id=trainer_id,
-                status=session_status,
-                limit=limit,
-                offset=offset,
-                after=after,
-                visible_to=caller,
-            )
-            return [Session.of(each) for each in found]
-    except SessionNotFound:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"after: no session {after} in this list"
-        ) from None
+    async with runtime.database.sessions() as db:
+        found = await search(
+            db,
+            user_id=user_id,
+            trainer_id=trainer_id,
+            status=session_status,
+            limit=limit,
+            offset=offset,
+            after=after,
+            visible_to=caller,
+        )
+        return [Session.of(each) for each in found]
 
 
 @router.patch(
@@ -221,41 +210,17 @@ async def list_sessions(
     responses={**NOT_FOUND, 409: {"description": "The session's status does not allow it"}},
 )
 async def change_session(
-    session_id: SessionId, change: SessionChange, caller: CallerDep, request: Request
+    session_id: SessionId, change: SessionChange, caller: CallerDep, runtime: Runtime
 ) -> Session:
     """Its trainer (and staff, and services) may make any change the lifecycle allows; its
     client may cancel it or move it to another date."""
-    runtime = _runtime(request)
-    async with runtime.database.transaction() as session:
-        bookings = Bookings(session, runtime.outbox, runtime.consumer)
+    bookings = _bookings(runtime)
+    async with runtime.database.transaction() as db:
         if change.status is not None:
             changed = await bookings.change_status(
-                session_id, change.status, by=caller, reason=change.reason
+                db, session_id, change.status, by=caller, reason=change.reason
             )
         else:
             assert change.session_date is not None  # one or the other, by validation
-            changed = await bookings.reschedule(session_id, change.session_date, by=caller)
+            changed = await bookings.reschedule(db, session_id, change.session_date, by=caller)
         return Session.of(changed)
-
-
-#: How the rules' refusals read over HTTP.
-STATUS_OF_REFUSAL: dict[type[BookingRuleBroken], int] = {
-    SessionNotFound: status.HTTP_404_NOT_FOUND,
-    NotPermitted: status.HTTP_403_FORBIDDEN,
-    ChangeRefused: status.HTTP_409_CONFLICT,
-    NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    SessionIdsExhausted: status.HTTP_503_SERVICE_UNAVAILABLE,
-}
-
-
-async def _refusal(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, BookingRuleBroken)
-    code = next(
-        (code for kind, code in STATUS_OF_REFUSAL.items() if isinstance(error, kind)),
-        status.HTTP_409_CONFLICT,
-    )
-    return JSONResponse(status_code=code, content={"detail": error.reason})
-
-
-def add_refusal_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(BookingRuleBroken, _refusal)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, status
 
-from booking import api, consumers
+from booking import api
+from booking.handlers import HANDLERS
+from booking.queries import AfterNotInList
+from booking.rules import (
+    ChangeRefused,
+    NotPermitted,
+    NotStorable,
+    SessionIdsExhausted,
+    SessionNotFound,
+)
 from booking.settings import Settings
+from booking.store import SessionStore
 from contracts import principals
+from servicekit.domain import RuleBroken
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
@@ -16,15 +27,23 @@ INPUT_TOPICS = principals.BOOKING.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
 OUTPUT_TOPICS = principals.BOOKING.writes
 
+#: How the rules' refusals read over HTTP; any other is 409.
+REFUSALS: dict[type[RuleBroken], int] = {
+    SessionNotFound: status.HTTP_404_NOT_FOUND,
+    NotPermitted: status.HTTP_403_FORBIDDEN,
+    ChangeRefused: status.HTTP_409_CONFLICT,
+    NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    AfterNotInList: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    SessionIdsExhausted: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    consumers.register(runtime.consumer)
+    runtime.consumer.handle(SessionStore(), HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
-    app = runtime.create_app(title="Booking service", routers=[api.router])
-    api.add_refusal_handlers(app)
-    return app
+    return runtime.create_app(title="Booking service", routers=[api.router], refusals=REFUSALS)
 
 
 def main() -> None:

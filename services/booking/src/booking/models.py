@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
-from booking.rules import SessionStatus
+from contracts.sessions import SessionStatus
 
 SESSION_IDS_SEQUENCE = "session_ids"
 

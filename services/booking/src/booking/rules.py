@@ -3,21 +3,22 @@
 A session is booked `scheduled`; it may start (`in_progress`) and then be `completed`; it may
 be `cancelled` before it ends; a client who never turns up makes it a `no_show`. Completed,
 cancelled and no-show sessions are over: nothing moves them again.
+
+`SessionBook` is what a batch of events decides on: the sessions it names, as the store
+loaded them, and the ledger's verdicts on their credits. Every change to a session, the
+API's own included, is decided here from its event, so a rebuild gives the very same rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
+from typing import ClassVar
 
-
-class SessionStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
-
+from contracts.events import SessionBooked, SessionRescheduled, SessionStatusEvent
+from contracts.session_ids import SESSION_ID_TAKEN
+from contracts.sessions import STATUS_AFTER, SessionStatus, booked_for_someone_else
+from servicekit.domain import RuleBroken
 
 #: Where a session may go from each status. A status missing here is final.
 NEXT_STATUSES: dict[SessionStatus, frozenset[SessionStatus]] = {
@@ -41,12 +42,8 @@ EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-class BookingRuleBroken(Exception):
+class BookingRuleBroken(RuleBroken):
     """A change the rules forbid. `reason` says why, for a client or a dead letter."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class SessionNotFound(BookingRuleBroken):
@@ -63,7 +60,10 @@ class ChangeRefused(BookingRuleBroken):
 
 
 class SessionIdTaken(BookingRuleBroken):
-    """An event reuses a session's id for another client, trainer or booking."""
+    """An event reuses a session's id for another client, trainer or booking: its producer
+    left its block of ids (`contracts.session_ids`), so its dead letters are counted apart."""
+
+    kind: ClassVar[str] = SESSION_ID_TAKEN
 
 
 class SessionIdsExhausted(BookingRuleBroken):
@@ -105,25 +105,179 @@ def refuse_reschedule(session_id: int, current: SessionStatus) -> None:
         )
 
 
-def client_and_trainer_mismatch(
-    session_id: int,
-    *,
-    booked: tuple[int, int],
-    named: tuple[int, int],
-) -> str | None:
-    """Why an event naming (client, trainer) `named` cannot be about the session booked for
-    `booked`; None when it can."""
-    if booked == named:
-        return None
-    return (
-        f"session {session_id} is booked for client {booked[0]} with trainer {booked[1]}, "
-        f"not client {named[0]} with trainer {named[1]}"
-    )
-
-
 def check_moment(name: str, moment: datetime) -> None:
+    """Raise unless a session can hold `moment` (see `EARLIEST_MOMENT`)."""
     if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
         raise NotStorable(
             f"{name} {moment.isoformat()} is out of range "
             f"({EARLIEST_MOMENT.year} to {LATEST_MOMENT.year - 1})"
         )
+
+
+@dataclass(slots=True)
+class KnownSession:
+    """A session as the events applied so far leave it. `new`: not stored yet; `changed`:
+    stored, and changed since."""
+
+    id: int
+    user_id: int
+    trainer_id: int
+    session_date: datetime
+    duration: int
+    status: SessionStatus
+    location: str | None
+    notes: str | None
+    status_reason: str | None
+    #: False while known only from a status event: date, duration and place are stand-ins.
+    booking_received: bool
+    created_at: datetime
+    updated_at: datetime
+    new: bool = False
+    changed: bool = False
+
+    def refuse_someone_else(self, user_id: int, trainer_id: int) -> None:
+        """Raise unless (client, trainer) is whom this session is booked for."""
+        mismatch = booked_for_someone_else(
+            self.id, booked=(self.user_id, self.trainer_id), named=(user_id, trainer_id)
+        )
+        if mismatch:
+            raise SessionIdTaken(mismatch)
+
+    def same_booking(self, booked: SessionBooked) -> bool:
+        return (self.session_date, self.duration, self.location, self.notes) == (
+            booked.session_date,
+            booked.duration,
+            booked.location,
+            booked.notes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreditMark:
+    """What the ledger said of a session's credit. Two flags rather than one: the ledger
+    deducts at most once per session and a restoration is final, so "deducted and not
+    restored" is the same whichever of the two events comes first."""
+
+    deducted: bool = False
+    restored: bool = False
+
+
+@dataclass
+class SessionBook:
+    """The sessions a batch names (loaded before its first event) and the ledger's verdicts
+    it brings; its events change them in their order. Decide only on events it was loaded
+    for."""
+
+    sessions: dict[int, KnownSession] = field(default_factory=dict)
+    credit_marks: dict[int, CreditMark] = field(default_factory=dict)
+
+    def book(self, booked: SessionBooked, *, at: datetime) -> None:
+        """A session booked at `at`; the same booking again changes nothing, and one
+        reusing a booked session's id is refused (`SessionIdTaken`)."""
+        check_moment("event time", at)
+        check_moment("sessionDate", booked.session_date)
+        session = self.sessions.get(booked.session_id)
+        if session is None:
+            self._add(
+                KnownSession(
+                    id=booked.session_id,
+                    user_id=booked.user_id,
+                    trainer_id=booked.trainer_id,
+                    session_date=booked.session_date,
+                    duration=booked.duration,
+                    status=SessionStatus.SCHEDULED,
+                    location=booked.location,
+                    notes=booked.notes,
+                    status_reason=None,
+                    booking_received=True,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            return
+        session.refuse_someone_else(booked.user_id, booked.trainer_id)
+        if not session.booking_received:
+            # Moved along by another service before its booking came: the booking brings
+            # the real date and place; the status it reached stays.
+            session.session_date = booked.session_date
+            session.duration = booked.duration
+            session.location = booked.location
+            session.notes = booked.notes
+            session.booking_received = True
+            session.updated_at = at
+            session.changed = True
+        elif not session.same_booking(booked):
+            # Dated in UTC, as the store gives it back, wherever the booking came from.
+            raise SessionIdTaken(
+                f"session {booked.session_id} is already booked for "
+                f"{session.session_date.astimezone(UTC).isoformat()} ({session.duration} min);"
+                f" a booking for {booked.session_date.isoformat()} ({booked.duration} min)"
+                " cannot reuse its id"
+            )
+
+    def move(self, moved: SessionStatusEvent) -> None:
+        """A session moved along its lifecycle, as another service (or the API) reports it;
+        a session never heard of is known from here on, in the status it reached."""
+        check_moment("at", moved.at)
+        target = STATUS_AFTER[type(moved)]
+        session = self.sessions.get(moved.session_id)
+        if session is None:
+            # The event names the client and trainer; its booking, when it comes, fills
+            # in the date and place.
+            self._add(
+                KnownSession(
+                    id=moved.session_id,
+                    user_id=moved.user_id,
+                    trainer_id=moved.trainer_id,
+                    session_date=moved.at,
+                    duration=DEFAULT_DURATION,
+                    status=target,
+                    location=None,
+                    notes=None,
+                    status_reason=moved.reason,
+                    booking_received=False,
+                    created_at=moved.at,
+                    updated_at=moved.at,
+                )
+            )
+            return
+        session.refuse_someone_else(moved.user_id, moved.trainer_id)
+        if session.status is target:
+            return  # the status the session already has: announced again, nothing changes
+        refuse_status_change(moved.session_id, session.status, target, reported=True)
+        session.status = target
+        session.status_reason = moved.reason
+        session.updated_at = moved.at
+        session.changed = True
+
+    def reschedule(self, rescheduled: SessionRescheduled, *, at: datetime) -> None:
+        """A booked session given a new date at `at`; the same date changes nothing."""
+        check_moment("event time", at)
+        check_moment("sessionDate", rescheduled.session_date)
+        session = self.sessions.get(rescheduled.session_id)
+        if session is None:
+            raise SessionNotFound(rescheduled.session_id)
+        if session.session_date == rescheduled.session_date:
+            return
+        refuse_reschedule(rescheduled.session_id, session.status)
+        session.session_date = rescheduled.session_date
+        session.updated_at = at
+        session.changed = True
+
+    def credit_deducted(self, session_id: int) -> None:
+        """The ledger deducted the session's credit; a flag once set stays set."""
+        restored = self.credit_marks.get(session_id, CreditMark()).restored
+        self.credit_marks[session_id] = CreditMark(deducted=True, restored=restored)
+
+    def credit_restored(self, session_id: int) -> None:
+        """The ledger gave the session's credit back; final."""
+        deducted = self.credit_marks.get(session_id, CreditMark()).deducted
+        self.credit_marks[session_id] = CreditMark(deducted=deducted, restored=True)
+
+    def to_write(self) -> list[KnownSession]:
+        """The sessions created or changed, in the order they were loaded or created."""
+        return [s for s in self.sessions.values() if s.new or s.changed]
+
+    def _add(self, session: KnownSession) -> None:
+        session.new = True
+        self.sessions[session.id] = session
