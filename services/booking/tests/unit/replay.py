@@ -1,0 +1,141 @@
+"""Plain events, and the consumer's round of load, decide and write played on a dict
+instead of the database: what `SessionStore` loads for a batch and what stays after it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from booking.handlers import HANDLERS
+from booking.rules import CreditMark, KnownSession, SessionBook
+from contracts.envelope import Event, build_event
+from contracts.events import (
+    EventPayload,
+    SessionBooked,
+    SessionRescheduled,
+    SessionStatusEvent,
+)
+from servicekit.domain import RuleBroken
+
+CLIENT, TRAINER, OTHER = 123, 456, 789
+DATE = datetime(2026, 1, 15, 10, tzinfo=UTC)
+AT = datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+SENT = datetime(2026, 1, 1, 8, tzinfo=UTC)
+
+_serials = itertools.count(1)
+
+
+def booked(session_id: int = 5, user_id: int = CLIENT, **details: Any) -> SessionBooked:
+    return SessionBooked(
+        session_id=session_id,
+        user_id=user_id,
+        trainer_id=details.pop("trainer_id", TRAINER),
+        session_date=details.pop("session_date", DATE),
+        **details,
+    )
+
+
+def moved(
+    kind: type[SessionStatusEvent], session_id: int = 5, user_id: int = CLIENT, **details: Any
+) -> SessionStatusEvent:
+    return kind(
+        session_id=session_id,
+        user_id=user_id,
+        trainer_id=details.pop("trainer_id", TRAINER),
+        at=details.pop("at", AT),
+        **details,
+    )
+
+
+def rescheduled(session_date: datetime, session_id: int = 5) -> SessionRescheduled:
+    return SessionRescheduled(session_id=session_id, session_date=session_date)
+
+
+def event(payload: EventPayload, *, time: datetime | None = SENT) -> Event[Any]:
+    """`payload` as a consumer receives it, under an id of its own, sent at `time`."""
+    envelope = build_event(payload, source="/platform/kiosk", event_id=f"e{next(_serials)}")
+    return Event(envelope.model_copy(update={"time": time}), payload)
+
+
+def decide(book: SessionBook, *payloads: EventPayload) -> SessionBook:
+    """Each payload's handler on `book`, in order."""
+    for payload in payloads:
+        HANDLERS[type(payload)](book, event(payload))
+    return book
+
+
+@dataclass
+class Stored:
+    """What the tables hold between batches."""
+
+    sessions: dict[int, KnownSession] = field(default_factory=dict)
+    credit_marks: dict[int, CreditMark] = field(default_factory=dict)
+
+    def load(self, events: Iterable[Event[Any]]) -> SessionBook:
+        """As `SessionStore.load`: fresh copies of the sessions the session events name."""
+        named = {
+            e.payload.session_id
+            for e in events
+            if isinstance(e.payload, SessionBooked | SessionRescheduled | SessionStatusEvent)
+        }
+        return SessionBook(
+            sessions={i: replace(self.sessions[i]) for i in sorted(named) if i in self.sessions}
+        )
+
+    def write(self, book: SessionBook) -> None:
+        """As `SessionStore.write`: upsert what changed; a credit flag once set stays set."""
+        for session in book.to_write():
+            self.sessions[session.id] = replace(session, new=False, changed=False)
+        for session_id, mark in book.credit_marks.items():
+            before = self.credit_marks.get(session_id, CreditMark())
+            self.credit_marks[session_id] = CreditMark(
+                deducted=before.deducted or mark.deducted,
+                restored=before.restored or mark.restored,
+            )
+
+    def consume(self, batch: Sequence[Event[Any]]) -> list[RuleBroken | None]:
+        """One batch as the consumer applies it: a refused event is taken out and the rest
+        applied again on a fresh load. Its refusal (None: applied), event by event."""
+        refused: dict[int, RuleBroken] = {}
+        while True:
+            book = self.load(e for n, e in enumerate(batch) if n not in refused)
+            broken = _first_refusal(book, batch, refused)
+            if broken is None:
+                self.write(book)
+                return [refused.get(n) for n in range(len(batch))]
+            refused[broken[0]] = broken[1]
+
+    def view(self) -> dict[int, tuple[Any, ...]]:
+        """Each session as the API reads it, with whether its credit stands deducted."""
+        return {
+            i: (
+                s.user_id,
+                s.trainer_id,
+                s.session_date,
+                s.duration,
+                s.status,
+                s.location,
+                s.notes,
+                s.status_reason,
+                s.booking_received,
+                s.created_at,
+                s.updated_at,
+            )
+            for i, s in sorted(self.sessions.items())
+        }
+
+
+def _first_refusal(
+    book: SessionBook, batch: Sequence[Event[Any]], left_out: dict[int, RuleBroken]
+) -> tuple[int, RuleBroken] | None:
+    for n, each in enumerate(batch):
+        if n in left_out:
+            continue
+        try:
+            HANDLERS[type(each.payload)](book, each)
+        except RuleBroken as broken:
+            return n, broken
+    return None
