@@ -11,7 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Stri
 from booking.access import may_see
 from booking.bookings import Bookings
 from booking.models import TrainingSession
-from booking.queries import search, session_by_id
+from booking.queries import Page, search, session_by_id
 from booking.rules import (
     DEFAULT_DURATION,
     MAX_BOOKED_DURATION,
@@ -193,13 +193,11 @@ async def list_sessions(
     async with runtime.database.sessions() as db:
         found = await search(
             db,
+            visible_to=caller,
             user_id=user_id,
             trainer_id=trainer_id,
             status=session_status,
-            limit=limit,
-            offset=offset,
-            after=after,
-            visible_to=caller,
+            page=Page(limit, offset, after),
         )
         return [Session.of(each) for each in found]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, false, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,16 @@ class AfterNotInList(BookingRuleBroken):
 
     def __init__(self, after: int) -> None:
         super().__init__(f"after: no session {after} in this list")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which part of a listing: at most `limit` sessions, those after the session `after`
+    when given, the first `offset` of them skipped."""
+
+    limit: int
+    offset: int = 0
+    after: int | None = None
 
 
 async def session_by_id(
@@ -43,28 +54,26 @@ async def search(
     user_id: int | None = None,
     trainer_id: int | None = None,
     status: SessionStatus | None = None,
-    limit: int,
-    offset: int = 0,
-    after: int | None = None,
+    page: Page,
     visible_to: Caller | None = None,
 ) -> Sequence[TrainingSession]:
-    """Sessions matching every filter given, the earliest session date first, those after
-    the session `after` when given (`AfterNotInList` when it is not one the caller may
+    """Sessions matching every filter given, the earliest session date first, the `page`
+    asked for (`AfterNotInList` when it is not one the caller may
     see); only those `visible_to` may see (its own as a client, those it trains as a
     trainer)."""
     query = select(TrainingSession)
     if visible_to is not None and not visible_to.sees_everything:
         query = query.where(_involving(visible_to))
-    if after is not None:
+    if page.after is not None:
         cursor = (
             await db.execute(
                 query.with_only_columns(TrainingSession.session_date, TrainingSession.id).where(
-                    TrainingSession.id == after
+                    TrainingSession.id == page.after
                 )
             )
         ).one_or_none()
         if cursor is None:
-            raise AfterNotInList(after)
+            raise AfterNotInList(page.after)
         query = query.where(
             tuple_(TrainingSession.session_date, TrainingSession.id) > tuple_(*cursor)
         )
@@ -75,7 +84,9 @@ async def search(
     if status is not None:
         query = query.where(TrainingSession.status == status)
     query = (
-        query.order_by(TrainingSession.session_date, TrainingSession.id).limit(limit).offset(offset)
+        query.order_by(TrainingSession.session_date, TrainingSession.id)
+        .limit(page.limit)
+        .offset(page.offset)
     )
     return (await db.scalars(query)).all()
 

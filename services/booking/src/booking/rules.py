@@ -143,6 +143,14 @@ class KnownSession:
         if mismatch:
             raise SessionIdTaken(mismatch)
 
+    def take_booking(self, booked: SessionBooked) -> None:
+        """The date, length and place its booking gives."""
+        self.session_date = booked.session_date
+        self.duration = booked.duration
+        self.location = booked.location
+        self.notes = booked.notes
+        self.booking_received = True
+
     def same_booking(self, booked: SessionBooked) -> bool:
         return (self.session_date, self.duration, self.location, self.notes) == (
             booked.session_date,
@@ -178,32 +186,13 @@ class SessionBook:
         check_moment("sessionDate", booked.session_date)
         session = self.sessions.get(booked.session_id)
         if session is None:
-            self._add(
-                KnownSession(
-                    id=booked.session_id,
-                    user_id=booked.user_id,
-                    trainer_id=booked.trainer_id,
-                    session_date=booked.session_date,
-                    duration=booked.duration,
-                    status=SessionStatus.SCHEDULED,
-                    location=booked.location,
-                    notes=booked.notes,
-                    status_reason=None,
-                    booking_received=True,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
+            self._add(booked, SessionStatus.SCHEDULED, at=at, reason=None).take_booking(booked)
             return
         session.refuse_someone_else(booked.user_id, booked.trainer_id)
         if not session.booking_received:
             # Moved along by another service before its booking came: the booking brings
             # the real date and place; the status it reached stays.
-            session.session_date = booked.session_date
-            session.duration = booked.duration
-            session.location = booked.location
-            session.notes = booked.notes
-            session.booking_received = True
+            session.take_booking(booked)
             session.updated_at = at
             session.changed = True
         elif not session.same_booking(booked):
@@ -224,22 +213,7 @@ class SessionBook:
         if session is None:
             # The event names the client and trainer; its booking, when it comes, fills
             # in the date and place.
-            self._add(
-                KnownSession(
-                    id=moved.session_id,
-                    user_id=moved.user_id,
-                    trainer_id=moved.trainer_id,
-                    session_date=moved.at,
-                    duration=DEFAULT_DURATION,
-                    status=target,
-                    location=None,
-                    notes=None,
-                    status_reason=moved.reason,
-                    booking_received=False,
-                    created_at=moved.at,
-                    updated_at=moved.at,
-                )
-            )
+            self._add(moved, target, at=moved.at, reason=moved.reason)
             return
         session.refuse_someone_else(moved.user_id, moved.trainer_id)
         if session.status is target:
@@ -278,6 +252,29 @@ class SessionBook:
         """The sessions created or changed, in the order they were loaded or created."""
         return [s for s in self.sessions.values() if s.new or s.changed]
 
-    def _add(self, session: KnownSession) -> None:
-        session.new = True
+    def _add(
+        self,
+        named: SessionBooked | SessionStatusEvent,
+        status: SessionStatus,
+        *,
+        at: datetime,
+        reason: str | None,
+    ) -> KnownSession:
+        """A session first heard of at `at`, with stand-ins for its booking's details."""
+        session = KnownSession(
+            id=named.session_id,
+            user_id=named.user_id,
+            trainer_id=named.trainer_id,
+            session_date=at,
+            duration=DEFAULT_DURATION,
+            status=status,
+            location=None,
+            notes=None,
+            status_reason=reason,
+            booking_received=False,
+            created_at=at,
+            updated_at=at,
+            new=True,
+        )
         self.sessions[session.id] = session
+        return session

@@ -11,13 +11,8 @@ from typing import Any
 
 from booking.handlers import HANDLERS
 from booking.rules import CreditMark, KnownSession, SessionBook
+from contracts import events
 from contracts.envelope import Event, build_event
-from contracts.events import (
-    EventPayload,
-    SessionBooked,
-    SessionRescheduled,
-    SessionStatusEvent,
-)
 from servicekit.domain import RuleBroken
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
@@ -28,8 +23,8 @@ SENT = datetime(2026, 1, 1, 8, tzinfo=UTC)
 _serials = itertools.count(1)
 
 
-def booked(session_id: int = 5, user_id: int = CLIENT, **details: Any) -> SessionBooked:
-    return SessionBooked(
+def booked(session_id: int = 5, user_id: int = CLIENT, **details: Any) -> events.SessionBooked:
+    return events.SessionBooked(
         session_id=session_id,
         user_id=user_id,
         trainer_id=details.pop("trainer_id", TRAINER),
@@ -39,8 +34,11 @@ def booked(session_id: int = 5, user_id: int = CLIENT, **details: Any) -> Sessio
 
 
 def moved(
-    kind: type[SessionStatusEvent], session_id: int = 5, user_id: int = CLIENT, **details: Any
-) -> SessionStatusEvent:
+    kind: type[events.SessionStatusEvent],
+    session_id: int = 5,
+    user_id: int = CLIENT,
+    **details: Any,
+) -> events.SessionStatusEvent:
     return kind(
         session_id=session_id,
         user_id=user_id,
@@ -50,17 +48,17 @@ def moved(
     )
 
 
-def rescheduled(session_date: datetime, session_id: int = 5) -> SessionRescheduled:
-    return SessionRescheduled(session_id=session_id, session_date=session_date)
+def rescheduled(session_date: datetime, session_id: int = 5) -> events.SessionRescheduled:
+    return events.SessionRescheduled(session_id=session_id, session_date=session_date)
 
 
-def event(payload: EventPayload, *, time: datetime | None = SENT) -> Event[Any]:
+def event(payload: events.EventPayload, *, time: datetime | None = SENT) -> Event[Any]:
     """`payload` as a consumer receives it, under an id of its own, sent at `time`."""
     envelope = build_event(payload, source="/platform/kiosk", event_id=f"e{next(_serials)}")
     return Event(envelope.model_copy(update={"time": time}), payload)
 
 
-def decide(book: SessionBook, *payloads: EventPayload) -> SessionBook:
+def decide(book: SessionBook, *payloads: events.EventPayload) -> SessionBook:
     """Each payload's handler on `book`, in order."""
     for payload in payloads:
         HANDLERS[type(payload)](book, event(payload))
@@ -74,12 +72,15 @@ class Stored:
     sessions: dict[int, KnownSession] = field(default_factory=dict)
     credit_marks: dict[int, CreditMark] = field(default_factory=dict)
 
-    def load(self, events: Iterable[Event[Any]]) -> SessionBook:
+    def load(self, batch: Iterable[Event[Any]]) -> SessionBook:
         """As `SessionStore.load`: fresh copies of the sessions the session events name."""
         named = {
             e.payload.session_id
-            for e in events
-            if isinstance(e.payload, SessionBooked | SessionRescheduled | SessionStatusEvent)
+            for e in batch
+            if isinstance(
+                e.payload,
+                events.SessionBooked | events.SessionRescheduled | events.SessionStatusEvent,
+            )
         }
         return SessionBook(
             sessions={i: replace(self.sessions[i]) for i in sorted(named) if i in self.sessions}

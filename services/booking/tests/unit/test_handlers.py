@@ -9,28 +9,16 @@ import pytest
 
 from booking.handlers import HANDLERS
 from booking.rules import CreditMark, NotStorable, SessionBook
-from contracts.events import (
-    Balance,
-    CreditDeductionRejected,
-    CreditsGranted,
-    SessionBooked,
-    SessionCancelled,
-    SessionCompleted,
-    SessionCreditDeducted,
-    SessionCreditRestored,
-    SessionNoShow,
-    SessionRescheduled,
-    SessionStarted,
-)
+from contracts import events
 from contracts.sessions import SessionStatus
 
 from .replay import AT, CLIENT, SENT, TRAINER, booked, decide, event, moved, rescheduled
 
-BALANCE = Balance(total=10, used=1, remaining=9)
+BALANCE = events.Balance(total=10, used=1, remaining=9)
 
 
-def deducted(session_id: int = 5) -> SessionCreditDeducted:
-    return SessionCreditDeducted(
+def deducted(session_id: int = 5) -> events.SessionCreditDeducted:
+    return events.SessionCreditDeducted(
         user_id=CLIENT,
         session_id=session_id,
         trainer_id=TRAINER,
@@ -39,26 +27,26 @@ def deducted(session_id: int = 5) -> SessionCreditDeducted:
     )
 
 
-def restored(session_id: int = 5) -> SessionCreditRestored:
-    return SessionCreditRestored(
+def restored(session_id: int = 5) -> events.SessionCreditRestored:
+    return events.SessionCreditRestored(
         user_id=CLIENT, session_id=session_id, reason="cancelled", balance=BALANCE
     )
 
 
 def test_booking_applies_its_topics_session_events_and_the_ledgers_verdicts() -> None:
     assert set(HANDLERS) == {
-        SessionBooked,
-        SessionRescheduled,
-        SessionStarted,
-        SessionCompleted,
-        SessionCancelled,
-        SessionNoShow,
-        SessionCreditDeducted,
-        SessionCreditRestored,
+        events.SessionBooked,
+        events.SessionRescheduled,
+        events.SessionStarted,
+        events.SessionCompleted,
+        events.SessionCancelled,
+        events.SessionNoShow,
+        events.SessionCreditDeducted,
+        events.SessionCreditRestored,
     }
 
 
-@pytest.mark.parametrize("ignored", [CreditsGranted, CreditDeductionRejected])
+@pytest.mark.parametrize("ignored", [events.CreditsGranted, events.CreditDeductionRejected])
 def test_other_ledger_events_have_no_handler(ignored: type) -> None:
     assert ignored not in HANDLERS
 
@@ -71,34 +59,34 @@ def test_a_booking_is_dated_by_its_envelope() -> None:
 def test_a_booking_without_a_time_is_dated_when_it_is_applied() -> None:
     before = datetime.now(UTC)
     book = SessionBook()
-    HANDLERS[SessionBooked](book, event(booked(), time=None))
+    HANDLERS[events.SessionBooked](book, event(booked(), time=None))
     assert before <= book.sessions[5].created_at <= datetime.now(UTC)
 
 
 def test_an_envelope_time_no_session_can_hold_is_refused() -> None:
     too_late = event(booked(), time=datetime(9000, 1, 1, tzinfo=UTC))
     with pytest.raises(NotStorable, match=r"^event time 9000-01-01T00:00:00\+00:00 is out of"):
-        HANDLERS[SessionBooked](SessionBook(), too_late)
+        HANDLERS[events.SessionBooked](SessionBook(), too_late)
 
 
 def test_a_reschedule_is_dated_by_its_envelope() -> None:
     later = datetime(2026, 2, 1, 9, tzinfo=UTC)
     book = decide(SessionBook(), booked())
-    HANDLERS[SessionRescheduled](book, event(rescheduled(later), time=AT))
+    HANDLERS[events.SessionRescheduled](book, event(rescheduled(later), time=AT))
     assert (book.sessions[5].session_date, book.sessions[5].updated_at) == (later, AT)
 
 
 @pytest.mark.parametrize(
     ("kind", "status"),
     [
-        (SessionStarted, SessionStatus.IN_PROGRESS),
-        (SessionCompleted, SessionStatus.COMPLETED),
-        (SessionCancelled, SessionStatus.CANCELLED),
-        (SessionNoShow, SessionStatus.NO_SHOW),
+        (events.SessionStarted, SessionStatus.IN_PROGRESS),
+        (events.SessionCompleted, SessionStatus.COMPLETED),
+        (events.SessionCancelled, SessionStatus.CANCELLED),
+        (events.SessionNoShow, SessionStatus.NO_SHOW),
     ],
 )
 def test_a_move_takes_its_status_and_its_own_at(
-    kind: type[SessionStarted], status: SessionStatus
+    kind: type[events.SessionStarted], status: SessionStatus
 ) -> None:
     book = decide(SessionBook(), booked())
     HANDLERS[kind](book, event(moved(kind), time=SENT + timedelta(days=30)))
@@ -107,7 +95,9 @@ def test_a_move_takes_its_status_and_its_own_at(
 
 def test_a_move_ignores_an_envelope_time_no_session_can_hold() -> None:
     book = SessionBook()
-    HANDLERS[SessionStarted](book, event(moved(SessionStarted), time=datetime(1, 1, 1, tzinfo=UTC)))
+    HANDLERS[events.SessionStarted](
+        book, event(moved(events.SessionStarted), time=datetime(1, 1, 1, tzinfo=UTC))
+    )
     assert book.sessions[5].status is SessionStatus.IN_PROGRESS
 
 

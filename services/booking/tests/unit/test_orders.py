@@ -13,44 +13,34 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from booking.rules import NEXT_STATUSES, REPORTED_SKIPS, CreditMark
-from contracts.events import (
-    Balance,
-    EventPayload,
-    SessionCancelled,
-    SessionCompleted,
-    SessionCreditDeducted,
-    SessionCreditRestored,
-    SessionNoShow,
-    SessionStarted,
-    SessionStatusEvent,
-)
+from contracts import events
 from contracts.sessions import STATUS_AFTER, SessionStatus
 from servicekit.domain import RuleBroken
 
 from .replay import AT, CLIENT, DATE, OTHER, TRAINER, Stored, booked, event, moved, rescheduled
 
-MOVES: list[type[SessionStatusEvent]] = [
-    SessionStarted,
-    SessionCompleted,
-    SessionCancelled,
-    SessionNoShow,
+MOVES: list[type[events.SessionStatusEvent]] = [
+    events.SessionStarted,
+    events.SessionCompleted,
+    events.SessionCancelled,
+    events.SessionNoShow,
 ]
 SESSION_IDS = st.sampled_from([1, 2, (1 << 40) + 7])
 CLIENTS = st.sampled_from([CLIENT, OTHER])
 DATES = st.sampled_from([DATE, DATE + timedelta(days=1)])
-BALANCE = Balance(total=10, used=1, remaining=9)
+BALANCE = events.Balance(total=10, used=1, remaining=9)
 
 
-def _verdict(kind: type[EventPayload], session_id: int) -> EventPayload:
-    if kind is SessionCreditDeducted:
-        return SessionCreditDeducted(
+def _verdict(kind: type[events.EventPayload], session_id: int) -> events.EventPayload:
+    if kind is events.SessionCreditDeducted:
+        return events.SessionCreditDeducted(
             user_id=CLIENT,
             session_id=session_id,
             trainer_id=TRAINER,
             cause="session-completed",
             balance=BALANCE,
         )
-    return SessionCreditRestored(
+    return events.SessionCreditRestored(
         user_id=CLIENT, session_id=session_id, reason="cancelled", balance=BALANCE
     )
 
@@ -68,7 +58,9 @@ PAYLOADS = st.one_of(
     ),
     st.builds(lambda i, date: rescheduled(date, i), SESSION_IDS, DATES),
     st.builds(
-        _verdict, st.sampled_from([SessionCreditDeducted, SessionCreditRestored]), SESSION_IDS
+        _verdict,
+        st.sampled_from([events.SessionCreditDeducted, events.SessionCreditRestored]),
+        SESSION_IDS,
     ),
 )
 
@@ -89,7 +81,7 @@ def reasons(refusals: list[RuleBroken | None]) -> list[tuple[str, str] | None]:
     return [None if r is None else (r.reason, r.kind) for r in refusals]
 
 
-def one_at_a_time(payloads: list[EventPayload]) -> tuple[Stored, list[Any]]:
+def one_at_a_time(payloads: list[events.EventPayload]) -> tuple[Stored, list[Any]]:
     stored = Stored()
     refused = [reasons(stored.consume([event(p)]))[0] for p in payloads]
     return stored, refused
@@ -97,7 +89,7 @@ def one_at_a_time(payloads: list[EventPayload]) -> tuple[Stored, list[Any]]:
 
 @given(st.data(), st.lists(PAYLOADS, max_size=12))
 def test_a_story_ends_the_same_however_it_is_batched(
-    data: st.DataObject, payloads: list[EventPayload]
+    data: st.DataObject, payloads: list[events.EventPayload]
 ) -> None:
     alone, refused_alone = one_at_a_time(payloads)
     stored, refused = Stored(), []
@@ -110,7 +102,10 @@ def test_a_story_ends_the_same_however_it_is_batched(
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from([SessionCreditDeducted, SessionCreditRestored]), SESSION_IDS),
+        st.tuples(
+            st.sampled_from([events.SessionCreditDeducted, events.SessionCreditRestored]),
+            SESSION_IDS,
+        ),
         min_size=1,
         max_size=10,
     ),
@@ -118,7 +113,7 @@ def test_a_story_ends_the_same_however_it_is_batched(
     st.data(),
 )
 def test_the_ledgers_verdicts_mark_the_same_in_any_order_and_batching(
-    verdicts: list[tuple[type[EventPayload], int]], random: Any, data: st.DataObject
+    verdicts: list[tuple[type[events.EventPayload], int]], random: Any, data: st.DataObject
 ) -> None:
     shuffled = list(verdicts)
     random.shuffle(shuffled)
@@ -127,8 +122,8 @@ def test_the_ledgers_verdicts_mark_the_same_in_any_order_and_batching(
         assert set(reasons(stored.consume([event(p) for p in batch]))) == {None}
     assert stored.credit_marks == {
         i: CreditMark(
-            deducted=(SessionCreditDeducted, i) in verdicts,
-            restored=(SessionCreditRestored, i) in verdicts,
+            deducted=(events.SessionCreditDeducted, i) in verdicts,
+            restored=(events.SessionCreditRestored, i) in verdicts,
         )
         for _, i in verdicts
     }
@@ -136,7 +131,7 @@ def test_the_ledgers_verdicts_mark_the_same_in_any_order_and_batching(
 
 @given(st.sampled_from(MOVES), st.booleans(), st.booleans(), DATES)
 def test_a_booking_and_a_status_event_agree_in_either_order(
-    kind: type[SessionStatusEvent], booking_first: bool, one_batch: bool, date: datetime
+    kind: type[events.SessionStatusEvent], booking_first: bool, one_batch: bool, date: datetime
 ) -> None:
     booking, move = booked(5, duration=30, location="Gym", session_date=date), moved(kind, 5)
     story = [booking, move] if booking_first else [move, booking]
@@ -156,10 +151,10 @@ def test_a_booking_and_a_status_event_agree_in_either_order(
 
 @given(st.lists(PAYLOADS, max_size=10), st.data())
 def test_a_re_published_copy_right_after_its_event_changes_nothing(
-    payloads: list[EventPayload], data: st.DataObject
+    payloads: list[events.EventPayload], data: st.DataObject
 ) -> None:
     copied = data.draw(st.lists(st.booleans(), min_size=len(payloads), max_size=len(payloads)))
-    with_copies: list[EventPayload] = []
+    with_copies: list[events.EventPayload] = []
     for payload, copy in zip(payloads, copied, strict=True):
         with_copies.extend([payload, payload] if copy else [payload])
     plain, _ = one_at_a_time(payloads)
@@ -174,7 +169,9 @@ def test_a_re_published_copy_right_after_its_event_changes_nothing(
 
 
 @given(st.lists(st.sampled_from(MOVES), max_size=8))
-def test_a_session_only_takes_the_lifecycles_steps(moves: list[type[SessionStatusEvent]]) -> None:
+def test_a_session_only_takes_the_lifecycles_steps(
+    moves: list[type[events.SessionStatusEvent]],
+) -> None:
     stored = Stored()
     stored.consume([event(booked(5))])
     for n, kind in enumerate(moves):
@@ -196,8 +193,8 @@ def test_a_refused_event_leaves_its_batch_applied_without_it() -> None:
         [
             event(booked(5)),
             event(booked(5, OTHER)),
-            event(moved(SessionCancelled, 5)),
-            event(moved(SessionStarted, 5)),
+            event(moved(events.SessionCancelled, 5)),
+            event(moved(events.SessionStarted, 5)),
             event(booked(6)),
         ]
     )
