@@ -11,6 +11,7 @@ from credits.handlers import HANDLERS
 from credits.queries import PARKED_GAUGES, UnknownCursor, parked_figures
 from credits.settings import Settings
 from credits.store import LedgerStore
+from servicekit.domain import RuleBroken
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
 
@@ -19,6 +20,9 @@ from servicekit.runtime import ServiceRuntime
 INPUT_TOPICS = principals.CREDITS.reads
 #: What its outbox publishes to (described in its AsyncAPI document).
 OUTPUT_TOPICS = principals.CREDITS.writes
+
+#: How the rules' refusals read over HTTP; any other is 409.
+REFUSALS: dict[type[RuleBroken], int] = {UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,11 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime.reads_history_first(CREDITS_LEDGER)
     runtime.publishes(*OUTPUT_TOPICS)
     runtime.metrics.gauges_at_scrape(PARKED_GAUGES, lambda: parked_figures(runtime.database))
-    return runtime.create_app(
-        title="Credits service",
-        routers=[api.router],
-        refusals={UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT},
-    )
+    return runtime.create_app(title="Credits service", routers=[api.router], refusals=REFUSALS)
 
 
 def main() -> None:
