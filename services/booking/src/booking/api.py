@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
 
 from booking.access import may_see
-from booking.bookings import Bookings
+from booking.commands import BookingCommands
 from booking.models import TrainingSession
 from booking.queries import Page, search, session_by_id
 from booking.rules import (
@@ -138,8 +138,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _bookings(runtime: ServiceRuntime) -> Bookings:
-    return Bookings(runtime.outbox, runtime.consumer, SessionStore())
+def _commands(runtime: ServiceRuntime) -> BookingCommands:
+    return BookingCommands(runtime.outbox, runtime.consumer, SessionStore())
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Session)
@@ -147,7 +147,7 @@ async def book_session(booking: BookingRequest, caller: CallerDep, runtime: Runt
     """A client books for themselves, a trainer as the session's trainer; staff and
     services for anyone."""
     async with runtime.database.transaction() as db:
-        booked = await _bookings(runtime).book(
+        booked = await _commands(runtime).book(
             db,
             by=caller,
             user_id=booking.user_id,
@@ -212,13 +212,13 @@ async def change_session(
 ) -> Session:
     """Its trainer (and staff, and services) may make any change the lifecycle allows; its
     client may cancel it or move it to another date."""
-    bookings = _bookings(runtime)
+    commands = _commands(runtime)
     async with runtime.database.transaction() as db:
         if change.status is not None:
-            changed = await bookings.change_status(
+            changed = await commands.change_status(
                 db, session_id, change.status, by=caller, reason=change.reason
             )
         else:
             assert change.session_date is not None  # one or the other, by validation
-            changed = await bookings.reschedule(db, session_id, change.session_date, by=caller)
+            changed = await commands.reschedule(db, session_id, change.session_date, by=caller)
         return Session.of(changed)

@@ -1,7 +1,7 @@
 """Where booking's rules meet the database: the sessions a batch of events names, locked
 and loaded with one query before its first event decides, and what the events changed
 written after its last with one statement per table (`insert_rows`). The API's events are
-batches of one, applied the same way (`booking.bookings`).
+batches of one, applied the same way (`booking.commands`).
 
 Ids: the API allocates in its own block of ids (`contracts.session_ids`, producer 0); other
 producers book in theirs, which never move the API's sequence. An id of the API's block that

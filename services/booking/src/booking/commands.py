@@ -28,7 +28,7 @@ from servicekit.outbox import Outbox
 
 
 @dataclass(frozen=True, slots=True)
-class Bookings:
+class BookingCommands:
     outbox: Outbox
     #: The service's consumer, which reads its own topic back.
     own_consumer: IdempotentConsumer
