@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from contracts.events import (
     Balance,
@@ -14,10 +13,10 @@ from contracts.events import (
     SessionCreditDeducted,
     SessionCreditRestored,
     WorkoutLogged,
-    WorkoutStatusChanged,
 )
+from testkit.events import CLIENT, TRAINER, workout
 
-CLIENT, TRAINER, OTHER_CLIENT = 123, 456, 789
+OTHER_CLIENT = 789
 #: Monday of the spec's Example 1, week 1.
 WEEK_1 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -34,32 +33,15 @@ def logged(
     user_id: int = CLIENT,
     session_id: int = 1,
 ) -> WorkoutLogged:
-    link: dict[str, Any] = (
-        {"session_type": "trainer-led", "session_id": session_id, "trainer_id": TRAINER}
-        if kind == "trainer-led"
-        else {}
-    )
-    return WorkoutLogged(
-        workout_id=workout_id or uuid.uuid4(),
+    """A solo workout, or a `trainer-led` one for `session_id`, done in the spec's week 1."""
+    trainer_led = kind == "trainer-led"
+    return workout(
+        session_id if trainer_led else None,
+        status=status,
         user_id=user_id,
-        title="Personal Training Session" if kind == "trainer-led" else "Morning Chest Day",
+        workout_id=workout_id,
+        title="Personal Training Session" if trainer_led else "Morning Chest Day",
         date=WEEK_1,
-        status=status,
-        **link,
-    )
-
-
-def status_changed(
-    workout: WorkoutLogged, status: str, *, previous: str | None = None
-) -> WorkoutStatusChanged:
-    return WorkoutStatusChanged(
-        workout_id=workout.workout_id,
-        user_id=workout.user_id,
-        session_type=workout.session_type,
-        session_id=workout.session_id,
-        trainer_id=workout.trainer_id,
-        status=status,
-        previous_status=previous or workout.status,
     )
 
 

@@ -18,6 +18,7 @@ from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from servicekit.tables import outbox
 from servicekit.tracing import TraceParent
+from testkit.events import CLIENT, status_changed
 from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
@@ -27,7 +28,6 @@ from testkit.helpers import (
 )
 
 from .stories import (
-    CLIENT,
     EXAMPLE_1_USAGE,
     OTHER_CLIENT,
     Step,
@@ -38,7 +38,6 @@ from .stories import (
     granted,
     logged,
     restored,
-    status_changed,
 )
 
 pytestmark = pytest.mark.infra

@@ -21,9 +21,10 @@ from contracts.topics import CREDITS_LEDGER, SESSION_USAGE, WORKOUT_SESSIONS
 from ops.local.topics import create_topics
 from servicekit.kafka import client_options
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT
 from testkit.helpers import Record, end_offsets, eventually, read_topic
 
-from .stories import CLIENT, EXAMPLE_1_USAGE, Step, example_1
+from .stories import EXAMPLE_1_USAGE, Step, example_1
 
 pytestmark = pytest.mark.infra
 

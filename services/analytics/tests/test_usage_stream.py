@@ -23,9 +23,10 @@ from analytics.store import USAGE_CHANGED
 from analytics.stream import UsageStreams, event_id_of
 from servicekit.db import libpq_url
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT
 from testkit.helpers import Deliver, eventually
 
-from .stories import CLIENT, OTHER_CLIENT, logged
+from .stories import OTHER_CLIENT, logged
 
 #: Long enough for any wait here: none is timed.
 PATIENCE = 20.0

@@ -17,41 +17,24 @@ from booking.store import SESSION_IDS_LOCK
 from contracts.events import (
     Balance,
     EventPayload,
-    SessionBooked,
     SessionCancelled,
     SessionCompleted,
     SessionCreditDeducted,
     SessionRescheduled,
     SessionStarted,
-    SessionStatusEvent,
 )
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, DATE, TRAINER, booked, moved
 from testkit.helpers import RecordingDeadLetters, consumed
 
 pytestmark = pytest.mark.infra
 
-CLIENT, TRAINER, OTHER = 123, 456, 789
-DATE = datetime(2026, 1, 15, 10, tzinfo=UTC)
-AT = datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+OTHER = 789
 SENT = datetime(2026, 1, 1, 8, tzinfo=UTC)
 
 #: One batch of events (an event id of its own, or the same id again for a duplicate).
 DeliverBatch = Callable[..., Coroutine[Any, Any, list[Outcome]]]
-
-
-def booked(session_id: int, user_id: int = CLIENT, **details: Any) -> SessionBooked:
-    return SessionBooked(
-        session_id=session_id,
-        user_id=user_id,
-        trainer_id=TRAINER,
-        session_date=details.pop("session_date", DATE),
-        **details,
-    )
-
-
-def moved(kind: type[SessionStatusEvent], session_id: int, user_id: int = CLIENT) -> Any:
-    return kind(session_id=session_id, user_id=user_id, trainer_id=TRAINER, at=AT)
 
 
 @pytest.fixture

@@ -27,36 +27,13 @@ from contracts.events import (
 from contracts.session_ids import SESSION_ID_TAKEN, block_of, session_id
 from servicekit.consumer import REJECTED, Outcome
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, DATE, TRAINER, booked, moved
 from testkit.helpers import Deliver, RecordingDeadLetters, outbox_events
 
 pytestmark = pytest.mark.infra
 
-CLIENT, TRAINER, OTHER = 123, 456, 789
-DATE = datetime(2026, 1, 15, 10, tzinfo=UTC)
-AT = datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+OTHER = 789
 BALANCE = Balance(total=10, used=1, remaining=9)
-
-
-def booked(
-    session_id: int, user_id: int = CLIENT, trainer_id: int = TRAINER, **details: Any
-) -> SessionBooked:
-    return SessionBooked(
-        session_id=session_id,
-        user_id=user_id,
-        trainer_id=trainer_id,
-        session_date=details.pop("session_date", DATE),
-        **details,
-    )
-
-
-def moved(
-    kind: type[SessionStatusEvent],
-    session_id: int,
-    user_id: int = CLIENT,
-    trainer_id: int = TRAINER,
-    reason: str | None = None,
-) -> Any:
-    return kind(session_id=session_id, user_id=user_id, trainer_id=trainer_id, at=AT, reason=reason)
 
 
 def deducted(session_id: int) -> SessionCreditDeducted:

@@ -23,9 +23,10 @@ from contracts.events import (
 from credits.models import PendingDeduction
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, TRAINER, booked, moved, purchase, workout
 from testkit.helpers import Deliver, RecordingDeadLetters, consumed
 
-from .test_ledger import CLIENT, OTHER, TRAINER, announced, booked, moved, purchase, workout
+from .test_ledger import OTHER, announced
 
 pytestmark = pytest.mark.infra
 

@@ -7,7 +7,6 @@ import itertools
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,26 +15,13 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select, text
 
+from contracts import events
 from contracts.events import Balance as ContractBalance
-from contracts.events import (
-    CreditDeductionRejected,
-    CreditsGranted,
-    EventPayload,
-    PackagePurchased,
-    SessionBooked,
-    SessionCancelled,
-    SessionCompleted,
-    SessionCreditDeducted,
-    SessionCreditRestored,
-    SessionNoShow,
-    SessionStarted,
-    WorkoutLogged,
-    WorkoutStatusChanged,
-)
 from credits.models import Balance, LedgerEntry
 from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, TRAINER, booked, moved, purchase, workout
 from testkit.helpers import (
     Deliver,
     RecordingDeadLetters,
@@ -46,47 +32,7 @@ from testkit.helpers import (
 
 pytestmark = pytest.mark.infra
 
-NOW = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
-CLIENT, TRAINER, OTHER = 123, 456, 789
-
-
-def purchase(sessions: int = 10, purchase_id: str = "order-1") -> PackagePurchased:
-    return PackagePurchased(
-        purchase_id=purchase_id, user_id=CLIENT, sessions=sessions, purchased_at=NOW
-    )
-
-
-def booked(session_id: int, user_id: int = CLIENT, trainer_id: int = TRAINER) -> SessionBooked:
-    return SessionBooked(
-        session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=NOW
-    )
-
-
-def moved(kind: type[Any], session_id: int, user_id: int = CLIENT) -> Any:
-    return kind(session_id=session_id, user_id=user_id, trainer_id=TRAINER, at=NOW)
-
-
-def workout(
-    session_id: int | None,
-    *,
-    status: str = "completed",
-    user_id: int = CLIENT,
-    trainer_id: int | None = TRAINER,
-    workout_id: uuid.UUID | None = None,
-) -> WorkoutLogged:
-    link: dict[str, Any] = (
-        {"session_type": "trainer-led", "session_id": session_id, "trainer_id": trainer_id}
-        if session_id is not None
-        else {}
-    )
-    return WorkoutLogged(
-        workout_id=workout_id or uuid.uuid4(),
-        user_id=user_id,
-        title="Personal Training Session",
-        date=NOW,
-        status=status,
-        **link,
-    )
+OTHER = 789
 
 
 async def balance(api: AsyncClient, user_id: int = CLIENT) -> tuple[int, int, int]:
@@ -94,7 +40,7 @@ async def balance(api: AsyncClient, user_id: int = CLIENT) -> tuple[int, int, in
     return body["total"], body["used"], body["remaining"]
 
 
-async def announced(runtime: ServiceRuntime, kind: type[EventPayload]) -> list[Any]:
+async def announced(runtime: ServiceRuntime, kind: type[events.EventPayload]) -> list[Any]:
     return [e.payload for e in await outbox_events(runtime.database) if isinstance(e.payload, kind)]
 
 
@@ -106,7 +52,7 @@ async def test_a_purchase_grants_its_sessions_once(
     # The store sends the same purchase again under a new event id: still granted once.
     assert await deliver(purchase(), event_id="p1-resent") is Outcome.APPLIED
     assert await balance(api) == (10, 0, 10)
-    grants = await announced(runtime, CreditsGranted)
+    grants = await announced(runtime, events.CreditsGranted)
     assert [(g.amount, g.purchase_id, g.balance.remaining) for g in grants] == [(10, "order-1", 10)]
 
 
@@ -118,7 +64,7 @@ async def test_a_trainer_led_workout_uses_one_credit(
     logged = workout(1)
     await deliver(logged)
     assert await balance(api) == (10, 1, 9)
-    [deducted] = await announced(runtime, SessionCreditDeducted)
+    [deducted] = await announced(runtime, events.SessionCreditDeducted)
     assert (deducted.session_id, deducted.workout_id, deducted.cause) == (
         1,
         logged.workout_id,
@@ -149,13 +95,13 @@ async def test_trainer_and_client_logging_the_session_and_its_completion_deduct_
 ) -> None:
     await deliver(purchase())
     await deliver(booked(1))
-    await deliver(moved(SessionStarted, 1))
+    await deliver(moved(events.SessionStarted, 1))
     await deliver(workout(1, status="in_progress"))  # the trainer, during the session
     await deliver(workout(1))  # the client, afterwards
-    await deliver(moved(SessionCompleted, 1))
+    await deliver(moved(events.SessionCompleted, 1))
     await deliver(workout(1))  # someone logs it once more
     assert await balance(api) == (10, 1, 9)
-    assert len(await announced(runtime, SessionCreditDeducted)) == 1
+    assert len(await announced(runtime, events.SessionCreditDeducted)) == 1
 
 
 async def test_a_completed_session_uses_a_credit_without_any_workout(
@@ -163,9 +109,9 @@ async def test_a_completed_session_uses_a_credit_without_any_workout(
 ) -> None:
     await deliver(purchase())
     await deliver(booked(1))
-    await deliver(moved(SessionCompleted, 1))
+    await deliver(moved(events.SessionCompleted, 1))
     assert await balance(api) == (10, 1, 9)
-    [deducted] = await announced(runtime, SessionCreditDeducted)
+    [deducted] = await announced(runtime, events.SessionCreditDeducted)
     assert deducted.cause == "session-completed"
 
 
@@ -178,7 +124,7 @@ async def test_a_workout_status_change_to_in_progress_deducts(
     await deliver(planned)
     assert await balance(api) == (10, 0, 10)
     await deliver(
-        WorkoutStatusChanged(
+        events.WorkoutStatusChanged(
             workout_id=planned.workout_id,
             user_id=CLIENT,
             session_type="trainer-led",
@@ -228,7 +174,7 @@ async def test_a_workout_for_another_clients_session_is_rejected_with_the_reason
     await deliver(booked(1, user_id=OTHER))
     await deliver(workout(1))
     assert await balance(api) == (10, 0, 10)
-    [rejected] = await announced(runtime, CreditDeductionRejected)
+    [rejected] = await announced(runtime, events.CreditDeductionRejected)
     assert rejected.reason == (
         f"session 1 is booked for client {OTHER} with trainer {TRAINER}, "
         f"not client {CLIENT} with trainer {TRAINER}"
@@ -241,7 +187,7 @@ async def test_a_workout_with_another_trainer_is_rejected(
     await deliver(booked(1))
     await deliver(workout(1, trainer_id=OTHER))
     assert await balance(api) == (0, 0, 0)
-    assert len(await announced(runtime, CreditDeductionRejected)) == 1
+    assert len(await announced(runtime, events.CreditDeductionRejected)) == 1
 
 
 async def test_a_parked_workout_that_turns_out_mismatched_is_rejected(
@@ -250,10 +196,10 @@ async def test_a_parked_workout_that_turns_out_mismatched_is_rejected(
     await deliver(workout(1))
     await deliver(booked(1, user_id=OTHER))
     assert await balance(api) == (0, 0, 0)
-    assert len(await announced(runtime, CreditDeductionRejected)) == 1
+    assert len(await announced(runtime, events.CreditDeductionRejected)) == 1
 
 
-@pytest.mark.parametrize("ended", [SessionCancelled, SessionNoShow])
+@pytest.mark.parametrize("ended", [events.SessionCancelled, events.SessionNoShow])
 async def test_a_cancelled_or_no_show_session_uses_no_credit(
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, ended: type[Any]
 ) -> None:
@@ -262,7 +208,7 @@ async def test_a_cancelled_or_no_show_session_uses_no_credit(
     await deliver(moved(ended, 1))
     await deliver(workout(1))
     assert await balance(api) == (10, 0, 10)
-    [rejected] = await announced(runtime, CreditDeductionRejected)
+    [rejected] = await announced(runtime, events.CreditDeductionRejected)
     assert rejected.reason.startswith("session 1 is ")
 
 
@@ -273,10 +219,10 @@ async def test_a_session_cancelled_after_its_deduction_gets_the_credit_back_once
     await deliver(booked(1))
     await deliver(workout(1, status="in_progress"))
     assert await balance(api) == (10, 1, 9)
-    await deliver(moved(SessionCancelled, 1), event_id="cancel-1")
-    await deliver(moved(SessionCancelled, 1), event_id="cancel-1-again")
+    await deliver(moved(events.SessionCancelled, 1), event_id="cancel-1")
+    await deliver(moved(events.SessionCancelled, 1), event_id="cancel-1-again")
     assert await balance(api) == (10, 0, 10)
-    [restored] = await announced(runtime, SessionCreditRestored)
+    [restored] = await announced(runtime, events.SessionCreditRestored)
     assert (restored.session_id, restored.balance.remaining) == (1, 10)
     kinds = [line["kind"] for line in (await api.get(f"/api/credits/{CLIENT}/ledger")).json()]
     assert kinds == ["grant", "deduction", "restoration"]
@@ -383,11 +329,11 @@ async def test_any_arrival_order_gives_the_same_balance(
     deliver: Deliver, runtime: ServiceRuntime, api: AsyncClient, owner_database: Database
 ) -> None:
     """Every interleaving of one session's story across the three input topics."""
-    story: list[tuple[str, EventPayload]] = [
+    story: list[tuple[str, events.EventPayload]] = [
         ("buy", purchase()),
         ("book", booked(1)),
         ("log", workout(1, workout_id=uuid.UUID(int=1))),
-        ("done", moved(SessionCompleted, 1)),
+        ("done", moved(events.SessionCompleted, 1)),
     ]
     orders = list(itertools.permutations(story))
     random.Random(7).shuffle(orders)
@@ -456,17 +402,17 @@ async def test_a_rebuild_records_each_fact_as_announced_whatever_the_input_order
         ("buy", purchase()),
         ("book", booked(1)),
         ("log", workout(1, workout_id=uuid.UUID(int=1))),
-        ("done", moved(SessionCompleted, 1)),
+        ("done", moved(events.SessionCompleted, 1)),
         ("book-other", booked(2, user_id=OTHER)),
         ("log-other", workout(2)),  # another client's session: rejected
         ("book-3", booked(3)),
-        ("done-3", moved(SessionCompleted, 3)),
-        ("cancel-3", moved(SessionCancelled, 3)),  # deducted, then given back
+        ("done-3", moved(events.SessionCompleted, 3)),
+        ("cancel-3", moved(events.SessionCancelled, 3)),  # deducted, then given back
     ]
     for event_id, payload in inputs:
         await deliver(payload, event_id=event_id)
     ledger_topic = await outbox_records(runtime.database)
-    live = await announced(runtime, SessionCreditDeducted)
+    live = await announced(runtime, events.SessionCreditDeducted)
     assert [(d.session_id, d.cause, d.caused_by) for d in live] == [
         (1, "workout-logged", "log"),
         (3, "session-completed", "done-3"),
@@ -503,11 +449,11 @@ async def test_without_its_history_a_rebuild_would_attribute_by_arrival(
     for event_id, payload in [
         ("buy", purchase()),
         ("book", booked(1)),
-        ("done", moved(SessionCompleted, 1)),
+        ("done", moved(events.SessionCompleted, 1)),
         ("log", workout(1, workout_id=uuid.UUID(int=1))),
     ]:
         await rebuilt.consumer.process(consumed(payload, event_id=event_id))
-    [deducted] = await announced(rebuilt, SessionCreditDeducted)
+    [deducted] = await announced(rebuilt, events.SessionCreditDeducted)
     assert (deducted.cause, deducted.caused_by) == ("session-completed", "done")
 
 
@@ -522,7 +468,7 @@ async def test_a_ledger_event_credits_did_not_write_is_dead_lettered_and_grants_
     """Credits records what appears on its own ledger topic (that is how a rebuild gets the
     ledger back): only what it wrote itself."""
     ledger = runtime.settings.kafka_topic_prefix + "credits.ledger"
-    forged = CreditsGranted(
+    forged = events.CreditsGranted(
         user_id=CLIENT,
         amount=1000,
         reason="free credits",

@@ -29,19 +29,10 @@ from credits.settings import Settings
 from ops.identity import LocalIdentity
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, TRAINER, booked, moved, purchase, workout
 from testkit.helpers import Deliver, consumed, outbox_events, outbox_records
 
-from .test_ledger import (
-    CLIENT,
-    OTHER,
-    TRAINER,
-    announced,
-    balance,
-    booked,
-    moved,
-    purchase,
-    workout,
-)
+from .test_ledger import OTHER, announced, balance
 
 pytestmark = pytest.mark.infra
 

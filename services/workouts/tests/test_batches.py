@@ -14,29 +14,17 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from contracts.events import (
-    EventPayload,
-    Exercise,
-    ExerciseSet,
-    SessionBooked,
-    SessionCancelled,
-    SessionCompleted,
-    SessionNoShow,
-    SessionStarted,
-    SessionStatusEvent,
-    SessionType,
-    WorkoutLogged,
-    WorkoutStatus,
-    WorkoutStatusChanged,
-)
+import testkit.events
+from contracts import events
 from servicekit.consumer import Outcome
 from servicekit.dead_letters import ConsumedRecord
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, TRAINER, booked, moved, status_changed
 from testkit.helpers import RecordingDeadLetters, consumed
 
 pytestmark = pytest.mark.infra
 
-CLIENT, TRAINER, OTHER = 123, 456, 999
+OTHER = 999
 FIRST_SENT = datetime(2026, 1, 15, 10, tzinfo=UTC)
 TABLES = ("sessions", "workout_sessions", "exercises", "exercise_sets")
 WORKOUT_A, WORKOUT_B, WORKOUT_C = (uuid.UUID(int=n) for n in (1, 2, 3))
@@ -45,33 +33,23 @@ WORKOUT_A, WORKOUT_B, WORKOUT_C = (uuid.UUID(int=n) for n in (1, 2, 3))
 DeliverBatch = Callable[..., Awaitable[list[Outcome]]]
 
 
-def booked(session_id: int, user_id: int = CLIENT) -> SessionBooked:
-    return SessionBooked(
-        session_id=session_id, user_id=user_id, trainer_id=TRAINER, session_date=FIRST_SENT
-    )
-
-
-def moved(kind: type[SessionStatusEvent], session_id: int) -> Any:
-    return kind(session_id=session_id, user_id=CLIENT, trainer_id=TRAINER, at=FIRST_SENT)
-
-
 def logged(
     workout_id: uuid.UUID,
     session_id: int | None = None,
-    status: WorkoutStatus = WorkoutStatus.COMPLETED,
+    status: events.WorkoutStatus = events.WorkoutStatus.COMPLETED,
     user_id: int = CLIENT,
-) -> WorkoutLogged:
+) -> events.WorkoutLogged:
     exercises = [
-        Exercise(name="Squat", sets=[ExerciseSet(reps=8, weight=60), ExerciseSet(reps=6)]),
-        Exercise(name="Plank"),
-        Exercise(name="Row", sets=[ExerciseSet(reps=12, weight=40.5)]),
+        events.Exercise(
+            name="Squat", sets=[events.ExerciseSet(reps=8, weight=60), events.ExerciseSet(reps=6)]
+        ),
+        events.Exercise(name="Plank"),
+        events.Exercise(name="Row", sets=[events.ExerciseSet(reps=12, weight=40.5)]),
     ]
-    return WorkoutLogged(
+    return testkit.events.workout(
+        session_id,
         workout_id=workout_id,
         user_id=user_id,
-        session_type=SessionType.SOLO if session_id is None else SessionType.TRAINER_LED,
-        session_id=session_id,
-        trainer_id=None if session_id is None else TRAINER,
         title="Workout",
         date=FIRST_SENT,
         status=status,
@@ -79,28 +57,16 @@ def logged(
         total_weight=966.0,
         total_reps=26,
         total_sets=3,
-        experience_points=0 if status is not WorkoutStatus.COMPLETED else 24,
+        experience_points=0 if status is not events.WorkoutStatus.COMPLETED else 24,
     )
 
 
-def status_changed(
-    workout_id: uuid.UUID, status: WorkoutStatus, previous: WorkoutStatus, session_id: int
-) -> WorkoutStatusChanged:
-    return WorkoutStatusChanged(
-        workout_id=workout_id,
-        user_id=CLIENT,
-        session_type=SessionType.TRAINER_LED,
-        session_id=session_id,
-        trainer_id=TRAINER,
-        status=status,
-        previous_status=previous,
-    )
-
-
-def records(*events: EventPayload | tuple[EventPayload, str]) -> list[ConsumedRecord]:
+def records(
+    *payloads: events.EventPayload | tuple[events.EventPayload, str],
+) -> list[ConsumedRecord]:
     """The events as consumed records, each sent a minute after the one before."""
     made = []
-    for offset, event in enumerate(events):
+    for offset, event in enumerate(payloads):
         payload, event_id = event if isinstance(event, tuple) else (event, None)
         sent = FIRST_SENT + timedelta(minutes=offset)
         made.append(consumed(payload, event_id=event_id, time=sent, offset=offset))
@@ -109,8 +75,10 @@ def records(*events: EventPayload | tuple[EventPayload, str]) -> list[ConsumedRe
 
 @pytest.fixture
 def deliver_batch(runtime: ServiceRuntime, dead_letters: RecordingDeadLetters) -> DeliverBatch:
-    async def deliver(*events: EventPayload | tuple[EventPayload, str]) -> list[Outcome]:
-        return (await runtime.consumer.process_batch(records(*events))).outcomes
+    async def deliver(
+        *payloads: events.EventPayload | tuple[events.EventPayload, str],
+    ) -> list[Outcome]:
+        return (await runtime.consumer.process_batch(records(*payloads))).outcomes
 
     return deliver
 
@@ -134,19 +102,27 @@ async def known_sessions(runtime: ServiceRuntime) -> list[tuple[int, int, int, s
 
 
 #: Sessions booked and moved, trainer-led workouts logged for them and moved, solo ones.
-STORY: list[EventPayload] = [
+STORY: list[events.EventPayload] = [
     booked(1),
     booked(2),
-    logged(WORKOUT_A, session_id=1, status=WorkoutStatus.PLANNED),
-    moved(SessionStarted, 1),
-    status_changed(WORKOUT_A, WorkoutStatus.IN_PROGRESS, WorkoutStatus.PLANNED, 1),
+    logged(WORKOUT_A, session_id=1, status=events.WorkoutStatus.PLANNED),
+    moved(events.SessionStarted, 1),
+    status_changed(
+        logged(WORKOUT_A, 1),
+        events.WorkoutStatus.IN_PROGRESS,
+        previous=events.WorkoutStatus.PLANNED,
+    ),
     logged(WORKOUT_B),
-    status_changed(WORKOUT_A, WorkoutStatus.COMPLETED, WorkoutStatus.IN_PROGRESS, 1),
-    moved(SessionCompleted, 1),
-    moved(SessionNoShow, 3),
+    status_changed(
+        logged(WORKOUT_A, 1),
+        events.WorkoutStatus.COMPLETED,
+        previous=events.WorkoutStatus.IN_PROGRESS,
+    ),
+    moved(events.SessionCompleted, 1),
+    moved(events.SessionNoShow, 3),
     booked(3),
     logged(WORKOUT_C, session_id=2),
-    moved(SessionCancelled, 2),
+    moved(events.SessionCancelled, 2),
 ]
 
 
@@ -174,11 +150,17 @@ async def test_a_batch_ends_as_its_events_applied_one_by_one(
 async def test_a_batch_moves_what_earlier_batches_stored(
     runtime: ServiceRuntime, deliver_batch: DeliverBatch
 ) -> None:
-    await deliver_batch(booked(1), logged(WORKOUT_A, session_id=1, status=WorkoutStatus.PLANNED))
+    await deliver_batch(
+        booked(1), logged(WORKOUT_A, session_id=1, status=events.WorkoutStatus.PLANNED)
+    )
     outcomes = await deliver_batch(
-        moved(SessionStarted, 1),
-        status_changed(WORKOUT_A, WorkoutStatus.CANCELLED, WorkoutStatus.PLANNED, 1),
-        moved(SessionCancelled, 1),
+        moved(events.SessionStarted, 1),
+        status_changed(
+            logged(WORKOUT_A, 1),
+            events.WorkoutStatus.CANCELLED,
+            previous=events.WorkoutStatus.PLANNED,
+        ),
+        moved(events.SessionCancelled, 1),
         booked(1),
     )
     assert outcomes == [Outcome.APPLIED] * 4
@@ -218,11 +200,19 @@ async def test_refusals_in_the_middle_of_a_batch_leave_the_rest_applied(
     never_logged = uuid.UUID(int=99)
     outcomes = await deliver_batch(
         booked(5),
-        logged(WORKOUT_A, session_id=5, status=WorkoutStatus.PLANNED),
+        logged(WORKOUT_A, session_id=5, status=events.WorkoutStatus.PLANNED),
         booked(5, user_id=OTHER),
-        status_changed(never_logged, WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED, 5),
-        moved(SessionStarted, 5),
-        status_changed(WORKOUT_A, WorkoutStatus.COMPLETED, WorkoutStatus.PLANNED, 5),
+        status_changed(
+            logged(never_logged, 5),
+            events.WorkoutStatus.COMPLETED,
+            previous=events.WorkoutStatus.PLANNED,
+        ),
+        moved(events.SessionStarted, 5),
+        status_changed(
+            logged(WORKOUT_A, 5),
+            events.WorkoutStatus.COMPLETED,
+            previous=events.WorkoutStatus.PLANNED,
+        ),
         booked(6, user_id=OTHER),
     )
     assert outcomes == [
@@ -250,7 +240,9 @@ async def test_a_session_created_earlier_in_the_batch_refuses_another_client(
     runtime: ServiceRuntime, deliver_batch: DeliverBatch, dead_letters: RecordingDeadLetters
 ) -> None:
     """Whichever event names a session first creates it, even a status event."""
-    outcomes = await deliver_batch(moved(SessionCancelled, 7), booked(7, user_id=OTHER), booked(7))
+    outcomes = await deliver_batch(
+        moved(events.SessionCancelled, 7), booked(7, user_id=OTHER), booked(7)
+    )
     assert outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.APPLIED]
     assert dead_letters.reasons[0].endswith(f"not client {OTHER} with trainer {TRAINER}")
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "cancelled")]
@@ -262,7 +254,7 @@ async def test_workouts_are_stored_as_logged_whatever_is_known_of_their_session(
     """History is not judged again: the checks of the API apply to new requests only."""
     outcomes = await deliver_batch(
         booked(5),
-        moved(SessionCancelled, 5),
+        moved(events.SessionCancelled, 5),
         logged(WORKOUT_A, session_id=5),
         logged(WORKOUT_B, session_id=5, user_id=OTHER),
     )

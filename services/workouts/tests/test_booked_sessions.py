@@ -15,7 +15,6 @@ from sqlalchemy import select, text
 
 from contracts.events import (
     EventPayload,
-    SessionBooked,
     SessionCancelled,
     SessionCompleted,
     SessionNoShow,
@@ -27,6 +26,7 @@ from contracts.events import (
 from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
+from testkit.events import CLIENT, TRAINER, booked, moved
 from testkit.helpers import Deliver, RecordingDeadLetters, outbox_events
 from workouts.models import BookedSession
 
@@ -34,19 +34,7 @@ pytestmark = pytest.mark.infra
 
 SESSIONS = "/api/workout/sessions"
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
-CLIENT, TRAINER, OTHER = 123, 456, 999
-
-
-def booked(session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER) -> SessionBooked:
-    return SessionBooked(
-        session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=NOW
-    )
-
-
-def moved(
-    kind: type[Any], session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER
-) -> Any:
-    return kind(session_id=session_id, user_id=user_id, trainer_id=trainer_id, at=NOW)
+OTHER = 999
 
 
 def trainer_led(
@@ -78,7 +66,7 @@ async def announced(runtime: ServiceRuntime, kind: type[EventPayload]) -> list[A
 async def test_a_booking_makes_the_session_known_as_scheduled(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
-    assert await deliver(booked()) is Outcome.APPLIED
+    assert await deliver(booked(7)) is Outcome.APPLIED
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "scheduled")]
 
 
@@ -94,23 +82,23 @@ async def test_a_booking_makes_the_session_known_as_scheduled(
 async def test_a_session_moves_along_with_its_status_events(
     deliver: Deliver, runtime: ServiceRuntime, event: type[Any], status: str
 ) -> None:
-    await deliver(booked())
-    assert await deliver(moved(event)) is Outcome.APPLIED
+    await deliver(booked(7))
+    assert await deliver(moved(event, 7)) is Outcome.APPLIED
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, status)]
 
 
 async def test_a_status_event_before_its_booking_makes_the_session_known(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
-    await deliver(moved(SessionCancelled))
-    await deliver(booked())
+    await deliver(moved(SessionCancelled, 7))
+    await deliver(booked(7))
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "cancelled")]
 
 
 async def test_a_reschedule_changes_nothing_the_service_keeps(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
-    await deliver(booked())
+    await deliver(booked(7))
     rescheduled = SessionRescheduled(session_id=7, session_date=NOW)
     assert await deliver(rescheduled) is Outcome.IGNORED
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "scheduled")]
@@ -119,11 +107,11 @@ async def test_a_reschedule_changes_nothing_the_service_keeps(
 async def test_a_replayed_or_resent_event_changes_nothing(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
-    await deliver(booked(), event_id="book")
-    await deliver(moved(SessionCompleted), event_id="done")
-    assert await deliver(booked(), event_id="book") is Outcome.DUPLICATE
-    assert await deliver(moved(SessionStarted), event_id="start-late") is Outcome.APPLIED
-    assert await deliver(booked(), event_id="book-resent") is Outcome.APPLIED
+    await deliver(booked(7), event_id="book")
+    await deliver(moved(SessionCompleted, 7), event_id="done")
+    assert await deliver(booked(7), event_id="book") is Outcome.DUPLICATE
+    assert await deliver(moved(SessionStarted, 7), event_id="start-late") is Outcome.APPLIED
+    assert await deliver(booked(7), event_id="book-resent") is Outcome.APPLIED
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "completed")]
 
 
@@ -154,8 +142,8 @@ async def test_any_arrival_order_gives_the_same_view(
 async def test_a_booking_reusing_a_session_id_for_another_client_is_dead_lettered(
     deliver: Deliver, runtime: ServiceRuntime, dead_letters: RecordingDeadLetters
 ) -> None:
-    await deliver(booked())
-    assert await deliver(booked(user_id=OTHER)) is Outcome.DEAD_LETTERED
+    await deliver(booked(7))
+    assert await deliver(booked(7, user_id=OTHER)) is Outcome.DEAD_LETTERED
     assert dead_letters.reasons == [
         f"session 7 is booked for client {CLIENT} with trainer {TRAINER}, "
         f"not client {OTHER} with trainer {TRAINER}"
@@ -166,8 +154,8 @@ async def test_a_booking_reusing_a_session_id_for_another_client_is_dead_lettere
 async def test_a_status_event_naming_another_trainer_is_dead_lettered_and_changes_nothing(
     deliver: Deliver, runtime: ServiceRuntime, dead_letters: RecordingDeadLetters
 ) -> None:
-    await deliver(booked())
-    assert await deliver(moved(SessionCancelled, trainer_id=OTHER)) is Outcome.DEAD_LETTERED
+    await deliver(booked(7))
+    assert await deliver(moved(SessionCancelled, 7, trainer_id=OTHER)) is Outcome.DEAD_LETTERED
     assert dead_letters.reasons[0].endswith(f"not client {CLIENT} with trainer {OTHER}")
     assert await known_sessions(runtime) == [(7, CLIENT, TRAINER, "scheduled")]
 
@@ -187,9 +175,9 @@ async def test_a_workout_for_a_session_not_known_yet_is_accepted(
 async def test_a_workout_for_a_booked_started_or_completed_session_is_accepted(
     deliver: Deliver, api: AsyncClient, story: list[type[Any]]
 ) -> None:
-    await deliver(booked())
+    await deliver(booked(7))
     for event in story:
-        await deliver(moved(event))
+        await deliver(moved(event, 7))
     assert (await api.post(SESSIONS, json=trainer_led(7))).status_code == 201
 
 
@@ -203,8 +191,8 @@ async def test_a_workout_for_a_booked_started_or_completed_session_is_accepted(
 async def test_a_workout_for_a_cancelled_or_missed_session_is_a_409(
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, ended: type[Any], reason: str
 ) -> None:
-    await deliver(booked())
-    await deliver(moved(ended))
+    await deliver(booked(7))
+    await deliver(moved(ended, 7))
     response = await api.post(SESSIONS, json=trainer_led(7))
     assert (response.status_code, response.json()) == (409, {"detail": reason})
     assert await announced(runtime, WorkoutLogged) == []
@@ -215,7 +203,7 @@ async def test_a_workout_for_a_cancelled_or_missed_session_is_a_409(
 async def test_a_workout_cancelled_before_its_booking_arrived_is_still_refused(
     deliver: Deliver, api: AsyncClient
 ) -> None:
-    await deliver(moved(SessionCancelled))
+    await deliver(moved(SessionCancelled, 7))
     assert (await api.post(SESSIONS, json=trainer_led(7))).status_code == 409
 
 
@@ -225,7 +213,7 @@ async def test_a_workout_cancelled_before_its_booking_arrived_is_still_refused(
 async def test_a_workout_for_another_clients_or_trainers_session_is_a_422_naming_the_mismatch(
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, user_id: int, trainer_id: int
 ) -> None:
-    await deliver(booked())
+    await deliver(booked(7))
     response = await api.post(SESSIONS, json=trainer_led(7, user_id, trainer_id))
     assert response.status_code == 422
     assert response.json() == {
@@ -238,8 +226,8 @@ async def test_a_workout_for_another_clients_or_trainers_session_is_a_422_naming
 async def test_solo_workouts_are_never_checked_against_sessions(
     deliver: Deliver, api: AsyncClient
 ) -> None:
-    await deliver(booked())
-    await deliver(moved(SessionCancelled))
+    await deliver(booked(7))
+    await deliver(moved(SessionCancelled, 7))
     response = await api.post(SESSIONS, json={"userId": OTHER, "title": "Home workout"})
     assert response.status_code == 201
 
@@ -248,9 +236,9 @@ async def test_solo_workouts_are_never_checked_against_sessions(
 async def test_a_planned_trainer_led_workout_cannot_start_or_complete_once_its_session_is_cancelled(
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, target: str
 ) -> None:
-    await deliver(booked())
+    await deliver(booked(7))
     workout = (await api.post(SESSIONS, json=trainer_led(7, status="planned"))).json()
-    await deliver(moved(SessionCancelled))
+    await deliver(moved(SessionCancelled, 7))
     response = await api.patch(f"{SESSIONS}/{workout['id']}", json={"status": target})
     assert (response.status_code, response.json()) == (
         409,
@@ -265,7 +253,7 @@ async def test_a_trainer_led_workout_of_a_cancelled_session_can_still_be_called_
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, target: str
 ) -> None:
     workout = (await api.post(SESSIONS, json=trainer_led(7, status="planned"))).json()
-    await deliver(moved(SessionCancelled))
+    await deliver(moved(SessionCancelled, 7))
     response = await api.patch(f"{SESSIONS}/{workout['id']}", json={"status": target})
     assert (response.status_code, response.json()["status"]) == (200, target)
     assert len(await announced(runtime, WorkoutStatusChanged)) == 1
@@ -275,7 +263,7 @@ async def test_a_trainer_led_workout_cannot_start_once_its_session_turns_out_ano
     deliver: Deliver, api: AsyncClient
 ) -> None:
     workout = (await api.post(SESSIONS, json=trainer_led(7, status="planned"))).json()
-    await deliver(booked(user_id=OTHER))
+    await deliver(booked(7, user_id=OTHER))
     response = await api.patch(f"{SESSIONS}/{workout['id']}", json={"status": "in_progress"})
     assert response.status_code == 409
     assert response.json()["detail"].startswith(f"session 7 is booked for client {OTHER}")
@@ -292,7 +280,7 @@ async def test_a_workout_for_a_session_not_known_yet_is_accepted_and_says_so(
     workout = f"{SESSIONS}/{response.json()['id']}"
     assert (await api.get(workout)).json()["sessionKnown"] is False
 
-    await deliver(booked())
+    await deliver(booked(7))
     assert (await api.get(workout)).json()["sessionKnown"] is True
     [listed] = (await api.get(SESSIONS, params={"userId": CLIENT})).json()
     assert listed["sessionKnown"] is True
@@ -301,7 +289,7 @@ async def test_a_workout_for_a_session_not_known_yet_is_accepted_and_says_so(
 async def test_a_workout_for_a_known_session_says_it_is_known(
     deliver: Deliver, api: AsyncClient
 ) -> None:
-    await deliver(booked())
+    await deliver(booked(7))
     response = await api.post(SESSIONS, json=trainer_led(7, status="planned"))
     assert (response.status_code, response.json()["sessionKnown"]) == (201, True)
     moved_on = await api.patch(f"{SESSIONS}/{response.json()['id']}", json={"status": "completed"})

@@ -14,18 +14,9 @@ from contracts.events import (
     WorkoutStatus,
     WorkoutStatusChanged,
 )
+from testkit.events import CLIENT, TRAINER, status_changed
 
-from ..stories import (
-    CLIENT,
-    TRAINER,
-    day,
-    deducted,
-    deduction_rejected,
-    granted,
-    logged,
-    restored,
-    status_changed,
-)
+from ..stories import day, deducted, deduction_rejected, granted, logged, restored
 from .book import apply, event
 
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from contracts.envelope import Event
 from contracts.events import SessionUsageUpdated, WorkoutLogged, WorkoutStatus
+from testkit.events import CLIENT, status_changed
 
-from ..stories import CLIENT, EXAMPLE_1_USAGE, day, example_1, logged, status_changed
+from ..stories import EXAMPLE_1_USAGE, day, example_1, logged
 from .book import Stored, event
 
 

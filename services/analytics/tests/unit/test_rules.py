@@ -19,8 +19,9 @@ from analytics.rules import (
 from contracts.events import Balance, SessionType, SessionUsageUpdated, WorkoutStatus
 from servicekit import tracing
 from servicekit.domain import RuleBroken
+from testkit.events import CLIENT, TRAINER
 
-from ..stories import CLIENT, OTHER_CLIENT, TRAINER, balance, day
+from ..stories import OTHER_CLIENT, balance, day
 from .book import numbered_ids
 
 SOLO, TRAINER_LED = SessionType.SOLO, SessionType.TRAINER_LED

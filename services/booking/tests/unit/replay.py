@@ -9,43 +9,30 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import testkit.events
 from booking.handlers import HANDLERS
 from booking.rules import CreditMark, KnownSession, SessionBook
 from contracts import events
 from contracts.envelope import Event, build_event
 from servicekit.domain import RuleBroken
+from testkit.events import CLIENT, StatusEvent
 
-CLIENT, TRAINER, OTHER = 123, 456, 789
-DATE = datetime(2026, 1, 15, 10, tzinfo=UTC)
-AT = datetime(2026, 1, 15, 10, 5, tzinfo=UTC)
+OTHER = 789
 SENT = datetime(2026, 1, 1, 8, tzinfo=UTC)
 
 _serials = itertools.count(1)
 
 
 def booked(session_id: int = 5, user_id: int = CLIENT, **details: Any) -> events.SessionBooked:
-    return events.SessionBooked(
-        session_id=session_id,
-        user_id=user_id,
-        trainer_id=details.pop("trainer_id", TRAINER),
-        session_date=details.pop("session_date", DATE),
-        **details,
-    )
+    """Session 5 unless told (`testkit.events.booked`)."""
+    return testkit.events.booked(session_id, user_id, **details)
 
 
 def moved(
-    kind: type[events.SessionStatusEvent],
-    session_id: int = 5,
-    user_id: int = CLIENT,
-    **details: Any,
-) -> events.SessionStatusEvent:
-    return kind(
-        session_id=session_id,
-        user_id=user_id,
-        trainer_id=details.pop("trainer_id", TRAINER),
-        at=details.pop("at", AT),
-        **details,
-    )
+    kind: type[StatusEvent], session_id: int = 5, user_id: int = CLIENT, **details: Any
+) -> StatusEvent:
+    """Session 5 unless told (`testkit.events.moved`)."""
+    return testkit.events.moved(kind, session_id, user_id, **details)
 
 
 def rescheduled(session_date: datetime, session_id: int = 5) -> events.SessionRescheduled:

@@ -11,8 +11,9 @@ from booking.handlers import HANDLERS
 from booking.rules import CreditMark, NotStorable, SessionBook
 from contracts import events
 from contracts.sessions import SessionStatus
+from testkit.events import AT, CLIENT, TRAINER
 
-from .replay import AT, CLIENT, SENT, TRAINER, booked, decide, event, moved, rescheduled
+from .replay import SENT, booked, decide, event, moved, rescheduled
 
 BALANCE = events.Balance(total=10, used=1, remaining=9)
 

@@ -16,8 +16,9 @@ from booking.rules import NEXT_STATUSES, REPORTED_SKIPS, CreditMark
 from contracts import events
 from contracts.sessions import STATUS_AFTER, SessionStatus
 from servicekit.domain import RuleBroken
+from testkit.events import AT, CLIENT, DATE, TRAINER
 
-from .replay import AT, CLIENT, DATE, OTHER, TRAINER, Stored, booked, event, moved, rescheduled
+from .replay import OTHER, Stored, booked, event, moved, rescheduled
 
 MOVES: list[type[events.SessionStatusEvent]] = [
     events.SessionStarted,

@@ -22,8 +22,9 @@ from contracts import events
 from contracts.session_ids import SESSION_ID_TAKEN
 from contracts.sessions import SessionStatus
 from servicekit.domain import RuleBroken
+from testkit.events import AT, CLIENT, DATE, TRAINER
 
-from .replay import AT, CLIENT, DATE, OTHER, SENT, TRAINER, booked, moved, rescheduled
+from .replay import OTHER, SENT, booked, moved, rescheduled
 
 LATER = datetime(2026, 2, 1, 9, tzinfo=UTC)
 

@@ -22,8 +22,9 @@ from contracts.events import (
 )
 from credits.handlers import HANDLERS
 from credits.rules import ClientBalance, Entry, EntryKind, KnownSession, Ledger, Parked
+from testkit.events import CLIENT, booked, moved, purchase, workout
 
-from .test_rules import CLIENT, booked, called_off, event, moved, purchase, workout
+from .test_rules import called_off, event
 
 #: How a session's story ends; cancelled and missed sessions are never delivered.
 ENDINGS = ("delivered", "completed", "scheduled", "cancelled", "no-show")

@@ -12,10 +12,11 @@ import pytest
 from contracts import events
 from contracts.envelope import Event, build_event
 from contracts.sessions import STATUS_AFTER, SessionStatus
+from testkit.events import CLIENT, TRAINER, booked, moved
 from workouts import rules
 from workouts.handlers import HANDLERS
 
-CLIENT, TRAINER, OTHER = 123, 456, 789
+OTHER = 789
 SENT = datetime(2026, 1, 15, 10, tzinfo=UTC)
 A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 
@@ -28,20 +29,6 @@ def apply(
         envelope = build_event(payload, source="/tests/workouts", time=at)
         HANDLERS[type(payload)](logbook, Event(envelope, payload))
     return logbook
-
-
-def booked(
-    session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER
-) -> events.SessionBooked:
-    return events.SessionBooked(
-        session_id=session_id, user_id=user_id, trainer_id=trainer_id, session_date=SENT
-    )
-
-
-def moved(
-    kind: type[Any], session_id: int = 7, user_id: int = CLIENT, trainer_id: int = TRAINER
-) -> Any:
-    return kind(session_id=session_id, user_id=user_id, trainer_id=trainer_id, at=SENT)
 
 
 def facts(
@@ -90,7 +77,7 @@ def test_the_handler_table_lists_the_booking_events_and_the_workouts_own() -> No
 
 
 def test_a_booking_makes_a_session_known_as_scheduled() -> None:
-    logbook = apply(rules.Logbook(), booked())
+    logbook = apply(rules.Logbook(), booked(7))
     assert logbook.sessions == {7: facts(SessionStatus.SCHEDULED)}
     assert logbook.sessions_changed == {7}
 
@@ -99,37 +86,39 @@ def test_a_booking_makes_a_session_known_as_scheduled() -> None:
 def test_a_status_event_first_makes_the_session_known_as_it_tells(
     kind: type[Any], status: SessionStatus
 ) -> None:
-    logbook = apply(rules.Logbook(), moved(kind))
+    logbook = apply(rules.Logbook(), moved(kind, 7))
     assert logbook.sessions == {7: facts(status)}
     assert logbook.sessions_changed == {7}
 
 
 def test_a_session_moves_forward_and_is_written_when_it_does() -> None:
     logbook = rules.Logbook(sessions={7: facts(SessionStatus.SCHEDULED)})
-    apply(logbook, moved(events.SessionStarted))
+    apply(logbook, moved(events.SessionStarted, 7))
     assert logbook.sessions[7].status is SessionStatus.IN_PROGRESS
     assert logbook.sessions_changed == {7}
 
 
 def test_an_event_behind_what_is_known_changes_nothing() -> None:
     logbook = rules.Logbook(sessions={7: facts(SessionStatus.COMPLETED)})
-    apply(logbook, booked(), moved(events.SessionStarted))
+    apply(logbook, booked(7), moved(events.SessionStarted, 7))
     assert logbook.sessions == {7: facts(SessionStatus.COMPLETED)}
     assert logbook.sessions_changed == set()
 
 
 def test_a_cancellation_outranks_a_completion() -> None:
-    logbook = apply(rules.Logbook(), moved(events.SessionCancelled), moved(events.SessionCompleted))
+    logbook = apply(
+        rules.Logbook(), moved(events.SessionCancelled, 7), moved(events.SessionCompleted, 7)
+    )
     assert logbook.sessions[7].status is SessionStatus.CANCELLED
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        booked(user_id=OTHER),
-        booked(trainer_id=OTHER),
-        moved(events.SessionNoShow, user_id=OTHER),
-        moved(events.SessionCompleted, trainer_id=OTHER),
+        booked(7, user_id=OTHER),
+        booked(7, trainer_id=OTHER),
+        moved(events.SessionNoShow, 7, user_id=OTHER),
+        moved(events.SessionCompleted, 7, trainer_id=OTHER),
     ],
 )
 def test_an_event_giving_a_known_session_someone_else_is_refused_and_changes_nothing(
@@ -147,9 +136,9 @@ def test_an_event_giving_a_known_session_someone_else_is_refused_and_changes_not
 
 
 def test_the_first_event_about_a_session_decides_whose_it_is() -> None:
-    logbook = apply(rules.Logbook(), moved(events.SessionCancelled, user_id=OTHER))
+    logbook = apply(rules.Logbook(), moved(events.SessionCancelled, 7, user_id=OTHER))
     with pytest.raises(rules.SessionMismatch, match=f"not client {CLIENT} with trainer {TRAINER}"):
-        apply(logbook, booked())
+        apply(logbook, booked(7))
     assert logbook.sessions == {7: facts(SessionStatus.CANCELLED, user_id=OTHER)}
 
 

@@ -14,18 +14,19 @@ from hypothesis import strategies as st
 from contracts import events
 from contracts.sessions import SessionStatus
 from servicekit.domain import RuleBroken
+from testkit.events import CLIENT, booked, moved
 from workouts import rules
 
-from .test_logbook import CLIENT, OTHER, SENT, A, apply, booked, changed, logged, moved
+from .test_logbook import OTHER, SENT, A, apply, changed, logged
 
 #: Every story booking allows for one session, as the events it sends in order.
 STORIES: list[list[events.EventPayload]] = [
-    [booked()],
-    [booked(), moved(events.SessionStarted)],
-    [booked(), moved(events.SessionStarted), moved(events.SessionCompleted)],
-    [booked(), moved(events.SessionStarted), moved(events.SessionCancelled)],
-    [booked(), moved(events.SessionCancelled)],
-    [booked(), moved(events.SessionNoShow)],
+    [booked(7)],
+    [booked(7), moved(events.SessionStarted, 7)],
+    [booked(7), moved(events.SessionStarted, 7), moved(events.SessionCompleted, 7)],
+    [booked(7), moved(events.SessionStarted, 7), moved(events.SessionCancelled, 7)],
+    [booked(7), moved(events.SessionCancelled, 7)],
+    [booked(7), moved(events.SessionNoShow, 7)],
 ]
 
 #: The forward paths of a workout logged planned (see `ALLOWED_STATUS_CHANGES`).
@@ -96,10 +97,10 @@ def test_the_first_event_about_a_session_decides_whose_it_is_in_any_order(
     data: st.DataObject,
 ) -> None:
     story = data.draw(st.sampled_from(STORIES))
-    for_other = [
-        booked(user_id=OTHER),
-        moved(events.SessionStarted, user_id=OTHER),
-        moved(events.SessionCancelled, user_id=OTHER),
+    for_other: list[Any] = [
+        booked(7, user_id=OTHER),
+        moved(events.SessionStarted, 7, user_id=OTHER),
+        moved(events.SessionCancelled, 7, user_id=OTHER),
     ]
     others = data.draw(st.lists(st.sampled_from(for_other), min_size=1, max_size=3))
     arrived = data.draw(st.permutations([*story, *others]))
