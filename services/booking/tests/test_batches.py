@@ -117,13 +117,8 @@ async def test_duplicates_within_a_batch_are_applied_once(
         (moved(SessionStarted, 5), "started-5"),
         (booked(5), "booked-5-again"),  # the same booking under another id: no change
     )
-    assert outcomes == [
-        Outcome.APPLIED,
-        Outcome.APPLIED,
-        Outcome.DUPLICATE,
-        Outcome.DUPLICATE,
-        Outcome.APPLIED,
-    ]
+    applied, duplicate = Outcome.APPLIED, Outcome.DUPLICATE
+    assert outcomes == [applied, applied, duplicate, duplicate, applied]
     assert (await session(api, 5))["status"] == "in_progress"
     assert dead_letters.reasons == []
     assert await deliver_batch((booked(5), "booked-5")) == [Outcome.DUPLICATE]
