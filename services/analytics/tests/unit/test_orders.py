@@ -60,7 +60,7 @@ def play(events: list[Event[Any]], cut: list[list[Event[Any]]]) -> Stored:
     return stored
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_every_interleaving_and_batching_ends_in_the_same_usage(data: st.DataObject) -> None:
     events = data.draw(interleavings())
@@ -72,7 +72,7 @@ def test_every_interleaving_and_batching_ends_in_the_same_usage(data: st.DataObj
     }
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_copies_under_new_ids_change_nothing(data: st.DataObject) -> None:
     events = data.draw(interleavings())
@@ -104,7 +104,7 @@ def _topic_of(copy: Event[Any]) -> str:
 STATUSES = list(WorkoutStatus)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_the_counts_are_the_workouts_whose_latest_status_is_completed(
     data: st.DataObject,

@@ -133,7 +133,7 @@ def in_order(story: Story) -> list[list[tuple[str, EventPayload]]]:
     return [story.events]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.data(), stories())
 def test_every_order_and_batching_ends_in_the_same_ledger(
     data: st.DataObject, story: Story
@@ -147,7 +147,7 @@ def test_every_order_and_batching_ends_in_the_same_ledger(
     assert sorted(got.deductions_announced) == sorted(story.delivered)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.data(), stories(calling_off=True))
 def test_no_order_deducts_twice_for_a_session_and_the_balance_is_its_entries(
     data: st.DataObject, story: Story
