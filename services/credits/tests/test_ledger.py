@@ -1,5 +1,5 @@
 """The credit ledger's rules, on a real database: one credit per delivered trainer-led
-session, exactly once, in any order."""
+db, exactly once, in any order."""
 
 from __future__ import annotations
 
@@ -303,26 +303,26 @@ async def test_ledger_entries_can_never_be_changed(
 ) -> None:
     """Twice over: the service's runtime role has no right to, and even the owner's change
     is stopped by the trigger."""
-    async with runtime.database.transaction() as session:
-        await session.execute(
+    async with runtime.database.transaction() as db:
+        await db.execute(
             text(
                 "insert into ledger_entries (id, user_id, kind, amount, caused_by)"
                 " values (gen_random_uuid(), 1, 'grant', 5, 'test')"
             )
         )
     with pytest.raises(Exception, match="permission denied for table ledger_entries"):
-        async with runtime.database.transaction() as session:
-            await session.execute(text(change))
+        async with runtime.database.transaction() as db:
+            await db.execute(text(change))
     with pytest.raises(Exception, match="never updated or deleted"):
-        async with owner_database.transaction() as session:
-            await session.execute(text(change))
+        async with owner_database.transaction() as db:
+            await db.execute(text(change))
 
 
 async def test_the_runtime_role_may_not_change_the_schema(runtime: ServiceRuntime) -> None:
     for ddl in ("create table mine (id int)", "drop table balances", "truncate balances"):
         with pytest.raises(sqlalchemy.exc.ProgrammingError, match="InsufficientPrivilege"):
-            async with runtime.database.transaction() as session:
-                await session.execute(text(ddl))
+            async with runtime.database.transaction() as db:
+                await db.execute(text(ddl))
 
 
 async def test_any_arrival_order_gives_the_same_balance(
@@ -338,9 +338,9 @@ async def test_any_arrival_order_gives_the_same_balance(
     orders = list(itertools.permutations(story))
     random.Random(7).shuffle(orders)
     for n, order in enumerate(orders[:8]):
-        async with owner_database.transaction() as session:
+        async with owner_database.transaction() as db:
             # A fresh start for each order (truncate is not a row delete: no trigger fires).
-            await session.execute(
+            await db.execute(
                 text(
                     "truncate ledger_entries, balances, sessions, pending_deductions, outbox,"
                     " processed_events"
@@ -349,11 +349,11 @@ async def test_any_arrival_order_gives_the_same_balance(
         for event_id, payload in order:
             await deliver(payload, event_id=f"{n}-{event_id}")
         assert await balance(api) == (10, 1, 9), [event_id for event_id, _ in order]
-        async with runtime.database.sessions() as session:
-            used = await session.scalar(
+        async with runtime.database.sessions() as db:
+            used = await db.scalar(
                 select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "deduction")
             )
-            row = await session.get(Balance, CLIENT)
+            row = await db.get(Balance, CLIENT)
         assert used == 1
         assert row is not None
         assert row.remaining == 9

@@ -271,8 +271,8 @@ async def test_a_withdrawn_workout_is_never_charged_by_a_rebuild_whatever_the_in
             await copy.consumer.process(consumed(payload, event_id=event_id))
 
     assert await outbox_records(rebuilt.database) == [], "announced again"
-    async with rebuilt.database.sessions() as session:
-        remembered = list(await session.scalars(select(WithdrawnDeduction.workout_id)))
+    async with rebuilt.database.sessions() as db:
+        remembered = list(await db.scalars(select(WithdrawnDeduction.workout_id)))
     assert remembered == [logged.workout_id]
     for copy_app, expected in [(rebuilt_app, (10, 0, 10)), (unaware_app, (10, 1, 9))]:
         async with AsyncClient(
@@ -290,8 +290,8 @@ async def test_the_parked_gauges_are_read_from_the_database_by_every_replica(
     }
     for session_id in (7, 8):
         await deliver(workout(session_id))
-    async with runtime.database.transaction() as session:
-        await session.execute(
+    async with runtime.database.transaction() as db:
+        await db.execute(
             text(
                 "update pending_deductions set received_at = now() - interval '2 hours'"
                 " where session_id = 7"

@@ -297,9 +297,9 @@ class IdempotentConsumer:
     async def _apply_batch(self, items: list[_Item]) -> None:
         if not items:
             return
-        async with self.database.transaction() as session:
+        async with self.database.transaction() as db:
             fresh = await remember_all(
-                session,
+                db,
                 self.name,
                 [(item.event.id, item.event.type) for item in items if item.event],
             )
@@ -316,10 +316,10 @@ class IdempotentConsumer:
             assert self._store is not None  # handlers come with their store
             events = [item.event for item in to_apply if item.event is not None]
             try:
-                state = await self._store.load(session, events)
+                state = await self._store.load(db, events)
                 for item in to_apply:
                     self._run_handler(state, item)
-                await self._store.write(session, state)
+                await self._store.write(db, state)
             except _HandlerFailed:
                 raise
             except TRANSIENT_ERRORS:
@@ -366,19 +366,19 @@ class IdempotentConsumer:
             topic=record.topic, event_type=event_type, outcome=outcome.value
         ).inc()
 
-    async def record_own_event(self, session: AsyncSession, event: CloudEvent) -> None:
+    async def record_own_event(self, db: AsyncSession, event: CloudEvent) -> None:
         """Mark an event this service publishes as already applied by its own consumer.
 
         A service whose store is a projection of a topic it also writes to (booking) applies
         a change and records its event in one transaction; when the event comes back from
         the topic it is then a duplicate. A rebuild from an empty database has no such marks
         and applies every event, its own included."""
-        await self.record_own_events(session, [event])
+        await self.record_own_events(db, [event])
 
-    async def record_own_events(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    async def record_own_events(self, db: AsyncSession, events: Sequence[CloudEvent]) -> None:
         """`record_own_event` for many, in one statement."""
         if events:
-            await remember_all(session, self.name, [(event.id, event.type) for event in events])
+            await remember_all(db, self.name, [(event.id, event.type) for event in events])
 
     def backoff_for(self, record: ConsumedRecord) -> float:
         return self.retry.backoff(self._attempts.get(_position(record), 1))
@@ -417,12 +417,12 @@ class IdempotentConsumer:
 
 
 async def remember_all(
-    session: AsyncSession, consumer: str, events: Sequence[tuple[str, str]]
+    db: AsyncSession, consumer: str, events: Sequence[tuple[str, str]]
 ) -> set[str]:
     """Record that `consumer` applied these events (id, type); the ids it had not before."""
     # Arrays, not rows of parameters: the statement's text is the same whatever the batch
     # size, so PostgreSQL and the driver parse and plan it once.
-    inserted = await session.execute(
+    inserted = await db.execute(
         text(
             "insert into processed_events (consumer, event_id, event_type)"
             " select :consumer, * from unnest(cast(:ids as text[]), cast(:types as text[]))"

@@ -40,9 +40,9 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A database session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as db, db.begin():
+            yield db
 
     async def ping(self) -> None:
         """Raise unless the database answers a query."""

@@ -53,7 +53,7 @@ NOTIFY_CHANNEL = "outbox"
 #: Any constant works: it only has to be the same for every replica of a service, and each
 #: service has a database of its own.
 RELAY_LOCK_KEY = 0x6F7574626F78
-#: The transaction of a session that has already woken the relay (in the session's `info`).
+#: The transaction of a database session that has already woken the relay (in its `info`).
 _NOTIFIED = "outbox-notified"
 
 _COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
@@ -74,7 +74,7 @@ class Outbox:
 
     async def add(
         self,
-        session: AsyncSession,
+        db: AsyncSession,
         payload: EventPayload,
         *,
         event_id: str | None = None,
@@ -90,7 +90,7 @@ class Outbox:
         the request or consumed event that caused it) in its headers; `headers` given here
         are added, and win over those of the context with the same name."""
         announcement = self.prepare(payload, event_id=event_id, time=time, headers=headers)
-        await self.insert(session, [announcement])
+        await self.insert(db, [announcement])
         return announcement.event
 
     def prepare(
@@ -131,19 +131,19 @@ class Outbox:
                 prepared.append(self.prepare(announced.payload, event_id=announced.event_id))
         return prepared
 
-    async def insert(self, session: AsyncSession, announcements: Sequence[Announcement]) -> None:
+    async def insert(self, db: AsyncSession, announcements: Sequence[Announcement]) -> None:
         """Record prepared events in the caller's transaction, in their order."""
         if not announcements:
             return
         rows = columns_of([a.row for a in announcements], _COLUMNS)
         # The notification is delivered at commit, and only if the transaction commits: it
         # wakes the relay. One per transaction is enough, however many events it records.
-        transaction = session.sync_session.get_transaction()
-        if transaction is None or session.info.get(_NOTIFIED) is not transaction:
-            await session.execute(_INSERT_AND_NOTIFY, rows)
-            session.info[_NOTIFIED] = transaction
+        transaction = db.sync_session.get_transaction()
+        if transaction is None or db.info.get(_NOTIFIED) is not transaction:
+            await db.execute(_INSERT_AND_NOTIFY, rows)
+            db.info[_NOTIFIED] = transaction
         else:
-            await session.execute(_INSERT, rows)
+            await db.execute(_INSERT, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +200,11 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; return how many were published."""
-        async with self.database.transaction() as session:
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
+        async with self.database.transaction() as db:
+            if not await db.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
                 return 0
             rows = (
-                await session.execute(
+                await db.execute(
                     select(
                         outbox.c.id,
                         outbox.c.event_type,
@@ -230,21 +230,21 @@ class OutboxRelay:
                 published = self.metrics.events_published
                 published.labels(topic=row.topic, event_type=row.event_type).inc()
             # One array parameter: the statement's text is the same whatever the batch size.
-            await session.execute(
+            await db.execute(
                 delete(outbox).where(outbox.c.id == any_of([row.id for row in rows], BIGINT))
             )
         return len(rows)
 
     async def backlog(self) -> int:
-        async with self.database.sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(outbox)) or 0)
+        async with self.database.sessions() as db:
+            return int(await db.scalar(select(func.count()).select_from(outbox)) or 0)
 
     async def backlog_state(self) -> OutboxBacklog:
         """How many rows wait, and for how long the oldest has: one query on a table that
         published rows leave, so it stays small unless the relay is stuck."""
-        async with self.database.sessions() as session:
+        async with self.database.sessions() as db:
             row = (
-                await session.execute(
+                await db.execute(
                     select(
                         func.count(),
                         func.coalesce(

@@ -65,8 +65,8 @@ def lag_by_partition(samples: Samples, topic: str) -> dict[int, float]:
 
 
 async def applied(database_url: str, runtime: ServiceRuntime) -> set[str]:
-    async with runtime.database.sessions() as session:
-        return set((await session.scalars(text("select event_id from applied"))).all())
+    async with runtime.database.sessions() as db:
+        return set((await db.scalars(text("select event_id from applied"))).all())
 
 
 async def test_metrics_count_each_record_by_outcome_and_time_its_handler(
@@ -235,8 +235,8 @@ async def test_the_outbox_backlog_and_the_age_of_its_oldest_event_are_measured_w
     runtime = make_runtime()  # not started: no relay publishes what is written
     outbox = Outbox(source="/probe", topic_prefix=scratch_topic + ".")
     for n in range(2):
-        async with runtime.database.transaction() as session:
-            await outbox.add(session, purchase(purchase_id=f"waiting-{n}"))
+        async with runtime.database.transaction() as db:
+            await outbox.add(db, purchase(purchase_id=f"waiting-{n}"))
     await asyncio.sleep(0.3)
     samples = await scrape(runtime)
     assert sample(samples, "platform_outbox_backlog_rows") == 2

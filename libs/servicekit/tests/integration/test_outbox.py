@@ -51,12 +51,12 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
     start = await end_offsets(kafka_bootstrap, COMMERCE_PACKAGES.name)
     sent: list[str] = []
     for n in range(20):
-        async with database.transaction() as session:
-            event = await outbox.add(session, purchase(user_id=user_id, purchase_id=f"p{n}"))
+        async with database.transaction() as db:
+            event = await outbox.add(db, purchase(user_id=user_id, purchase_id=f"p{n}"))
             sent.append(event.id)
     with pytest.raises(RuntimeError):
-        async with database.transaction() as session:
-            await outbox.add(session, purchase(user_id=user_id, purchase_id="never"))
+        async with database.transaction() as db:
+            await outbox.add(db, purchase(user_id=user_id, purchase_id="never"))
             raise RuntimeError("the change failed")
 
     key = str(user_id).encode()
@@ -71,8 +71,8 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
     assert "never" not in {event["data"]["purchaseId"] for event in received}
 
     async def backlog_is_empty() -> bool:
-        async with database.sessions() as session:
-            return (await session.scalar(select(func.count()).select_from(outbox_table))) == 0
+        async with database.sessions() as db:
+            return (await db.scalar(select(func.count()).select_from(outbox_table))) == 0
 
     await eventually(backlog_is_empty)
 
@@ -89,12 +89,12 @@ async def test_a_transaction_wakes_the_relay_once_at_commit_and_a_rolled_back_on
     ) as listener:
         await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         notifications = listener.notifies(timeout=1.0)
-        async with database.transaction() as session:
+        async with database.transaction() as db:
             for n in range(3):
-                await outbox.add(session, purchase(user_id=user_id, purchase_id=f"w{n}"))
+                await outbox.add(db, purchase(user_id=user_id, purchase_id=f"w{n}"))
         with pytest.raises(RuntimeError):
-            async with database.transaction() as session:
-                await outbox.add(session, purchase(user_id=user_id, purchase_id="never"))
+            async with database.transaction() as db:
+                await outbox.add(db, purchase(user_id=user_id, purchase_id="never"))
                 raise RuntimeError("the change failed")
         received = [notification.channel async for notification in notifications]
     assert received == [NOTIFY_CHANNEL]

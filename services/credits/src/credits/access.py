@@ -17,7 +17,7 @@ GRANT_RULE = "only staff grant credits"
 PARKED_RULE = "only staff read the parked deductions"
 
 
-async def trains(session: AsyncSession, trainer_id: int, user_id: int) -> bool:
+async def trains(db: AsyncSession, trainer_id: int, user_id: int) -> bool:
     """Whether the trainer has a session booked with the client, as far as credits knows."""
     booked = exists().where(KnownSession.trainer_id == trainer_id, KnownSession.user_id == user_id)
-    return bool(await session.scalar(select(booked)))
+    return bool(await db.scalar(select(booked)))
