@@ -1,5 +1,6 @@
 """A booked session's vocabulary, shared by every service that follows `booking.sessions`:
-its statuses, the event that moves it to each, and why an event cannot be about it."""
+its statuses, the event that moves it to each, the workouts that deliver it, and why an event
+cannot be about it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contracts.events import (
     SessionNoShow,
     SessionStarted,
     SessionStatusEvent,
+    WorkoutStatus,
 )
 
 
@@ -37,6 +39,10 @@ EVENT_MOVING_TO: dict[SessionStatus, type[SessionStatusEvent]] = {
 
 #: A session in one of these statuses was never delivered.
 UNDELIVERED_STATUSES = frozenset({SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
+
+#: A trainer-led workout in one of these statuses means its session is being delivered: it
+#: uses the session's credit (credits), and needs a session that fits it (workouts).
+DELIVERING_WORKOUT_STATUSES = frozenset({WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED})
 
 
 def booked_for_someone_else(

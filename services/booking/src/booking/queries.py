@@ -57,10 +57,9 @@ async def search(
     page: Page,
     visible_to: Caller | None = None,
 ) -> Sequence[TrainingSession]:
-    """Sessions matching every filter given, the earliest session date first, the `page`
-    asked for (`AfterNotInList` when it is not one the caller may
-    see); only those `visible_to` may see (its own as a client, those it trains as a
-    trainer)."""
+    """Sessions matching every filter given, the earliest session date first: the `page`
+    asked for (`AfterNotInList` when its `after` is not one the caller may see), and only
+    those `visible_to` may see (its own as a client, those it trains as a trainer)."""
     query = select(TrainingSession)
     if visible_to is not None and not visible_to.sees_everything:
         query = query.where(_involving(visible_to))

@@ -26,7 +26,12 @@ from typing import Any
 from contracts import events
 from contracts.envelope import Event
 from contracts.events import DeductionCause, SessionType, WorkoutStatus
-from contracts.sessions import UNDELIVERED_STATUSES, SessionStatus, booked_for_someone_else
+from contracts.sessions import (
+    DELIVERING_WORKOUT_STATUSES,
+    UNDELIVERED_STATUSES,
+    SessionStatus,
+    booked_for_someone_else,
+)
 from servicekit.domain import Announced, RuleBroken
 
 #: Entry ids are uuid5 of the business key in this namespace, so the same business action
@@ -36,9 +41,6 @@ LEDGER_NAMESPACE = uuid.UUID("6b1c8f0e-2f4a-5b7d-9c3e-1a2b3c4d5e6f")
 #: What a staff grant's entry names as its cause: the request itself leaves no event behind
 #: but the grant's own announcement (the `Idempotency-Key` lives on in the entry's id).
 STAFF_GRANT = "staff-grant"
-
-#: A trainer-led workout in one of these states means the session is being delivered.
-DELIVERED_WORKOUT_STATUSES = frozenset({WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED})
 
 #: What the credits service reads back from its own topic (see `Ledger.restore`).
 LedgerEvent = (
@@ -338,7 +340,7 @@ class Ledger:
                 workout_id=workout.workout_id,
                 user_id=workout.user_id,
             )
-        elif workout.status in DELIVERED_WORKOUT_STATUSES:
+        elif workout.status in DELIVERING_WORKOUT_STATUSES:
             self.deduct(
                 DeductionRequest(
                     session_id=workout.session_id,

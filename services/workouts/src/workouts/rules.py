@@ -37,6 +37,7 @@ from contracts.events import (
     WorkoutStatusChanged,
 )
 from contracts.sessions import (
+    DELIVERING_WORKOUT_STATUSES,
     STATUS_AFTER,
     UNDELIVERED_STATUSES,
     SessionStatus,
@@ -119,9 +120,6 @@ ALLOWED_STATUS_CHANGES: dict[WorkoutStatus, frozenset[WorkoutStatus]] = {
 STAFF_CORRECTIONS: dict[WorkoutStatus, frozenset[WorkoutStatus]] = {
     WorkoutStatus.COMPLETED: frozenset({WorkoutStatus.CANCELLED}),
 }
-
-#: A trainer-led workout in one of these statuses means its session is being delivered.
-DELIVERING_STATUSES = frozenset({WorkoutStatus.IN_PROGRESS, WorkoutStatus.COMPLETED})
 
 
 class StatusChangeForbidden(RuleBroken):
@@ -288,7 +286,7 @@ def workout_logged(new: NewWorkout, *, workout_id: uuid.UUID, at: datetime) -> W
 def must_fit_session(session_type: SessionType, status: WorkoutStatus) -> bool:
     """Whether moving a workout to `status` needs its booked session to fit it: a
     trainer-led workout starting or completing delivers its session."""
-    return session_type is SessionType.TRAINER_LED and status in DELIVERING_STATUSES
+    return session_type is SessionType.TRAINER_LED and status in DELIVERING_WORKOUT_STATUSES
 
 
 def workout_event_id(workout_id: uuid.UUID, what: str) -> str:

@@ -117,7 +117,6 @@ class LogbookStore:
         """Store what was decided since loading: new workouts first, as they were logged,
         so that moves apply to them as to any stored workout; then the sessions' statuses."""
         await insert_workouts(db, logbook.logged)
-        logbook.logged.clear()
         if logbook.moves:
             moves = logbook.moves.values()
             await db.execute(
@@ -129,11 +128,9 @@ class LogbookStore:
                     "updated_ats": [move.at for move in moves],
                 },
             )
-            logbook.moves.clear()
         if logbook.sessions_changed:
             changed = [logbook.sessions[s] for s in sorted(logbook.sessions_changed)]
             await db.execute(_SET_STATUSES, _session_columns(changed))
-            logbook.sessions_changed.clear()
 
 
 async def _load_workouts(
