@@ -22,8 +22,10 @@ _RECORD_APPLIED = text("insert into applied values (:id, :purchase)")
 
 @dataclass
 class ProbeBatch:
-    """What one batch's handlers decided: the events applied, the events to announce."""
+    """What one batch's handlers decided: the events applied, the events to announce; and
+    every new event the batch holds, for a handler whose decision depends on its batch."""
 
+    events: Sequence[Event[Any]] = ()
     applied: list[Event[Any]] = field(default_factory=list)
     announced: list[Announced] = field(default_factory=list)
 
@@ -40,7 +42,7 @@ class ProbeStore:
     outbox: Outbox | None = None
 
     async def load(self, db: AsyncSession, events: Sequence[Event[Any]]) -> ProbeBatch:
-        return ProbeBatch()
+        return ProbeBatch(events)
 
     async def write(self, db: AsyncSession, state: ProbeBatch) -> None:
         for event in state.applied:
