@@ -200,7 +200,18 @@ def _minimal_payload(model: type[Any]) -> Any:
         "trainerLed": usage,
         "credits": balance,
         "asOf": "2026-01-15T12:00:00Z",
+        "packageId": str(uuid.uuid4()),
+        "validUntil": "2026-02-01T00:00:00Z",
+        "policy": {"lateCancelHours": 24, "noShowForfeits": True},
+        "causedBy": "event-1",
+        "soloUsed": 3,
+        "soloAllowance": 2,
+        "over": 1,
+        "threshold": 1,
+        "sessionsLeft": 2,
     }
+    if model.__name__ == "SessionCreditForfeited":
+        candidates["cause"] = "late-cancel"
     if model is WorkoutLogged or model.__name__ == "WorkoutStatusChanged":
         candidates["sessionType"] = "trainer-led"
     fields = {field.alias or name for name, field in model.model_fields.items()}

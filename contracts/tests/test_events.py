@@ -157,7 +157,7 @@ def test_json_is_camel_case() -> None:
 
 
 def test_every_event_type_names_itself_and_is_registered_once() -> None:
-    assert len(EVENT_TYPES) == 14
+    assert len(EVENT_TYPES) == 19
     for name, model in EVENT_TYPES.items():
         assert model.event_type == name
 

@@ -6,6 +6,7 @@ producers never break older consumers, and every model is immutable once parsed.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
@@ -143,22 +144,62 @@ class WorkoutStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+Count = Annotated[NonNegativeInt, Field(le=MAX_INT32)]
+SignedCount = Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32)]
+
+
 class Balance(ContractModel):
     """A client's session credits. `remaining` may go below zero: a delivered session is
-    always recorded, even when the package is used up."""
+    always recorded, even when the package is used up. `held` credits are reserved by
+    sessions booked and not yet delivered; `available` is what a new booking may use.
+    Balances from before holds and expiry carry neither: both read as 0."""
 
-    total: Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32)]
-    used: Annotated[NonNegativeInt, Field(le=MAX_INT32)]
-    remaining: Annotated[int, Field(ge=-MAX_INT32, le=MAX_INT32)]
+    total: SignedCount
+    used: Count
+    remaining: SignedCount
+    held: Count = 0
+    expired: Count = 0
+    #: remaining - held; filled in when absent (see `_available_by_default`).
+    available: SignedCount = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _available_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("available") is None:
+            remaining, held = data.get("remaining"), data.get("held") or 0
+            if isinstance(remaining, int) and isinstance(held, int):
+                return {**data, "available": remaining - held}
+        return data
 
     @model_validator(mode="after")
     def _adds_up(self) -> Self:
-        if self.total - self.used != self.remaining:
-            raise ValueError("remaining must equal total - used")
+        if self.total - self.used - self.expired != self.remaining:
+            raise ValueError("remaining must equal total - used - expired")
+        if self.remaining - self.held != self.available:
+            raise ValueError("available must equal remaining - held")
         return self
 
 
 # --- booking.sessions -------------------------------------------------------------------
+
+
+#: The longest late-cancellation window a studio may set: four weeks.
+MAX_LATE_CANCEL_HOURS = 4 * 7 * 24
+
+
+class CancellationPolicy(ContractModel):
+    """A studio's late-cancel and no-show policy, stamped on each booking: a session is judged
+    by the policy in force when it was booked, whatever the policy is later. A booking
+    without one forfeits nothing (the default)."""
+
+    #: A cancellation this many hours or fewer before the session forfeits its credit.
+    late_cancel_hours: Annotated[NonNegativeInt, Field(le=MAX_LATE_CANCEL_HOURS)] = 0
+    #: Whether a session the client missed (no-show) forfeits its credit.
+    no_show_forfeits: bool = False
+
+    @property
+    def forfeits_anything(self) -> bool:
+        return self.late_cancel_hours > 0 or self.no_show_forfeits
 
 
 class SessionBooked(EventPayload):
@@ -171,6 +212,7 @@ class SessionBooked(EventPayload):
     duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
     location: Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE] | None = None
     notes: Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE] | None = None
+    policy: CancellationPolicy | None = None
 
 
 class SessionRescheduled(EventPayload):
@@ -298,29 +340,110 @@ class WorkoutStatusChanged(SessionLink):
 # --- commerce.packages ------------------------------------------------------------------
 
 
-class PackagePurchased(EventPayload):
+class PackageType(StrEnum):
+    #: N trainer-led sessions (the default, and every package before types).
+    SESSIONS = "sessions"
+    #: N trainer-led sessions and an allowance of M solo workouts.
+    HYBRID = "hybrid"
+    #: Unlimited solo logging, no trainer-led sessions.
+    SOLO_ONLY = "solo-only"
+    #: Trainer-led sessions without a count while valid, with an optional cap per week.
+    UNLIMITED = "unlimited"
+
+
+#: Package types whose trainer-led sessions are counted (and granted as credits).
+COUNTED_PACKAGE_TYPES = frozenset({PackageType.SESSIONS, PackageType.HYBRID})
+#: The longest validity a package may be sold with, in days: ten years.
+MAX_VALID_DAYS = 3660
+
+
+class PackageTerms(ContractModel):
+    """What a package gives and until when; shared by the purchase and the ledger's grant."""
+
+    package_type: PackageType = PackageType.SESSIONS
+    sessions: Annotated[NonNegativeInt, Field(le=MAX_CREDITS_PER_GRANT)] = 0
+    solo_workouts: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)] | None = None
+    weekly_cap: Annotated[PositiveInt, Field(le=7 * 24)] | None = None
+    #: The end of the package's validity (absent: it never expires).
+    valid_until: AwareDatetime | None = None
+
+    @field_validator("package_type", mode="before")
+    @classmethod
+    def _absent_type_is_sessions(cls, value: object) -> object:
+        return PackageType.SESSIONS if value is None else value
+
+    @model_validator(mode="after")
+    def _terms_fit_type(self) -> Self:
+        kind = self.package_type
+        if kind in COUNTED_PACKAGE_TYPES and self.sessions == 0:
+            raise ValueError(f"a {kind} package requires sessions of at least 1")
+        if kind not in COUNTED_PACKAGE_TYPES and self.sessions:
+            raise ValueError(f"a {kind} package has no count of sessions")
+        if kind is PackageType.HYBRID and self.solo_workouts is None:
+            raise ValueError("a hybrid package requires soloWorkouts")
+        if kind is not PackageType.HYBRID and self.solo_workouts is not None:
+            raise ValueError("only a hybrid package has soloWorkouts")
+        if kind is not PackageType.UNLIMITED and self.weekly_cap is not None:
+            raise ValueError("only an unlimited package has a weeklyCap")
+        return self
+
+
+class PackagePurchased(PackageTerms, EventPayload):
     event_type: ClassVar[str] = "PackagePurchased"
 
     purchase_id: Key
     user_id: Id
-    sessions: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
     package_name: Annotated[str, Field(max_length=MAX_NAME_LENGTH), STORABLE] | None = None
     purchased_at: AwareDatetime
+    #: Validity in days from `purchasedAt`, for shops that sell it so (not with `validUntil`).
+    valid_for_days: Annotated[PositiveInt, Field(le=MAX_VALID_DAYS)] | None = None
+
+    @model_validator(mode="after")
+    def _one_validity(self) -> Self:
+        if self.valid_for_days is not None and self.valid_until is not None:
+            raise ValueError("give validUntil or validForDays, not both")
+        if self.valid_until is not None and self.valid_until <= self.purchased_at:
+            raise ValueError("validUntil must come after purchasedAt")
+        return self
+
+    def terms(self) -> PackageTerms:
+        """The package as the ledger keeps it: a validity in days becomes its end."""
+        valid_until = self.valid_until
+        if self.valid_for_days is not None:
+            valid_until = self.purchased_at + timedelta(days=self.valid_for_days)
+        return PackageTerms(
+            package_type=self.package_type,
+            sessions=self.sessions,
+            solo_workouts=self.solo_workouts,
+            weekly_cap=self.weekly_cap,
+            valid_until=valid_until,
+        )
 
 
 # --- credits.ledger ---------------------------------------------------------------------
+
+
+class GrantedPackage(PackageTerms):
+    """The package a grant opens, as the ledger keeps it (see `PackageTerms`)."""
+
+    #: The id deductions name it by: the grant's event id.
+    package_id: UUID
+    purchased_at: AwareDatetime
 
 
 class CreditsGranted(EventPayload):
     event_type: ClassVar[str] = "CreditsGranted"
 
     user_id: Id
-    amount: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
+    #: Credits of counted sessions (0 for an unlimited or solo-only package).
+    amount: Annotated[NonNegativeInt, Field(le=MAX_CREDITS_PER_GRANT)]
     purchase_id: Key | None = None
     reason: Reason | None = None
     balance: Balance
     #: The id of the event that caused it (absent for a grant by staff).
     caused_by: Key | None = None
+    #: The package opened (absent before package types: then N sessions, never expiring).
+    package: GrantedPackage | None = None
 
 
 #: Why a session's credit was deducted: a trainer-led workout was logged for it, or the
@@ -341,6 +464,10 @@ class SessionCreditDeducted(EventPayload):
     balance: Balance
     #: The id of the event that caused it: the workout's event, or the completion's.
     caused_by: Key | None = None
+    #: The package that paid (absent: none could, and the balance went below what it holds).
+    package_id: UUID | None = None
+    #: When the session was delivered, as the ledger judged it (absent before packages).
+    delivered_at: AwareDatetime | None = None
 
 
 class SessionCreditRestored(EventPayload):
@@ -350,8 +477,89 @@ class SessionCreditRestored(EventPayload):
     session_id: SessionId
     reason: Reason
     balance: Balance
-    #: The id of the event that caused it: the session's cancellation or no-show.
+    #: The id of the event that caused it: the session's cancellation or no-show, or staff's
+    #: waiver of a forfeit.
     caused_by: Key | None = None
+    #: The package the credit goes back to (the one its deduction or forfeit named).
+    package_id: UUID | None = None
+    #: What is given back: a deduction (the default) or a forfeit waived by staff.
+    restores: Literal["deduction", "forfeit"] = "deduction"
+
+
+#: Why a session's credit was forfeited under the policy it was booked with.
+ForfeitCause = Literal["late-cancel", "no-show"]
+LATE_CANCEL: ForfeitCause = "late-cancel"
+NO_SHOW: ForfeitCause = "no-show"
+
+
+class SessionCreditForfeited(EventPayload):
+    """A session cancelled inside its late-cancel window, or missed, under a policy that
+    forfeits its credit: the hold becomes a charge, named as such."""
+
+    event_type: ClassVar[str] = "SessionCreditForfeited"
+
+    user_id: Id
+    session_id: SessionId
+    trainer_id: Id
+    cause: ForfeitCause
+    policy: CancellationPolicy
+    package_id: UUID | None = None
+    balance: Balance
+    caused_by: Key
+
+
+class CreditsExpired(EventPayload):
+    """What was left of a package when its validity ended (and its grace with it)."""
+
+    event_type: ClassVar[str] = "CreditsExpired"
+
+    user_id: Id
+    package_id: UUID
+    amount: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
+    valid_until: AwareDatetime
+    balance: Balance
+    #: A credit restored to a package after it expired expires at once: the restoration.
+    caused_by: Key | None = None
+
+
+class SoloWorkoutCounted(EventPayload):
+    """A completed solo workout counted against a hybrid package's solo allowance. Never
+    refused: past the allowance it still counts, and `over` says by how many."""
+
+    event_type: ClassVar[str] = "SoloWorkoutCounted"
+
+    user_id: Id
+    workout_id: UUID
+    package_id: UUID
+    solo_used: Count
+    solo_allowance: Count
+    over: Count
+    caused_by: Key
+
+
+class CreditsRunningLow(EventPayload):
+    """Heads-up: a client's available credits fell to the threshold or below; once per
+    crossing (they must rise above it again before the next)."""
+
+    event_type: ClassVar[str] = "CreditsRunningLow"
+
+    user_id: Id
+    threshold: Count
+    balance: Balance
+    caused_by: Key
+
+
+class PackageExpiringSoon(EventPayload):
+    """Heads-up: a package with credits left expires within the notice period; once per
+    package."""
+
+    event_type: ClassVar[str] = "PackageExpiringSoon"
+
+    user_id: Id
+    package_id: UUID
+    valid_until: AwareDatetime
+    #: Counted sessions left in it (0 for an unlimited package).
+    sessions_left: Count
 
 
 class CreditDeductionRejected(EventPayload):
@@ -399,6 +607,11 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         SessionCreditDeducted,
         SessionCreditRestored,
         CreditDeductionRejected,
+        SessionCreditForfeited,
+        CreditsExpired,
+        SoloWorkoutCounted,
+        CreditsRunningLow,
+        PackageExpiringSoon,
         SessionUsageUpdated,
     )
 }
