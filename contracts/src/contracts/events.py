@@ -506,6 +506,8 @@ class SessionCreditForfeited(EventPayload):
     package_id: UUID | None = None
     balance: Balance
     caused_by: Key
+    #: The day the session was booked for, when known: the day it is paid by.
+    session_date: AwareDatetime | None = None
 
 
 class CreditsExpired(EventPayload):

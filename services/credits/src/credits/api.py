@@ -4,7 +4,7 @@ deductions parked until their session's booking arrives."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated
 
@@ -202,7 +202,11 @@ async def grant_credits(
     store = LedgerStore(runtime.outbox, runtime.consumer)
     async with runtime.database.transaction() as db, store.ledger_for(db, scope) as ledger:
         ledger.grant_by_staff(
-            user_id=user_id, amount=grant.sessions, reason=grant.reason, grant_key=grant_key
+            user_id=user_id,
+            amount=grant.sessions,
+            reason=grant.reason,
+            grant_key=grant_key,
+            at=datetime.now(UTC),
         )
         balance = ledger.balance_of(user_id)
     return CreditBalance(user_id=user_id, **balance.model_dump())

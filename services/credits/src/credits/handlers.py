@@ -3,12 +3,12 @@ rules (`credits.rules`) per event type, on the ledger its batch loaded."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from contracts import events
 from contracts.envelope import Event
 from contracts.sessions import STATUS_AFTER, SessionStatus
-from credits.rules import DeductionRequest, Ledger
+from credits.rules import DeductionRequest, Ledger, LedgerEvent
 from servicekit.domain import Handlers
 
 
@@ -24,7 +24,12 @@ def on_session_booked(ledger: Ledger, event: Event[events.SessionBooked]) -> Non
         trainer_id=booked.trainer_id,
         status=None,
         caused_by=event.id,
+        booked=booked,
     )
+
+
+def on_session_rescheduled(ledger: Ledger, event: Event[events.SessionRescheduled]) -> None:
+    ledger.rescheduled(event.payload.session_id, event.payload.session_date)
 
 
 def on_session_moved(ledger: Ledger, event: Event[events.SessionStatusEvent]) -> None:
@@ -37,6 +42,7 @@ def on_session_moved(ledger: Ledger, event: Event[events.SessionStatusEvent]) ->
         trainer_id=moved.trainer_id,
         status=status,
         caused_by=event.id,
+        at=moved.at,
     )
     if status is SessionStatus.COMPLETED:
         ledger.deduct(
@@ -47,6 +53,7 @@ def on_session_moved(ledger: Ledger, event: Event[events.SessionStatusEvent]) ->
                 workout_id=None,
                 cause=events.SESSION_COMPLETED,
                 caused_by=event.id,
+                delivered_at=moved.at,
             )
         )
 
@@ -65,16 +72,9 @@ def on_own_announcement(ledger: Ledger, event: Event[Any]) -> None:
 HANDLERS: Handlers[Ledger] = {
     events.PackagePurchased: on_package_purchased,
     events.SessionBooked: on_session_booked,
+    events.SessionRescheduled: on_session_rescheduled,
     **dict.fromkeys(STATUS_AFTER, on_session_moved),
     events.WorkoutLogged: on_workout,
     events.WorkoutStatusChanged: on_workout,
-    **dict.fromkeys(
-        (
-            events.CreditsGranted,
-            events.SessionCreditDeducted,
-            events.SessionCreditRestored,
-            events.CreditDeductionRejected,
-        ),
-        on_own_announcement,
-    ),
+    **dict.fromkeys(get_args(LedgerEvent), on_own_announcement),
 }

@@ -1,31 +1,49 @@
-"""The credit ledger's rules, in the business's words: every one of them is in this file.
+"""The credit ledger's rules, in the business's words: every one of them is in this file
+(`docs/credits.md` tells them to a studio owner).
 
-- A purchase grants its credits once, whoever sends it and however often; so does a staff
-  grant with one `Idempotency-Key`.
+- A purchase opens a package and grants its credits once, whoever sends it and however
+  often; so does a staff grant with one `Idempotency-Key` (a package of N sessions).
 - A delivered trainer-led session uses one credit, exactly once per session, whichever of its
   causes comes first: its trainer-led workout logged in progress or completed, or the
-  session completed. A solo workout never uses one.
+  session completed. It draws from one package: of those that can pay on the day it was
+  delivered, the one that expires soonest, then the oldest. An unlimited package pays
+  without a count, up to its weekly cap; a session no package can pay is charged all the
+  same (the balance goes below zero) and names no package.
+- A booked session holds a credit until it is delivered, cancelled or missed.
+- A session cancelled within its late-cancel window, or missed, under a policy that says so
+  (the one stamped on its booking), forfeits its credit instead; staff may waive a forfeit.
 - A deduction for a session not booked yet is parked, and settled when the booking arrives.
 - A deduction for a session booked for another client or trainer, or cancelled or missed,
   is rejected with the reason; so is any event about a session that names someone else.
 - A workout called off while its deduction is parked withdraws it: it is never charged.
-- A session cancelled or missed after its credit was deducted gives the credit back, once.
-- The balance may go negative: a delivered session is charged whatever is left.
+- A session cancelled or missed after its credit was deducted gives the credit back, once,
+  to the package that paid.
+- A package's credits left when its validity ends (and `EXPIRY_GRACE` after it) expire.
+- A completed solo workout counts against a hybrid package's solo allowance; never refused.
 
 `Ledger` holds what one batch of events (or one request) touches, loaded by the store
-(`credits.store`), and decides in memory: no database, no clock, no I/O.
+(`credits.store`), and decides in memory: no database, no clock (time is given), no I/O.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from contracts import events
 from contracts.envelope import Event
-from contracts.events import DeductionCause, SessionType, WorkoutStatus
+from contracts.events import (
+    COUNTED_PACKAGE_TYPES,
+    CancellationPolicy,
+    DeductionCause,
+    ForfeitCause,
+    PackageType,
+    SessionType,
+    WorkoutStatus,
+)
 from contracts.sessions import (
     DELIVERING_WORKOUT_STATUSES,
     UNDELIVERED_STATUSES,
@@ -42,12 +60,28 @@ LEDGER_NAMESPACE = uuid.UUID("6b1c8f0e-2f4a-5b7d-9c3e-1a2b3c4d5e6f")
 #: but the grant's own announcement (the `Idempotency-Key` lives on in the entry's id).
 STAFF_GRANT = "staff-grant"
 
+#: How long after its validity a package still pays for sessions delivered before the end
+#: whose events arrive late; then what is left of it expires.
+EXPIRY_GRACE = timedelta(hours=48)
+#: How long before its end a package with something left is announced as expiring soon.
+EXPIRY_NOTICE = timedelta(days=7)
+#: Available credits at or below which a client is announced as running low, by default.
+DEFAULT_LOW_THRESHOLD = 1
+
+#: Statuses of a session that still holds its credit (booked, not delivered or ended yet).
+HOLDING_STATUSES = frozenset({SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS})
+
 #: What the credits service reads back from its own topic (see `Ledger.restore`).
 LedgerEvent = (
     events.CreditsGranted
     | events.SessionCreditDeducted
     | events.SessionCreditRestored
     | events.CreditDeductionRejected
+    | events.SessionCreditForfeited
+    | events.CreditsExpired
+    | events.SoloWorkoutCounted
+    | events.CreditsRunningLow
+    | events.PackageExpiringSoon
 )
 
 #: Columns an entry may leave out (NULL); every new entry's row names them all.
@@ -56,8 +90,10 @@ OPTIONAL_ENTRY_COLUMNS = (
     "session_id",
     "trainer_id",
     "workout_id",
+    "package_id",
     "cause",
     "reason",
+    "effective_at",
 )
 
 
@@ -65,10 +101,23 @@ class EntryKind(StrEnum):
     GRANT = "grant"
     DEDUCTION = "deduction"
     RESTORATION = "restoration"
+    FORFEIT = "forfeit"
+    WAIVER = "waiver"
+    EXPIRY = "expiry"
+    SOLO = "solo"
+
+
+#: Entries that take a credit (-1, or 0 when an unlimited package pays) and give one back.
+CHARGES = frozenset({EntryKind.DEDUCTION, EntryKind.FORFEIT})
+RETURNS = frozenset({EntryKind.RESTORATION, EntryKind.WAIVER})
 
 
 class BookedForSomeoneElse(RuleBroken):
     """An event naming a client and trainer other than those its session is booked for."""
+
+
+class NoForfeit(RuleBroken):
+    """A waiver asked for a session whose credit this client did not forfeit."""
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
@@ -83,12 +132,29 @@ def restoration_id(session_id: int) -> uuid.UUID:
     return entry_id("restoration", session_id)
 
 
+def forfeit_id(session_id: int) -> uuid.UUID:
+    return entry_id("forfeit", session_id)
+
+
+def waiver_id(session_id: int) -> uuid.UUID:
+    return entry_id("waiver", session_id)
+
+
 def purchase_grant_id(purchase_id: str) -> uuid.UUID:
     return entry_id("grant", "purchase", purchase_id)
 
 
 def keyed_grant_id(grant_key: str) -> uuid.UUID:
     return entry_id("grant", grant_key)
+
+
+def expiry_id(package_id: uuid.UUID, after: uuid.UUID | None = None) -> uuid.UUID:
+    """A package's expiry; `after` a credit given back to it once expired (it expires too)."""
+    return entry_id("expiry", package_id) if after is None else entry_id("expiry", after)
+
+
+def solo_id(workout_id: uuid.UUID) -> uuid.UUID:
+    return entry_id("solo", workout_id)
 
 
 def rejection_id(caused_by: str) -> uuid.UUID:
@@ -99,6 +165,30 @@ def withdrawal_id(workout_id: uuid.UUID) -> uuid.UUID:
     """The id of the rejection announcing a withdrawn deduction: a rebuild tells it apart
     from other rejections by it (see `Ledger.restore`)."""
     return entry_id("withdrawal", workout_id)
+
+
+def running_low_id(user_id: int, crossed_by: object) -> uuid.UUID:
+    return entry_id("running-low", user_id, crossed_by)
+
+
+def expiring_soon_id(package_id: uuid.UUID) -> uuid.UUID:
+    return entry_id("expiring-soon", package_id)
+
+
+def session_entry_ids(session_id: int) -> tuple[uuid.UUID, ...]:
+    """Every entry one session may have: what deciding about it needs loaded."""
+    return (
+        deduction_id(session_id),
+        restoration_id(session_id),
+        forfeit_id(session_id),
+        waiver_id(session_id),
+    )
+
+
+def week_of(moment: datetime) -> date:
+    """The Monday (UTC) of a moment's week: what a weekly cap counts by."""
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
 
 
 def _cause_of_unattributed(event: Event[Any]) -> str:
@@ -118,6 +208,9 @@ class DeductionRequest:
     workout_id: uuid.UUID | None
     cause: DeductionCause
     caused_by: str
+    #: When the event says the session was delivered (the workout's date, the completion's
+    #: time): the session's booked date goes first when it is known.
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +227,79 @@ class KnownSession:
     trainer_id: int
     status: SessionStatus
     changed: bool = False
+    #: When it is booked for (unknown until its booking is read).
+    session_date: datetime | None = None
+    #: The cancellation policy stamped on its booking (None: nothing is forfeited).
+    policy: CancellationPolicy | None = None
+    #: When it was cancelled or missed.
+    ended_at: datetime | None = None
+    #: Whether it holds a credit of its client's balance.
+    held: bool = False
+
+
+@dataclass(slots=True)
+class Package:
+    """A client's package: what it gives, until when, and what it has paid so far."""
+
+    id: uuid.UUID
+    user_id: int
+    type: PackageType
+    sessions: int
+    purchased_at: datetime
+    valid_until: datetime | None = None
+    solo_allowance: int | None = None
+    weekly_cap: int | None = None
+    purchase_id: str | None = None
+    name: str | None = None
+    #: Counted credits it paid, net of those given back.
+    used: int = 0
+    expired: int = 0
+    solo_used: int = 0
+    #: Its expiry is recorded: it pays for nothing more.
+    closed: bool = False
+    #: Its "expiring soon" heads-up was announced.
+    warned: bool = False
+    #: Sessions an unlimited package paid per week (by Monday), for its weekly cap.
+    weeks: dict[date, int] = field(default_factory=dict)
+    changed: bool = False
+    changed_weeks: set[date] = field(default_factory=set)
+
+    @property
+    def counted(self) -> bool:
+        return self.type in COUNTED_PACKAGE_TYPES
+
+    @property
+    def left(self) -> int:
+        return self.sessions - self.used - self.expired
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.valid_until is None or moment < self.valid_until
+
+    def can_pay(self, delivered_at: datetime | None) -> bool:
+        """Whether it pays for a session delivered at `delivered_at`; when the day is not
+        known, only a counted package with something left does."""
+        if self.closed:
+            return False
+        if delivered_at is None:
+            return self.counted and self.left > 0
+        if not self.valid_at(delivered_at):
+            return False
+        if self.counted:
+            return self.left > 0
+        if self.type is PackageType.UNLIMITED:
+            cap = self.weekly_cap
+            return cap is None or self.weeks.get(week_of(delivered_at), 0) < cap
+        return False  # solo-only: no trainer-led sessions
+
+    def order(self) -> tuple[bool, datetime, datetime, str]:
+        """Soonest to expire first (never expiring last), then the oldest."""
+        end = self.valid_until or datetime.max.replace(tzinfo=UTC)
+        return (self.valid_until is None, end, self.purchased_at, str(self.id))
+
+    def count_week(self, delivered_at: datetime, change: int) -> None:
+        week = week_of(delivered_at)
+        self.weeks[week] = self.weeks.get(week, 0) + change
+        self.changed_weeks.add(week)
 
 
 @dataclass(slots=True)
@@ -143,17 +309,47 @@ class Entry:
     user_id: int
     trainer_id: int | None
     row: dict[str, Any] | None = None
+    package_id: uuid.UUID | None = None
+    amount: int = 0
+    effective_at: datetime | None = None
 
 
 @dataclass(slots=True)
 class ClientBalance:
     total: int = 0
     used: int = 0
+    held: int = 0
+    expired: int = 0
+    #: Whether the client is at or below the running-low threshold (announced, or never
+    #: above it): the next heads-up waits for a rise above it first.
+    low: bool = True
     total_change: int = 0
     used_change: int = 0
+    held_change: int = 0
+    expired_change: int = 0
+    low_changed: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.used - self.expired
+
+    @property
+    def available(self) -> int:
+        return self.remaining - self.held
+
+    @property
+    def changed(self) -> bool:
+        changes = (self.total_change, self.used_change, self.held_change, self.expired_change)
+        return any(changes) or self.low_changed
 
     def snapshot(self) -> events.Balance:
-        return events.Balance(total=self.total, used=self.used, remaining=self.total - self.used)
+        return events.Balance(
+            total=self.total,
+            used=self.used,
+            remaining=self.remaining,
+            held=self.held,
+            expired=self.expired,
+        )
 
 
 @dataclass
@@ -167,35 +363,46 @@ class Ledger:
     withdrawn: set[uuid.UUID] = field(default_factory=set)
     entries: dict[uuid.UUID, Entry] = field(default_factory=dict)
     balances: dict[int, ClientBalance] = field(default_factory=dict)
+    #: Every package of the clients loaded.
+    packages: dict[uuid.UUID, Package] = field(default_factory=dict)
+    low_threshold: int = DEFAULT_LOW_THRESHOLD
     # What was decided since loading, for the store to write.
     #: Ids of parked rows settled or withdrawn.
     unparked: list[int] = field(default_factory=list)
     #: The withdrawals decided since loading: session by workout.
     new_withdrawals: dict[uuid.UUID, int] = field(default_factory=dict)
-    #: Ids of the rejections decided since loading (the store leaves out those announced
-    #: before: a rebuild reads them back from the ledger topic first).
-    rejected: set[str] = field(default_factory=set)
+    #: Ids of announcements that are no entry (rejections, heads-ups) decided since loading:
+    #: the store leaves out those announced before (a rebuild reads them back first).
+    unrecorded: set[str] = field(default_factory=set)
     announced: list[Announced] = field(default_factory=list)
 
     # --- credits in -----------------------------------------------------------------------
 
     def grant_purchase(self, purchase: events.PackagePurchased, *, caused_by: str) -> None:
-        """A package's credits, once per purchase."""
+        """A package and its credits, once per purchase."""
+        id = purchase_grant_id(purchase.purchase_id)
+        terms = purchase.terms()
         self._grant(
-            purchase_grant_id(purchase.purchase_id),
+            id,
+            events.GrantedPackage(
+                package_id=id, purchased_at=purchase.purchased_at, **terms.model_dump()
+            ),
             user_id=purchase.user_id,
-            amount=purchase.sessions,
             purchase_id=purchase.purchase_id,
             reason=purchase.package_name,
             caused_by=caused_by,
         )
 
-    def grant_by_staff(self, *, user_id: int, amount: int, reason: str, grant_key: str) -> None:
-        """Credits staff add by hand, once per `grant_key` (their request's key)."""
+    def grant_by_staff(
+        self, *, user_id: int, amount: int, reason: str, grant_key: str, at: datetime
+    ) -> None:
+        """Credits staff add by hand, once per `grant_key` (their request's key): a package
+        of `amount` sessions that never expires."""
+        id = keyed_grant_id(grant_key)
         self._grant(
-            keyed_grant_id(grant_key),
+            id,
+            events.GrantedPackage(package_id=id, purchased_at=at, sessions=amount),
             user_id=user_id,
-            amount=amount,
             purchase_id=None,
             reason=reason,
             caused_by=STAFF_GRANT,
@@ -204,76 +411,152 @@ class Ledger:
     def _grant(
         self,
         id: uuid.UUID,
+        package: events.GrantedPackage,
         *,
         user_id: int,
-        amount: int,
         purchase_id: str | None,
         reason: str | None,
         caused_by: str,
     ) -> None:
-        entry = {"purchase_id": purchase_id, "reason": reason, "caused_by": caused_by}
-        if not self._append(id, user_id=user_id, kind=EntryKind.GRANT, amount=amount, **entry):
+        if not self._record_grant(
+            id, package, user_id=user_id, purchase_id=purchase_id, reason=reason, by=caused_by
+        ):
             return
         self._announce(
             events.CreditsGranted(
                 user_id=user_id,
-                amount=amount,
+                amount=package.sessions,
                 purchase_id=purchase_id,
                 reason=reason,
                 balance=self.balance_of(user_id),
                 caused_by=None if caused_by == STAFF_GRANT else caused_by,
+                package=package,
             ),
             event_id=id,
         )
+        self._watch_threshold(user_id, crossed_by=id)
+
+    def _record_grant(
+        self,
+        id: uuid.UUID,
+        package: events.GrantedPackage,
+        *,
+        user_id: int,
+        purchase_id: str | None,
+        reason: str | None,
+        by: str,
+    ) -> bool:
+        entry = {"purchase_id": purchase_id, "reason": reason, "caused_by": by}
+        if not self._append(
+            id,
+            user_id=user_id,
+            kind=EntryKind.GRANT,
+            amount=package.sessions,
+            package_id=package.package_id,
+            effective_at=package.purchased_at,
+            **entry,
+        ):
+            return False
+        if package.package_id not in self.packages:
+            self.packages[package.package_id] = Package(
+                id=package.package_id,
+                user_id=user_id,
+                type=package.package_type,
+                sessions=package.sessions,
+                purchased_at=package.purchased_at,
+                valid_until=package.valid_until,
+                solo_allowance=package.solo_workouts,
+                weekly_cap=package.weekly_cap,
+                purchase_id=purchase_id,
+                name=reason,
+                changed=True,
+            )
+        return True
 
     def restore(self, event: Event[LedgerEvent]) -> None:
         """Record an entry from its announcement on `credits.ledger`, as announced.
 
         The service reads its ledger topic before its inputs (see `servicekit.history`), so
-        a rebuild records every deduction with the cause, workout and balance it was
-        announced with, whichever of its causes the inputs happen to give first, and
-        announces nothing twice. Live, announcements are recorded as applied when they are
-        made (see `credits.store`), so they come back as duplicates and never reach this.
-        A rejection is no entry: remembering its id (the consumer does) is enough, but for a
-        withdrawal's, whose workout must never be charged afterwards."""
+        a rebuild records every entry with the package, cause, workout and balance it was
+        announced with, whichever order the inputs happen to give, and announces nothing
+        twice. Live, announcements are recorded as applied when they are made (see
+        `credits.store`), so they come back as duplicates and never reach this. A rejection
+        or a heads-up is no entry: remembering its id (the consumer does) is enough, but for
+        a withdrawal's, whose workout must never be charged afterwards, and an expiring
+        package's, which is not announced again."""
         announced = event.payload
         id = uuid.UUID(event.id)
         caused_by = getattr(announced, "caused_by", None) or _cause_of_unattributed(event)
         if isinstance(announced, events.CreditsGranted):
-            self._append(
+            granted = announced.package or events.GrantedPackage(
+                package_id=id, purchased_at=event.occurred_at, sessions=announced.amount
+            )
+            self._record_grant(
                 id,
+                granted,
                 user_id=announced.user_id,
-                kind=EntryKind.GRANT,
-                amount=announced.amount,
                 purchase_id=announced.purchase_id,
                 reason=announced.reason,
-                caused_by=caused_by,
+                by=caused_by,
             )
         elif isinstance(announced, events.SessionCreditDeducted):
-            self._append_deduction(
-                id,
-                DeductionRequest(
-                    session_id=announced.session_id,
-                    user_id=announced.user_id,
-                    trainer_id=announced.trainer_id,
-                    workout_id=announced.workout_id,
-                    cause=announced.cause,
-                    caused_by=caused_by,
-                ),
-            )
-        elif isinstance(announced, events.SessionCreditRestored):
-            # Keyed by client like the deduction before it, so that one was read first.
-            deduction = self.entries.get(deduction_id(announced.session_id))
-            self._append(
-                id,
-                user_id=announced.user_id,
-                kind=EntryKind.RESTORATION,
-                amount=1,
+            request = DeductionRequest(
                 session_id=announced.session_id,
-                trainer_id=deduction.trainer_id if deduction is not None else None,
-                reason=announced.reason,
+                user_id=announced.user_id,
+                trainer_id=announced.trainer_id,
+                workout_id=announced.workout_id,
+                cause=announced.cause,
+                caused_by=caused_by,
+                delivered_at=announced.delivered_at,
+            )
+            self._record_charge(
+                id,
+                EntryKind.DEDUCTION,
+                request,
+                self.packages.get(announced.package_id) if announced.package_id else None,
+                delivered_at=announced.delivered_at,
+            )
+        elif isinstance(announced, events.SessionCreditForfeited):
+            request = DeductionRequest(
+                session_id=announced.session_id,
+                user_id=announced.user_id,
+                trainer_id=announced.trainer_id,
+                workout_id=None,
+                cause=announced.cause,  # type: ignore[arg-type]  # a forfeit's own cause
                 caused_by=caused_by,
             )
+            payer = self.packages.get(announced.package_id) if announced.package_id else None
+            self._record_charge(
+                id, EntryKind.FORFEIT, request, payer, delivered_at=announced.session_date
+            )
+        elif isinstance(announced, events.SessionCreditRestored):
+            kind = EntryKind.WAIVER if announced.restores == "forfeit" else EntryKind.RESTORATION
+            charge_id = (
+                forfeit_id(announced.session_id)
+                if kind is EntryKind.WAIVER
+                else deduction_id(announced.session_id)
+            )
+            self._record_return(
+                id, kind, announced.session_id, charge_id, reason=announced.reason, by=caused_by
+            )
+        elif isinstance(announced, events.CreditsExpired):
+            package = self.packages.get(announced.package_id)
+            self._record_expiry(
+                id,
+                user_id=announced.user_id,
+                package=package,
+                amount=announced.amount,
+                at=announced.valid_until,
+                by=caused_by,
+            )
+        elif isinstance(announced, events.SoloWorkoutCounted):
+            package = self.packages.get(announced.package_id)
+            if package is not None:
+                self._record_solo(announced.workout_id, package, by=caused_by)
+        elif isinstance(announced, events.PackageExpiringSoon):
+            package = self.packages.get(announced.package_id)
+            if package is not None and not package.warned:
+                package.warned = package.changed = True
         elif (
             isinstance(announced, events.CreditDeductionRejected)
             and announced.workout_id is not None
@@ -291,11 +574,14 @@ class Ledger:
         trainer_id: int,
         status: SessionStatus | None,
         caused_by: str,
+        booked: events.SessionBooked | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Learn of a session (booked, or moved along by an event that names its client and
-        trainer); `status` None keeps the status already known. An event naming someone
-        else is refused. Then settle parked deductions, and give back the credit of a
-        session that turns out cancelled or missed."""
+        """Learn of a session (its booking, or an event that names its client and trainer
+        and moves it to `status` at `at`); `status` None keeps the status already known. An
+        event naming someone else is refused. Then settle parked deductions, give back the
+        credit of a session that turns out cancelled or missed, judge it by its policy, and
+        hold or release its credit."""
         known = self.sessions.get(session_id)
         if known is not None:
             mismatch = self._mismatch(session_id, user_id=user_id, trainer_id=trainer_id)
@@ -306,12 +592,29 @@ class Ledger:
                 user_id, trainer_id, status or SessionStatus.SCHEDULED, changed=True
             )
             self.sessions[session_id] = known
-        elif status is not None:
+        elif status is not None and status is not known.status:
             known.status = status
+            known.changed = True
+        if booked is not None and known.session_date is None:
+            known.session_date = booked.session_date
+            known.policy = booked.policy
+            known.changed = True
+        if status in UNDELIVERED_STATUSES and at is not None and known.ended_at is None:
+            known.ended_at = at
             known.changed = True
         self._settle_parked(session_id, known)
         if status in UNDELIVERED_STATUSES:
             self._restore(session_id, reason=f"session {status}", caused_by=caused_by)
+        if known.status in UNDELIVERED_STATUSES:
+            self._judge(session_id, known, caused_by=caused_by)
+        self._refresh_hold(session_id, known)
+
+    def rescheduled(self, session_id: int, session_date: datetime) -> None:
+        """A booked session's new date: the day it is judged and paid by."""
+        known = self.sessions.get(session_id)
+        if known is not None and known.session_date is not None:
+            known.session_date = session_date
+            known.changed = True
 
     def _mismatch(self, session_id: int, *, user_id: int, trainer_id: int) -> str | None:
         known = self.sessions.get(session_id)
@@ -320,14 +623,108 @@ class Ledger:
         booked = (known.user_id, known.trainer_id)
         return booked_for_someone_else(session_id, booked=booked, named=(user_id, trainer_id))
 
+    def _refresh_hold(self, session_id: int, known: KnownSession) -> None:
+        """A session holds a credit while booked and neither charged nor ended."""
+        holds = (
+            known.status in HOLDING_STATUSES
+            and deduction_id(session_id) not in self.entries
+            and forfeit_id(session_id) not in self.entries
+        )
+        if holds is known.held:
+            return
+        known.held = holds
+        known.changed = True
+        balance = self._balance(known.user_id)
+        change = 1 if holds else -1
+        balance.held += change
+        balance.held_change += change
+        self._watch_threshold(known.user_id, crossed_by=f"hold:{session_id}:{holds}")
+
+    def _judge(self, session_id: int, known: KnownSession, *, caused_by: str) -> None:
+        """Forfeit the credit of a session cancelled late or missed, under its policy."""
+        policy = known.policy
+        if policy is None or not policy.forfeits_anything:
+            return
+        cause: ForfeitCause | None = None
+        if known.status is SessionStatus.NO_SHOW and policy.no_show_forfeits:
+            cause = events.NO_SHOW
+        elif (
+            known.status is SessionStatus.CANCELLED
+            and policy.late_cancel_hours > 0
+            and known.session_date is not None
+            and known.ended_at is not None
+            and known.session_date - known.ended_at <= timedelta(hours=policy.late_cancel_hours)
+        ):
+            cause = events.LATE_CANCEL
+        if cause is None:
+            return
+        request = DeductionRequest(
+            session_id=session_id,
+            user_id=known.user_id,
+            trainer_id=known.trainer_id,
+            workout_id=None,
+            cause=cause,  # type: ignore[arg-type]  # a forfeit's own cause
+            caused_by=caused_by,
+        )
+        id = forfeit_id(session_id)
+        payer = self._payer(known.user_id, known.session_date)
+        if not self._record_charge(
+            id, EntryKind.FORFEIT, request, payer, delivered_at=known.session_date
+        ):
+            return
+        self._announce(
+            events.SessionCreditForfeited(
+                user_id=known.user_id,
+                session_id=session_id,
+                trainer_id=known.trainer_id,
+                cause=cause,
+                policy=policy,
+                package_id=payer.id if payer else None,
+                session_date=known.session_date,
+                balance=self.balance_of(known.user_id),
+                caused_by=caused_by,
+            ),
+            event_id=id,
+        )
+        self._watch_threshold(known.user_id, crossed_by=id)
+
+    def waive_forfeit(self, *, user_id: int, session_id: int, reason: str) -> None:
+        """Staff give back a forfeited credit, once per session (a restoration with a
+        reason). Refused when the client forfeited nothing for that session."""
+        forfeit = self.entries.get(forfeit_id(session_id))
+        if forfeit is None or forfeit.user_id != user_id:
+            raise NoForfeit(f"client {user_id} forfeited no credit for session {session_id}")
+        id = waiver_id(session_id)
+        if not self._record_return(
+            id, EntryKind.WAIVER, session_id, forfeit_id(session_id), reason=reason, by=STAFF_GRANT
+        ):
+            return
+        self._announce(
+            events.SessionCreditRestored(
+                user_id=user_id,
+                session_id=session_id,
+                reason=reason,
+                balance=self.balance_of(user_id),
+                package_id=forfeit.package_id,
+                restores="forfeit",
+            ),
+            event_id=id,
+        )
+        self._expire_given_back(forfeit.package_id, after=id)
+        self._watch_threshold(user_id, crossed_by=id)
+
     # --- credits out ----------------------------------------------------------------------
 
     def workout_reported(
         self, workout: events.WorkoutLogged | events.WorkoutStatusChanged, *, caused_by: str
     ) -> None:
         """A trainer-led workout that is being or has been delivered uses its session's
-        credit; one called off withdraws its parked deduction. Solo workouts never count."""
+        credit; one called off withdraws its parked deduction. A completed solo workout
+        counts against a hybrid package's allowance."""
         if workout.session_type is not SessionType.TRAINER_LED:
+            if workout.status is WorkoutStatus.COMPLETED:
+                when = workout.date if isinstance(workout, events.WorkoutLogged) else None
+                self.solo_done(workout.user_id, workout.workout_id, when, caused_by=caused_by)
             return
         # The contract guarantees both for trainer-led workouts; this only narrows the types.
         assert workout.session_id is not None
@@ -349,8 +746,60 @@ class Ledger:
                     workout_id=workout.workout_id,
                     cause=events.WORKOUT_LOGGED,
                     caused_by=caused_by,
+                    delivered_at=workout.date
+                    if isinstance(workout, events.WorkoutLogged)
+                    else None,
                 )
             )
+
+    def solo_done(
+        self, user_id: int, workout_id: uuid.UUID, when: datetime | None, *, caused_by: str
+    ) -> None:
+        """A completed solo workout, once: counted against the allowance of the client's
+        hybrid package valid on its day (one with some left first), even past it."""
+        if solo_id(workout_id) in self.entries:
+            return
+        hybrids = sorted(
+            (
+                p
+                for p in self.packages.values()
+                if p.user_id == user_id
+                and p.type is PackageType.HYBRID
+                and not p.closed
+                and (when is None or p.valid_at(when))
+            ),
+            key=lambda p: (p.solo_used >= (p.solo_allowance or 0), p.order()),
+        )
+        if not hybrids:
+            return
+        package = hybrids[0]
+        self._record_solo(workout_id, package, by=caused_by)
+        allowance = package.solo_allowance or 0
+        self._announce(
+            events.SoloWorkoutCounted(
+                user_id=user_id,
+                workout_id=workout_id,
+                package_id=package.id,
+                solo_used=package.solo_used,
+                solo_allowance=allowance,
+                over=max(package.solo_used - allowance, 0),
+                caused_by=caused_by,
+            ),
+            event_id=solo_id(workout_id),
+        )
+
+    def _record_solo(self, workout_id: uuid.UUID, package: Package, *, by: str) -> None:
+        if self._append(
+            solo_id(workout_id),
+            user_id=package.user_id,
+            kind=EntryKind.SOLO,
+            amount=0,
+            workout_id=workout_id,
+            package_id=package.id,
+            caused_by=by,
+        ):
+            package.solo_used += 1
+            package.changed = True
 
     def deduct(self, request: DeductionRequest) -> None:
         """Deduct one credit for a delivered session, exactly once per session. A request for
@@ -383,7 +832,7 @@ class Ledger:
             return
         self._remember_withdrawal(session_id, workout_id)
         id = withdrawal_id(workout_id)
-        self.rejected.add(str(id))
+        self.unrecorded.add(str(id))
         self._announce(
             events.CreditDeductionRejected(
                 user_id=user_id,
@@ -408,12 +857,16 @@ class Ledger:
         elif known.status in UNDELIVERED_STATUSES:
             self._reject(request, f"session {request.session_id} is {known.status}")
         else:
-            self._deduct(request)
+            self._deduct(request, known)
 
-    def _deduct(self, request: DeductionRequest) -> None:
+    def _deduct(self, request: DeductionRequest, known: KnownSession) -> None:
         id = deduction_id(request.session_id)
-        if not self._append_deduction(id, request):
+        if id in self.entries:
             return  # this session's credit was deducted before: by design, nothing to do
+        delivered_at = known.session_date or request.delivered_at
+        payer = self._payer(request.user_id, delivered_at)
+        self._record_charge(id, EntryKind.DEDUCTION, request, payer, delivered_at=delivered_at)
+        self._refresh_hold(request.session_id, known)
         self._announce(
             events.SessionCreditDeducted(
                 user_id=request.user_id,
@@ -423,37 +876,63 @@ class Ledger:
                 cause=request.cause,
                 balance=self.balance_of(request.user_id),
                 caused_by=request.caused_by,
+                package_id=payer.id if payer else None,
+                delivered_at=delivered_at,
             ),
             event_id=id,
         )
+        self._watch_threshold(request.user_id, crossed_by=id)
 
-    def _append_deduction(self, id: uuid.UUID, request: DeductionRequest) -> bool:
-        return self._append(
+    def _payer(self, user_id: int, delivered_at: datetime | None) -> Package | None:
+        """The package that pays for a session delivered at `delivered_at` (when unknown,
+        any that can pay now): of those that can, the one that expires soonest, then the
+        oldest. None when none can."""
+        candidates = [
+            p for p in self.packages.values() if p.user_id == user_id and p.can_pay(delivered_at)
+        ]
+        return min(candidates, key=Package.order, default=None)
+
+    def _record_charge(
+        self,
+        id: uuid.UUID,
+        kind: EntryKind,
+        request: DeductionRequest,
+        payer: Package | None,
+        *,
+        delivered_at: datetime | None,
+    ) -> bool:
+        """A deduction or a forfeit: -1 from a counted package (or from none), 0 from an
+        unlimited one."""
+        free = payer is not None and not payer.counted
+        if not self._append(
             id,
             user_id=request.user_id,
-            kind=EntryKind.DEDUCTION,
-            amount=-1,
+            kind=kind,
+            amount=0 if free else -1,
             session_id=request.session_id,
             trainer_id=request.trainer_id,
             workout_id=request.workout_id,
+            package_id=payer.id if payer else None,
             cause=request.cause,
             caused_by=request.caused_by,
-        )
+            effective_at=delivered_at,
+        ):
+            return False
+        if payer is not None:
+            if payer.counted:
+                payer.used += 1
+            elif delivered_at is not None:
+                payer.count_week(delivered_at, 1)
+            payer.changed = True
+        return True
 
     def _restore(self, session_id: int, *, reason: str, caused_by: str) -> None:
         deduction = self.entries.get(deduction_id(session_id))
         if deduction is None:
             return
         id = restoration_id(session_id)
-        if not self._append(
-            id,
-            user_id=deduction.user_id,
-            kind=EntryKind.RESTORATION,
-            amount=1,
-            session_id=session_id,
-            trainer_id=deduction.trainer_id,
-            reason=reason,
-            caused_by=caused_by,
+        if not self._record_return(
+            id, EntryKind.RESTORATION, session_id, deduction_id(session_id), reason, caused_by
         ):
             return
         self._announce(
@@ -463,15 +942,61 @@ class Ledger:
                 reason=reason,
                 balance=self.balance_of(deduction.user_id),
                 caused_by=caused_by,
+                package_id=deduction.package_id,
             ),
             event_id=id,
         )
+        self._expire_given_back(deduction.package_id, after=id)
+        self._watch_threshold(deduction.user_id, crossed_by=id)
+
+    def _record_return(
+        self,
+        id: uuid.UUID,
+        kind: EntryKind,
+        session_id: int,
+        charge_id: uuid.UUID,
+        reason: str,
+        by: str,
+    ) -> bool:
+        """A restoration or a waiver: what its charge took goes back to the package that
+        paid it."""
+        charge = self.entries.get(charge_id)
+        if charge is None:
+            return False
+        if not self._append(
+            id,
+            user_id=charge.user_id,
+            kind=kind,
+            amount=-charge.amount,
+            session_id=session_id,
+            trainer_id=charge.trainer_id,
+            package_id=charge.package_id,
+            reason=reason,
+            caused_by=by,
+        ):
+            return False
+        payer = self.packages.get(charge.package_id) if charge.package_id else None
+        if payer is not None:
+            if payer.counted:
+                payer.used -= 1
+            elif charge.effective_at is not None:
+                payer.count_week(charge.effective_at, -1)
+            payer.changed = True
+        return True
+
+    def _expire_given_back(self, package_id: uuid.UUID | None, *, after: uuid.UUID) -> None:
+        """A credit given back to a package that has expired expires with it, at once."""
+        package = self.packages.get(package_id) if package_id else None
+        if package is None or not package.closed or not package.counted or package.left <= 0:
+            return
+        assert package.valid_until is not None  # only a package with an end is closed
+        self._expire(package, package.left, id=expiry_id(package.id, after), caused_by=str(after))
 
     def _reject(self, request: DeductionRequest, reason: str) -> None:
         id = str(rejection_id(request.caused_by))
-        if id in self.rejected:
+        if id in self.unrecorded:
             return
-        self.rejected.add(id)
+        self.unrecorded.add(id)
         self._announce(
             events.CreditDeductionRejected(
                 user_id=request.user_id,
@@ -488,13 +1013,121 @@ class Ledger:
                 self.unparked.append(parked.id)
             self._decide(parked.request, known)
 
+    # --- time -----------------------------------------------------------------------------
+
+    def pass_time(self, now: datetime) -> None:
+        """What time alone decides, for the packages loaded: each package whose validity
+        ended `EXPIRY_GRACE` ago expires with what is left of it (dated its end, whenever
+        this runs), and one ending within `EXPIRY_NOTICE` with something left is announced
+        once as expiring soon."""
+        for package in sorted(self.packages.values(), key=Package.order):
+            end = package.valid_until
+            if end is None or package.closed:
+                continue
+            if now >= end + EXPIRY_GRACE:
+                package.closed = package.changed = True
+                if package.counted and package.left > 0:
+                    self._expire(package, package.left, id=expiry_id(package.id), caused_by=None)
+            elif now >= end - EXPIRY_NOTICE and not package.warned:
+                if package.counted and package.left <= 0:
+                    continue
+                package.warned = package.changed = True
+                id = expiring_soon_id(package.id)
+                self.unrecorded.add(str(id))
+                self._announce(
+                    events.PackageExpiringSoon(
+                        user_id=package.user_id,
+                        package_id=package.id,
+                        valid_until=end,
+                        sessions_left=max(package.left, 0) if package.counted else 0,
+                    ),
+                    event_id=id,
+                )
+
+    def _expire(
+        self, package: Package, amount: int, *, id: uuid.UUID, caused_by: str | None
+    ) -> None:
+        assert package.valid_until is not None
+        if not self._record_expiry(
+            id,
+            user_id=package.user_id,
+            package=package,
+            amount=amount,
+            at=package.valid_until,
+            by=caused_by or str(id),
+        ):
+            return
+        self._announce(
+            events.CreditsExpired(
+                user_id=package.user_id,
+                package_id=package.id,
+                amount=amount,
+                valid_until=package.valid_until,
+                balance=self.balance_of(package.user_id),
+                caused_by=caused_by,
+            ),
+            event_id=id,
+        )
+        self._watch_threshold(package.user_id, crossed_by=id)
+
+    def _record_expiry(
+        self,
+        id: uuid.UUID,
+        *,
+        user_id: int,
+        package: Package | None,
+        amount: int,
+        at: datetime,
+        by: str,
+    ) -> bool:
+        if not self._append(
+            id,
+            user_id=user_id,
+            kind=EntryKind.EXPIRY,
+            amount=-amount,
+            package_id=package.id if package else None,
+            caused_by=by,
+            effective_at=at,
+        ):
+            return False
+        if package is not None:
+            package.expired += amount
+            package.closed = package.changed = True
+        return True
+
     # --- balance --------------------------------------------------------------------------
 
     def balance_of(self, user_id: int) -> events.Balance:
         return self._balance(user_id).snapshot()
 
+    def packages_of(self, user_id: int) -> list[Package]:
+        mine = (p for p in self.packages.values() if p.user_id == user_id)
+        return sorted(mine, key=Package.order)
+
     def _balance(self, user_id: int) -> ClientBalance:
         return self.balances.setdefault(user_id, ClientBalance())
+
+    def _watch_threshold(self, user_id: int, *, crossed_by: object) -> None:
+        """Announce once when available credits fall to the threshold; re-arm above it."""
+        balance = self._balance(user_id)
+        low = balance.available <= self.low_threshold
+        if low is balance.low:
+            return
+        balance.low = low
+        balance.low_changed = True
+        if not low:
+            return
+        id = running_low_id(user_id, crossed_by)
+        self.unrecorded.add(str(id))
+        self._announce(
+            events.CreditsRunningLow(
+                user_id=user_id,
+                threshold=self.low_threshold,
+                balance=balance.snapshot(),
+                caused_by=str(crossed_by),
+            ),
+            event_id=id,
+        )
 
     # --- entries --------------------------------------------------------------------------
 
@@ -503,14 +1136,26 @@ class Ledger:
         if id in self.entries:
             return False
         full_row = {**dict.fromkeys(OPTIONAL_ENTRY_COLUMNS), **row, "id": id}
-        self.entries[id] = Entry(row["user_id"], row.get("trainer_id"), full_row)
+        self.entries[id] = Entry(
+            row["user_id"],
+            row.get("trainer_id"),
+            full_row,
+            package_id=row.get("package_id"),
+            amount=row["amount"],
+            effective_at=row.get("effective_at"),
+        )
         balance = self._balance(row["user_id"])
-        if row["kind"] == EntryKind.GRANT:
-            balance.total += row["amount"]
-            balance.total_change += row["amount"]
-        else:  # a deduction (-1) uses a credit, a restoration (+1) gives it back
-            balance.used -= row["amount"]
-            balance.used_change -= row["amount"]
+        kind, amount = row["kind"], row["amount"]
+        if kind == EntryKind.GRANT:
+            balance.total += amount
+            balance.total_change += amount
+        elif kind == EntryKind.EXPIRY:
+            balance.expired -= amount
+            balance.expired_change -= amount
+        elif kind in CHARGES or kind in RETURNS:
+            # A charge (-1) uses a credit, a return (+1) gives it back; 0 when unlimited.
+            balance.used -= amount
+            balance.used_change -= amount
         return True
 
     def _announce(self, payload: events.EventPayload, *, event_id: uuid.UUID | str) -> None:

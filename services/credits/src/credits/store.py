@@ -3,11 +3,12 @@ loaded before deciding, and what was decided written after, with one statement p
 whatever the number of rows (`insert_rows`): a batch of thousands of events costs about as
 many round trips as one event does.
 
-Concurrent transactions (two replicas, or the API beside the consumer) never work on the
-same session, purchase or client at once: loading takes transaction-scoped advisory locks
-on each, always in the same order (sessions, then purchases and grant keys, then clients,
-each sorted), so they cannot deadlock, and a workout and its session's booking arriving
-on two partitions see each other, so a parked deduction is never stranded.
+Concurrent transactions (two replicas, the API or the clock beside the consumer) never work
+on the same session, purchase or client at once: loading takes transaction-scoped advisory
+locks on each, always in the same order (sessions, then purchases and grant keys, then
+clients, each sorted), so they cannot deadlock, and a workout and its session's booking
+arriving on two partitions see each other, so a parked deduction is never stranded. A
+client's packages are theirs alone: the client's lock covers them.
 """
 
 from __future__ import annotations
@@ -24,36 +25,88 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
 from contracts.envelope import Event
+from contracts.events import CancellationPolicy, PackageType, SessionType, WorkoutStatus
 from contracts.sessions import SessionStatus
-from credits.models import Balance, KnownSession, LedgerEntry, PendingDeduction, WithdrawnDeduction
+from credits.models import (
+    Balance,
+    KnownSession,
+    LedgerEntry,
+    Package,
+    PackageWeek,
+    PendingDeduction,
+    WithdrawnDeduction,
+)
 from credits.rules import (
+    DEFAULT_LOW_THRESHOLD,
     OPTIONAL_ENTRY_COLUMNS,
     ClientBalance,
     DeductionRequest,
     Entry,
     Ledger,
+    LedgerEvent,
     Parked,
-    deduction_id,
     keyed_grant_id,
     purchase_grant_id,
-    restoration_id,
+    session_entry_ids,
+    solo_id,
 )
 from credits.rules import KnownSession as Session
+from credits.rules import Package as LedgerPackage
 from servicekit.consumer import IdempotentConsumer
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
 from servicekit.tables import processed_events
 
 _ENTRY_COLUMNS = ("id", "user_id", "kind", "amount", *OPTIONAL_ENTRY_COLUMNS, "caused_by")
-_SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
-_PARKED_COLUMNS = ("session_id", "user_id", "trainer_id", "workout_id", "cause", "caused_by")
-_BALANCE_COLUMNS = ("user_id", "total", "used")
+_SESSION_COLUMNS = (
+    "session_id",
+    "user_id",
+    "trainer_id",
+    "status",
+    "session_date",
+    "late_cancel_hours",
+    "no_show_forfeits",
+    "ended_at",
+    "held",
+)
+_PARKED_COLUMNS = (
+    "session_id",
+    "user_id",
+    "trainer_id",
+    "workout_id",
+    "cause",
+    "caused_by",
+    "delivered_at",
+)
+_BALANCE_COLUMNS = ("user_id", "total", "used", "expired", "held", "low")
+_PACKAGE_COLUMNS = (
+    "package_id",
+    "user_id",
+    "package_type",
+    "sessions",
+    "solo_allowance",
+    "weekly_cap",
+    "valid_until",
+    "purchased_at",
+    "purchase_id",
+    "name",
+    "used",
+    "expired",
+    "solo_used",
+    "closed",
+    "warned",
+)
+#: What a package's row changes after it is opened.
+_PACKAGE_PROGRESS = ("used", "expired", "solo_used", "closed", "warned")
+_WEEK_COLUMNS = ("package_id", "week", "sessions")
 
 _ENTRIES = LedgerEntry.__table__
 _SESSIONS = KnownSession.__table__
 _PENDING = PendingDeduction.__table__
 _WITHDRAWN = WithdrawnDeduction.__table__
 _BALANCES = Balance.__table__
+_PACKAGES = Package.__table__
+_WEEKS = PackageWeek.__table__
 
 #: A batch's writes, one statement each whatever the number of rows (see `insert_rows`).
 _INSERT_ENTRIES = insert_rows(LedgerEntry, _ENTRY_COLUMNS)
@@ -64,13 +117,27 @@ _INSERT_WITHDRAWN = insert_rows(
 _UPSERT_SESSIONS = insert_rows(
     KnownSession,
     _SESSION_COLUMNS,
-    then="on conflict (session_id) do update set status = excluded.status",
+    then="on conflict (session_id) do update set "
+    + ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS[3:]),
 )
+#: Figures are added (the changes decided), `low` set: the client's lock is held throughout.
 _ADD_TO_BALANCES = insert_rows(
     Balance,
     _BALANCE_COLUMNS,
-    then="on conflict (user_id) do update"
-    " set total = balances.total + excluded.total, used = balances.used + excluded.used",
+    then="on conflict (user_id) do update set "
+    + ", ".join(f"{name} = balances.{name} + excluded.{name}" for name in _BALANCE_COLUMNS[1:-1])
+    + ", low = excluded.low",
+)
+_UPSERT_PACKAGES = insert_rows(
+    Package,
+    _PACKAGE_COLUMNS,
+    then="on conflict (package_id) do update set "
+    + ", ".join(f"{name} = excluded.{name}" for name in _PACKAGE_PROGRESS),
+)
+_UPSERT_WEEKS = insert_rows(
+    PackageWeek,
+    _WEEK_COLUMNS,
+    then="on conflict (package_id, week) do update set sessions = excluded.sessions",
 )
 
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
@@ -109,8 +176,10 @@ class Scope:
             purchase = getattr(payload, "purchase_id", None)
             if purchase is not None:
                 purchases.add(purchase)
-            if isinstance(payload, events.CreditsGranted | events.SessionCreditDeducted):
+            if isinstance(payload, LedgerEvent):
                 entries.add(uuid.UUID(event.id))
+            elif _is_completed_solo(payload):
+                entries.add(solo_id(payload.workout_id))
         return cls(
             sessions=frozenset(sessions),
             purchases=frozenset(purchases),
@@ -126,6 +195,8 @@ class LedgerStore:
     outbox: Outbox
     #: The service's consumer, which reads the ledger topic back (see `Ledger.restore`).
     own_consumer: IdempotentConsumer
+    #: Available credits at or below which a client is announced as running low.
+    low_threshold: int = DEFAULT_LOW_THRESHOLD
 
     async def load(self, db: AsyncSession, batch: Sequence[Event[Any]]) -> Ledger:
         return await self.load_scope(db, Scope.of(batch))
@@ -138,7 +209,7 @@ class LedgerStore:
         await self.write(db, ledger)
 
     async def load_scope(self, db: AsyncSession, scope: Scope) -> Ledger:
-        ledger = Ledger()
+        ledger = Ledger(low_threshold=self.low_threshold)
         session_ids = sorted(scope.sessions)
         if session_ids:
             await db.execute(_LOCK_SESSIONS, {"ids": session_ids})
@@ -148,12 +219,11 @@ class LedgerStore:
         if session_ids:
             known = _SESSIONS.c
             for row in await db.execute(
-                select(known.session_id, known.user_id, known.trainer_id, known.status).where(
+                select(*(known[name] for name in _SESSION_COLUMNS)).where(
                     known.session_id == any_of(session_ids, BIGINT)
                 )
             ):
-                status = SessionStatus(row.status)
-                ledger.sessions[row.session_id] = Session(row.user_id, row.trainer_id, status)
+                ledger.sessions[row.session_id] = _session_of(row)
         # Deductions are parked only for sessions not known yet (and settled when they are).
         unknown = [session_id for session_id in session_ids if session_id not in ledger.sessions]
         if unknown:
@@ -170,6 +240,7 @@ class LedgerStore:
                     workout_id=row.workout_id,
                     cause=row.cause,
                     caused_by=row.caused_by,
+                    delivered_at=row.delivered_at,
                 )
                 ledger.parked.setdefault(row.session_id, []).append(Parked(request, row.id))
         if session_ids:
@@ -185,15 +256,26 @@ class LedgerStore:
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(keyed_grant_id(k) for k in scope.grant_keys)
         for session_id in session_ids:
-            wanted.update((deduction_id(session_id), restoration_id(session_id)))
+            wanted.update(session_entry_ids(session_id))
         if wanted:
             entries = _ENTRIES.c
             for entry_row in await db.execute(
-                select(entries.id, entries.user_id, entries.trainer_id).where(
-                    entries.id == any_of(sorted(wanted), UUID(as_uuid=True))
-                )
+                select(
+                    entries.id,
+                    entries.user_id,
+                    entries.trainer_id,
+                    entries.package_id,
+                    entries.amount,
+                    entries.effective_at,
+                ).where(entries.id == any_of(sorted(wanted), UUID(as_uuid=True)))
             ):
-                ledger.entries[entry_row.id] = Entry(entry_row.user_id, entry_row.trainer_id)
+                ledger.entries[entry_row.id] = Entry(
+                    entry_row.user_id,
+                    entry_row.trainer_id,
+                    package_id=entry_row.package_id,
+                    amount=entry_row.amount,
+                    effective_at=entry_row.effective_at,
+                )
         clients = set(scope.clients)
         clients.update(session.user_id for session in ledger.sessions.values())
         clients.update(entry.user_id for entry in ledger.entries.values())
@@ -201,13 +283,18 @@ class LedgerStore:
         if clients:
             balances = _BALANCES.c
             for balance_row in await db.execute(
-                select(balances.user_id, balances.total, balances.used).where(
+                select(*(balances[name] for name in _BALANCE_COLUMNS)).where(
                     balances.user_id == any_of(sorted(clients), BIGINT)
                 )
             ):
                 ledger.balances[balance_row.user_id] = ClientBalance(
-                    balance_row.total, balance_row.used
+                    total=balance_row.total,
+                    used=balance_row.used,
+                    held=balance_row.held,
+                    expired=balance_row.expired,
+                    low=balance_row.low,
                 )
+            await _load_packages(db, ledger, sorted(clients))
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
@@ -233,6 +320,18 @@ class LedgerStore:
         ]
         if parked:
             await db.execute(_INSERT_PARKED, columns_of(parked, _PARKED_COLUMNS))
+        opened_or_changed = [
+            _package_row(package) for package in ledger.packages.values() if package.changed
+        ]
+        if opened_or_changed:
+            await db.execute(_UPSERT_PACKAGES, columns_of(opened_or_changed, _PACKAGE_COLUMNS))
+        weeks = [
+            {"package_id": package.id, "week": week, "sessions": package.weeks[week]}
+            for package in ledger.packages.values()
+            for week in sorted(package.changed_weeks)
+        ]
+        if weeks:
+            await db.execute(_UPSERT_WEEKS, columns_of(weeks, _WEEK_COLUMNS))
         if ledger.new_withdrawals:
             await db.execute(
                 _INSERT_WITHDRAWN,
@@ -245,21 +344,29 @@ class LedgerStore:
         if new_entries:
             await db.execute(_INSERT_ENTRIES, columns_of(new_entries, _ENTRY_COLUMNS))
         changes = [
-            {"user_id": user_id, "total": b.total_change, "used": b.used_change}
+            {
+                "user_id": user_id,
+                "total": b.total_change,
+                "used": b.used_change,
+                "expired": b.expired_change,
+                "held": b.held_change,
+                "low": b.low,
+            }
             for user_id, b in ledger.balances.items()
-            if b.total_change or b.used_change
+            if b.changed
         ]
         if changes:
             await db.execute(_ADD_TO_BALANCES, columns_of(changes, _BALANCE_COLUMNS))
         announced = ledger.announced
-        if ledger.rejected:
-            # Rejections announced before (a rebuild reads them back from the ledger topic
-            # first) are not announced again: looked for only now, as they are rare.
+        if ledger.unrecorded:
+            # Rejections and heads-ups announced before (a rebuild reads them back from the
+            # ledger topic first) are not announced again: looked for only now, as they are
+            # rare.
             before = set(
                 await db.scalars(
                     select(processed_events.c.event_id).where(
                         processed_events.c.consumer == self.own_consumer.name,
-                        processed_events.c.event_id == any_of(sorted(ledger.rejected), TEXT),
+                        processed_events.c.event_id == any_of(sorted(ledger.unrecorded), TEXT),
                     )
                 )
             )
@@ -272,7 +379,99 @@ class LedgerStore:
 
 
 def _session_row(session: Session) -> dict[str, Any]:
-    return {"user_id": session.user_id, "trainer_id": session.trainer_id, "status": session.status}
+    policy = session.policy
+    return {
+        "user_id": session.user_id,
+        "trainer_id": session.trainer_id,
+        "status": session.status,
+        "session_date": session.session_date,
+        "late_cancel_hours": policy.late_cancel_hours if policy else None,
+        "no_show_forfeits": policy.no_show_forfeits if policy else None,
+        "ended_at": session.ended_at,
+        "held": session.held,
+    }
+
+
+def _session_of(row: Any) -> Session:
+    policy = None
+    if row.late_cancel_hours is not None:
+        policy = CancellationPolicy(
+            late_cancel_hours=row.late_cancel_hours, no_show_forfeits=bool(row.no_show_forfeits)
+        )
+    return Session(
+        row.user_id,
+        row.trainer_id,
+        SessionStatus(row.status),
+        session_date=row.session_date,
+        policy=policy,
+        ended_at=row.ended_at,
+        held=row.held,
+    )
+
+
+def _package_row(package: LedgerPackage) -> dict[str, Any]:
+    return {
+        "package_id": package.id,
+        "user_id": package.user_id,
+        "package_type": package.type,
+        "sessions": package.sessions,
+        "solo_allowance": package.solo_allowance,
+        "weekly_cap": package.weekly_cap,
+        "valid_until": package.valid_until,
+        "purchased_at": package.purchased_at,
+        "purchase_id": package.purchase_id,
+        "name": package.name,
+        **{name: getattr(package, name) for name in _PACKAGE_PROGRESS},
+    }
+
+
+def package_of(row: Any) -> LedgerPackage:
+    """A package as the rules know it, from its row."""
+    return LedgerPackage(
+        id=row.package_id,
+        user_id=row.user_id,
+        type=PackageType(row.package_type),
+        sessions=row.sessions,
+        purchased_at=row.purchased_at,
+        valid_until=row.valid_until,
+        solo_allowance=row.solo_allowance,
+        weekly_cap=row.weekly_cap,
+        purchase_id=row.purchase_id,
+        name=row.name,
+        used=row.used,
+        expired=row.expired,
+        solo_used=row.solo_used,
+        closed=row.closed,
+        warned=row.warned,
+    )
+
+
+async def _load_packages(db: AsyncSession, ledger: Ledger, clients: list[int]) -> None:
+    """Every package of the clients, with the weeks of those that cap them."""
+    packages = _PACKAGES.c
+    for row in await db.execute(
+        select(*(packages[name] for name in _PACKAGE_COLUMNS)).where(
+            packages.user_id == any_of(clients, BIGINT)
+        )
+    ):
+        ledger.packages[row.package_id] = package_of(row)
+    capped = [p.id for p in ledger.packages.values() if p.weekly_cap is not None]
+    if capped:
+        weeks = _WEEKS.c
+        for week_row in await db.execute(
+            select(weeks.package_id, weeks.week, weeks.sessions).where(
+                weeks.package_id == any_of(capped, UUID(as_uuid=True))
+            )
+        ):
+            ledger.packages[week_row.package_id].weeks[week_row.week] = week_row.sessions
+
+
+def _is_completed_solo(payload: Any) -> bool:
+    return (
+        isinstance(payload, events.WorkoutLogged | events.WorkoutStatusChanged)
+        and payload.session_type is not SessionType.TRAINER_LED
+        and payload.status is WorkoutStatus.COMPLETED
+    )
 
 
 def _parked_row(request: DeductionRequest) -> dict[str, Any]:
