@@ -267,7 +267,12 @@ async def test_staff_grants_are_idempotent_by_key(api: AsyncClient) -> None:
     first = await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers=headers)
     again = await api.post(f"/api/credits/{CLIENT}/grants", json=body, headers=headers)
     assert (first.status_code, again.status_code) == (201, 201)
-    assert again.json() == {"userId": CLIENT, "total": 3, "used": 0, "remaining": 3}
+    assert again.json() == first.json()
+    figures = ("userId", "total", "used", "remaining", "held", "available", "expired")
+    assert [again.json()[name] for name in figures] == [CLIENT, 3, 0, 3, 0, 3, 0]
+    [package] = again.json()["packages"]
+    assert (package["packageType"], package["sessions"], package["left"]) == ("sessions", 3, 3)
+    assert package["validUntil"] is None
     await api.post(f"/api/credits/{CLIENT}/grants", json=body)
     assert await balance(api) == (6, 0, 6)
 

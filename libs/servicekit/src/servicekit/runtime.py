@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Annotated, Any
@@ -124,6 +124,7 @@ class ServiceRuntime:
         self._kafka_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._on_stopping: list[Callable[[], None]] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
 
     def subscribe(self, *topics: Topic) -> None:
         """Feed every record of `topics` to the consumer, in one consumer group per service."""
@@ -176,6 +177,22 @@ class ServiceRuntime:
             if name not in self._subscribed:
                 raise ValueError(f"{topic.name} is read first, so it must be subscribed too")
             self._history.append(name)
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
+        """Run `job` every `seconds` once the service consumes: after its history is read,
+        so what time decides (an expiry) is decided on the whole of it."""
+        self._periodic.append((seconds, job, name))
+
+    async def _repeat(
+        self, seconds: float, job: Callable[[], Awaitable[object]], name: str
+    ) -> None:
+        while True:
+            try:
+                await job()
+            except Exception:
+                # The next round tries again: what the job decides is idempotent.
+                log.exception("%s failed; again in %.0fs", name, seconds)
+            await asyncio.sleep(seconds)
 
     def publishes(self, *topics: Topic) -> None:
         """Name the topics the service's outbox publishes to, for its AsyncAPI document."""
@@ -287,6 +304,8 @@ class ServiceRuntime:
         if self._history:
             await self._read_history()
         await self.broker.start()
+        for seconds, job, name in self._periodic:
+            self._tasks.append(asyncio.create_task(self._repeat(seconds, job, name), name=name))
         # Ready once consuming: what is published from now on is being read.
         self._kafka_connected.set()
         log.info("%s connected to Kafka", self.settings.service_name)

@@ -15,6 +15,7 @@ from credits.models import KnownSession
 
 GRANT_RULE = "only staff grant credits"
 PARKED_RULE = "only staff read the parked deductions"
+WAIVER_RULE = "only staff waive a forfeited credit"
 
 
 async def trains(db: AsyncSession, trainer_id: int, user_id: int) -> bool:

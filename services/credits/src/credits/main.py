@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import FastAPI, status
 
 from contracts import principals
 from contracts.topics import CREDITS_LEDGER
-from credits import api
+from credits import api, clock
 from credits.handlers import HANDLERS
 from credits.queries import PARKED_GAUGES, UnknownCursor, parked_figures
+from credits.rules import NoForfeit
 from credits.settings import Settings
 from credits.store import LedgerStore
 from servicekit.domain import RuleBroken
@@ -22,16 +25,25 @@ INPUT_TOPICS = principals.CREDITS.reads
 OUTPUT_TOPICS = principals.CREDITS.writes
 
 #: How the rules' refusals read over HTTP; any other is 409.
-REFUSALS: dict[type[RuleBroken], int] = {UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT}
+REFUSALS: dict[type[RuleBroken], int] = {
+    UnknownCursor: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    NoForfeit: status.HTTP_404_NOT_FOUND,
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    runtime.consumer.handle(LedgerStore(runtime.outbox, runtime.consumer), HANDLERS)
+    store = LedgerStore(runtime.outbox, runtime.consumer, settings.low_credits_threshold)
+    runtime.consumer.handle(store, HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     # Its own announcements first: a rebuild then records each fact as it was announced.
     runtime.reads_history_first(CREDITS_LEDGER)
     runtime.publishes(*OUTPUT_TOPICS)
+    runtime.every(
+        settings.clock_interval_seconds,
+        lambda: clock.pass_time(runtime.database, store, datetime.now(UTC)),
+        name="credits-clock",
+    )
     runtime.metrics.gauges_at_scrape(PARKED_GAUGES, lambda: parked_figures(runtime.database))
     return runtime.create_app(title="Credits service", routers=[api.router], refusals=REFUSALS)
 

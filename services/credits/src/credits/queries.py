@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from contracts import events
-from credits.models import Balance, LedgerEntry, PendingDeduction
+from credits.models import Balance, LedgerEntry, Package, PendingDeduction
+from credits.rules import Package as LedgerPackage
+from credits.store import package_of
 from servicekit.db import Database
 from servicekit.domain import RuleBroken
 
@@ -26,7 +28,15 @@ async def balance_of(db: AsyncSession, user_id: int) -> events.Balance:
     row = await db.get(Balance, user_id)
     if row is None:
         return events.Balance(total=0, used=0, remaining=0)
-    return events.Balance(total=row.total, used=row.used, remaining=row.remaining)
+    return events.Balance(
+        total=row.total, used=row.used, remaining=row.remaining, held=row.held, expired=row.expired
+    )
+
+
+async def packages_of(db: AsyncSession, user_id: int) -> list[LedgerPackage]:
+    """A client's packages in the order they pay: soonest to expire, then the oldest."""
+    rows = await db.execute(select(*Package.__table__.c).where(Package.user_id == user_id))
+    return sorted((package_of(row) for row in rows), key=LedgerPackage.order)
 
 
 class UnknownCursor(RuleBroken):
