@@ -324,5 +324,4 @@ async def waive_forfeit(
 
 
 def _store(runtime: ServiceRuntime) -> LedgerStore:
-    settings = cast(Settings, runtime.settings)
-    return LedgerStore(runtime.outbox, runtime.consumer, settings.low_credits_threshold)
+    return cast(Settings, runtime.settings).ledger_store(runtime.outbox, runtime.consumer)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 
 from credits.models import Package
-from credits.rules import EXPIRY_GRACE, EXPIRY_NOTICE
+from credits.rules import EXPIRY_NOTICE
 from credits.store import LedgerStore, Scope
 from servicekit.db import Database
 
@@ -31,7 +31,7 @@ async def pass_time(database: Database, store: LedgerStore, now: datetime) -> in
             ~_PACKAGES.closed,
             _PACKAGES.valid_until.is_not(None),
             or_(
-                _PACKAGES.valid_until <= now - EXPIRY_GRACE,
+                _PACKAGES.valid_until <= now - store.expiry_grace,
                 ~_PACKAGES.warned & (_PACKAGES.valid_until <= now + EXPIRY_NOTICE),
             ),
         )

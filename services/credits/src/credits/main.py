@@ -13,7 +13,6 @@ from credits.handlers import HANDLERS
 from credits.queries import PARKED_GAUGES, UnknownCursor, parked_figures
 from credits.rules import NoForfeit
 from credits.settings import Settings
-from credits.store import LedgerStore
 from servicekit.domain import RuleBroken
 from servicekit.runner import serve
 from servicekit.runtime import ServiceRuntime
@@ -33,7 +32,7 @@ REFUSALS: dict[type[RuleBroken], int] = {
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    store = LedgerStore(runtime.outbox, runtime.consumer, settings.low_credits_threshold)
+    store = settings.ledger_store(runtime.outbox, runtime.consumer)
     runtime.consumer.handle(store, HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     # Its own announcements first: a rebuild then records each fact as it was announced.

@@ -366,6 +366,8 @@ class Ledger:
     #: Every package of the clients loaded.
     packages: dict[uuid.UUID, Package] = field(default_factory=dict)
     low_threshold: int = DEFAULT_LOW_THRESHOLD
+    #: How long after its end a package still pays for sessions delivered before it.
+    expiry_grace: timedelta = EXPIRY_GRACE
     # What was decided since loading, for the store to write.
     #: Ids of parked rows settled or withdrawn.
     unparked: list[int] = field(default_factory=list)
@@ -1017,14 +1019,14 @@ class Ledger:
 
     def pass_time(self, now: datetime) -> None:
         """What time alone decides, for the packages loaded: each package whose validity
-        ended `EXPIRY_GRACE` ago expires with what is left of it (dated its end, whenever
+        ended `expiry_grace` ago expires with what is left of it (dated its end, whenever
         this runs), and one ending within `EXPIRY_NOTICE` with something left is announced
         once as expiring soon."""
         for package in sorted(self.packages.values(), key=Package.order):
             end = package.valid_until
             if end is None or package.closed:
                 continue
-            if now >= end + EXPIRY_GRACE:
+            if now >= end + self.expiry_grace:
                 package.closed = package.changed = True
                 if package.counted and package.left > 0:
                     self._expire(package, package.left, id=expiry_id(package.id), caused_by=None)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
@@ -38,6 +39,7 @@ from credits.models import (
 )
 from credits.rules import (
     DEFAULT_LOW_THRESHOLD,
+    EXPIRY_GRACE,
     OPTIONAL_ENTRY_COLUMNS,
     ClientBalance,
     DeductionRequest,
@@ -197,6 +199,8 @@ class LedgerStore:
     own_consumer: IdempotentConsumer
     #: Available credits at or below which a client is announced as running low.
     low_threshold: int = DEFAULT_LOW_THRESHOLD
+    #: How long after its end a package still pays for sessions delivered before it.
+    expiry_grace: timedelta = EXPIRY_GRACE
 
     async def load(self, db: AsyncSession, batch: Sequence[Event[Any]]) -> Ledger:
         return await self.load_scope(db, Scope.of(batch))
@@ -209,7 +213,7 @@ class LedgerStore:
         await self.write(db, ledger)
 
     async def load_scope(self, db: AsyncSession, scope: Scope) -> Ledger:
-        ledger = Ledger(low_threshold=self.low_threshold)
+        ledger = Ledger(low_threshold=self.low_threshold, expiry_grace=self.expiry_grace)
         session_ids = sorted(scope.sessions)
         if session_ids:
             await db.execute(_LOCK_SESSIONS, {"ids": session_ids})
