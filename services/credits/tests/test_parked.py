@@ -6,7 +6,7 @@ charged, in whatever order a rebuild reads the inputs)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -26,7 +26,6 @@ from credits.main import create_app
 from credits.models import WithdrawnDeduction
 from credits.rules import withdrawal_id
 from credits.settings import Settings
-from ops.identity import LocalIdentity
 from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from testkit.events import CLIENT, TRAINER, booked, moved, purchase, workout
@@ -68,28 +67,6 @@ async def gauges(api: AsyncClient) -> dict[str, float]:
         for sample in family.samples
         if sample.name.startswith("credits_parked_")
     }
-
-
-@pytest.fixture
-async def as_role(
-    app: FastAPI, identity: LocalIdentity
-) -> AsyncIterator[Callable[..., AsyncClient]]:
-    """The API called with a token of another role, or with none."""
-    clients: list[AsyncClient] = []
-
-    def client(role: Role | None = None, subject: str = str(CLIENT)) -> AsyncClient:
-        headers = (
-            {} if role is None else {"authorization": f"Bearer {identity.token(role, subject)}"}
-        )
-        made = AsyncClient(
-            transport=ASGITransport(app=app), base_url="http://credits", headers=headers
-        )
-        clients.append(made)
-        return made
-
-    yield client
-    for made in clients:
-        await made.aclose()
 
 
 async def test_staff_see_each_parked_deduction_oldest_first_with_what_resolves_it(
