@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import TextClause, bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,6 +101,7 @@ _PACKAGE_COLUMNS = (
 #: What a package's row changes after it is opened.
 _PACKAGE_PROGRESS = ("used", "expired", "solo_used", "closed", "warned")
 _WEEK_COLUMNS = ("package_id", "week", "sessions")
+_WITHDRAWN_COLUMNS = ("workout_id", "session_id")
 
 _ENTRIES = LedgerEntry.__table__
 _SESSIONS = KnownSession.__table__
@@ -110,37 +111,52 @@ _BALANCES = Balance.__table__
 _PACKAGES = Package.__table__
 _WEEKS = PackageWeek.__table__
 
-#: A batch's writes, one statement each whatever the number of rows (see `insert_rows`).
-_INSERT_ENTRIES = insert_rows(LedgerEntry, _ENTRY_COLUMNS)
-_INSERT_PARKED = insert_rows(PendingDeduction, _PARKED_COLUMNS)
-_INSERT_WITHDRAWN = insert_rows(
-    WithdrawnDeduction, ("workout_id", "session_id"), then="on conflict (workout_id) do nothing"
+#: Each table a batch writes rows to: its columns and what a row already there does.
+_SESSION_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS[3:])
+_BALANCE_ADDITIONS = ", ".join(
+    f"{name} = balances.{name} + excluded.{name}" for name in _BALANCE_COLUMNS[1:-1]
 )
-_UPSERT_SESSIONS = insert_rows(
-    KnownSession,
-    _SESSION_COLUMNS,
-    then="on conflict (session_id) do update set "
-    + ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS[3:]),
-)
-#: Figures are added (the changes decided), `low` set: the client's lock is held throughout.
-_ADD_TO_BALANCES = insert_rows(
-    Balance,
-    _BALANCE_COLUMNS,
-    then="on conflict (user_id) do update set "
-    + ", ".join(f"{name} = balances.{name} + excluded.{name}" for name in _BALANCE_COLUMNS[1:-1])
-    + ", low = excluded.low",
-)
-_UPSERT_PACKAGES = insert_rows(
-    Package,
-    _PACKAGE_COLUMNS,
-    then="on conflict (package_id) do update set "
-    + ", ".join(f"{name} = excluded.{name}" for name in _PACKAGE_PROGRESS),
-)
-_UPSERT_WEEKS = insert_rows(
-    PackageWeek,
-    _WEEK_COLUMNS,
-    then="on conflict (package_id, week) do update set sessions = excluded.sessions",
-)
+_PACKAGE_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _PACKAGE_PROGRESS)
+_ROW_WRITES: dict[str, tuple[type[Any], tuple[str, ...], str]] = {
+    "sessions": (
+        KnownSession,
+        _SESSION_COLUMNS,
+        f"on conflict (session_id) do update set {_SESSION_UPDATES}",
+    ),
+    "parked": (PendingDeduction, _PARKED_COLUMNS, ""),
+    "withdrawn": (WithdrawnDeduction, _WITHDRAWN_COLUMNS, "on conflict (workout_id) do nothing"),
+    "entries": (LedgerEntry, _ENTRY_COLUMNS, ""),
+    # Figures are added (the changes decided), `low` set: the client's lock is held.
+    "balances": (
+        Balance,
+        _BALANCE_COLUMNS,
+        f"on conflict (user_id) do update set {_BALANCE_ADDITIONS}, low = excluded.low",
+    ),
+    "packages": (
+        Package,
+        _PACKAGE_COLUMNS,
+        f"on conflict (package_id) do update set {_PACKAGE_UPDATES}",
+    ),
+    "weeks": (
+        PackageWeek,
+        _WEEK_COLUMNS,
+        "on conflict (package_id, week) do update set sessions = excluded.sessions",
+    ),
+}
+
+
+def _write_rows_statement() -> TextClause:
+    """All of a batch's rows in one statement, each table's insert a CTE of it (an empty
+    array inserts nothing): a batch costs one round trip to write, whatever it decided."""
+    inserts = [
+        insert_rows(table, columns, then=then, prefix=f"{name}_").text
+        for name, (table, columns, then) in _ROW_WRITES.items()
+    ]
+    ctes = ", ".join(f"write_{n} as ({sql})" for n, sql in enumerate(inserts[:-1]))
+    return text(f"with {ctes} {inserts[-1]}")
+
+
+_WRITE_ROWS = _write_rows_statement()
 
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
 _PURCHASE_LOCKS = 1
@@ -302,65 +318,54 @@ class LedgerStore:
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
-        """Write everything decided since loading, one statement per table."""
-        changed = [
-            {"session_id": session_id, **_session_row(session)}
-            for session_id, session in ledger.sessions.items()
-            if session.changed
-        ]
-        if changed:
-            await db.execute(_UPSERT_SESSIONS, columns_of(changed, _SESSION_COLUMNS))
+        """Write everything decided since loading: the rows in one statement."""
+        rows: dict[str, list[dict[str, Any]]] = {
+            "sessions": [
+                {"session_id": session_id, **_session_row(session)}
+                for session_id, session in ledger.sessions.items()
+                if session.changed
+            ],
+            "parked": [
+                _parked_row(p.request)
+                for waiting in ledger.parked.values()
+                for p in waiting
+                if p.id is None
+            ],
+            "withdrawn": [
+                {"workout_id": workout_id, "session_id": session_id}
+                for workout_id, session_id in ledger.new_withdrawals.items()
+            ],
+            "entries": [entry.row for entry in ledger.entries.values() if entry.row is not None],
+            "balances": [
+                {
+                    "user_id": user_id,
+                    "total": b.total_change,
+                    "used": b.used_change,
+                    "expired": b.expired_change,
+                    "held": b.held_change,
+                    "low": b.low,
+                }
+                for user_id, b in ledger.balances.items()
+                if b.changed
+            ],
+            "packages": [_package_row(p) for p in ledger.packages.values() if p.changed],
+            "weeks": [
+                {"package_id": package.id, "week": week, "sessions": package.weeks[week]}
+                for package in ledger.packages.values()
+                for week in sorted(package.changed_weeks)
+            ],
+        }
         if ledger.unparked:
             await db.execute(
                 delete(PendingDeduction).where(
                     PendingDeduction.id == any_of(ledger.unparked, BIGINT)
                 )
             )
-        parked = [
-            _parked_row(p.request)
-            for waiting in ledger.parked.values()
-            for p in waiting
-            if p.id is None
-        ]
-        if parked:
-            await db.execute(_INSERT_PARKED, columns_of(parked, _PARKED_COLUMNS))
-        opened_or_changed = [
-            _package_row(package) for package in ledger.packages.values() if package.changed
-        ]
-        if opened_or_changed:
-            await db.execute(_UPSERT_PACKAGES, columns_of(opened_or_changed, _PACKAGE_COLUMNS))
-        weeks = [
-            {"package_id": package.id, "week": week, "sessions": package.weeks[week]}
-            for package in ledger.packages.values()
-            for week in sorted(package.changed_weeks)
-        ]
-        if weeks:
-            await db.execute(_UPSERT_WEEKS, columns_of(weeks, _WEEK_COLUMNS))
-        if ledger.new_withdrawals:
-            await db.execute(
-                _INSERT_WITHDRAWN,
-                {
-                    "workout_id": list(ledger.new_withdrawals),
-                    "session_id": list(ledger.new_withdrawals.values()),
-                },
-            )
-        new_entries = [entry.row for entry in ledger.entries.values() if entry.row is not None]
-        if new_entries:
-            await db.execute(_INSERT_ENTRIES, columns_of(new_entries, _ENTRY_COLUMNS))
-        changes = [
-            {
-                "user_id": user_id,
-                "total": b.total_change,
-                "used": b.used_change,
-                "expired": b.expired_change,
-                "held": b.held_change,
-                "low": b.low,
-            }
-            for user_id, b in ledger.balances.items()
-            if b.changed
-        ]
-        if changes:
-            await db.execute(_ADD_TO_BALANCES, columns_of(changes, _BALANCE_COLUMNS))
+        if any(rows.values()):
+            parameters: dict[str, list[Any]] = {}
+            for name, (_, columns, _) in _ROW_WRITES.items():
+                parameters.update(columns_of(rows[name], columns, prefix=f"{name}_"))
+            await db.execute(_WRITE_ROWS, parameters)
         announced = ledger.announced
         if ledger.unrecorded:
             # Rejections and heads-ups announced before (a rebuild reads them back from the
