@@ -48,7 +48,14 @@ async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPl
         "total": 6,
         "solo": {"count": 4, "percentage": 66.7},
         "trainerLed": {"count": 2, "percentage": 33.3},
-        "credits": {"total": 10, "used": 2, "remaining": 8},
+        "credits": {
+            "total": 10,
+            "used": 2,
+            "remaining": 8,
+            "held": 0,
+            "expired": 0,
+            "available": 8,
+        },
     }
     balance = await get(platform, f"{urls.credits}/api/credits/{client}")
     assert (balance["total"], balance["used"], balance["remaining"]) == (10, 2, 8)
@@ -71,6 +78,12 @@ async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPl
         "Session Credits",
     ):
         assert expected in charts
+    # Nothing held (both sessions delivered), nothing expired: the spec's credit chart.
+    assert charts.splitlines()[7:] == [
+        "Used:      ███               2",
+        "Remaining: █████████████     8",
+        "Total:     ████████████████ 10",
+    ]
 
 
 async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> None:
@@ -113,7 +126,14 @@ async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> 
         "total": 45,
         "solo": {"count": 30, "percentage": 66.7},
         "trainerLed": {"count": 15, "percentage": 33.3},
-        "credits": {"total": 20, "used": 15, "remaining": 5},
+        "credits": {
+            "total": 20,
+            "used": 15,
+            "remaining": 5,
+            "held": 0,
+            "expired": 0,
+            "available": 5,
+        },
     }
 
     async def dashboard_shows_it() -> bool:

@@ -1,21 +1,32 @@
-"""The text rendering of the spec's two charts, from the session-usage JSON."""
+"""The text rendering of the spec's two charts, from the session-usage JSON: held and expired
+credits beside used and remaining when there are any, the spec's chart exactly when not."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from analytics.charts import BAR_WIDTH, BLOCK, render_usage_charts
+
+from .stories import full_balance
 
 
 def usage(
-    solo: int, trainer_led: int, shares: tuple[float, float], credits: tuple[int, int]
+    solo: int,
+    trainer_led: int,
+    shares: tuple[float, float],
+    credits: tuple[int, int],
+    *,
+    held: int = 0,
+    expired: int = 0,
 ) -> dict[str, Any]:
     total, used = credits
     return {
         "total": solo + trainer_led,
         "solo": {"count": solo, "percentage": shares[0]},
         "trainerLed": {"count": trainer_led, "percentage": shares[1]},
-        "credits": {"total": total, "used": used, "remaining": total - used},
+        "credits": full_balance(total, used, held=held, expired=expired),
     }
 
 
@@ -93,3 +104,33 @@ def test_a_balance_below_zero_shows_its_number_and_no_bar() -> None:
     assert bar_of(chart, "Remaining") == 0
     assert chart.splitlines()[8].endswith(" -1")
     assert "1 (100.0%)" in chart
+
+
+def test_held_and_expired_credits_show_beside_used_and_remaining() -> None:
+    chart = render_usage_charts(usage(2, 1, (66.7, 33.3), (10, 2), held=1, expired=3))
+    assert chart.split("\n")[5:] == [
+        "Session Credits",
+        "─────────────────────────",
+        "Used:      ███               2",
+        "Remaining: ████████          5",
+        "Held:      ██                1",
+        "Expired:   █████             3",
+        "Total:     ████████████████ 10",
+    ]
+
+
+@pytest.mark.parametrize(("held", "expired", "shown"), [(1, 0, "Held"), (0, 2, "Expired")])
+def test_only_the_one_of_held_and_expired_that_is_not_zero_shows(
+    held: int, expired: int, shown: str
+) -> None:
+    chart = render_usage_charts(usage(0, 0, (0.0, 0.0), (10, 1), held=held, expired=expired))
+    labels = [line.split(":")[0] for line in chart.splitlines()[7:]]
+    assert labels == ["Used", "Remaining", shown, "Total"]
+
+
+def test_a_usage_from_before_holds_and_expiry_renders_as_the_spec_draws_it() -> None:
+    """An answer whose balance carries neither (an older analytics): both read as 0."""
+    older = usage(4, 2, (66.7, 33.3), (10, 2))
+    older["credits"] = {"total": 10, "used": 2, "remaining": 8}
+    assert render_usage_charts(older) == render_usage_charts(usage(4, 2, (66.7, 33.3), (10, 2)))
+    assert "Held" not in render_usage_charts(older)

@@ -1,17 +1,25 @@
-"""The migrations build exactly the tables the models describe."""
+"""The migrations build exactly the tables the models describe, and going down from held and
+expired credits refuses to lose them unless told it may."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from analytics.models import Base
+from servicekit.db import libpq_url
+from servicekit.migrations import DataLossRefused
+from testkit.helpers import downgrade, migrate
 
 pytestmark = pytest.mark.infra
+
+SERVICE = Path(__file__).resolve().parents[1]
 
 
 def test_the_migrated_database_matches_the_models(
@@ -32,3 +40,54 @@ def test_the_migrated_database_matches_the_models(
 def _ours(name: str | None, kind: str, parent_names: object) -> bool:
     """The service's own tables; servicekit checks the plumbing tables it creates."""
     return kind != "table" or name in Base.metadata.tables
+
+
+@pytest.fixture
+def migrated(scratch_databases: Callable[[str], str]) -> str:
+    url = scratch_databases("analytics")
+    migrate(SERVICE, url)
+    return url
+
+
+def usage_row(url: str, *, held: int, expired: int) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "insert into session_usage (user_id, credits_total, credits_used, credits_held,"
+            " credits_expired) values (123, 10, 2, %s, %s)",
+            (held, expired),
+        )
+
+
+def credit_columns(url: str) -> set[str]:
+    with psycopg.connect(libpq_url(url)) as connection:
+        rows = connection.execute(
+            "select column_name from information_schema.columns"
+            " where table_name = 'session_usage' and column_name like 'credits_%'"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def test_a_downgrade_that_would_lose_held_or_expired_credits_refuses_unless_told(
+    migrated: str,
+) -> None:
+    usage_row(migrated, held=1, expired=3)
+
+    with pytest.raises(DataLossRefused, match="with 1 credit balance in the database"):
+        downgrade(SERVICE, migrated, "0003")
+    assert "credits_expired" in credit_columns(migrated)
+
+    downgrade(SERVICE, migrated, "0003", allow_data_loss=True)
+    assert credit_columns(migrated) == {"credits_total", "credits_used"}
+
+
+def test_a_downgrade_with_nothing_held_or_expired_goes_ahead_and_up_again_reads_zeros(
+    migrated: str,
+) -> None:
+    usage_row(migrated, held=0, expired=0)
+    downgrade(SERVICE, migrated, "0003")
+    migrate(SERVICE, migrated)
+    with psycopg.connect(libpq_url(migrated)) as connection:
+        row = connection.execute(
+            "select credits_total, credits_used, credits_held, credits_expired from session_usage"
+        ).fetchone()
+    assert row == (10, 2, 0, 0)

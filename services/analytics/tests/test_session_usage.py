@@ -28,16 +28,24 @@ from testkit.helpers import (
 )
 
 from .stories import (
+    CREDIT_POLICIES_CREDIT_CHART,
+    CREDIT_POLICIES_USAGE,
     EXAMPLE_1_USAGE,
     OTHER_CLIENT,
     Step,
+    balance,
+    credit_policies,
     day,
     deducted,
     deduction_rejected,
     example_1,
+    expired,
+    expiring_soon,
+    forfeited,
     granted,
     logged,
     restored,
+    solo_counted,
 )
 
 pytestmark = pytest.mark.infra
@@ -46,7 +54,7 @@ ZERO_USAGE = {
     "total": 0,
     "solo": {"count": 0, "percentage": 0.0},
     "trainerLed": {"count": 0, "percentage": 0.0},
-    "credits": {"total": 0, "used": 0, "remaining": 0},
+    "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
 }
 
 
@@ -87,7 +95,14 @@ async def test_example_2_thirty_solo_and_fifteen_trainer_led_of_a_twenty_session
         "total": 45,
         "solo": {"count": 30, "percentage": 66.7},
         "trainerLed": {"count": 15, "percentage": 33.3},
-        "credits": {"total": 20, "used": 15, "remaining": 5},
+        "credits": {
+            "total": 20,
+            "used": 15,
+            "remaining": 5,
+            "held": 0,
+            "expired": 0,
+            "available": 5,
+        },
     }
 
 
@@ -115,6 +130,8 @@ async def test_the_dashboard_charts_are_served_as_text(deliver: Deliver, api: As
     assert "Solo Workouts:" in response.text
     assert "4 (66.7%)" in response.text
     assert "2 (33.3%)" in response.text
+    # No holds, nothing expired: the credit chart is the spec's, without those lines.
+    assert ("Held:" in response.text, "Expired:" in response.text) == (False, False)
     assert (await api.get("/api/analytics/0/session-usage/chart")).status_code == 422
 
 
@@ -191,16 +208,89 @@ async def test_the_credit_balance_is_the_latest_the_ledger_announced(
     await deliver(granted(10))
     await deliver(deducted(1, 10, 1))
     await deliver(deducted(2, 10, 2))
-    assert (await usage(api))["credits"] == {"total": 10, "used": 2, "remaining": 8}
+    assert (await usage(api))["credits"] == {
+        "total": 10,
+        "used": 2,
+        "remaining": 8,
+        "held": 0,
+        "expired": 0,
+        "available": 8,
+    }
     await deliver(restored(2, 10, 1))
-    assert (await usage(api))["credits"] == {"total": 10, "used": 1, "remaining": 9}
+    assert (await usage(api))["credits"] == {
+        "total": 10,
+        "used": 1,
+        "remaining": 9,
+        "held": 0,
+        "expired": 0,
+        "available": 9,
+    }
     await deliver(granted(15, 1, amount=5))
-    assert (await usage(api))["credits"] == {"total": 15, "used": 1, "remaining": 14}
+    assert (await usage(api))["credits"] == {
+        "total": 15,
+        "used": 1,
+        "remaining": 14,
+        "held": 0,
+        "expired": 0,
+        "available": 14,
+    }
+
+
+async def test_a_forfeit_and_an_expiry_set_held_expired_and_available(
+    deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime
+) -> None:
+    await deliver(deducted(1, 10, 1, held=1), time=day(2))
+    assert await deliver(forfeited(2, balance(10, 2)), time=day(4)) is Outcome.APPLIED
+    assert (await usage(api))["credits"] == {
+        "total": 10,
+        "used": 2,
+        "remaining": 8,
+        "held": 0,
+        "expired": 0,
+        "available": 8,
+    }
+    leaves = balance(10, 2, held=1, expired=3)
+    assert await deliver(expired(3, leaves), time=day(8)) is Outcome.APPLIED
+    expected = {"total": 10, "used": 2, "remaining": 5, "held": 1, "expired": 3, "available": 4}
+    assert (await usage(api))["credits"] == expected
+    latest = (await announcements(runtime))[-1]
+    assert (latest.to_json_dict()["credits"], latest.as_of) == (expected, day(8))
+
+
+async def test_ledger_events_without_a_balance_are_ignored_not_dead_lettered(
+    deliver: Deliver,
+    api: AsyncClient,
+    runtime: ServiceRuntime,
+    dead_letters: RecordingDeadLetters,
+) -> None:
+    await deliver(granted(10))
+    before = (await usage(api), await announcements(runtime))
+    assert await deliver(solo_counted(logged("solo"), 1)) is Outcome.IGNORED
+    assert await deliver(expiring_soon(3)) is Outcome.IGNORED
+    assert (await usage(api), await announcements(runtime)) == before
+    assert dead_letters.sent == []
+
+
+async def test_a_client_under_the_credit_policies_shows_held_and_expired_credits(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    workouts, ledger = credit_policies()
+    await play(deliver, sorted(workouts + ledger, key=lambda step: step[1]))
+    assert await usage(api) == CREDIT_POLICIES_USAGE
+    chart = (await api.get(f"/api/analytics/{CLIENT}/session-usage/chart")).text
+    assert chart.splitlines()[7:] == CREDIT_POLICIES_CREDIT_CHART
 
 
 async def test_a_balance_below_zero_is_shown_as_it_is(deliver: Deliver, api: AsyncClient) -> None:
     await deliver(deducted(1, 0, 1))
-    assert (await usage(api))["credits"] == {"total": 0, "used": 1, "remaining": -1}
+    assert (await usage(api))["credits"] == {
+        "total": 0,
+        "used": 1,
+        "remaining": -1,
+        "held": 0,
+        "expired": 0,
+        "available": -1,
+    }
 
 
 async def test_a_rejected_deduction_changes_nothing(
@@ -208,7 +298,14 @@ async def test_a_rejected_deduction_changes_nothing(
 ) -> None:
     await deliver(granted(10))
     assert await deliver(deduction_rejected(1)) is Outcome.IGNORED
-    assert (await usage(api))["credits"] == {"total": 10, "used": 0, "remaining": 10}
+    assert (await usage(api))["credits"] == {
+        "total": 10,
+        "used": 0,
+        "remaining": 10,
+        "held": 0,
+        "expired": 0,
+        "available": 10,
+    }
     assert len(await announcements(runtime)) == 1
 
 
@@ -227,7 +324,14 @@ async def test_duplicates_change_nothing_and_announce_nothing(
         "total": 1,
         "solo": {"count": 1, "percentage": 100.0},
         "trainerLed": {"count": 0, "percentage": 0.0},
-        "credits": {"total": 10, "used": 0, "remaining": 10},
+        "credits": {
+            "total": 10,
+            "used": 0,
+            "remaining": 10,
+            "held": 0,
+            "expired": 0,
+            "available": 10,
+        },
     }
     assert len(await announcements(runtime)) == 2
 
@@ -261,13 +365,14 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
     await deliver(logged("solo"), time=day(1))
     await deliver(logged("trainer-led"), time=day(2))
     await deliver(logged("solo"), time=day(3))
+    ten_unused = {"total": 10, "used": 0, "remaining": 10, "held": 0, "expired": 0, "available": 10}
     assert [a.to_json_dict() for a in await announcements(runtime)] == [
         {
             "userId": CLIENT,
             "total": 0,
             "solo": {"count": 0, "percentage": 0.0},
             "trainerLed": {"count": 0, "percentage": 0.0},
-            "credits": {"total": 10, "used": 0, "remaining": 10},
+            "credits": ten_unused,
             "asOf": "2026-01-05T09:00:00Z",
         },
         {
@@ -275,7 +380,7 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 1,
             "solo": {"count": 1, "percentage": 100.0},
             "trainerLed": {"count": 0, "percentage": 0.0},
-            "credits": {"total": 10, "used": 0, "remaining": 10},
+            "credits": ten_unused,
             "asOf": "2026-01-06T09:00:00Z",
         },
         {
@@ -283,7 +388,7 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 2,
             "solo": {"count": 1, "percentage": 50.0},
             "trainerLed": {"count": 1, "percentage": 50.0},
-            "credits": {"total": 10, "used": 0, "remaining": 10},
+            "credits": ten_unused,
             "asOf": "2026-01-07T09:00:00Z",
         },
         {
@@ -291,7 +396,7 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 3,
             "solo": {"count": 2, "percentage": 66.7},
             "trainerLed": {"count": 1, "percentage": 33.3},
-            "credits": {"total": 10, "used": 0, "remaining": 10},
+            "credits": ten_unused,
             "asOf": "2026-01-08T09:00:00Z",
         },
     ]

@@ -1,5 +1,7 @@
 """The analytics service on the real broker: it follows the workouts and ledger topics,
-publishes usage to its own topic, and a fresh copy rebuilt from the topics agrees."""
+publishes usage to its own topic, and a fresh copy rebuilt from the topics agrees; the
+ledger's forfeits and expiries reach the usage and its chart, and its events without a
+balance pass without a change or a dead letter."""
 
 from __future__ import annotations
 
@@ -22,9 +24,16 @@ from ops.local.topics import create_topics
 from servicekit.kafka import client_options
 from servicekit.runtime import ServiceRuntime
 from testkit.events import CLIENT
-from testkit.helpers import Record, end_offsets, eventually, read_topic
+from testkit.helpers import Record, committed_offsets, end_offsets, eventually, read_topic
 
-from .stories import EXAMPLE_1_USAGE, Step, example_1
+from .stories import (
+    CREDIT_POLICIES_CREDIT_CHART,
+    CREDIT_POLICIES_USAGE,
+    EXAMPLE_1_USAGE,
+    Step,
+    credit_policies,
+    example_1,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -174,3 +183,38 @@ async def test_a_copy_rebuilt_from_the_topics_serves_and_announces_the_same_usag
     assert isinstance(last_after.payload, SessionUsageUpdated)
     assert last_after.payload == last_before.payload
     assert last_after.id != last_before.id
+
+
+async def test_forfeits_and_expiries_reach_the_usage_and_the_chart_and_no_balance_no_change(
+    start_service: StartService, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """The ledger's SessionCreditForfeited and CreditsExpired set held, expired and available;
+    SoloWorkoutCounted and PackageExpiringSoon (one of them the ledger's last record) are
+    consumed, change nothing and reach no dead-letter topic."""
+    runtime, api = await start_service()
+    workouts, ledger = credit_policies()
+    await publish(kafka_bootstrap, topic_prefix, sorted(workouts + ledger, key=lambda s: s[1]))
+    await settled(runtime, api, CREDIT_POLICIES_USAGE)
+    ledger_topic = topic_prefix + CREDITS_LEDGER.name
+    ledger_end = await end_offsets(kafka_bootstrap, ledger_topic)
+
+    async def ledger_consumed() -> bool:
+        group = runtime.settings.consumer_group
+        committed = await committed_offsets(kafka_bootstrap, group)
+        return all(committed.get(partition, 0) >= end for partition, end in ledger_end.items())
+
+    await eventually(ledger_consumed, within=60)
+    assert (await api.get(f"/api/analytics/{CLIENT}/session-usage")).json() == (
+        CREDIT_POLICIES_USAGE
+    )
+    chart = (await api.get(f"/api/analytics/{CLIENT}/session-usage/chart")).text
+    assert chart.splitlines()[7:] == CREDIT_POLICIES_CREDIT_CHART
+    for topic in (CREDITS_LEDGER, WORKOUT_SESSIONS):
+        dead = await end_offsets(kafka_bootstrap, topic_prefix + topic.dead_letter.name)
+        assert sum(dead.values()) == 0, topic.name
+    records = await usage_records(kafka_bootstrap, topic_prefix + SESSION_USAGE.name)
+    assert parse_event(records[-1].value).payload.to_json_dict() == {
+        "userId": CLIENT,
+        **CREDIT_POLICIES_USAGE,
+        "asOf": "2026-01-14T09:00:00Z",  # the last solo workout's, not the ledger's after it
+    }

@@ -26,7 +26,8 @@ UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The client's user id"
 
 
 class SessionUsageReport(ContractModel):
-    """Completed workouts by type, with each type's share of them, and the credit balance."""
+    """Completed workouts by type, with each type's share of them, and the credit balance as
+    the ledger last announced it (held, expired and available included)."""
 
     total: int
     solo: TypeUsage

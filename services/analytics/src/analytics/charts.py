@@ -3,6 +3,10 @@
 `render_usage_charts` takes the session-usage JSON exactly as
 `GET /api/analytics/{userId}/session-usage` returns it, so a caller needs nothing but the
 response body. Bars are proportional to the largest value of their chart.
+
+Session Credits shows Held (part of Remaining: booked, not yet delivered) and Expired
+(beside Used and Remaining, which add up to Total with it) only when they are not zero: a
+client without holds or expiries gets the spec's chart exactly, line for line.
 """
 
 from __future__ import annotations
@@ -31,15 +35,22 @@ def render_usage_charts(usage: Mapping[str, Any]) -> str:
         "",
         "Session Credits",
         RULE,
-        *_bars(
-            [
-                ("Used:", credits["used"], ""),
-                ("Remaining:", credits["remaining"], ""),
-                ("Total:", credits["total"], ""),
-            ]
-        ),
+        *_bars(_credit_rows(credits)),
     ]
     return "\n".join(lines)
+
+
+def _credit_rows(credits: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """Used, Remaining and Total always; Held and Expired when not zero (see above). A
+    balance from before holds and expiry carries neither: both read as 0, as in the contract."""
+    held, expired = credits.get("held", 0), credits.get("expired", 0)
+    return [
+        ("Used:", credits["used"], ""),
+        ("Remaining:", credits["remaining"], ""),
+        *([("Held:", held, "")] if held else []),
+        *([("Expired:", expired, "")] if expired else []),
+        ("Total:", credits["total"], ""),
+    ]
 
 
 def _bars(rows: Sequence[tuple[str, int, str]]) -> list[str]:

@@ -5,7 +5,8 @@ consuming those topics from the beginning).
 `workouts` holds what usage needs of each workout: whose it is, its type, its status.
 `trainer_clients` holds which clients each trainer trains (see `analytics.access`).
 `session_usage` holds one client's current usage: the completed-workout counts (recounted
-from `workouts` on every workout event) and the latest credit balance from the ledger. Its
+from `workouts` on every workout event) and the latest credit balance from the ledger (its
+remaining and available credits follow from the figures kept: see `rules.ClientUsage`). Its
 row is also the lock that serialises every change to one client's usage, so the counts, the
 balance and the SessionUsageUpdated events that announce them never interleave.
 """
@@ -48,6 +49,8 @@ class UserUsage(Base):
     __table_args__ = (
         CheckConstraint("solo_count >= 0 and trainer_led_count >= 0", name="counts_not_negative"),
         CheckConstraint("credits_used >= 0", name="credits_used_not_negative"),
+        CheckConstraint("credits_held >= 0", name="credits_held_not_negative"),
+        CheckConstraint("credits_expired >= 0", name="credits_expired_not_negative"),
     )
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -55,6 +58,10 @@ class UserUsage(Base):
     trainer_led_count: Mapped[int] = mapped_column(Integer, server_default="0")
     credits_total: Mapped[int] = mapped_column(Integer, server_default="0")
     credits_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: Reserved by sessions booked and not yet delivered.
+    credits_held: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: Left in packages when their validity ended.
+    credits_expired: Mapped[int] = mapped_column(Integer, server_default="0")
     #: When the usage last changed (see `rules.py`); null until it first does.
     as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

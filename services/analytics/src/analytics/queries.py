@@ -14,5 +14,11 @@ async def usage_of(db: AsyncSession, user_id: int) -> SessionUsage:
     if row is None:
         return SessionUsage()
     return ClientUsage(
-        row.user_id, row.solo_count, row.trainer_led_count, row.credits_total, row.credits_used
+        row.user_id,
+        solo_count=row.solo_count,
+        trainer_led_count=row.trainer_led_count,
+        credits_total=row.credits_total,
+        credits_used=row.credits_used,
+        credits_held=row.credits_held,
+        credits_expired=row.credits_expired,
     ).usage

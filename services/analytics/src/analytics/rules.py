@@ -2,7 +2,8 @@
 state, no clock, no I/O.
 
 Usage is how a client's completed workouts split between solo and trainer-led, and where
-their session credits stand. The store loads a batch's clients and workouts into a
+their session credits stand (total, used, held, expired, remaining and available, as the
+ledger's latest balance says). The store loads a batch's clients and workouts into a
 `UsageBook`, the handlers record each event on it in order, and the store writes what
 changed, with one announcement per client whose usage changed.
 
@@ -122,17 +123,23 @@ class ClientUsage:
     trainer_led_count: int = 0
     credits_total: int = 0
     credits_used: int = 0
+    credits_held: int = 0
+    credits_expired: int = 0
     as_of: datetime | None = None
     changed: bool = False
 
     @property
     def usage(self) -> SessionUsage:
+        # `remaining` and `available` are not stored: every Balance is total - used - expired
+        # and remaining - held (the contract validates both), so they follow from the rest.
         return SessionUsage(
             workouts=CompletedWorkouts(solo=self.solo_count, trainer_led=self.trainer_led_count),
             credits=Balance(
                 total=self.credits_total,
                 used=self.credits_used,
-                remaining=self.credits_total - self.credits_used,
+                remaining=self.credits_total - self.credits_used - self.credits_expired,
+                held=self.credits_held,
+                expired=self.credits_expired,
             ),
         )
 
@@ -197,8 +204,9 @@ class UsageBook:
         self._settle(row, SessionUsage(completed, row.usage.credits), at=at)
 
     def record_credit_balance(self, *, user_id: int, balance: Balance, at: datetime) -> None:
-        """The client's balance as the ledger's latest entry left it. One client's ledger
-        events arrive in order (one partition), so the latest applied is the current one."""
+        """The client's balance as the ledger's latest event left it, every figure of it
+        (held and expired too). One client's ledger events arrive in order (one partition),
+        so the latest applied is the current one."""
         row = self.client(user_id)
         self._settle(row, SessionUsage(row.usage.workouts, balance), at=at)
 
@@ -219,6 +227,8 @@ class UsageBook:
         row.trainer_led_count = usage.workouts.trainer_led
         row.credits_total = usage.credits.total
         row.credits_used = usage.credits.used
+        row.credits_held = usage.credits.held
+        row.credits_expired = usage.credits.expired
         row.as_of = at if row.as_of is None else max(row.as_of, at)
         row.changed = True
         self.changes[row.user_id] = tracing.current()

@@ -25,7 +25,15 @@ from contracts.events import SessionType, WorkoutLogged, WorkoutStatus, WorkoutS
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
 
-_USAGE_COLUMNS = ("solo_count", "trainer_led_count", "credits_total", "credits_used", "as_of")
+_USAGE_COLUMNS = (
+    "solo_count",
+    "trainer_led_count",
+    "credits_total",
+    "credits_used",
+    "credits_held",
+    "credits_expired",
+    "as_of",
+)
 _WORKOUT_COLUMNS = ("workout_id", "user_id", "session_type", "status", "changed_by")
 #: One statement per batch whatever its size (see `insert_rows`).
 _ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
@@ -94,7 +102,7 @@ class UsageStore:
             .order_by(UserUsage.user_id)
             .with_for_update()
         ):
-            book.usages[row.user_id] = ClientUsage(*row)
+            book.usages[row.user_id] = ClientUsage(**row._asdict())
             book.completed[row.user_id] = Counter()
         counts = await db.execute(
             select(Workout.user_id, Workout.session_type, func.count())

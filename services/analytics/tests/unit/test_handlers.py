@@ -2,33 +2,58 @@
 
 from __future__ import annotations
 
+import pytest
+
 from analytics.handlers import HANDLERS
 from analytics.rules import KnownWorkout, UsageBook
 from contracts.events import (
+    Balance,
     CreditDeductionRejected,
+    CreditsExpired,
     CreditsGranted,
+    CreditsRunningLow,
+    PackageExpiringSoon,
     SessionCreditDeducted,
+    SessionCreditForfeited,
     SessionCreditRestored,
     SessionType,
+    SoloWorkoutCounted,
     WorkoutLogged,
     WorkoutStatus,
     WorkoutStatusChanged,
 )
 from testkit.events import CLIENT, TRAINER, status_changed
 
-from ..stories import day, deducted, deduction_rejected, granted, logged, restored
+from ..stories import (
+    balance,
+    day,
+    deducted,
+    deduction_rejected,
+    expired,
+    expiring_soon,
+    forfeited,
+    granted,
+    logged,
+    restored,
+    running_low,
+    solo_counted,
+)
 from .book import apply, event
 
 
-def test_workouts_and_ledger_balances_are_handled_and_nothing_else() -> None:
+def test_workouts_and_every_ledger_event_with_a_balance_are_handled_and_nothing_else() -> None:
     assert set(HANDLERS) == {
         WorkoutLogged,
         WorkoutStatusChanged,
         CreditsGranted,
         SessionCreditDeducted,
         SessionCreditRestored,
+        SessionCreditForfeited,
+        CreditsExpired,
+        CreditsRunningLow,
     }
-    assert CreditDeductionRejected not in HANDLERS  # no balance, no change of usage
+    # No balance, no change of usage: the consumer ignores them.
+    assert {CreditDeductionRejected, SoloWorkoutCounted, PackageExpiringSoon}.isdisjoint(HANDLERS)
 
 
 def test_a_logged_workout_is_recorded_with_its_event_id_and_time() -> None:
@@ -66,13 +91,59 @@ def test_each_ledger_entry_sets_the_balance_it_left() -> None:
     assert (book.usages[CLIENT].credits_used, book.usages[CLIENT].as_of) == (0, day(2))
 
 
-def test_a_deduction_names_the_clients_trainer_and_a_grant_or_restoration_none() -> None:
-    assert apply(UsageBook(), event(granted(10)), event(restored(1, 10, 0))).trainer_clients == (
-        set()
+@pytest.mark.parametrize(
+    "entry",
+    [
+        forfeited(2, balance(10, 2, held=1)),
+        expired(3, balance(10, 2, held=1, expired=3)),
+        running_low(2, balance(10, 7, held=1)),
+    ],
+    ids=lambda entry: type(entry).__name__,
+)
+def test_a_forfeit_an_expiry_and_a_heads_up_each_set_the_balance_they_carry(
+    entry: SessionCreditForfeited | CreditsExpired | CreditsRunningLow,
+) -> None:
+    book = apply(UsageBook(), event(granted(10), time=day(0)), event(entry, time=day(5)))
+    usage = book.usages[CLIENT]
+    assert usage.usage.credits == entry.balance
+    assert (usage.credits_held, usage.credits_expired, usage.as_of) == (
+        entry.balance.held,
+        entry.balance.expired,
+        day(5),
     )
+
+
+def test_a_deduction_or_a_forfeit_names_the_clients_trainer_and_other_entries_none() -> None:
+    others = [granted(10), restored(1, 10, 0), expired(1, balance(10, 0, expired=1))]
+    assert apply(UsageBook(), *(event(e) for e in others)).trainer_clients == set()
     assert apply(UsageBook(), event(deducted(1, 10, 1))).trainer_clients == {(TRAINER, CLIENT)}
+    assert apply(UsageBook(), event(forfeited(2, balance(10, 1)))).trainer_clients == {
+        (TRAINER, CLIENT)
+    }
 
 
 def test_a_rejected_deduction_changes_nothing() -> None:
     book = apply(UsageBook(), event(deduction_rejected(1)))
     assert (book.usages, book.changes) == ({}, {})
+
+
+def test_a_solo_workout_counted_and_a_package_expiring_soon_change_nothing() -> None:
+    book = apply(
+        UsageBook(),
+        event(solo_counted(logged("solo"), 1)),
+        event(expiring_soon(3)),
+    )
+    assert (book.usages, book.changes, book.trainer_clients) == ({}, {}, set())
+
+
+def test_a_heads_up_with_the_balance_already_held_changes_nothing() -> None:
+    """CreditsRunningLow comes after the entry that crossed the threshold, with its balance."""
+    low = balance(10, 8, held=1)
+    book = apply(UsageBook(), event(deducted(8, 10, 8, held=1), time=day(3)))
+    book.changes.clear()
+    apply(book, event(running_low(1, low), time=day(4)))
+    assert book.changes == {}
+    assert book.usages[CLIENT].as_of == day(3)
+    assert book.usages[CLIENT].usage.credits == Balance(
+        total=10, used=8, remaining=2, held=1, expired=0, available=1
+    )

@@ -1,11 +1,13 @@
 """Usage over random orders: the two topics interleaved in any way, cut into batches in any
 way (each loaded afresh from what the last left), with copies re-published under new ids,
-ends in the same usage and the same last announcement."""
+ends in the same usage and the same last announcement; so does a ledger with holds, a
+forfeit, an expiry and events without a balance."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,12 +17,22 @@ from contracts.envelope import Event
 from contracts.events import SessionUsageUpdated, WorkoutLogged, WorkoutStatus
 from testkit.events import CLIENT, status_changed
 
-from ..stories import EXAMPLE_1_USAGE, day, example_1, logged
+from ..stories import (
+    CREDIT_POLICIES_USAGE,
+    EXAMPLE_1_USAGE,
+    Step,
+    credit_policies,
+    day,
+    example_1,
+    logged,
+)
 from .book import Stored, event
 
+Story = Callable[[], tuple[list[Step], list[Step]]]
 
-def example_1_topics() -> tuple[list[Event[Any]], list[Event[Any]]]:
-    workouts, ledger = example_1()
+
+def topics_of(story: Story) -> tuple[list[Event[Any]], list[Event[Any]]]:
+    workouts, ledger = story()
     return (
         [event(payload, event_id, time) for event_id, time, payload in workouts],
         [event(payload, event_id, time) for event_id, time, payload in ledger],
@@ -28,9 +40,9 @@ def example_1_topics() -> tuple[list[Event[Any]], list[Event[Any]]]:
 
 
 @st.composite
-def interleavings(draw: st.DrawFn) -> list[Event[Any]]:
+def interleavings(draw: st.DrawFn, story: Story = example_1) -> list[Event[Any]]:
     """Each topic in its own order, the two merged at random."""
-    workouts, ledger = example_1_topics()
+    workouts, ledger = topics_of(story)
     merged = []
     while workouts or ledger:
         from_ledger = bool(ledger) and (not workouts or draw(st.booleans()))
@@ -69,6 +81,21 @@ def test_every_interleaving_and_batching_ends_in_the_same_usage(data: st.DataObj
         "userId": CLIENT,
         **EXAMPLE_1_USAGE,
         "asOf": "2026-01-17T09:00:00Z",
+    }
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_held_and_expired_credits_end_the_same_in_every_interleaving_and_batching(
+    data: st.DataObject,
+) -> None:
+    events = data.draw(interleavings(credit_policies))
+    stored = play(events, data.draw(batches(events)))
+    assert last_usage(stored) == {
+        "userId": CLIENT,
+        **CREDIT_POLICIES_USAGE,
+        # The last solo workout's: the ledger's solo count after it changes nothing.
+        "asOf": "2026-01-14T09:00:00Z",
     }
 
 

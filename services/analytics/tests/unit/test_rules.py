@@ -69,7 +69,7 @@ def test_a_completed_workout_counts_under_its_type_and_is_announced() -> None:
         "total": 1,
         "solo": {"count": 0, "percentage": 0.0},
         "trainerLed": {"count": 1, "percentage": 100.0},
-        "credits": {"total": 0, "used": 0, "remaining": 0},
+        "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
         "asOf": "2026-01-07T09:00:00Z",
     }
     assert book.usages[CLIENT].changed
@@ -186,6 +186,57 @@ def test_the_credit_balance_is_the_latest_recorded() -> None:
     usage = book.usages[CLIENT]
     assert (usage.credits_total, usage.credits_used) == (15, 1)
     assert usage.usage.credits == Balance(total=15, used=1, remaining=14)
+
+
+def test_held_and_expired_credits_flow_into_the_usage_and_its_announcement() -> None:
+    book = UsageBook()
+    book.record_credit_balance(user_id=CLIENT, balance=balance(10, 2, held=1, expired=3), at=day(8))
+    stored = book.usages[CLIENT]
+    kept = (stored.credits_total, stored.credits_used, stored.credits_held, stored.credits_expired)
+    assert kept == (10, 2, 1, 3)
+    assert stored.usage.credits == Balance(
+        total=10, used=2, remaining=5, held=1, expired=3, available=4
+    )
+    [announcement] = announced(book)
+    assert announcement.to_json_dict()["credits"] == {
+        "total": 10,
+        "used": 2,
+        "remaining": 5,
+        "held": 1,
+        "expired": 3,
+        "available": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    "changed", [balance(10, 2, held=1), balance(10, 2, expired=1)], ids=["held", "expired"]
+)
+def test_a_balance_that_differs_only_in_held_or_expired_is_a_change(changed: Balance) -> None:
+    book = UsageBook()
+    book.usages[CLIENT] = ClientUsage(CLIENT, credits_total=10, credits_used=2, as_of=day(0))
+    book.record_credit_balance(user_id=CLIENT, balance=changed, at=day(3))
+    assert book.usages[CLIENT].usage.credits == changed
+    assert [a.credits for a in announced(book)] == [changed]
+
+
+def test_the_latest_balance_replaces_held_and_expired_as_well() -> None:
+    """The same rule as total and used: the latest ledger event's figures, all of them."""
+    book = UsageBook()
+    book.record_credit_balance(user_id=CLIENT, balance=balance(10, 1, held=2, expired=3), at=day(1))
+    book.record_credit_balance(user_id=CLIENT, balance=balance(15, 2), at=day(2))
+    assert book.usages[CLIENT].usage.credits == Balance(total=15, used=2, remaining=13)
+    assert (book.usages[CLIENT].credits_held, book.usages[CLIENT].credits_expired) == (0, 0)
+
+
+def test_held_and_expired_loaded_from_the_store_are_kept_by_a_workout() -> None:
+    book = UsageBook()
+    book.usages[CLIENT] = ClientUsage(
+        CLIENT, credits_total=10, credits_used=2, credits_held=1, credits_expired=3, as_of=day(0)
+    )
+    record(book, uuid.uuid4(), at=1)
+    [announcement] = announced(book)
+    assert announcement.credits == balance(10, 2, held=1, expired=3)
+    assert announcement.total == 1
 
 
 def test_a_balance_below_zero_is_kept_as_it_is() -> None:

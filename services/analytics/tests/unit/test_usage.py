@@ -60,8 +60,24 @@ def test_the_announcement_is_the_usage_of_one_client_at_a_time() -> None:
         "total": 3,
         "solo": {"count": 1, "percentage": 33.3},
         "trainerLed": {"count": 2, "percentage": 66.7},
-        "credits": {"total": 0, "used": 0, "remaining": 0},
+        "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
         "asOf": "2026-01-15T10:45:00Z",
+    }
+
+
+def test_the_announcement_carries_held_expired_and_available_credits() -> None:
+    usage = SessionUsage(
+        workouts=CompletedWorkouts(solo=2, trainer_led=1),
+        credits=Balance(total=10, used=2, remaining=5, held=1, expired=3),
+    )
+    at = datetime(2026, 1, 15, 10, 45, tzinfo=UTC)
+    assert usage.announcement(123, as_of=at).to_json_dict()["credits"] == {
+        "total": 10,
+        "used": 2,
+        "remaining": 5,
+        "held": 1,
+        "expired": 3,
+        "available": 4,
     }
 
 
@@ -71,3 +87,6 @@ def test_usages_with_the_same_figures_are_equal() -> None:
         SessionUsage(CompletedWorkouts(1, 0), Balance(total=1, used=0, remaining=1))
     )
     assert SessionUsage(CompletedWorkouts(1, 0)) != SessionUsage(CompletedWorkouts(0, 1))
+    assert SessionUsage(credits=Balance(total=1, used=0, remaining=1, held=1)) != (
+        SessionUsage(credits=Balance(total=1, used=0, remaining=1))
+    )
