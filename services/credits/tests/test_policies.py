@@ -205,6 +205,26 @@ async def test_a_month_of_an_unlimited_client_with_a_weekly_cap(
     assert by_id["unlimited"]["left"] is None
 
 
+async def test_each_package_keeps_its_own_counts_from_one_transaction_to_the_next(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    """Sessions one at a time, each loading the packages afresh: the soonest-ending pack of
+    one pays first, the pack of three after it, and each counts only what it paid."""
+    await deliver(purchase(1, "one", at=MARCH, valid_until=APRIL))
+    await deliver(purchase(3, "three", at=MARCH))
+    for session_id in range(1, 5):
+        await deliver(booked(session_id, session_date=day(session_id + 1)))
+        await deliver(workout(session_id, date=day(session_id + 1)))
+    by_id = {p["purchaseId"]: p for p in (await body(api, "/packages"))}
+    assert [(by_id[k]["used"], by_id[k]["left"]) for k in ("one", "three")] == [(1, 0), (3, 0)]
+    assert figures(await body(api))["used"] == 4
+    await deliver(booked(5, session_date=day(9)))
+    await deliver(workout(5, date=day(9)))
+    by_id = {p["purchaseId"]: p for p in (await body(api, "/packages"))}
+    assert [(by_id[k]["used"], by_id[k]["left"]) for k in ("one", "three")] == [(1, 0), (3, 0)]
+    assert figures(await body(api))["remaining"] == -1
+
+
 async def test_staff_waive_a_forfeit_once_and_nothing_else(
     deliver: Deliver, api: AsyncClient, runtime: ServiceRuntime, make_app: Callable[[], FastAPI]
 ) -> None:

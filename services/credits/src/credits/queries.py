@@ -36,7 +36,7 @@ async def balance_of(db: AsyncSession, user_id: int) -> events.Balance:
 async def packages_of(db: AsyncSession, user_id: int) -> list[LedgerPackage]:
     """A client's packages in the order they pay: soonest to expire, then the oldest."""
     rows = await db.execute(select(*Package.__table__.c).where(Package.user_id == user_id))
-    return sorted((package_of(row) for row in rows), key=LedgerPackage.order)
+    return sorted((package_of(row._mapping) for row in rows), key=LedgerPackage.order)
 
 
 class UnknownCursor(RuleBroken):

@@ -14,7 +14,7 @@ client's packages are theirs alone: the client's lock covers them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -301,20 +301,7 @@ class LedgerStore:
         clients.update(entry.user_id for entry in ledger.entries.values())
         await _lock_keys(db, _CLIENT_LOCKS, sorted(str(c) for c in clients))
         if clients:
-            balances = _BALANCES.c
-            for balance_row in await db.execute(
-                select(*(balances[name] for name in _BALANCE_COLUMNS)).where(
-                    balances.user_id == any_of(sorted(clients), BIGINT)
-                )
-            ):
-                ledger.balances[balance_row.user_id] = ClientBalance(
-                    total=balance_row.total,
-                    used=balance_row.used,
-                    held=balance_row.held,
-                    expired=balance_row.expired,
-                    low=balance_row.low,
-                )
-            await _load_packages(db, ledger, sorted(clients))
+            await _load_balances_and_packages(db, ledger, sorted(clients))
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
@@ -434,36 +421,44 @@ def _package_row(package: LedgerPackage) -> dict[str, Any]:
     }
 
 
-def package_of(row: Any) -> LedgerPackage:
-    """A package as the rules know it, from its row."""
+def package_of(row: Mapping[Any, Any]) -> LedgerPackage:
+    """A package as the rules know it, from its row's columns."""
     return LedgerPackage(
-        id=row.package_id,
-        user_id=row.user_id,
-        type=PackageType(row.package_type),
-        sessions=row.sessions,
-        purchased_at=row.purchased_at,
-        valid_until=row.valid_until,
-        solo_allowance=row.solo_allowance,
-        weekly_cap=row.weekly_cap,
-        purchase_id=row.purchase_id,
-        name=row.name,
-        used=row.used,
-        expired=row.expired,
-        solo_used=row.solo_used,
-        closed=row.closed,
-        warned=row.warned,
+        id=row["package_id"],
+        user_id=row["user_id"],
+        type=PackageType(row["package_type"]),
+        sessions=row["sessions"],
+        purchased_at=row["purchased_at"],
+        valid_until=row["valid_until"],
+        solo_allowance=row["solo_allowance"],
+        weekly_cap=row["weekly_cap"],
+        purchase_id=row["purchase_id"],
+        name=row["name"],
+        **{name: row[name] for name in _PACKAGE_PROGRESS},
     )
 
 
-async def _load_packages(db: AsyncSession, ledger: Ledger, clients: list[int]) -> None:
-    """Every package of the clients, with the weeks of those that cap them."""
-    packages = _PACKAGES.c
-    for row in await db.execute(
-        select(*(packages[name] for name in _PACKAGE_COLUMNS)).where(
-            packages.user_id == any_of(clients, BIGINT)
+async def _load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients: list[int]) -> None:
+    """The clients' balances and every package of theirs, in one query (a package exists
+    only beside its client's balance), then the weeks of the packages that cap them."""
+    balances, packages = _BALANCES.c, _PACKAGES.c
+    query = (
+        select(
+            *(balances[name] for name in _BALANCE_COLUMNS),
+            # Labelled: a package has a `used` and an `expired` of its own.
+            *(packages[name].label(f"package_{name}") for name in _PACKAGE_COLUMNS),
         )
-    ):
-        ledger.packages[row.package_id] = package_of(row)
+        .select_from(_BALANCES.outerjoin(_PACKAGES, packages.user_id == balances.user_id))
+        .where(balances.user_id == any_of(clients, BIGINT))
+    )
+    for row in await db.execute(query):
+        if row.user_id not in ledger.balances:
+            ledger.balances[row.user_id] = ClientBalance(
+                total=row.total, used=row.used, held=row.held, expired=row.expired, low=row.low
+            )
+        if row.package_package_id is not None:
+            package = package_of({n: row._mapping[f"package_{n}"] for n in _PACKAGE_COLUMNS})
+            ledger.packages[package.id] = package
     capped = [p.id for p in ledger.packages.values() if p.weekly_cap is not None]
     if capped:
         weeks = _WEEKS.c
