@@ -61,7 +61,7 @@ def on_session_moved(ledger: Ledger, event: Event[events.SessionStatusEvent]) ->
 def on_workout(
     ledger: Ledger, event: Event[events.WorkoutLogged | events.WorkoutStatusChanged]
 ) -> None:
-    ledger.workout_reported(event.payload, caused_by=event.id)
+    ledger.workout_reported(event.payload, caused_by=event.id, at=event.occurred_at)
 
 
 def on_own_announcement(ledger: Ledger, event: Event[Any]) -> None:

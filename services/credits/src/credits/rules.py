@@ -511,12 +511,16 @@ class Ledger:
                 caused_by=caused_by,
                 delivered_at=announced.delivered_at,
             )
+            if announced.package_id is not None:
+                payer = self.packages.get(announced.package_id)
+            elif announced.delivered_at is None:
+                # Announced before packages: drawn from the oldest grant with a credit left,
+                # as the migration to packages attributed those already recorded.
+                payer = self._oldest_with_credit(announced.user_id)
+            else:
+                payer = None  # no package could pay it
             self._record_charge(
-                id,
-                EntryKind.DEDUCTION,
-                request,
-                self.packages.get(announced.package_id) if announced.package_id else None,
-                delivered_at=announced.delivered_at,
+                id, EntryKind.DEDUCTION, request, payer, delivered_at=announced.delivered_at
             )
         elif isinstance(announced, events.SessionCreditForfeited):
             request = DeductionRequest(
@@ -718,14 +722,19 @@ class Ledger:
     # --- credits out ----------------------------------------------------------------------
 
     def workout_reported(
-        self, workout: events.WorkoutLogged | events.WorkoutStatusChanged, *, caused_by: str
+        self,
+        workout: events.WorkoutLogged | events.WorkoutStatusChanged,
+        *,
+        caused_by: str,
+        at: datetime,
     ) -> None:
         """A trainer-led workout that is being or has been delivered uses its session's
         credit; one called off withdraws its parked deduction. A completed solo workout
-        counts against a hybrid package's allowance."""
+        counts against a hybrid package's allowance. It happened on its date, or when its
+        event says (`at`) for a change of status, which carries none."""
+        when = workout.date if isinstance(workout, events.WorkoutLogged) else at
         if workout.session_type is not SessionType.TRAINER_LED:
             if workout.status is WorkoutStatus.COMPLETED:
-                when = workout.date if isinstance(workout, events.WorkoutLogged) else None
                 self.solo_done(workout.user_id, workout.workout_id, when, caused_by=caused_by)
             return
         # The contract guarantees both for trainer-led workouts; this only narrows the types.
@@ -748,9 +757,7 @@ class Ledger:
                     workout_id=workout.workout_id,
                     cause=events.WORKOUT_LOGGED,
                     caused_by=caused_by,
-                    delivered_at=workout.date
-                    if isinstance(workout, events.WorkoutLogged)
-                    else None,
+                    delivered_at=when,
                 )
             )
 
@@ -884,6 +891,14 @@ class Ledger:
             event_id=id,
         )
         self._watch_threshold(request.user_id, crossed_by=id)
+
+    def _oldest_with_credit(self, user_id: int) -> Package | None:
+        counted = [
+            p
+            for p in self.packages.values()
+            if p.user_id == user_id and p.counted and not p.closed and p.left > 0
+        ]
+        return min(counted, key=lambda p: (p.purchased_at, str(p.id)), default=None)
 
     def _payer(self, user_id: int, delivered_at: datetime | None) -> Package | None:
         """The package that pays for a session delivered at `delivered_at` (when unknown,
