@@ -8,7 +8,8 @@ every route, and a few stories check what the answers mean beyond their status.
 
 The world: client A trains with trainer T (session S_A), client B with trainer U (S_B);
 NOBODY is a user no event ever names (NEWCOMER the one the cases that create something for
-an unknown user create it for).
+an unknown user create it for). A has credits (booking books a client or trainer only
+against credits it has heard of); staff and services book anyone without credit, saying so.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ NEWCOMER = 9998
 MISSING_SESSION = 999_999
 WHEN = "2026-03-02T10:00:00Z"
 STAFF_NAME, SERVICE_NAME = "matrix-staff", "kiosk"
+#: What staff and services add to a booking for a client who may have bought nothing.
+WITHOUT_CREDIT = {"allowWithoutCredit": True}
+#: A's credits: enough for every session the cases book for A, each holding one.
+A_CREDITS = 100
 
 #: The token each role calls with: the client is A, the trainer T.
 SUBJECT: dict[Role, int | str] = {
@@ -94,8 +99,13 @@ class World:
         return response.json()
 
     async def book(self, client: int, trainer: int) -> int:
-        body = {"userId": client, "trainerId": trainer, "sessionDate": WHEN}
+        body = {"userId": client, "trainerId": trainer, "sessionDate": WHEN, **WITHOUT_CREDIT}
         return int((await self.send("booking", "POST", "/api/sessions", body))["id"])
+
+    async def give_credits(self, client: int, sessions: int) -> None:
+        """A staff grant; booking hears of it once credits announces it (see `settled`)."""
+        body = {"sessions": sessions, "reason": "matrix"}
+        await self.send("credits", "POST", f"/api/credits/{client}/grants", body)
 
     async def log(self, client: int, session: int, trainer: int, status: str) -> str:
         body = {
@@ -166,6 +176,8 @@ async def book(world: World, role: Role, target: Target) -> Call:
         Target.NONE: (NEWCOMER, NEWCOMER),
     }[target]
     body = {"userId": client, "trainerId": trainer, "sessionDate": WHEN}
+    if role in (Role.STAFF, Role.SERVICE):
+        body |= WITHOUT_CREDIT  # NEWCOMER bought nothing; A's credits are the others' cases
     return Call("booking", "POST", "/api/sessions", body)
 
 
@@ -450,12 +462,14 @@ async def matrix(
     platform = module_platform
     async with platform.http() as staff:
         world = World(platform, staff)
+        await world.give_credits(A, A_CREDITS)
         world.own_session = await world.book(A, T)
         world.others_session = await world.book(B, U)
         world.own_workout = await world.log(A, world.own_session, T, "completed")
         world.others_workout = await world.log(B, world.others_session, U, "completed")
         for route, role, target in CASES:
             world.calls[case_id(route, role, target)] = await route.prepare(world, role, target)
+        # Settled: booking has heard of A's credits too.
         await platform.settled(within=120)
         yield Matrix(world, platform, identity)
 
@@ -670,6 +684,33 @@ async def test_a_trainer_completes_the_sessions_they_train_and_no_others(
     assert (await world.send("booking", "GET", f"/api/sessions/{others}"))["status"] == (
         "in_progress"
     )
+
+
+async def test_a_client_books_against_credits_booking_has_heard_of_and_only_staff_override(
+    matrix: Matrix,
+) -> None:
+    """A has credits, B bought nothing: B is refused until a purchase reaches booking, and
+    only staff and services may book B anyway."""
+    booking = matrix.platform.url("booking") + "/api/sessions"
+    for_a = {"userId": A, "trainerId": T, "sessionDate": WHEN}
+    for_b = {"userId": B, "trainerId": U, "sessionDate": WHEN}
+    async with matrix.platform.http(Role.CLIENT, B) as b:
+        refused = await b.post(booking, json=for_b)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"].startswith(f"client {B} has no session credits available")
+    for role in (Role.CLIENT, Role.TRAINER):
+        async with matrix.client(role) as caller:
+            asked = await caller.post(booking, json={**for_a, **WITHOUT_CREDIT})
+        assert asked.status_code == 403, (role, asked.text)
+    for role in (Role.STAFF, Role.SERVICE):
+        async with matrix.client(role) as caller:
+            overridden = await caller.post(booking, json={**for_b, **WITHOUT_CREDIT})
+        assert overridden.status_code == 201, overridden.text
+        assert overridden.json()["bookedWithoutCredit"] is True
+    async with matrix.client(Role.CLIENT) as a:
+        booked = await a.post(booking, json=for_a)
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["bookedWithoutCredit"] is False
 
 
 async def test_only_staff_grant_credits(matrix: Matrix) -> None:

@@ -90,6 +90,8 @@ async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> 
     urls = endpoints(platform)
     client, trainer = random.randint(10_000, 99_999), 456
     await buy_package(urls, client, sessions=20)
+    # Booking books against the credits it has heard of: wait until the grant reached it.
+    await platform.settled()
     start = datetime(2026, 2, 2, 7, tzinfo=UTC)
     async with platform.http() as http:
         for day in range(30):
@@ -231,6 +233,7 @@ async def test_trainer_and_client_both_logging_a_completed_session_use_one_credi
     urls = endpoints(platform)
     client, trainer = random.randint(10_000, 99_999), 456
     await buy_package(urls, client, sessions=5)
+    await platform.settled()  # booking has heard of the grant
     async with platform.http() as http:
         booked = await http.post(
             f"{urls.booking}/api/sessions",

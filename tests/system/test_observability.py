@@ -123,6 +123,8 @@ async def test_a_requests_trace_follows_its_events_across_services_into_logs_and
                 "userId": client,
                 "trainerId": 456,
                 "sessionDate": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+                # Staff book at once, before booking may have heard of the purchase.
+                "allowWithoutCredit": True,
             },
             headers={"traceparent": booking_trace.header, "X-Correlation-Id": booking_correlation},
         )

@@ -259,7 +259,12 @@ async def test_a_collision_from_a_producer_outside_its_block_is_dead_lettered_co
     async with platform.http() as http:
         booked = await http.post(
             f"{platform.url('booking')}/api/sessions",
-            json={"userId": 5, "trainerId": 6, "sessionDate": "2026-04-06T10:00:00Z"},
+            json={
+                "userId": 5,
+                "trainerId": 6,
+                "sessionDate": "2026-04-06T10:00:00Z",
+                "allowWithoutCredit": True,
+            },
         )
     taken = booked.json()["id"]
     # A producer ignoring its block books the API's id for another client.

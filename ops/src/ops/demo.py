@@ -3,6 +3,8 @@
 A client buys a 10-session package (a `PackagePurchased` event from the store), then over two
 weeks logs four solo workouts and has two trainer-led sessions, each booked, started, logged
 and completed through the HTTP APIs. The usage and credit charts come from analytics.
+Booking refuses a client with nothing available, and hears of the purchase a moment after
+credits grants it: the first booking waits for that.
 
 Every call carries the token of whoever makes it in the story: the client logs their solo
 workouts and reads their charts; the trainer books, runs and logs the sessions they train.
@@ -147,11 +149,11 @@ async def train_with_trainer(
 ) -> int:
     """The trainer books a session, starts it, logs its workout and completes it: the
     credit goes once."""
-    booked = await _call(
-        http.post(
-            f"{endpoints.booking}/api/sessions",
-            json={"userId": user_id, "trainerId": TRAINER_ID, "sessionDate": when.isoformat()},
-        )
+    booking = {"userId": user_id, "trainerId": TRAINER_ID, "sessionDate": when.isoformat()}
+    booked = await _call_once_arrived(
+        lambda: http.post(f"{endpoints.booking}/api/sessions", json=booking),
+        not_yet=httpx.codes.CONFLICT,
+        within=PURCHASE_ARRIVAL_TIMEOUT,
     )
     session_id = int(booked["id"])
     await _call(
@@ -167,8 +169,10 @@ async def train_with_trainer(
         "duration": 60,
         "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}] * 4}],
     }
-    await _call_once_known(
-        lambda: http.post(f"{endpoints.workouts}/api/workout/sessions", json=workout)
+    await _call_once_arrived(
+        lambda: http.post(f"{endpoints.workouts}/api/workout/sessions", json=workout),
+        not_yet=httpx.codes.NOT_FOUND,
+        within=SESSION_ARRIVAL_TIMEOUT,
     )
     await _call(
         http.patch(f"{endpoints.booking}/api/sessions/{session_id}", json={"status": "completed"})
@@ -203,15 +207,21 @@ async def fetch_charts(endpoints: Endpoints, user_id: int) -> str:
 
 #: How long a trainer's app waits for a session booked a moment ago to reach workouts.
 SESSION_ARRIVAL_TIMEOUT = 10.0
+#: How long it waits for a purchase to reach booking (through credits and its ledger).
+PURCHASE_ARRIVAL_TIMEOUT = 30.0
 
 
-async def _call_once_known(request: Callable[[], Awaitable[httpx.Response]]) -> Any:
-    """Workouts learns of a booking from `booking.sessions`, a moment after it is made, and
-    until then answers a trainer naming it 404 (nothing written): ask again, a while."""
-    deadline = asyncio.get_running_loop().time() + SESSION_ARRIVAL_TIMEOUT
+async def _call_once_arrived(
+    request: Callable[[], Awaitable[httpx.Response]], *, not_yet: int, within: float
+) -> Any:
+    """A service learns of what another did from a topic, a moment later, and until then
+    refuses with `not_yet`, writing nothing: workouts answers a trainer naming a session it
+    has not heard of 404, booking a client whose purchase has not reached it 409. Ask
+    again, a while."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         response = await _sent(request())
-        if response.status_code != 404 or asyncio.get_running_loop().time() > deadline:
+        if response.status_code != not_yet or asyncio.get_running_loop().time() > deadline:
             return _answer_of(response)
         await asyncio.sleep(0.1)
 

@@ -61,7 +61,12 @@ async def session(api: AsyncClient, session_id: int) -> dict[str, Any]:
 async def book_through_the_api(api: AsyncClient) -> int:
     response = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     assert response.status_code == 201, response.text
     session_id: int = response.json()["id"]

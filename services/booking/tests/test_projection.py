@@ -88,7 +88,12 @@ async def test_an_outside_booking_in_the_api_block_moves_the_api_ids_past_its_ow
     await deliver(booked(1))
     first = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     assert first.json()["id"] == 2
     await deliver(booked(40))
@@ -97,7 +102,12 @@ async def test_an_outside_booking_in_the_api_block_moves_the_api_ids_past_its_ow
     for _ in range(2):
         response = await api.post(
             "/api/sessions",
-            json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+            json={
+                "userId": CLIENT,
+                "trainerId": TRAINER,
+                "sessionDate": "2026-02-01T10:00:00Z",
+                "allowWithoutCredit": True,
+            },
         )
         ids.append(response.json()["id"])
     assert ids == [41, 42]
@@ -106,7 +116,12 @@ async def test_an_outside_booking_in_the_api_block_moves_the_api_ids_past_its_ow
 async def book_through_the_api(api: AsyncClient) -> int:
     response = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     assert response.status_code == 201, response.text
     allocated: int = response.json()["id"]
@@ -135,7 +150,12 @@ async def test_the_api_allocates_only_in_its_own_block(deliver: Deliver, api: As
     # Past its block the sequence refuses rather than handing out another producer's id.
     response = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     assert response.status_code == 503, response.text
     assert "no session id left" in response.json()["detail"]
@@ -154,7 +174,12 @@ async def test_a_status_change_for_a_session_never_booked_creates_it_and_moves_t
     assert found["sessionDate"] == "2026-01-15T10:05:00Z"
     new = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     assert new.json()["id"] == 31
     assert await deliver(booked(30, duration=30, location="Gym")) is Outcome.APPLIED
@@ -267,7 +292,12 @@ async def test_an_id_reused_against_a_session_the_api_booked_is_dead_lettered(
 ) -> None:
     response = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     session_id = response.json()["id"]
     assert await deliver(booked(session_id, user_id=OTHER)) is Outcome.DEAD_LETTERED
@@ -390,7 +420,12 @@ async def test_a_deduction_marks_a_session_the_api_booked(
 ) -> None:
     response = await api.post(
         "/api/sessions",
-        json={"userId": CLIENT, "trainerId": TRAINER, "sessionDate": "2026-02-01T10:00:00Z"},
+        json={
+            "userId": CLIENT,
+            "trainerId": TRAINER,
+            "sessionDate": "2026-02-01T10:00:00Z",
+            "allowWithoutCredit": True,
+        },
     )
     await deliver(deducted(response.json()["id"]))
     found = await session(api, response.json()["id"])
@@ -419,12 +454,14 @@ async def test_a_restored_credit_unmarks_the_session_in_any_order(
     assert (await session(api, 5))["sessionDeducted"] is False
 
 
-async def test_other_ledger_events_are_ignored(deliver: Deliver, api: AsyncClient) -> None:
+async def test_ledger_events_change_no_session_but_its_own_marks(
+    deliver: Deliver, api: AsyncClient
+) -> None:
     await deliver(booked(5))
     granted = CreditsGranted(
         user_id=CLIENT, amount=10, balance=Balance(total=10, used=0, remaining=10)
     )
     refused = CreditDeductionRejected(user_id=CLIENT, session_id=5, reason="session 5 is cancelled")
-    assert await deliver(granted) is Outcome.IGNORED
+    assert await deliver(granted) is Outcome.APPLIED  # the client's balance: see test_credit_check
     assert await deliver(refused) is Outcome.IGNORED
     assert (await session(api, 5))["sessionDeducted"] is False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,11 @@ from sqlalchemy import text
 
 from contracts.events import (
     Balance,
+    CreditsGranted,
+    CreditsRunningLow,
     EventPayload,
+    GrantedPackage,
+    PackageType,
     SessionBooked,
     SessionCompleted,
     SessionCreditDeducted,
@@ -32,6 +37,8 @@ pytestmark = pytest.mark.infra
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
 AT = datetime(2026, 1, 15, 11, tzinfo=UTC)
+#: Staff book without credit: credits are not the point here, only what the ledger says.
+BY_STAFF = {"allowWithoutCredit": True}
 
 
 class TopicLog:
@@ -72,7 +79,9 @@ async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
     log = TopicLog(runtime, api)
     when = "2026-01-15T10:00:00Z"
     first = await log.call(
-        "POST", "/api/sessions", {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when}
+        "POST",
+        "/api/sessions",
+        {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when, **BY_STAFF},
     )
     second = await log.call(
         "POST",
@@ -83,13 +92,16 @@ async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
             "sessionDate": when,
             "duration": 90,
             "notes": "hips",
+            **BY_STAFF,
         },
     )
     await log.publish(
         SessionBooked(session_id=20, user_id=OTHER, trainer_id=TRAINER, session_date=AT), "k-20"
     )
     third = await log.call(
-        "POST", "/api/sessions", {"userId": OTHER, "trainerId": TRAINER, "sessionDate": when}
+        "POST",
+        "/api/sessions",
+        {"userId": OTHER, "trainerId": TRAINER, "sessionDate": when, **BY_STAFF},
     )
     assert third["id"] == 21
     await log.call("PATCH", f"/api/sessions/{first['id']}", {"status": "in_progress"})
@@ -128,6 +140,30 @@ async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
         ),
         "ledger-3",
     )
+    # What the ledger says of the clients' credits: the latest balance, unlimited packages.
+    await log.publish(
+        CreditsGranted(
+            user_id=OTHER,
+            amount=0,
+            balance=Balance(total=0, used=0, remaining=0),
+            package=GrantedPackage(
+                package_type=PackageType.UNLIMITED,
+                valid_until=datetime(2026, 3, 1, tzinfo=UTC),
+                package_id=uuid.UUID(int=4),
+                purchased_at=AT,
+            ),
+        ),
+        "ledger-4",
+    )
+    await log.publish(
+        CreditsRunningLow(
+            user_id=CLIENT,
+            threshold=1,
+            balance=Balance(total=10, used=9, remaining=1, held=1),
+            caused_by="ledger-3",
+        ),
+        "ledger-5",
+    )
     await log.publish(
         SessionStarted(session_id=20, user_id=OTHER, trainer_id=TRAINER, at=AT), "k-s"
     )
@@ -148,13 +184,13 @@ async def test_a_rebuild_from_the_topics_gives_the_same_sessions(
     try:
         for record in log.records:
             await rebuilt.consumer.process(record)
-        for name in ("sessions", "session_credits"):
+        for name in ("sessions", "session_credits", "client_balances", "unlimited_packages"):
             original_rows = await table(runtime, name)
             assert original_rows
             assert await table(rebuilt, name) == original_rows
         assert len(rebuilt_dead_letters.reasons) == 1
         # Both hand out the same next id: the rebuild's sequence is past every id it saw.
-        body = {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when}
+        body = {"userId": CLIENT, "trainerId": TRAINER, "sessionDate": when, **BY_STAFF}
         async with AsyncClient(
             transport=ASGITransport(app=rebuilt_app), base_url="http://rebuilt", headers=api.headers
         ) as rebuilt_api:

@@ -18,6 +18,7 @@ from servicekit.auth import Caller
 CLIENT_CHANGES: frozenset[SessionStatus | None] = frozenset({SessionStatus.CANCELLED, None})
 
 BOOKING_RULE = "a client books only for themselves, a trainer only as the session's trainer"
+WITHOUT_CREDIT_RULE = "only staff and platform services may book without credit"
 CHANGE_RULE = (
     "a client may only cancel or reschedule their own session; starting, completing and "
     "marking a no-show are for its trainer or staff"
@@ -26,6 +27,11 @@ CHANGE_RULE = (
 
 def may_book(caller: Caller, *, user_id: int, trainer_id: int) -> bool:
     return caller.sees_everything or caller.is_client(user_id) or caller.is_trainer(trainer_id)
+
+
+def may_book_without_credit(caller: Caller) -> bool:
+    """Staff and services may book for a client with nothing available (they say so)."""
+    return caller.sees_everything
 
 
 def may_see(caller: Caller, session: TrainingSession) -> bool:

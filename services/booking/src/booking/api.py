@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict, model_validator
 
 from booking.access import may_see
@@ -19,7 +20,6 @@ from booking.rules import (
     SessionNotFound,
     check_moment,
 )
-from booking.store import SessionStore
 from contracts.events import (
     MAX_ID,
     MAX_LOCATION_LENGTH,
@@ -30,9 +30,10 @@ from contracts.events import (
 )
 from contracts.sessions import SessionStatus
 from servicekit.auth import CallerDep
-from servicekit.runtime import Runtime, ServiceRuntime
+from servicekit.runtime import Runtime
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -77,6 +78,11 @@ class BookingRequest(ContractModel):
     )
     location: Location | None = None
     notes: Notes | None = None
+    allow_without_credit: bool = Field(
+        default=False,
+        description="Book even when the client has nothing available (staff and services"
+        " only; a client or trainer sending true gets 403)",
+    )
 
 
 class SessionChange(ContractModel):
@@ -129,6 +135,13 @@ class Session(ContractModel):
         )
 
 
+class BookedSession(Session):
+    """A session just booked. `bookedWithoutCredit`: the client had nothing available, as
+    far as booking knew, and staff or a service booked it anyway (`allowWithoutCredit`)."""
+
+    booked_without_credit: bool
+
+
 SessionId = Annotated[int, Path(gt=0, le=MAX_ID, description="The session's id")]
 
 
@@ -138,16 +151,33 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _commands(runtime: ServiceRuntime) -> BookingCommands:
-    return BookingCommands(runtime.outbox, runtime.consumer, SessionStore())
+def _commands(request: Request) -> BookingCommands:
+    commands: BookingCommands = request.app.state.commands
+    return commands
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Session)
-async def book_session(booking: BookingRequest, caller: CallerDep, runtime: Runtime) -> Session:
+#: A route's `commands: Commands` parameter: the service's use cases (`main.create_app`).
+Commands = Annotated[BookingCommands, Depends(_commands)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BookedSession,
+    responses={
+        409: {
+            "description": "The client has no session credits available and no unlimited"
+            " package valid at the session's date, as far as booking knows the ledger"
+        }
+    },
+)
+async def book_session(
+    booking: BookingRequest, caller: CallerDep, runtime: Runtime, commands: Commands
+) -> BookedSession:
     """A client books for themselves, a trainer as the session's trainer; staff and
-    services for anyone."""
+    services for anyone, and may book without credit by saying so."""
     async with runtime.database.transaction() as db:
-        booked = await _commands(runtime).book(
+        booked = await commands.book(
             db,
             by=caller,
             user_id=booking.user_id,
@@ -156,8 +186,22 @@ async def book_session(booking: BookingRequest, caller: CallerDep, runtime: Runt
             duration=booking.duration or DEFAULT_DURATION,
             location=booking.location,
             notes=booking.notes,
+            allow_without_credit=booking.allow_without_credit,
         )
-        return Session.of(booked)
+        answer = BookedSession(
+            **Session.of(booked.session).model_dump(),
+            booked_without_credit=booked.without_credit,
+        )
+    if booked.without_credit:  # committed: on record, with who overrode what
+        log.warning(
+            "session %d booked for client %d without credit (available %d) by %s %s",
+            answer.id,
+            answer.user_id,
+            booked.available,
+            "/".join(sorted(caller.roles)),
+            caller.subject,
+        )
+    return answer
 
 
 @router.get("/{session_id}", response_model=Session, responses=NOT_FOUND)
@@ -208,11 +252,14 @@ async def list_sessions(
     responses={**NOT_FOUND, 409: {"description": "The session's status does not allow it"}},
 )
 async def change_session(
-    session_id: SessionId, change: SessionChange, caller: CallerDep, runtime: Runtime
+    session_id: SessionId,
+    change: SessionChange,
+    caller: CallerDep,
+    runtime: Runtime,
+    commands: Commands,
 ) -> Session:
     """Its trainer (and staff, and services) may make any change the lifecycle allows; its
     client may cancel it or move it to another date."""
-    commands = _commands(runtime)
     async with runtime.database.transaction() as db:
         if change.status is not None:
             changed = await commands.change_status(

@@ -4,6 +4,9 @@ Each use case runs in the caller's transaction: it checks the request against th
 as it stands, announces the change in the outbox, marks that event as already applied by
 booking's own consumer (it comes back on `booking.sessions`), and applies it the way the
 consumer does (`SessionStore`, `HANDLERS`: a batch of one), so a rebuild gives the same rows.
+
+A booking is checked against what booking knows of the client's credits, and carries the
+studio's cancellation policy of the moment, by which credits judges the session later.
 """
 
 from __future__ import annotations
@@ -13,18 +16,36 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.access import BOOKING_RULE, CHANGE_RULE, may_book, may_change, may_see
+from booking.access import (
+    BOOKING_RULE,
+    CHANGE_RULE,
+    WITHOUT_CREDIT_RULE,
+    may_book,
+    may_book_without_credit,
+    may_change,
+    may_see,
+)
 from booking.handlers import HANDLERS
 from booking.models import TrainingSession
-from booking.queries import session_by_id
+from booking.queries import credit_standing, session_by_id
 from booking.rules import NotPermitted, SessionNotFound, refuse_reschedule, refuse_status_change
 from booking.store import SessionStore, allocate_id
 from contracts.envelope import parse_payload
-from contracts.events import EventPayload, SessionBooked, SessionRescheduled
+from contracts.events import CancellationPolicy, EventPayload, SessionBooked, SessionRescheduled
 from contracts.sessions import EVENT_MOVING_TO, SessionStatus
 from servicekit.auth import Caller
 from servicekit.consumer import IdempotentConsumer
 from servicekit.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A session just booked; `without_credit`: only because its booker said so, with
+    `available` credits as booking knew them."""
+
+    session: TrainingSession
+    without_credit: bool
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +54,8 @@ class BookingCommands:
     #: The service's consumer, which reads its own topic back.
     own_consumer: IdempotentConsumer
     store: SessionStore
+    #: The studio's policy, stamped on every booking (None: nothing is forfeited).
+    policy: CancellationPolicy | None = None
 
     async def book(
         self,
@@ -45,10 +68,16 @@ class BookingCommands:
         duration: int,
         location: str | None,
         notes: str | None,
-    ) -> TrainingSession:
-        """Book a session for a client with a trainer; it starts out scheduled."""
+        allow_without_credit: bool = False,
+    ) -> Booked:
+        """Book a session for a client with a trainer; it starts out scheduled. A client
+        with nothing available is refused, unless staff or a service allow it."""
         if not may_book(by, user_id=user_id, trainer_id=trainer_id):
             raise NotPermitted(BOOKING_RULE)
+        if allow_without_credit and not may_book_without_credit(by):
+            raise NotPermitted(WITHOUT_CREDIT_RULE)
+        standing = await credit_standing(db, user_id)
+        without_credit = standing.refuse_booking(session_date, overridden=allow_without_credit)
         session_id = await allocate_id(db)
         await self._announce(
             db,
@@ -60,9 +89,14 @@ class BookingCommands:
                 duration=duration,
                 location=location,
                 notes=notes,
+                policy=self.policy,
             ),
         )
-        return await session_by_id(db, session_id)
+        return Booked(
+            await session_by_id(db, session_id),
+            without_credit=without_credit,
+            available=standing.available,
+        )
 
     async def change_status(
         self,

@@ -3,8 +3,10 @@ book its batch loaded (`booking.rules`).
 
 `booking.sessions` feeds the sessions (bookings and status changes by anyone, booking's own
 API included: those come back already applied, and the consumer skips them as duplicates).
-`credits.ledger` says whether each session's credit was deducted; its other events have no
-handler, so the consumer ignores them.
+`credits.ledger` says whether each session's credit was deducted, and each balance it
+carries is the client's latest (what the API books against); a grant also names the package
+it opens. Its events without a balance (rejections, solo workouts counted, packages
+expiring soon) have no handler, so the consumer ignores them.
 """
 
 from __future__ import annotations
@@ -12,14 +14,21 @@ from __future__ import annotations
 from booking.rules import SessionBook
 from contracts.envelope import Event
 from contracts.events import (
+    CreditsExpired,
+    CreditsGranted,
+    CreditsRunningLow,
     SessionBooked,
     SessionCreditDeducted,
+    SessionCreditForfeited,
     SessionCreditRestored,
     SessionRescheduled,
     SessionStatusEvent,
 )
 from contracts.sessions import STATUS_AFTER
 from servicekit.domain import Handlers
+
+#: Ledger events that change nothing in booking but the client's balance.
+BalanceOnly = SessionCreditForfeited | CreditsExpired | CreditsRunningLow
 
 
 def on_booked(book: SessionBook, event: Event[SessionBooked]) -> None:
@@ -36,18 +45,39 @@ def on_moved(book: SessionBook, event: Event[SessionStatusEvent]) -> None:
     book.move(event.payload)
 
 
+def on_granted(book: SessionBook, event: Event[CreditsGranted]) -> None:
+    granted = event.payload
+    book.balance_announced(granted.user_id, granted.balance)
+    if granted.package is not None:
+        book.package_granted(granted.user_id, granted.package)
+
+
 def on_credit_deducted(book: SessionBook, event: Event[SessionCreditDeducted]) -> None:
     book.credit_deducted(event.payload.session_id)
+    book.balance_announced(event.payload.user_id, event.payload.balance)
 
 
 def on_credit_restored(book: SessionBook, event: Event[SessionCreditRestored]) -> None:
-    book.credit_restored(event.payload.session_id)
+    """A waived forfeit gives back a credit the session never had deducted: only the
+    balance changes then."""
+    restored = event.payload
+    if restored.restores == "deduction":
+        book.credit_restored(restored.session_id)
+    book.balance_announced(restored.user_id, restored.balance)
+
+
+def on_balance(book: SessionBook, event: Event[BalanceOnly]) -> None:
+    book.balance_announced(event.payload.user_id, event.payload.balance)
 
 
 HANDLERS: Handlers[SessionBook] = {
     SessionBooked: on_booked,
     SessionRescheduled: on_rescheduled,
     **dict.fromkeys(STATUS_AFTER, on_moved),
+    CreditsGranted: on_granted,
     SessionCreditDeducted: on_credit_deducted,
     SessionCreditRestored: on_credit_restored,
+    SessionCreditForfeited: on_balance,
+    CreditsExpired: on_balance,
+    CreditsRunningLow: on_balance,
 }

@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI, status
 
 from booking import api
+from booking.commands import BookingCommands
 from booking.handlers import HANDLERS
 from booking.queries import AfterNotInList
 from booking.rules import (
     ChangeRefused,
+    NoCreditAvailable,
     NotPermitted,
     NotStorable,
     SessionIdsExhausted,
@@ -32,6 +34,7 @@ REFUSALS: dict[type[RuleBroken], int] = {
     SessionNotFound: status.HTTP_404_NOT_FOUND,
     NotPermitted: status.HTTP_403_FORBIDDEN,
     ChangeRefused: status.HTTP_409_CONFLICT,
+    NoCreditAvailable: status.HTTP_409_CONFLICT,
     NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
     AfterNotInList: status.HTTP_422_UNPROCESSABLE_CONTENT,
     SessionIdsExhausted: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -40,10 +43,15 @@ REFUSALS: dict[type[RuleBroken], int] = {
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = ServiceRuntime(settings)
-    runtime.consumer.handle(SessionStore(), HANDLERS)
+    store = SessionStore()
+    runtime.consumer.handle(store, HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
-    return runtime.create_app(title="Booking service", routers=[api.router], refusals=REFUSALS)
+    app = runtime.create_app(title="Booking service", routers=[api.router], refusals=REFUSALS)
+    app.state.commands = BookingCommands(
+        runtime.outbox, runtime.consumer, store, policy=settings.cancellation_policy()
+    )
+    return app
 
 
 def main() -> None:

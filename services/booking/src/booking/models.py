@@ -7,11 +7,16 @@ whoever published them. Ids come with the events; the API takes new ones from th
 `session_credits` is what `credits.ledger` says about each session's credit. It is a table
 of its own, keyed by session id and never joined by a foreign key, because the ledger and
 the booking travel on different topics and either may arrive first.
+
+`client_balances` and `unlimited_packages` are what the ledger says of each client's credits
+(the latest balance's `available`, the unlimited packages granted): what the API books
+against.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    Uuid,
     and_,
     false,
     func,
@@ -49,6 +55,27 @@ class SessionCredit(Base):
     session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     credit_deducted: Mapped[bool] = mapped_column(Boolean, server_default=false())
     credit_restored: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class ClientBalance(Base):
+    """A client's available credits, as the latest balance the ledger announced says."""
+
+    __tablename__ = "client_balances"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    available: Mapped[int] = mapped_column(Integer)
+
+
+class UnlimitedPackageGrant(Base):
+    """An unlimited package the ledger granted a client (`CreditsGranted.package`)."""
+
+    __tablename__ = "unlimited_packages"
+    __table_args__ = (Index("unlimited_packages_by_client", "user_id"),)
+
+    package_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    #: The end of its validity; null: it never ends.
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TrainingSession(Base):

@@ -1,4 +1,5 @@
-"""What the API reads: one session, or a page of those a caller may see."""
+"""What the API reads: one session, a page of those a caller may see, and what booking knows
+of a client's credits."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, false, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.models import TrainingSession
-from booking.rules import BookingRuleBroken, SessionNotFound
+from booking.models import ClientBalance, TrainingSession, UnlimitedPackageGrant
+from booking.rules import BookingRuleBroken, CreditStanding, SessionNotFound, UnlimitedPackage
 from contracts.sessions import SessionStatus
 from servicekit.auth import Caller
 
@@ -46,6 +47,21 @@ async def session_by_id(
     if found is None:
         raise SessionNotFound(session_id)
     return found
+
+
+async def credit_standing(db: AsyncSession, user_id: int) -> CreditStanding:
+    """The client's available credits and unlimited packages, as the ledger told booking."""
+    available = await db.scalar(
+        select(ClientBalance.available).where(ClientBalance.user_id == user_id)
+    )
+    ends = await db.scalars(
+        select(UnlimitedPackageGrant.valid_until).where(UnlimitedPackageGrant.user_id == user_id)
+    )
+    return CreditStanding(
+        user_id,
+        available=available or 0,
+        unlimited=tuple(UnlimitedPackage(user_id, end) for end in ends),
+    )
 
 
 async def search(

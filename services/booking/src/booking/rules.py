@@ -5,8 +5,12 @@ be `cancelled` before it ends; a client who never turns up makes it a `no_show`.
 cancelled and no-show sessions are over: nothing moves them again.
 
 `SessionBook` is what a batch of events decides on: the sessions it names, as the store
-loaded them, and the ledger's verdicts on their credits. Every change to a session, the
-API's own included, is decided here from its event, so a rebuild gives the very same rows.
+loaded them, the ledger's verdicts on their credits, and what the ledger says of each
+client's credits. Every change to a session, the API's own included, is decided here from
+its event, so a rebuild gives the very same rows.
+
+`CreditStanding` is what booking knows of one client's credits when the API books: a client
+with nothing available and no unlimited package valid at the session's date is refused.
 """
 
 from __future__ import annotations
@@ -14,8 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
+from uuid import UUID
 
-from contracts.events import SessionBooked, SessionRescheduled, SessionStatusEvent
+from contracts.events import (
+    Balance,
+    GrantedPackage,
+    PackageType,
+    SessionBooked,
+    SessionRescheduled,
+    SessionStatusEvent,
+)
 from contracts.session_ids import SESSION_ID_TAKEN
 from contracts.sessions import STATUS_AFTER, SessionStatus, booked_for_someone_else
 from servicekit.domain import RuleBroken
@@ -75,6 +87,11 @@ class SessionIdsExhausted(BookingRuleBroken):
 
 class NotStorable(BookingRuleBroken):
     """A value the contract allows but no session can hold (an id beyond bigint, ...)."""
+
+
+class NoCreditAvailable(BookingRuleBroken):
+    """The API refuses a booking for a client with nothing to pay with, as far as booking
+    knows the ledger (staff and services may book anyway: `allowWithoutCredit`)."""
 
 
 def refuse_status_change(
@@ -170,6 +187,59 @@ class CreditMark:
     restored: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class UnlimitedPackage:
+    """An unlimited package of a client, as its grant on the ledger announced it."""
+
+    user_id: int
+    #: The end of its validity; None: it never ends.
+    valid_until: datetime | None
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.valid_until is None or moment < self.valid_until
+
+
+@dataclass(frozen=True, slots=True)
+class CreditStanding:
+    """What booking knows of a client's credits: the `available` of the latest balance the
+    ledger announced for them (0 before any) and their unlimited packages."""
+
+    user_id: int
+    available: int = 0
+    unlimited: tuple[UnlimitedPackage, ...] = ()
+
+    def covers(self, session_date: datetime) -> bool:
+        """Whether a credit is available or an unlimited package is valid at the date."""
+        return self.available > 0 or any(p.valid_at(session_date) for p in self.unlimited)
+
+    def refuse_booking(self, session_date: datetime, *, overridden: bool = False) -> bool:
+        """Raise `NoCreditAvailable` unless the client can pay for a session at
+        `session_date` or staff `overridden` the check; True when only the override lets it
+        through. Booking learns of a purchase once credits has announced its grant, so the
+        reason says a recent one may not have arrived yet."""
+        if self.covers(session_date):
+            return False
+        if overridden:
+            return True
+        reason = (
+            f"client {self.user_id} has no session credits available (available {self.available})"
+        )
+        ends = [p.valid_until for p in self.unlimited if p.valid_until is not None]
+        if ends:
+            reason += (
+                f", and their unlimited package is valid only until {_utc(max(ends))},"
+                f" before the session on {_utc(session_date)}"
+            )
+        raise NoCreditAvailable(
+            reason + "; a purchase reaches booking a moment after credits grants it, so one"
+            " just made may not have arrived yet: try again shortly"
+        )
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class SessionBook:
     """The sessions a batch names (loaded before its first event) and the ledger's verdicts
@@ -178,6 +248,10 @@ class SessionBook:
 
     sessions: dict[int, KnownSession] = field(default_factory=dict)
     credit_marks: dict[int, CreditMark] = field(default_factory=dict)
+    #: Each client's available credits, as the batch's latest balance for them says.
+    available: dict[int, int] = field(default_factory=dict)
+    #: The unlimited packages the batch's grants opened, by package id.
+    unlimited: dict[UUID, UnlimitedPackage] = field(default_factory=dict)
 
     def book(self, booked: SessionBooked, *, at: datetime) -> None:
         """A session booked at `at`; the same booking again changes nothing, and one
@@ -247,6 +321,16 @@ class SessionBook:
         """The ledger gave the session's credit back; final."""
         deducted = self.credit_marks.get(session_id, CreditMark()).deducted
         self.credit_marks[session_id] = CreditMark(deducted=deducted, restored=True)
+
+    def balance_announced(self, user_id: int, balance: Balance) -> None:
+        """A balance is a running figure: the client's latest replaces what came before
+        (a client's ledger events come in their order: the topic is keyed by client)."""
+        self.available[user_id] = balance.available
+
+    def package_granted(self, user_id: int, package: GrantedPackage) -> None:
+        """Keeps an unlimited package; the others show in the balance."""
+        if package.package_type is PackageType.UNLIMITED:
+            self.unlimited[package.package_id] = UnlimitedPackage(user_id, package.valid_until)
 
     def to_write(self) -> list[KnownSession]:
         """The sessions created or changed, in the order they were loaded or created."""

@@ -26,7 +26,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking.models import SESSION_IDS_SEQUENCE, SessionCredit, TrainingSession
+from booking.models import (
+    SESSION_IDS_SEQUENCE,
+    ClientBalance,
+    SessionCredit,
+    TrainingSession,
+    UnlimitedPackageGrant,
+)
 from booking.rules import KnownSession, SessionBook, SessionIdsExhausted
 from contracts.envelope import Event
 from contracts.events import SessionBooked, SessionRescheduled, SessionStatusEvent
@@ -66,6 +72,17 @@ _ADD_CREDIT_MARKS = insert_rows(
     then="on conflict (session_id) do update set"
     " credit_deducted = session_credits.credit_deducted or excluded.credit_deducted,"
     " credit_restored = session_credits.credit_restored or excluded.credit_restored",
+)
+#: The latest balance of each client wins: a later batch holds a later event of theirs.
+_BALANCE_COLUMNS = ("user_id", "available")
+_SET_BALANCES = insert_rows(
+    ClientBalance,
+    _BALANCE_COLUMNS,
+    then="on conflict (user_id) do update set available = excluded.available",
+)
+_PACKAGE_COLUMNS = ("package_id", "user_id", "valid_until")
+_ADD_PACKAGES = insert_rows(
+    UnlimitedPackageGrant, _PACKAGE_COLUMNS, then="on conflict (package_id) do nothing"
 )
 
 #: Takes the allocator lock when one of the ids is not a session yet: an event about it
@@ -120,7 +137,8 @@ class SessionStore:
 
     async def write(self, db: AsyncSession, book: SessionBook) -> None:
         """Upsert the sessions created or changed, move the API's sequence past the ids of
-        its block the batch created, and add the ledger's verdicts."""
+        its block the batch created, and add the ledger's verdicts, balances and unlimited
+        packages."""
         sessions = book.to_write()
         if sessions:
             rows = [_row(session) for session in sessions]
@@ -142,6 +160,18 @@ class SessionStore:
                 for session_id, mark in sorted(book.credit_marks.items())
             ]
             await db.execute(_ADD_CREDIT_MARKS, columns_of(marks, _MARK_COLUMNS))
+        if book.available:
+            balances = [
+                {"user_id": user_id, "available": available}
+                for user_id, available in sorted(book.available.items())
+            ]
+            await db.execute(_SET_BALANCES, columns_of(balances, _BALANCE_COLUMNS))
+        if book.unlimited:
+            packages = [
+                {"package_id": package_id, "user_id": p.user_id, "valid_until": p.valid_until}
+                for package_id, p in sorted(book.unlimited.items())
+            ]
+            await db.execute(_ADD_PACKAGES, columns_of(packages, _PACKAGE_COLUMNS))
 
 
 async def allocate_id(db: AsyncSession) -> int:

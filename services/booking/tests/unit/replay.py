@@ -4,6 +4,7 @@ instead of the database: what `SessionStore` loads for a batch and what stays af
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 import testkit.events
 from booking.handlers import HANDLERS
-from booking.rules import CreditMark, KnownSession, SessionBook
+from booking.rules import CreditMark, KnownSession, SessionBook, UnlimitedPackage
 from contracts import events
 from contracts.envelope import Event, build_event
 from servicekit.domain import RuleBroken
@@ -58,6 +59,8 @@ class Stored:
 
     sessions: dict[int, KnownSession] = field(default_factory=dict)
     credit_marks: dict[int, CreditMark] = field(default_factory=dict)
+    available: dict[int, int] = field(default_factory=dict)
+    unlimited: dict[uuid.UUID, UnlimitedPackage] = field(default_factory=dict)
 
     def load(self, batch: Iterable[Event[Any]]) -> SessionBook:
         """As `SessionStore.load`: fresh copies of the sessions the session events name."""
@@ -74,7 +77,8 @@ class Stored:
         )
 
     def write(self, book: SessionBook) -> None:
-        """As `SessionStore.write`: upsert what changed; a credit flag once set stays set."""
+        """As `SessionStore.write`: upsert what changed; a credit flag once set stays set; a
+        client's latest balance replaces theirs; a package is added once."""
         for session in book.to_write():
             self.sessions[session.id] = replace(session, new=False, changed=False)
         for session_id, mark in book.credit_marks.items():
@@ -83,6 +87,9 @@ class Stored:
                 deducted=before.deducted or mark.deducted,
                 restored=before.restored or mark.restored,
             )
+        self.available.update(book.available)
+        for package_id, package in book.unlimited.items():
+            self.unlimited.setdefault(package_id, package)
 
     def consume(self, batch: Sequence[Event[Any]]) -> list[RuleBroken | None]:
         """One batch as the consumer applies it: a refused event is taken out and the rest
@@ -120,10 +127,11 @@ def _first_refusal(
     book: SessionBook, batch: Sequence[Event[Any]], left_out: dict[int, RuleBroken]
 ) -> tuple[int, RuleBroken] | None:
     for n, each in enumerate(batch):
-        if n in left_out:
+        handler = HANDLERS.get(type(each.payload))
+        if n in left_out or handler is None:  # the consumer ignores a type without handler
             continue
         try:
-            HANDLERS[type(each.payload)](book, each)
+            handler(book, each)
         except RuleBroken as broken:
             return n, broken
     return None

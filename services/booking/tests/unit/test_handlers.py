@@ -34,7 +34,7 @@ def restored(session_id: int = 5) -> events.SessionCreditRestored:
     )
 
 
-def test_booking_applies_its_topics_session_events_and_the_ledgers_verdicts() -> None:
+def test_booking_applies_its_topics_session_events_and_the_ledgers_balances() -> None:
     assert set(HANDLERS) == {
         events.SessionBooked,
         events.SessionRescheduled,
@@ -42,13 +42,21 @@ def test_booking_applies_its_topics_session_events_and_the_ledgers_verdicts() ->
         events.SessionCompleted,
         events.SessionCancelled,
         events.SessionNoShow,
+        events.CreditsGranted,
         events.SessionCreditDeducted,
         events.SessionCreditRestored,
+        events.SessionCreditForfeited,
+        events.CreditsExpired,
+        events.CreditsRunningLow,
     }
 
 
-@pytest.mark.parametrize("ignored", [events.CreditsGranted, events.CreditDeductionRejected])
-def test_other_ledger_events_have_no_handler(ignored: type) -> None:
+@pytest.mark.parametrize(
+    "ignored",
+    [events.CreditDeductionRejected, events.SoloWorkoutCounted, events.PackageExpiringSoon],
+)
+def test_ledger_events_without_a_balance_have_no_handler(ignored: type) -> None:
+    """The consumer ignores them: never dead-lettered, whatever they say."""
     assert ignored not in HANDLERS
 
 
@@ -100,6 +108,19 @@ def test_a_move_ignores_an_envelope_time_no_session_can_hold() -> None:
         book, event(moved(events.SessionStarted), time=datetime(1, 1, 1, tzinfo=UTC))
     )
     assert book.sessions[5].status is SessionStatus.IN_PROGRESS
+
+
+def test_a_waived_forfeit_changes_the_balance_and_no_sessions_mark() -> None:
+    waived = events.SessionCreditRestored(
+        user_id=CLIENT,
+        session_id=5,
+        reason="waived by staff",
+        balance=events.Balance(total=10, used=0, remaining=10),
+        restores="forfeit",
+    )
+    book = decide(SessionBook(), waived)
+    assert book.credit_marks == {}
+    assert book.available == {CLIENT: 10}
 
 
 def test_the_ledgers_verdicts_mark_their_sessions() -> None:

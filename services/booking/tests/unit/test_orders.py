@@ -188,6 +188,61 @@ def test_a_session_only_takes_the_lifecycles_steps(
             assert after is before  # over: nothing moves it again
 
 
+LEDGER_KINDS = st.sampled_from(
+    [
+        events.CreditsGranted,
+        events.SessionCreditDeducted,
+        events.SessionCreditRestored,
+        events.CreditsRunningLow,
+        events.CreditDeductionRejected,
+    ]
+)
+
+
+def _ledger_event(
+    kind: type[events.EventPayload], user_id: int, available: int
+) -> events.EventPayload:
+    """An event of `kind` for the client, its balance leaving `available` (if it has one)."""
+    figures = events.Balance(total=10, used=10 - available, remaining=available)
+    if kind is events.CreditsGranted:
+        return events.CreditsGranted(user_id=user_id, amount=1, balance=figures)
+    if kind is events.SessionCreditDeducted:
+        return events.SessionCreditDeducted(
+            user_id=user_id,
+            session_id=1,
+            trainer_id=TRAINER,
+            cause="workout-logged",
+            balance=figures,
+        )
+    if kind is events.SessionCreditRestored:
+        return events.SessionCreditRestored(
+            user_id=user_id, session_id=1, reason="cancelled", balance=figures
+        )
+    if kind is events.CreditsRunningLow:
+        return events.CreditsRunningLow(
+            user_id=user_id, threshold=1, balance=figures, caused_by="cause"
+        )
+    return events.CreditDeductionRejected(user_id=user_id, session_id=1, reason="no booking")
+
+
+@given(st.lists(st.tuples(LEDGER_KINDS, CLIENTS, st.integers(-3, 10)), max_size=12), st.data())
+def test_each_clients_latest_balance_stands_however_the_ledger_is_batched(
+    ledger: list[tuple[type[events.EventPayload], int, int]], data: st.DataObject
+) -> None:
+    """The ledger's events come in their order (one partition per client): the last with a
+    balance gives each client's available credits, whatever the batches."""
+    payloads = [_ledger_event(*each) for each in ledger]
+    stored = Stored()
+    for batch in data.draw(batched(payloads)):
+        assert set(reasons(stored.consume([event(p) for p in batch]))) <= {None}
+    latest = {
+        user_id: available
+        for kind, user_id, available in ledger
+        if kind is not events.CreditDeductionRejected
+    }
+    assert stored.available == latest
+
+
 def test_a_refused_event_leaves_its_batch_applied_without_it() -> None:
     stored = Stored()
     refused = stored.consume(
