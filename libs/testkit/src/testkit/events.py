@@ -31,7 +31,8 @@ def booked(
     session_date: datetime = DATE,
     **details: Any,
 ) -> events.SessionBooked:
-    """`details`: the booking's other fields (duration, location, notes)."""
+    """`details`: the booking's other fields (duration, location, notes, and the `policy`
+    its session is judged by)."""
     return events.SessionBooked(
         session_id=session_id,
         user_id=user_id,
@@ -62,7 +63,9 @@ def purchase(
     at: datetime = DATE,
     **details: Any,
 ) -> events.PackagePurchased:
-    """`details`: the purchase's other fields (package_name)."""
+    """`details`: the purchase's other fields (package_name; package_type, solo_workouts,
+    weekly_cap, and valid_until or valid_for_days). An unlimited or solo-only package has
+    no `sessions`: pass 0."""
     return events.PackagePurchased(
         purchase_id=purchase_id, user_id=user_id, sessions=sessions, purchased_at=at, **details
     )

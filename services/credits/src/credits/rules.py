@@ -192,8 +192,12 @@ def week_of(moment: datetime) -> date:
 
 
 def _cause_of_unattributed(event: Event[Any]) -> str:
-    """An announcement without `causedBy`: a staff grant's, or one made before the field."""
-    if isinstance(event.payload, events.CreditsGranted) and event.payload.purchase_id is None:
+    """An announcement without `causedBy`: a staff grant's or waiver's, or one made before
+    the field."""
+    announced = event.payload
+    if isinstance(announced, events.CreditsGranted) and announced.purchase_id is None:
+        return STAFF_GRANT
+    if isinstance(announced, events.SessionCreditRestored) and announced.restores == "forfeit":
         return STAFF_GRANT
     return event.id
 
@@ -297,6 +301,10 @@ class Package:
         return (self.valid_until is None, end, self.purchased_at, str(self.id))
 
     def count_week(self, delivered_at: datetime, change: int) -> None:
+        """Count a session paid (or given back) in its week, for the weekly cap: a package
+        without one counts none (the store loads the weeks of capped packages only)."""
+        if self.weekly_cap is None:
+            return
         week = week_of(delivered_at)
         self.weeks[week] = self.weeks.get(week, 0) + change
         self.changed_weeks.add(week)
@@ -328,6 +336,9 @@ class ClientBalance:
     held_change: int = 0
     expired_change: int = 0
     low_changed: bool = False
+    #: A package of the client's was opened: the store keeps packages beside their client's
+    #: balance row, so the row is written even when no figure moved (an unlimited package).
+    opened: bool = False
 
     @property
     def remaining(self) -> int:
@@ -340,7 +351,7 @@ class ClientBalance:
     @property
     def changed(self) -> bool:
         changes = (self.total_change, self.used_change, self.held_change, self.expired_change)
-        return any(changes) or self.low_changed
+        return any(changes) or self.low_changed or self.opened
 
     def snapshot(self) -> events.Balance:
         return events.Balance(
@@ -473,6 +484,7 @@ class Ledger:
                 name=reason,
                 changed=True,
             )
+            self._balance(user_id).opened = True
         return True
 
     def restore(self, event: Event[LedgerEvent]) -> None:
@@ -489,6 +501,9 @@ class Ledger:
         announced = event.payload
         id = uuid.UUID(event.id)
         caused_by = getattr(announced, "caused_by", None) or _cause_of_unattributed(event)
+        balance = getattr(announced, "balance", None)
+        if balance is not None:
+            self._remember_low(announced.user_id, balance)
         if isinstance(announced, events.CreditsGranted):
             granted = announced.package or events.GrantedPackage(
                 package_id=id, purchased_at=event.occurred_at, sessions=announced.amount
@@ -678,6 +693,8 @@ class Ledger:
             id, EntryKind.FORFEIT, request, payer, delivered_at=known.session_date
         ):
             return
+        # The hold becomes the charge before the balance is announced, as for a deduction.
+        self._refresh_hold(session_id, known)
         self._announce(
             events.SessionCreditForfeited(
                 user_id=known.user_id,
@@ -1123,6 +1140,15 @@ class Ledger:
 
     def _balance(self, user_id: int) -> ClientBalance:
         return self.balances.setdefault(user_id, ClientBalance())
+
+    def _remember_low(self, user_id: int, announced: events.Balance) -> None:
+        """Whether the client was at or below the threshold with the balance announced: a
+        rebuild arms the running-low heads-up as it was live, announcing nothing."""
+        balance = self._balance(user_id)
+        low = announced.available <= self.low_threshold
+        if low is not balance.low:
+            balance.low = low
+            balance.low_changed = True
 
     def _watch_threshold(self, user_id: int, *, crossed_by: object) -> None:
         """Announce once when available credits fall to the threshold; re-arm above it."""

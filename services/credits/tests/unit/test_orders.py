@@ -1,6 +1,7 @@
 """The ledger's rules over random orders of one client's events, and random cuts of them
 into batches (the store loads each batch's state afresh): what the platform promises
-whatever is duplicated, replayed or reordered on the way."""
+whatever is duplicated, replayed or reordered on the way. Batches are decided on what the
+store would load for them (`tables.Tables`)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from contracts.events import (
     SessionNoShow,
     SessionStarted,
 )
-from credits.handlers import HANDLERS
-from credits.rules import ClientBalance, Entry, EntryKind, KnownSession, Ledger, Parked
+from credits.rules import EntryKind
 from testkit.events import CLIENT, booked, moved, purchase, workout
 
+from .tables import Tables
 from .test_rules import called_off, event
 
 #: How a session's story ends; cancelled and missed sessions are never delivered.
@@ -86,23 +87,6 @@ def deliveries(draw: st.DrawFn, story: Story) -> list[list[tuple[str, EventPaylo
     return [received[start:end] for start, end in itertools.pairwise(bounds)]
 
 
-def reloaded(ledger: Ledger) -> Ledger:
-    """What the store would load after writing `ledger`: its facts, nothing pending."""
-    return Ledger(
-        sessions={
-            id: KnownSession(s.user_id, s.trainer_id, s.status) for id, s in ledger.sessions.items()
-        },
-        parked={
-            id: [Parked(p.request, p.id if p.id is not None else n) for n, p in enumerate(queue)]
-            for id, queue in ledger.parked.items()
-            if queue
-        },
-        withdrawn=set(ledger.withdrawn),
-        entries={id: Entry(e.user_id, e.trainer_id) for id, e in ledger.entries.items()},
-        balances={id: ClientBalance(b.total, b.used) for id, b in ledger.balances.items()},
-    )
-
-
 @dataclass
 class Outcome:
     balance: tuple[int, int]
@@ -112,21 +96,25 @@ class Outcome:
 
 
 def play(batches: list[list[tuple[str, EventPayload]]]) -> Outcome:
-    """Each event id applied once (the consumer drops duplicates), a batch at a time."""
+    """Each event id applied once (the consumer drops duplicates), a batch at a time on what
+    the store loads for it."""
     seen: set[str] = set()
-    ledger, entries, announced = Ledger(), {}, []
+    tables = Tables()
     for batch in batches:
-        ledger = reloaded(ledger)
+        fresh = []
         for event_id, payload in batch:
             if event_id not in seen:
                 seen.add(event_id)
-                HANDLERS[type(payload)](ledger, event(payload, event_id))
-        entries.update({id: e.row for id, e in ledger.entries.items() if e.row is not None})
-        deducted = (a.payload for a in ledger.announced)
-        announced += [d.session_id for d in deducted if isinstance(d, SessionCreditDeducted)]
-    balance = ledger.balances.get(CLIENT, ClientBalance())
-    parked = sum(len(queue) for queue in ledger.parked.values())
-    return Outcome((balance.total, balance.used), entries, parked, announced)
+                fresh.append(event(payload, event_id))
+        tables.apply(fresh)
+    balance = tables.balance_of(CLIENT)
+    deducted = (a.payload for a in tables.announced)
+    return Outcome(
+        (balance.total, balance.used),
+        tables.entries,
+        len(tables.parked),
+        [d.session_id for d in deducted if isinstance(d, SessionCreditDeducted)],
+    )
 
 
 def in_order(story: Story) -> list[list[tuple[str, EventPayload]]]:
