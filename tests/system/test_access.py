@@ -254,6 +254,12 @@ async def grant(world: World, role: Role, target: Target) -> Call:
     return Call("credits", "POST", f"/api/credits/{user_of(target, none=NEWCOMER)}/grants", body)
 
 
+async def waive(world: World, role: Role, target: Target) -> Call:
+    """No target forfeited anything: staff get 404, everyone else 403 before looking."""
+    body = {"sessionId": 1, "reason": "matrix"}
+    return Call("credits", "POST", f"/api/credits/{user_of(target, none=NEWCOMER)}/waivers", body)
+
+
 async def read_parked(world: World, role: Role, target: Target) -> Call:
     """Not a client's resource: every target is the same list."""
     return Call("credits", "GET", "/api/credits/pending")
@@ -376,6 +382,22 @@ ROUTES = (
         "/api/credits/{user_id}/ledger",
         read_client("credits", "/api/credits/{user}/ledger"),
         by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "read packages",
+        "credits",
+        "GET",
+        "/api/credits/{user_id}/packages",
+        read_client("credits", "/api/credits/{user}/packages"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "waive a forfeit",
+        "credits",
+        "POST",
+        "/api/credits/{user_id}/waivers",
+        waive,
+        by_role((403, 403, 403), (403, 403, 403), (404, 404, 404), (403, 403, 403)),
     ),
     Route(
         "grant credits",
