@@ -12,6 +12,7 @@ import pytest
 from contracts.events import SessionBooked
 from contracts.topics import BOOKING_SESSIONS
 from ops.demo import Endpoints, buy_package, fetch_charts, play_example_one
+from ops.demo_month import month_report, play_hybrid_month
 from testkit.helpers import eventually, read_topic
 
 from .platform import IsolatedPlatform
@@ -266,3 +267,18 @@ async def test_trainer_and_client_both_logging_a_completed_session_use_one_credi
     ledger = await get(platform, f"{urls.credits}/api/credits/{client}/ledger")
     assert [line["kind"] for line in ledger] == ["grant", "deduction"]
     assert (await get(platform, f"{urls.credits}/api/credits/{client}"))["remaining"] == 4
+
+
+async def test_the_demos_hybrid_month_ends_with_its_ledger(platform: IsolatedPlatform) -> None:
+    """`make demo`'s second scenario: three sessions delivered, a late cancel and a no-show
+    forfeited, one cancelled ahead released, and the last credit expired after the grace."""
+    urls = endpoints(platform)
+    client = await play_hybrid_month(urls, lambda line: None)
+    report = await month_report(urls, client)
+    assert "Balance: total 6, used 5, expired 1, remaining 0, held 0, available 0" in report
+    assert "solo 5 of 4 (1 over)" in report
+    ledger = await get(platform, f"{urls.credits}/api/credits/{client}/ledger")
+    kinds = [line["kind"] for line in ledger if line["kind"] != "solo"]
+    assert sorted(kinds) == sorted(["grant", *["deduction"] * 3, "forfeit", "forfeit", "expiry"])
+    causes = sorted(line["cause"] for line in ledger if line["kind"] == "forfeit")
+    assert causes == ["late-cancel", "no-show"]

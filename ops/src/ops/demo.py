@@ -24,7 +24,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from contracts.envelope import build_event, encode, partition_key, record_headers, topic_of
-from contracts.events import PackagePurchased
+from contracts.events import EventPayload, PackagePurchased
 from contracts.identity import Role
 from servicekit.kafka import client_options
 
@@ -109,6 +109,11 @@ async def buy_package(endpoints: Endpoints, user_id: int, *, sessions: int) -> N
         package_name=f"{sessions}-session package",
         purchased_at=datetime.now(UTC),
     )
+    await publish(endpoints, [purchase], source="/platform/store")
+
+
+async def publish(endpoints: Endpoints, payloads: list[EventPayload], *, source: str) -> None:
+    """As another platform service: to each event's contract topic, in order."""
     producer = AIOKafkaProducer(
         **client_options(),
         bootstrap_servers=endpoints.kafka_bootstrap,
@@ -117,12 +122,13 @@ async def buy_package(endpoints: Endpoints, user_id: int, *, sessions: int) -> N
     )
     await producer.start()
     try:
-        await producer.send_and_wait(
-            endpoints.topic_prefix + topic_of(purchase).name,
-            value=encode(build_event(purchase, source="/platform/store")),
-            key=partition_key(purchase),
-            headers=record_headers(),
-        )
+        for payload in payloads:
+            await producer.send_and_wait(
+                endpoints.topic_prefix + topic_of(payload).name,
+                value=encode(build_event(payload, source=source)),
+                key=partition_key(payload),
+                headers=record_headers(),
+            )
     finally:
         await producer.stop()
 
@@ -130,7 +136,7 @@ async def buy_package(endpoints: Endpoints, user_id: int, *, sessions: int) -> N
 async def log_solo_workout(
     http: httpx.AsyncClient, endpoints: Endpoints, user_id: int, when: datetime, title: str
 ) -> None:
-    await _call(
+    await call(
         http.post(
             f"{endpoints.workouts}/api/workout/sessions",
             json={
@@ -150,13 +156,13 @@ async def train_with_trainer(
     """The trainer books a session, starts it, logs its workout and completes it: the
     credit goes once."""
     booking = {"userId": user_id, "trainerId": TRAINER_ID, "sessionDate": when.isoformat()}
-    booked = await _call_once_arrived(
+    booked = await call_once_arrived(
         lambda: http.post(f"{endpoints.booking}/api/sessions", json=booking),
         not_yet=httpx.codes.CONFLICT,
         within=PURCHASE_ARRIVAL_TIMEOUT,
     )
     session_id = int(booked["id"])
-    await _call(
+    await call(
         http.patch(f"{endpoints.booking}/api/sessions/{session_id}", json={"status": "in_progress"})
     )
     workout = {
@@ -169,12 +175,12 @@ async def train_with_trainer(
         "duration": 60,
         "exercises": [{"name": "Squat", "sets": [{"reps": 8, "weight": 60}] * 4}],
     }
-    await _call_once_arrived(
+    await call_once_arrived(
         lambda: http.post(f"{endpoints.workouts}/api/workout/sessions", json=workout),
         not_yet=httpx.codes.NOT_FOUND,
         within=SESSION_ARRIVAL_TIMEOUT,
     )
-    await _call(
+    await call(
         http.patch(f"{endpoints.booking}/api/sessions/{session_id}", json={"status": "completed"})
     )
     return session_id
@@ -187,7 +193,7 @@ async def wait_for_usage(
     deadline = asyncio.get_running_loop().time() + within
     url = f"{endpoints.analytics}/api/analytics/{user_id}/session-usage"
     while True:
-        usage = await _call(http.get(url))
+        usage = await call(http.get(url))
         if usage["total"] == len(EXAMPLE_ONE) and usage["credits"]["used"] == 2:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -211,7 +217,7 @@ SESSION_ARRIVAL_TIMEOUT = 10.0
 PURCHASE_ARRIVAL_TIMEOUT = 30.0
 
 
-async def _call_once_arrived(
+async def call_once_arrived(
     request: Callable[[], Awaitable[httpx.Response]], *, not_yet: int, within: float
 ) -> Any:
     """A service learns of what another did from a topic, a moment later, and until then
@@ -226,7 +232,7 @@ async def _call_once_arrived(
         await asyncio.sleep(0.1)
 
 
-async def _call(request: Awaitable[httpx.Response]) -> Any:
+async def call(request: Awaitable[httpx.Response]) -> Any:
     return _answer_of(await _sent(request))
 
 
