@@ -124,21 +124,14 @@ def upgrade() -> None:
     op.add_column("sessions", sa.Column("late_cancel_hours", sa.Integer))
     op.add_column("sessions", sa.Column("no_show_forfeits", sa.Boolean))
     op.add_column("sessions", sa.Column("ended_at", sa.DateTime(timezone=True)))
-    op.add_column(
-        "sessions", sa.Column("held", sa.Boolean, server_default=sa.false(), nullable=False)
-    )
     # Sessions booked and not yet charged hold their credit.
     op.execute(
         """
-        update sessions s set held = true
+        insert into balances (user_id, held)
+        select user_id, count(*) from sessions s
         where status in ('scheduled', 'in_progress') and not exists (
             select from ledger_entries e where e.kind = 'deduction' and e.session_id = s.session_id)
-        """
-    )
-    op.execute(
-        """
-        insert into balances (user_id, held)
-        select user_id, count(*) from sessions where held group by user_id
+        group by user_id
         on conflict (user_id) do update set held = excluded.held
         """
     )
@@ -148,7 +141,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("pending_deductions", "delivered_at")
-    for column in ("held", "ended_at", "no_show_forfeits", "late_cancel_hours", "session_date"):
+    for column in ("ended_at", "no_show_forfeits", "late_cancel_hours", "session_date"):
         op.drop_column("sessions", column)
     op.drop_column("balances", "remaining")
     for column in ("low", "held", "expired"):

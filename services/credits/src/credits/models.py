@@ -201,8 +201,6 @@ class KnownSession(Base):
     no_show_forfeits: Mapped[bool | None] = mapped_column(Boolean)
     #: When it was cancelled or missed.
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: Whether it holds a credit of its client's balance.
-    held: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class PendingDeduction(Base):

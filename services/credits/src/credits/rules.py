@@ -644,17 +644,26 @@ class Ledger:
         booked = (known.user_id, known.trainer_id)
         return booked_for_someone_else(session_id, booked=booked, named=(user_id, trainer_id))
 
-    def _refresh_hold(self, session_id: int, known: KnownSession) -> None:
+    def holds_loaded(self) -> None:
+        """Whether each loaded session holds a credit follows from its status and entries:
+        the store derives it after loading, rather than keep it (a deduction then writes no
+        session row)."""
+        for session_id, known in self.sessions.items():
+            known.held = self._holds(session_id, known)
+
+    def _holds(self, session_id: int, known: KnownSession) -> bool:
         """A session holds a credit while booked and neither charged nor ended."""
-        holds = (
+        return (
             known.status in HOLDING_STATUSES
             and deduction_id(session_id) not in self.entries
             and forfeit_id(session_id) not in self.entries
         )
+
+    def _refresh_hold(self, session_id: int, known: KnownSession) -> None:
+        holds = self._holds(session_id, known)
         if holds is known.held:
             return
         known.held = holds
-        known.changed = True
         balance = self._balance(known.user_id)
         change = 1 if holds else -1
         balance.held += change

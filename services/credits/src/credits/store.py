@@ -69,7 +69,6 @@ _SESSION_COLUMNS = (
     "late_cancel_hours",
     "no_show_forfeits",
     "ended_at",
-    "held",
 )
 _PARKED_COLUMNS = (
     "session_id",
@@ -296,6 +295,7 @@ class LedgerStore:
                     amount=entry_row.amount,
                     effective_at=entry_row.effective_at,
                 )
+        ledger.holds_loaded()
         clients = set(scope.clients)
         clients.update(session.user_id for session in ledger.sessions.values())
         clients.update(entry.user_id for entry in ledger.entries.values())
@@ -384,7 +384,6 @@ def _session_row(session: Session) -> dict[str, Any]:
         "late_cancel_hours": policy.late_cancel_hours if policy else None,
         "no_show_forfeits": policy.no_show_forfeits if policy else None,
         "ended_at": session.ended_at,
-        "held": session.held,
     }
 
 
@@ -401,7 +400,6 @@ def _session_of(row: Any) -> Session:
         session_date=row.session_date,
         policy=policy,
         ended_at=row.ended_at,
-        held=row.held,
     )
 
 

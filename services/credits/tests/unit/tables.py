@@ -93,6 +93,7 @@ class Tables:
                 amount=row["amount"],
                 effective_at=row["effective_at"],
             )
+        ledger.holds_loaded()
         clients = set(scope.clients)
         clients.update(s.user_id for s in ledger.sessions.values())
         clients.update(e.user_id for e in ledger.entries.values())
