@@ -27,11 +27,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from contracts import events
 from contracts.envelope import Event
@@ -55,6 +58,9 @@ from servicekit.domain import Announced, RuleBroken
 #: Entry ids are uuid5 of the business key in this namespace, so the same business action
 #: always gets the same id (and the same event id when it is announced).
 LEDGER_NAMESPACE = uuid.UUID("6b1c8f0e-2f4a-5b7d-9c3e-1a2b3c4d5e6f")
+_NAMESPACE_HASH = hashlib.sha1(LEDGER_NAMESPACE.bytes, usedforsecurity=False)
+#: Sessions whose entry ids are kept made: more than a batch holds.
+SESSION_IDS_REMEMBERED = 16_384
 
 #: What a staff grant's entry names as its cause: the request itself leaves no event behind
 #: but the grant's own announcement (the `Idempotency-Key` lives on in the entry's id).
@@ -95,6 +101,7 @@ OPTIONAL_ENTRY_COLUMNS = (
     "reason",
     "effective_at",
 )
+_NO_OPTIONAL_COLUMNS = dict.fromkeys(OPTIONAL_ENTRY_COLUMNS)
 
 
 class EntryKind(StrEnum):
@@ -121,23 +128,45 @@ class NoForfeit(RuleBroken):
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
-    return uuid.uuid5(LEDGER_NAMESPACE, ":".join(str(part) for part in business_key))
+    """`uuid.uuid5` of the key in the ledger's namespace, the namespace hashed once: every
+    event decided makes several of these."""
+    digest = _NAMESPACE_HASH.copy()
+    digest.update(":".join(str(part) for part in business_key).encode())
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)
+
+
+class SessionEntryIds(NamedTuple):
+    """Every entry one session may have: what deciding about it needs loaded."""
+
+    deduction: uuid.UUID
+    restoration: uuid.UUID
+    forfeit: uuid.UUID
+    waiver: uuid.UUID
+
+
+@lru_cache(maxsize=SESSION_IDS_REMEMBERED)
+def session_entry_ids(session_id: int) -> SessionEntryIds:
+    """Made once per session while it is being decided about (loading and each rule ask
+    for them again and again)."""
+    return SessionEntryIds(
+        *(entry_id(kind, session_id) for kind in ("deduction", "restoration", "forfeit", "waiver"))
+    )
 
 
 def deduction_id(session_id: int) -> uuid.UUID:
-    return entry_id("deduction", session_id)
+    return session_entry_ids(session_id).deduction
 
 
 def restoration_id(session_id: int) -> uuid.UUID:
-    return entry_id("restoration", session_id)
+    return session_entry_ids(session_id).restoration
 
 
 def forfeit_id(session_id: int) -> uuid.UUID:
-    return entry_id("forfeit", session_id)
+    return session_entry_ids(session_id).forfeit
 
 
 def waiver_id(session_id: int) -> uuid.UUID:
-    return entry_id("waiver", session_id)
+    return session_entry_ids(session_id).waiver
 
 
 def purchase_grant_id(purchase_id: str) -> uuid.UUID:
@@ -173,16 +202,6 @@ def running_low_id(user_id: int, crossed_by: object) -> uuid.UUID:
 
 def expiring_soon_id(package_id: uuid.UUID) -> uuid.UUID:
     return entry_id("expiring-soon", package_id)
-
-
-def session_entry_ids(session_id: int) -> tuple[uuid.UUID, ...]:
-    """Every entry one session may have: what deciding about it needs loaded."""
-    return (
-        deduction_id(session_id),
-        restoration_id(session_id),
-        forfeit_id(session_id),
-        waiver_id(session_id),
-    )
 
 
 def week_of(moment: datetime) -> date:
@@ -241,6 +260,10 @@ class KnownSession:
     held: bool = False
 
 
+#: The end of a package that never expires, for ordering.
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
 @dataclass(slots=True)
 class Package:
     """A client's package: what it gives, until when, and what it has paid so far."""
@@ -297,7 +320,7 @@ class Package:
 
     def order(self) -> tuple[bool, datetime, datetime, str]:
         """Soonest to expire first (never expiring last), then the oldest."""
-        end = self.valid_until or datetime.max.replace(tzinfo=UTC)
+        end = self.valid_until or _NEVER
         return (self.valid_until is None, end, self.purchased_at, str(self.id))
 
     def count_week(self, delivered_at: datetime, change: int) -> None:
@@ -360,7 +383,38 @@ class ClientBalance:
             remaining=self.remaining,
             held=self.held,
             expired=self.expired,
+            available=self.available,
         )
+
+
+class Packages(MutableMapping[uuid.UUID, Package]):
+    """Packages by id, and by client: a batch loads every package of its clients, and each
+    decision looks at one client's."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[uuid.UUID, Package] = {}
+        self._by_client: dict[int, dict[uuid.UUID, Package]] = {}
+
+    def of(self, user_id: int) -> Iterable[Package]:
+        return self._by_client.get(user_id, {}).values()
+
+    def __getitem__(self, id: uuid.UUID) -> Package:
+        return self._by_id[id]
+
+    def __setitem__(self, id: uuid.UUID, package: Package) -> None:
+        self.pop(id, None)  # a package's client never changes, but its replacement's might
+        self._by_id[id] = package
+        self._by_client.setdefault(package.user_id, {})[id] = package
+
+    def __delitem__(self, id: uuid.UUID) -> None:
+        package = self._by_id.pop(id)
+        del self._by_client[package.user_id][id]
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 @dataclass
@@ -375,7 +429,7 @@ class Ledger:
     entries: dict[uuid.UUID, Entry] = field(default_factory=dict)
     balances: dict[int, ClientBalance] = field(default_factory=dict)
     #: Every package of the clients loaded.
-    packages: dict[uuid.UUID, Package] = field(default_factory=dict)
+    packages: Packages = field(default_factory=Packages)
     low_threshold: int = DEFAULT_LOW_THRESHOLD
     #: How long after its end a package still pays for sessions delivered before it.
     expiry_grace: timedelta = EXPIRY_GRACE
@@ -797,9 +851,8 @@ class Ledger:
         hybrids = sorted(
             (
                 p
-                for p in self.packages.values()
-                if p.user_id == user_id
-                and p.type is PackageType.HYBRID
+                for p in self.packages.of(user_id)
+                if p.type is PackageType.HYBRID
                 and not p.closed
                 and (when is None or p.valid_at(when))
             ),
@@ -920,9 +973,7 @@ class Ledger:
 
     def _oldest_with_credit(self, user_id: int) -> Package | None:
         counted = [
-            p
-            for p in self.packages.values()
-            if p.user_id == user_id and p.counted and not p.closed and p.left > 0
+            p for p in self.packages.of(user_id) if p.counted and not p.closed and p.left > 0
         ]
         return min(counted, key=lambda p: (p.purchased_at, str(p.id)), default=None)
 
@@ -930,9 +981,7 @@ class Ledger:
         """The package that pays for a session delivered at `delivered_at` (when unknown,
         any that can pay now): of those that can, the one that expires soonest, then the
         oldest. None when none can."""
-        candidates = [
-            p for p in self.packages.values() if p.user_id == user_id and p.can_pay(delivered_at)
-        ]
+        candidates = [p for p in self.packages.of(user_id) if p.can_pay(delivered_at)]
         return min(candidates, key=Package.order, default=None)
 
     def _record_charge(
@@ -1144,8 +1193,7 @@ class Ledger:
         return self._balance(user_id).snapshot()
 
     def packages_of(self, user_id: int) -> list[Package]:
-        mine = (p for p in self.packages.values() if p.user_id == user_id)
-        return sorted(mine, key=Package.order)
+        return sorted(self.packages.of(user_id), key=Package.order)
 
     def _balance(self, user_id: int) -> ClientBalance:
         return self.balances.setdefault(user_id, ClientBalance())
@@ -1187,7 +1235,7 @@ class Ledger:
         """Add a ledger entry unless its business key is already there; whether it is new."""
         if id in self.entries:
             return False
-        full_row = {**dict.fromkeys(OPTIONAL_ENTRY_COLUMNS), **row, "id": id}
+        full_row = {**_NO_OPTIONAL_COLUMNS, **row, "id": id}
         self.entries[id] = Entry(
             row["user_id"],
             row.get("trainer_id"),

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, delete, select, text
@@ -80,6 +81,8 @@ _PARKED_COLUMNS = (
     "delivered_at",
 )
 _BALANCE_COLUMNS = ("user_id", "total", "used", "expired", "held", "low")
+#: Where a package's columns start in a row of `_load_balances_and_packages`.
+_FIRST_PACKAGE_COLUMN = len(_BALANCE_COLUMNS)
 _PACKAGE_COLUMNS = (
     "package_id",
     "user_id",
@@ -110,52 +113,75 @@ _BALANCES = Balance.__table__
 _PACKAGES = Package.__table__
 _WEEKS = PackageWeek.__table__
 
-#: Each table a batch writes rows to: its columns and what a row already there does.
+#: Each table a batch writes rows to: its columns, and one statement whatever the number of
+#: rows, with what a row already there does.
 _SESSION_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS[3:])
 _BALANCE_ADDITIONS = ", ".join(
     f"{name} = balances.{name} + excluded.{name}" for name in _BALANCE_COLUMNS[1:-1]
 )
 _PACKAGE_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _PACKAGE_PROGRESS)
-_ROW_WRITES: dict[str, tuple[type[Any], tuple[str, ...], str]] = {
+_ROW_WRITES: dict[str, tuple[tuple[str, ...], TextClause]] = {
     "sessions": (
-        KnownSession,
         _SESSION_COLUMNS,
-        f"on conflict (session_id) do update set {_SESSION_UPDATES}",
+        insert_rows(
+            KnownSession,
+            _SESSION_COLUMNS,
+            prefix="sessions_",
+            then=f"on conflict (session_id) do update set {_SESSION_UPDATES}",
+        ),
     ),
-    "parked": (PendingDeduction, _PARKED_COLUMNS, ""),
-    "withdrawn": (WithdrawnDeduction, _WITHDRAWN_COLUMNS, "on conflict (workout_id) do nothing"),
-    "entries": (LedgerEntry, _ENTRY_COLUMNS, ""),
+    "parked": (_PARKED_COLUMNS, insert_rows(PendingDeduction, _PARKED_COLUMNS, prefix="parked_")),
+    "withdrawn": (
+        _WITHDRAWN_COLUMNS,
+        insert_rows(
+            WithdrawnDeduction,
+            _WITHDRAWN_COLUMNS,
+            prefix="withdrawn_",
+            then="on conflict (workout_id) do nothing",
+        ),
+    ),
+    "entries": (_ENTRY_COLUMNS, insert_rows(LedgerEntry, _ENTRY_COLUMNS, prefix="entries_")),
     # Figures are added (the changes decided), `low` set: the client's lock is held.
     "balances": (
-        Balance,
         _BALANCE_COLUMNS,
-        f"on conflict (user_id) do update set {_BALANCE_ADDITIONS}, low = excluded.low",
+        insert_rows(
+            Balance,
+            _BALANCE_COLUMNS,
+            prefix="balances_",
+            then=f"on conflict (user_id) do update set {_BALANCE_ADDITIONS}, low = excluded.low",
+        ),
     ),
     "packages": (
-        Package,
         _PACKAGE_COLUMNS,
-        f"on conflict (package_id) do update set {_PACKAGE_UPDATES}",
+        insert_rows(
+            Package,
+            _PACKAGE_COLUMNS,
+            prefix="packages_",
+            then=f"on conflict (package_id) do update set {_PACKAGE_UPDATES}",
+        ),
     ),
     "weeks": (
-        PackageWeek,
         _WEEK_COLUMNS,
-        "on conflict (package_id, week) do update set sessions = excluded.sessions",
+        insert_rows(
+            PackageWeek,
+            _WEEK_COLUMNS,
+            prefix="weeks_",
+            then="on conflict (package_id, week) do update set sessions = excluded.sessions",
+        ),
     ),
 }
 
 
-def _write_rows_statement() -> TextClause:
-    """All of a batch's rows in one statement, each table's insert a CTE of it (an empty
-    array inserts nothing): a batch costs one round trip to write, whatever it decided."""
-    inserts = [
-        insert_rows(table, columns, then=then, prefix=f"{name}_").text
-        for name, (table, columns, then) in _ROW_WRITES.items()
-    ]
+@cache
+def _writing(tables: tuple[str, ...]) -> TextClause:
+    """One statement writing the rows of `tables`, each table's insert a CTE of it: one
+    round trip, and no part for a table not written to (few are, in most transactions)."""
+    inserts = [_ROW_WRITES[name][1].text for name in tables]
+    if len(inserts) == 1:
+        return text(inserts[0])
     ctes = ", ".join(f"write_{n} as ({sql})" for n, sql in enumerate(inserts[:-1]))
     return text(f"with {ctes} {inserts[-1]}")
 
-
-_WRITE_ROWS = _write_rows_statement()
 
 #: Advisory lock classes of the two-key form (sessions use the one-key form: their id).
 _PURCHASE_LOCKS = 1
@@ -286,7 +312,7 @@ class LedgerStore:
                     entries.package_id,
                     entries.amount,
                     entries.effective_at,
-                ).where(entries.id == any_of(sorted(wanted), UUID(as_uuid=True)))
+                ).where(entries.id == any_of(list(wanted), UUID(as_uuid=True)))
             ):
                 ledger.entries[entry_row.id] = Entry(
                     entry_row.user_id,
@@ -305,7 +331,7 @@ class LedgerStore:
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
-        """Write everything decided since loading: the rows in one statement."""
+        """Write everything decided since loading: a statement per table written to."""
         rows: dict[str, list[dict[str, Any]]] = {
             "sessions": [
                 {"session_id": session_id, **_session_row(session)}
@@ -348,11 +374,12 @@ class LedgerStore:
                     PendingDeduction.id == any_of(ledger.unparked, BIGINT)
                 )
             )
-        if any(rows.values()):
+        written = tuple(name for name in _ROW_WRITES if rows[name])
+        if written:
             parameters: dict[str, list[Any]] = {}
-            for name, (_, columns, _) in _ROW_WRITES.items():
-                parameters.update(columns_of(rows[name], columns, prefix=f"{name}_"))
-            await db.execute(_WRITE_ROWS, parameters)
+            for name in written:
+                parameters.update(columns_of(rows[name], _ROW_WRITES[name][0], prefix=f"{name}_"))
+            await db.execute(_writing(written), parameters)
         announced = ledger.announced
         if ledger.unrecorded:
             # Rejections and heads-ups announced before (a rebuild reads them back from the
@@ -443,7 +470,8 @@ async def _load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients:
     query = (
         select(
             *(balances[name] for name in _BALANCE_COLUMNS),
-            # Labelled: a package has a `used` and an `expired` of its own.
+            # Labelled: a package has a `used` and an `expired` of its own (and read by
+            # position: a row's mapping is made anew on each access).
             *(packages[name].label(f"package_{name}") for name in _PACKAGE_COLUMNS),
         )
         .select_from(_BALANCES.outerjoin(_PACKAGES, packages.user_id == balances.user_id))
@@ -455,7 +483,8 @@ async def _load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients:
                 total=row.total, used=row.used, held=row.held, expired=row.expired, low=row.low
             )
         if row.package_package_id is not None:
-            package = package_of({n: row._mapping[f"package_{n}"] for n in _PACKAGE_COLUMNS})
+            columns = zip(_PACKAGE_COLUMNS, row[_FIRST_PACKAGE_COLUMN:], strict=True)
+            package = package_of(dict(columns))
             ledger.packages[package.id] = package
     capped = [p.id for p in ledger.packages.values() if p.weekly_cap is not None]
     if capped:
