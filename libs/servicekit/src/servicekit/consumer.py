@@ -335,7 +335,8 @@ class IdempotentConsumer:
         assert item.handler is not None
         with item.bound():
             try:
-                with self.metrics.handler_duration.labels(event_type=item.event.type).time():
+                metrics = self.metrics
+                with metrics.labelled(metrics.handler_duration, item.event.type).time():
                     item.handler(state, item.event)
             except Exception as error:
                 raise _HandlerFailed(item, error) from error
@@ -362,9 +363,8 @@ class IdempotentConsumer:
         return False
 
     def _count(self, record: ConsumedRecord, event_type: str, outcome: Outcome) -> None:
-        self.metrics.events_consumed.labels(
-            topic=record.topic, event_type=event_type, outcome=outcome.value
-        ).inc()
+        metrics = self.metrics
+        metrics.labelled(metrics.events_consumed, record.topic, event_type, outcome.value).inc()
 
     async def record_own_event(self, db: AsyncSession, event: CloudEvent) -> None:
         """Mark an event this service publishes as already applied by its own consumer.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -24,6 +25,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+
+_Labelled = TypeVar("_Labelled", Counter, Histogram)
 
 #: The event type label of a record that is not a readable CloudEvent.
 UNKNOWN_EVENT_TYPE = "unknown"
@@ -146,6 +149,16 @@ class Metrics:
         self._scrape_time = ScrapeTimeState()
         self.registry.register(_ScrapeTimeCollector(self._scrape_time))
         self._refreshes: list[Refresh] = []
+        self._children: dict[tuple[object, ...], Counter | Histogram] = {}
+
+    def labelled(self, metric: _Labelled, *values: str) -> _Labelled:
+        """`metric.labels(*values)`, made once per combination: every record consumed asks
+        for two, and `labels` costs more than the count or observation they are for."""
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child  # type: ignore[return-value]  # made from `metric`: the same kind
 
     def on_scrape(self, refresh: Refresh) -> None:
         """Run `refresh` before each scrape to update the scrape-time gauges."""
