@@ -21,7 +21,7 @@ from contracts.events import (
     PackageType,
 )
 from credits.access import GRANT_RULE, PARKED_RULE, WAIVER_RULE, trains
-from credits.queries import balance_of, ledger_page, packages_of, parked_page
+from credits.queries import balance_and_packages, ledger_page, parked_page
 from credits.rules import Package as LedgerPackage
 from credits.settings import Settings
 from credits.store import LedgerStore, Scope
@@ -209,8 +209,7 @@ async def get_balance(user_id: UserId, caller: CallerDep, runtime: Runtime) -> C
     """A client reads their own balance, a trainer those of the clients they train."""
     async with runtime.database.sessions() as db:
         await require_client_records(caller, user_id, trains=partial(trains, db), what="balance")
-        balance = await balance_of(db, user_id)
-        packages = await packages_of(db, user_id)
+        balance, packages = await balance_and_packages(db, user_id)
     return CreditBalance.of(user_id, balance, packages, datetime.now(UTC))
 
 
@@ -220,7 +219,7 @@ async def get_packages(user_id: UserId, caller: CallerDep, runtime: Runtime) -> 
     Readable by whoever may read the balance."""
     async with runtime.database.sessions() as db:
         await require_client_records(caller, user_id, trains=partial(trains, db), what="packages")
-        packages = await packages_of(db, user_id)
+        _, packages = await balance_and_packages(db, user_id)
     now = datetime.now(UTC)
     return [PackageView.of(package, now) for package in packages]
 

@@ -17,26 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from contracts import events
-from credits.models import Balance, LedgerEntry, Package, PendingDeduction
+from credits.models import LedgerEntry, PendingDeduction
+from credits.rules import Ledger
 from credits.rules import Package as LedgerPackage
-from credits.store import package_of
+from credits.store import load_balances_and_packages
 from servicekit.db import Database
 from servicekit.domain import RuleBroken
 
 
-async def balance_of(db: AsyncSession, user_id: int) -> events.Balance:
-    row = await db.get(Balance, user_id)
-    if row is None:
-        return events.Balance(total=0, used=0, remaining=0)
-    return events.Balance(
-        total=row.total, used=row.used, remaining=row.remaining, held=row.held, expired=row.expired
-    )
-
-
-async def packages_of(db: AsyncSession, user_id: int) -> list[LedgerPackage]:
-    """A client's packages in the order they pay: soonest to expire, then the oldest."""
-    rows = await db.execute(select(*Package.__table__.c).where(Package.user_id == user_id))
-    return sorted((package_of(row._mapping) for row in rows), key=LedgerPackage.order)
+async def balance_and_packages(
+    db: AsyncSession, user_id: int
+) -> tuple[events.Balance, list[LedgerPackage]]:
+    """A client's balance, and packages in the order they pay (soonest to expire, then the
+    oldest): read as the consumer reads them, in one query."""
+    ledger = Ledger()
+    await load_balances_and_packages(db, ledger, [user_id])
+    return ledger.balance_of(user_id), ledger.packages_of(user_id)
 
 
 class UnknownCursor(RuleBroken):

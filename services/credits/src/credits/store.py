@@ -1,7 +1,7 @@
 """Where the ledger's rules meet the database: a batch's part of the ledger, locked and
-loaded before deciding, and what was decided written after, with one statement per table
-whatever the number of rows (`insert_rows`): a batch of thousands of events costs about as
-many round trips as one event does.
+loaded before deciding, and what was decided written after, in one statement whatever the
+number of rows (an `insert_rows` for each table written to): a batch of thousands of events
+costs about as many round trips as one event does.
 
 Concurrent transactions (two replicas, the API or the clock beside the consumer) never work
 on the same session, purchase or client at once: loading takes transaction-scoped advisory
@@ -81,7 +81,7 @@ _PARKED_COLUMNS = (
     "delivered_at",
 )
 _BALANCE_COLUMNS = ("user_id", "total", "used", "expired", "held", "low")
-#: Where a package's columns start in a row of `_load_balances_and_packages`.
+#: Where a package's columns start in a row of `load_balances_and_packages`.
 _FIRST_PACKAGE_COLUMN = len(_BALANCE_COLUMNS)
 _PACKAGE_COLUMNS = (
     "package_id",
@@ -327,7 +327,7 @@ class LedgerStore:
         clients.update(entry.user_id for entry in ledger.entries.values())
         await _lock_keys(db, _CLIENT_LOCKS, sorted(str(c) for c in clients))
         if clients:
-            await _load_balances_and_packages(db, ledger, sorted(clients))
+            await load_balances_and_packages(db, ledger, sorted(clients))
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
@@ -463,7 +463,7 @@ def package_of(row: Mapping[Any, Any]) -> LedgerPackage:
     )
 
 
-async def _load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients: list[int]) -> None:
+async def load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients: list[int]) -> None:
     """The clients' balances and every package of theirs, in one query (a package exists
     only beside its client's balance), then the weeks of the packages that cap them."""
     balances, packages = _BALANCES.c, _PACKAGES.c
