@@ -1,5 +1,5 @@
-"""The migrations build exactly the tables the models describe, and going down from held and
-expired credits refuses to lose them unless told it may."""
+"""The migrations build exactly the tables the models describe; going down from held and
+expired credits, or from workout dates, refuses to lose them unless told it may."""
 
 from __future__ import annotations
 
@@ -91,3 +91,49 @@ def test_a_downgrade_with_nothing_held_or_expired_goes_ahead_and_up_again_reads_
             "select credits_total, credits_used, credits_held, credits_expired from session_usage"
         ).fetchone()
     assert row == (10, 2, 0, 0)
+
+
+def workout_row(url: str, *, dated: bool) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "insert into workouts (workout_id, user_id, session_type, status, changed_by,"
+            " workout_date) values (gen_random_uuid(), 123, 'solo', 'completed', 'e1', %s)",
+            ("2026-01-05T09:00:00Z" if dated else None,),
+        )
+
+
+def workout_rows(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(libpq_url(url)) as connection:
+        return connection.execute(
+            "select user_id, session_type, status, changed_by from workouts"
+        ).fetchall()
+
+
+def test_upgrading_to_dates_keeps_every_workout_undated_and_down_again_keeps_them(
+    scratch_databases: Callable[[str], str],
+) -> None:
+    """0005 on a database holding workouts: old rows stay, without a date (a rebuild dates
+    them); going down with none dated drops nothing else."""
+    url = scratch_databases("analytics")
+    migrate(SERVICE, url, "0004")
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "insert into workouts (workout_id, user_id, session_type, status, changed_by)"
+            " values (gen_random_uuid(), 123, 'trainer-led', 'completed', 'e0')"
+        )
+    migrate(SERVICE, url)
+    with psycopg.connect(libpq_url(url)) as connection:
+        dates = connection.execute("select workout_date from workouts").fetchall()
+    assert dates == [(None,)]
+    downgrade(SERVICE, url, "0004")
+    assert workout_rows(url) == [(123, "trainer-led", "completed", "e0")]
+
+
+def test_a_downgrade_that_would_lose_workout_dates_refuses_unless_told(migrated: str) -> None:
+    workout_row(migrated, dated=True)
+    workout_row(migrated, dated=False)
+
+    with pytest.raises(DataLossRefused, match="with 1 workout in the database"):
+        downgrade(SERVICE, migrated, "0004")
+    downgrade(SERVICE, migrated, "0004", allow_data_loss=True)
+    assert len(workout_rows(migrated)) == 2

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
-from analytics.queries import usage_of
+from analytics.queries import usage_between
+from analytics.rules import BadRange, DateRange
 from analytics.stream import UsageStreams
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
 from servicekit.auth import Caller, CallerDep, require_client_records
@@ -40,17 +41,55 @@ async def _may_read(db: AsyncSession, caller: Caller, user_id: int) -> None:
     await require_client_records(caller, user_id, trains=partial(trains, db), what="usage")
 
 
-async def _usage_report(db: AsyncSession, user_id: int) -> SessionUsageReport:
-    usage = await usage_of(db, user_id)
+def _date_range(
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            max_length=40,
+            description="Only workouts from this day (YYYY-MM-DD, UTC) or RFC 3339 time on",
+            examples=["2026-01-01"],
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            max_length=40,
+            description="Only workouts until this day, included (YYYY-MM-DD, UTC), or before"
+            " this RFC 3339 time",
+            examples=["2026-01-31"],
+        ),
+    ] = None,
+) -> DateRange:
+    try:
+        return DateRange.between(start, end)
+    except BadRange as bad:
+        raise HTTPException(status_code=422, detail=str(bad)) from None
+
+
+DateRangeDep = Annotated[DateRange, Depends(_date_range)]
+
+
+#: No range: every workout.
+_ALL_TIME = DateRange()
+
+
+async def _usage_report(
+    db: AsyncSession, user_id: int, span: DateRange = _ALL_TIME
+) -> SessionUsageReport:
+    usage = await usage_between(db, user_id, span)
     return SessionUsageReport(
         total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
     )
 
 
-async def _report(user_id: int, caller: Caller, runtime: Runtime) -> SessionUsageReport:
+async def _report(
+    user_id: int, caller: Caller, runtime: Runtime, span: DateRange
+) -> SessionUsageReport:
     async with runtime.database.sessions() as db:
         await _may_read(db, caller, user_id)
-        return await _usage_report(db, user_id)
+        return await _usage_report(db, user_id, span)
 
 
 async def read_usage_json(database: Database, user_id: int) -> str:
@@ -67,11 +106,17 @@ async def _readable_usage(user_id: UserId, caller: CallerDep, runtime: Runtime) 
     return user_id
 
 
-@router.get("/{user_id}/session-usage", response_model=SessionUsageReport)
+_BAD_RANGE: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid, or `from`/`to` not a date or an RFC 3339 time"}
+}
+
+
+@router.get("/{user_id}/session-usage", response_model=SessionUsageReport, responses=_BAD_RANGE)
 async def get_session_usage(
-    user_id: UserId, caller: CallerDep, runtime: Runtime
+    user_id: UserId, caller: CallerDep, runtime: Runtime, span: DateRangeDep
 ) -> SessionUsageReport:
-    return await _report(user_id, caller, runtime)
+    """With `from` and/or `to`: the workouts of that range (the credits stay current)."""
+    return await _report(user_id, caller, runtime, span)
 
 
 @router.get("/{user_id}/session-usage/events", response_class=EventSourceResponse)
@@ -95,8 +140,13 @@ async def stream_session_usage(
         yield event
 
 
-@router.get("/{user_id}/session-usage/chart", response_class=PlainTextResponse)
-async def get_session_usage_chart(user_id: UserId, caller: CallerDep, runtime: Runtime) -> str:
-    """The dashboard's two charts (Workout Type Distribution, Session Credits) as text bars."""
-    report = await _report(user_id, caller, runtime)
+@router.get(
+    "/{user_id}/session-usage/chart", response_class=PlainTextResponse, responses=_BAD_RANGE
+)
+async def get_session_usage_chart(
+    user_id: UserId, caller: CallerDep, runtime: Runtime, span: DateRangeDep
+) -> str:
+    """The dashboard's two charts (Workout Type Distribution, Session Credits) as text bars;
+    `from` and `to` as for the usage."""
+    report = await _report(user_id, caller, runtime, span)
     return render_usage_charts(report.to_json_dict())

@@ -51,6 +51,7 @@ def on_workout(book: UsageBook, event: Event[WorkoutLogged | WorkoutStatusChange
         status=workout.status,
         changed_by=event.id,
         at=event.occurred_at,
+        date=workout.date if isinstance(workout, WorkoutLogged) else None,
     )
 
 

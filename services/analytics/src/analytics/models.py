@@ -34,6 +34,13 @@ class Workout(Base):
             name="status_is_known",
         ),
         Index("workouts_by_user_and_status", "user_id", "status"),
+        # A client's usage over a range (`?from=&to=`) without reading the rows themselves.
+        Index(
+            "workouts_by_user_and_date",
+            "user_id",
+            "workout_date",
+            postgresql_include=["session_type", "status"],
+        ),
     )
 
     workout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -42,6 +49,9 @@ class Workout(Base):
     status: Mapped[str] = mapped_column(Text)
     #: The event that last described this workout, to trace a count back to its source.
     changed_by: Mapped[str] = mapped_column(Text)
+    #: When it took place (its WorkoutLogged's `date`); None for a workout known only from
+    #: status changes, or recorded before dates were kept (see migration 0005).
+    workout_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UserUsage(Base):

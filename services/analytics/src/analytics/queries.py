@@ -1,11 +1,15 @@
-"""What the analytics API reads: a client's current usage."""
+"""What the analytics API reads: a client's current usage, or over a date range."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.models import UserUsage
-from analytics.rules import ClientUsage, SessionUsage
+from analytics.models import UserUsage, Workout
+from analytics.rules import ClientUsage, CompletedWorkouts, DateRange, SessionUsage
+from contracts.events import SessionType, WorkoutStatus
 
 
 async def usage_of(db: AsyncSession, user_id: int) -> SessionUsage:
@@ -22,3 +26,27 @@ async def usage_of(db: AsyncSession, user_id: int) -> SessionUsage:
         credits_held=row.credits_held,
         credits_expired=row.credits_expired,
     ).usage
+
+
+async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> SessionUsage:
+    """Usage with the workouts completed within `span` (those with a known date); the
+    credits are the current balance, a range or not (the ledger's history is credits')."""
+    usage = await usage_of(db, user_id)
+    if not span.bounded:
+        return usage
+    workouts = Workout.__table__.c
+    query = (
+        select(workouts.session_type, func.count())
+        .where(
+            workouts.user_id == user_id,
+            workouts.status == WorkoutStatus.COMPLETED,
+            workouts.workout_date.is_not(None),
+        )
+        .group_by(workouts.session_type)
+    )
+    if span.start is not None:
+        query = query.where(workouts.workout_date >= span.start)
+    if span.end is not None:
+        query = query.where(workouts.workout_date < span.end)
+    counts = {SessionType(kind): count for kind, count in await db.execute(query)}
+    return replace(usage, workouts=CompletedWorkouts.from_counts(counts))

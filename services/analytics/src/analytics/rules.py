@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from contracts.events import Balance, SessionType, SessionUsageUpdated, TypeUsage, WorkoutStatus
@@ -42,6 +42,54 @@ def percentage(part: int, whole: int) -> Decimal:
         # A client with no completed workouts has no split to show, not an error.
         return Decimal("0.0")
     return (Decimal(part) * 100 / Decimal(whole)).quantize(ONE_DECIMAL, rounding=ROUND_HALF_UP)
+
+
+class BadRange(ValueError):
+    """A `from`/`to` that is not a date or an RFC 3339 time with an offset, or a range that
+    ends before it starts (or where it starts: nothing is in it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """The workouts taking place from `start` (included) until `end` (excluded); None on
+    either side: unbounded. Built from the API's `from` and `to` (`between`)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @classmethod
+    def between(cls, start: str | None, end: str | None) -> DateRange:
+        """A date as `from` is the start of that day (UTC), as `to` the end of it: both days
+        are included, so `from=2026-01-01&to=2026-01-31` is January. A time is taken as it
+        is: `from` included, `to` excluded."""
+        span = cls(
+            start=None if start is None else _moment(start, "from"),
+            end=None if end is None else _moment(end, "to", day_end=True),
+        )
+        if span.start is not None and span.end is not None and span.end <= span.start:
+            raise BadRange(f"`to` ({end}) is not after `from` ({start}): the range is empty")
+        return span
+
+    @property
+    def bounded(self) -> bool:
+        return self.start is not None or self.end is not None
+
+
+def _moment(text: str, name: str, *, day_end: bool = False) -> datetime:
+    if len(text) == len("2026-01-31"):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise BadRange(f"`{name}` is not a date (YYYY-MM-DD): {text!r}") from None
+        start = datetime.combine(day, time(), UTC)
+        return start + timedelta(days=1) if day_end else start
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRange(f"`{name}` is not an RFC 3339 time or a date: {text!r}") from None
+    if moment.tzinfo is None:
+        raise BadRange(f"`{name}` needs an offset (Z or +hh:mm): {text!r}")
+    return moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +156,8 @@ class KnownWorkout:
     status: WorkoutStatus
     #: The event that last described it, to trace a count back to its source.
     changed_by: str
+    #: When it took place, as its WorkoutLogged says (None: only status changes seen).
+    date: datetime | None = None
 
     def counted(self) -> SessionType | None:
         """The session type it counts under in usage: only completed workouts count."""
@@ -180,10 +230,12 @@ class UsageBook:
         status: WorkoutStatus,
         changed_by: str,
         at: datetime,
+        date: datetime | None = None,
     ) -> None:
-        """A workout as its latest event describes it: logged, or its status changed. One
-        never seen before is taken as it is described, so a history that starts midway
-        (a status change without its WorkoutLogged) still counts."""
+        """A workout as its latest event describes it: logged, or its status changed (which
+        says no `date`: the known one stays). One never seen before is taken as it is
+        described, so a history that starts midway (a status change without its
+        WorkoutLogged) still counts, without a date."""
         workout = self.workouts.get(workout_id)
         if workout is not None and workout.user_id != user_id:
             raise WorkoutOfAnotherClient(
@@ -195,7 +247,9 @@ class UsageBook:
             counts = self.completed[user_id] = Counter()
         if workout is not None and (before := workout.counted()) is not None:
             counts[before] -= 1
-        workout = KnownWorkout(user_id, session_type, status, changed_by)
+        if date is None and workout is not None:
+            date = workout.date
+        workout = KnownWorkout(user_id, session_type, status, changed_by, date)
         self.workouts[workout_id] = workout
         self.changed_workouts.add(workout_id)
         if (after := workout.counted()) is not None:

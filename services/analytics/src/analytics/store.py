@@ -34,7 +34,14 @@ _USAGE_COLUMNS = (
     "credits_expired",
     "as_of",
 )
-_WORKOUT_COLUMNS = ("workout_id", "user_id", "session_type", "status", "changed_by")
+_WORKOUT_COLUMNS = (
+    "workout_id",
+    "user_id",
+    "session_type",
+    "status",
+    "changed_by",
+    "workout_date",
+)
 #: One statement per batch whatever its size (see `insert_rows`).
 _ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
 #: The PostgreSQL notification channel told of each client whose usage a transaction
@@ -61,7 +68,8 @@ _UPSERT_WORKOUTS = insert_rows(
     Workout,
     _WORKOUT_COLUMNS,
     then="on conflict (workout_id) do update set session_type = excluded.session_type,"
-    " status = excluded.status, changed_by = excluded.changed_by",
+    " status = excluded.status, changed_by = excluded.changed_by,"
+    " workout_date = excluded.workout_date",
 )
 
 
@@ -125,6 +133,7 @@ class UsageStore:
                 Workout.session_type,
                 Workout.status,
                 Workout.changed_by,
+                Workout.workout_date,
             ).where(Workout.workout_id == any_of(workout_ids, UUID(as_uuid=True)))
         ):
             book.workouts[known.workout_id] = KnownWorkout(
@@ -132,6 +141,7 @@ class UsageStore:
                 SessionType(known.session_type),
                 WorkoutStatus(known.status),
                 known.changed_by,
+                known.workout_date,
             )
 
     async def write(self, db: AsyncSession, book: UsageBook) -> None:
@@ -144,6 +154,7 @@ class UsageStore:
                     "session_type": workout.session_type,
                     "status": workout.status,
                     "changed_by": workout.changed_by,
+                    "workout_date": workout.date,
                 }
                 for workout_id in sorted(book.changed_workouts)
                 for workout in (book.workouts[workout_id],)

@@ -56,11 +56,11 @@ def test_workouts_and_every_ledger_event_with_a_balance_are_handled_and_nothing_
     assert {CreditDeductionRejected, SoloWorkoutCounted, PackageExpiringSoon}.isdisjoint(HANDLERS)
 
 
-def test_a_logged_workout_is_recorded_with_its_event_id_and_time() -> None:
+def test_a_logged_workout_is_recorded_with_its_event_id_time_and_date() -> None:
     workout = logged("trainer-led")
     book = apply(UsageBook(), event(workout, "log-1", time=day(3)))
     assert book.workouts[workout.workout_id] == KnownWorkout(
-        CLIENT, SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, "log-1"
+        CLIENT, SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, "log-1", workout.date
     )
     assert book.usages[CLIENT].as_of == day(3)
     assert book.trainer_clients == {(TRAINER, CLIENT)}
