@@ -265,6 +265,11 @@ async def read_parked(world: World, role: Role, target: Target) -> Call:
     return Call("credits", "GET", "/api/credits/pending")
 
 
+async def read_studio_usage(world: World, role: Role, target: Target) -> Call:
+    """Not a client's resource: every target is the same studio-wide answer."""
+    return Call("analytics", "GET", "/api/analytics/session-usage")
+
+
 ALL_OK = (200, 200, 200)
 OWN_ONLY_OR_403 = (200, 403, 403)
 OWN_ONLY_OR_404 = (200, 404, 404)
@@ -438,6 +443,14 @@ ROUTES = (
         "/api/analytics/{user_id}/session-usage/events",
         read_client("analytics", "/api/analytics/{user}/session-usage/events"),
         by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
+        "read the studio-wide usage",
+        "analytics",
+        "GET",
+        "/api/analytics/session-usage",
+        read_studio_usage,
+        by_role((403, 403, 403), (403, 403, 403), ALL_OK),
     ),
 )
 

@@ -12,7 +12,7 @@ from httpx import AsyncClient
 from testkit.events import CLIENT, status_changed, workout
 from testkit.helpers import Deliver
 
-from .stories import balance, granted
+from .stories import OTHER_CLIENT, balance, granted
 
 pytestmark = pytest.mark.infra
 
@@ -122,3 +122,36 @@ async def test_a_bad_range_gets_a_422_saying_what_is_wrong(
         response = await api.get(f"/api/analytics/{CLIENT}/{path}?{query}")
         assert response.status_code == 422, response.text
         assert says in response.text
+
+
+async def studio(api: AsyncClient, query: str = "") -> dict[str, Any]:
+    response = await api.get(f"/api/analytics/session-usage?{query}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.usefixtures("three_months")
+async def test_the_studio_wide_usage_counts_every_client_and_each_week(
+    deliver: Deliver, api: AsyncClient
+) -> None:
+    await deliver(workout(None, user_id=OTHER_CLIENT, date=JAN_31_LATE, title="Morning Chest Day"))
+    await deliver(workout(None, status="planned", date=JAN_31_LATE, title="Morning Chest Day"))
+    body = await studio(api)
+    assert counts(body) == (4, 3, 1)
+    assert body["solo"]["percentage"] == 75.0
+    # 31 January 2026 is a Saturday, 1 February a Sunday: one week, from Monday the 26th.
+    assert [(week["week"], counts(week)) for week in body["weeks"]] == [
+        ("2026-01-26", (3, 2, 1)),
+        ("2026-02-23", (1, 1, 0)),
+    ]
+
+
+@pytest.mark.usefixtures("three_months")
+async def test_the_studio_wide_usage_takes_a_range(api: AsyncClient) -> None:
+    body = await studio(api, "from=2026-02-01&to=2026-02-28")
+    assert counts(body) == (1, 0, 1)
+    assert [week["week"] for week in body["weeks"]] == ["2026-01-26"]
+    response = await api.get("/api/analytics/session-usage?from=someday")
+    assert response.status_code == 422
+    assert "`from` is not an RFC 3339 time or a date" in response.text

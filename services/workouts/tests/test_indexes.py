@@ -3,14 +3,13 @@ that PostgreSQL would rather scan it without them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
 
 from servicekit.db import libpq_url
+from testkit.plans import fill, plan_nodes
 
 pytestmark = pytest.mark.infra
 
@@ -20,36 +19,24 @@ WORKOUTS_EACH = 10
 
 def plan(connection: psycopg.Connection[tuple[object, ...]], query: str) -> list[str]:
     """Every index the plan of `query` uses."""
-    row = connection.execute(f"explain (format json) {query}").fetchone()
-    assert row is not None
-    found: list[str] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        if "Index Name" in node:
-            found.append(node["Index Name"])
-        for child in node.get("Plans", []):
-            walk(child)
-
-    document = json.loads(row[0]) if isinstance(row[0], str) else row[0]
-    walk(document[0]["Plan"])  # type: ignore[index]
-    return found
+    return [index for _, index in plan_nodes(connection, query) if index is not None]
 
 
 @pytest.fixture
 def busy_database(service_database: Callable[[str], str]) -> str:
     url = service_database("workouts")
-    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        connection.execute(
-            "insert into workout_sessions"
-            " (id, user_id, title, date, status, session_type, session_id, trainer_id)"
-            " select gen_random_uuid(), n %% %(clients)s + 1, 'w', now(),"
-            "   (array['planned', 'completed', 'skipped'])[n %% 3 + 1],"
-            "   case when n %% 4 = 0 then 'trainer-led' else 'solo' end,"
-            "   case when n %% 4 = 0 then n end, case when n %% 4 = 0 then 7 end"
-            " from generate_series(1, %(rows)s) as n",
-            {"clients": CLIENTS, "rows": CLIENTS * WORKOUTS_EACH},
-        )
-        connection.execute("analyze workout_sessions")
+    fill(
+        url,
+        "insert into workout_sessions"
+        " (id, user_id, title, date, status, session_type, session_id, trainer_id)"
+        " select gen_random_uuid(), n %% %(clients)s + 1, 'w', now(),"
+        "   (array['planned', 'completed', 'skipped'])[n %% 3 + 1],"
+        "   case when n %% 4 = 0 then 'trainer-led' else 'solo' end,"
+        "   case when n %% 4 = 0 then n end, case when n %% 4 = 0 then 7 end"
+        " from generate_series(1, %(rows)s) as n",
+        {"clients": CLIENTS, "rows": CLIENTS * WORKOUTS_EACH},
+        table="workout_sessions",
+    )
     return url
 
 

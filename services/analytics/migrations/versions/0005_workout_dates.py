@@ -2,8 +2,9 @@
 
 Workouts recorded before keep no date (their events are not kept here): a range counts only
 workouts with one, so after upgrading a platform with history run `ops rebuild analytics`,
-which reads every WorkoutLogged again from the topic and dates them all. The index serves
-a client's range from the index alone (type and status included).
+which reads every WorkoutLogged again from the topic and dates them all. The index on
+client, status and date (type included) replaces the one on client and status: it serves a
+client's counts, all time or over a range, from the index alone.
 
 The downgrade would drop the dates: it refuses while any workout has one, unless run with
 `-x allow-data-loss=true` (a rebuild from the topics restores them after).
@@ -28,11 +29,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("workouts", sa.Column("workout_date", sa.DateTime(timezone=True)))
     op.create_index(
-        "workouts_by_user_and_date",
+        "workouts_by_user_status_and_date",
         "workouts",
-        ["user_id", "workout_date"],
-        postgresql_include=["session_type", "status"],
+        ["user_id", "status", "workout_date"],
+        postgresql_include=["session_type"],
     )
+    # The new index serves every query the old one did (its columns lead it).
+    op.drop_index("workouts_by_user_and_status", table_name="workouts")
 
 
 def downgrade() -> None:
@@ -45,5 +48,6 @@ def downgrade() -> None:
         "the downgrade drops their dates, and usage over a date range with them",
         below=revision,
     )
-    op.drop_index("workouts_by_user_and_date", table_name="workouts")
+    op.create_index("workouts_by_user_and_status", "workouts", ["user_id", "status"])
+    op.drop_index("workouts_by_user_status_and_date", table_name="workouts")
     op.drop_column("workouts", "workout_date")

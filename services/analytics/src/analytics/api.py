@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from functools import partial
 from typing import Annotated, Any
 
@@ -13,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
-from analytics.queries import usage_between
-from analytics.rules import BadRange, DateRange
+from analytics.queries import studio_usage, usage_between
+from analytics.rules import BadRange, CompletedWorkouts, DateRange, SessionUsage
 from analytics.stream import UsageStreams
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
-from servicekit.auth import Caller, CallerDep, require_client_records
+from servicekit.auth import Caller, CallerDep, forbidden, require_client_records
 from servicekit.db import Database
 from servicekit.runtime import Runtime
 
@@ -34,6 +35,33 @@ class SessionUsageReport(ContractModel):
     solo: TypeUsage
     trainer_led: TypeUsage
     credits: Balance
+
+
+class WorkoutShares(ContractModel):
+    """Completed workouts by type, with each type's share of them."""
+
+    total: int
+    solo: TypeUsage
+    trainer_led: TypeUsage
+
+    @classmethod
+    def of(cls, workouts: CompletedWorkouts) -> WorkoutShares:
+        usage = SessionUsage(workouts=workouts)
+        return cls(total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led)
+
+
+class WeekUsage(WorkoutShares):
+    #: The week's Monday (weeks run Monday to Sunday, UTC).
+    week: date
+
+
+class StudioUsageReport(WorkoutShares):
+    """Every client's completed workouts by type, and the same per week."""
+
+    weeks: list[WeekUsage]
+
+
+STUDIO_RULE = "only staff and platform services read the studio-wide usage"
 
 
 async def _may_read(db: AsyncSession, caller: Caller, user_id: int) -> None:
@@ -109,6 +137,23 @@ async def _readable_usage(user_id: UserId, caller: CallerDep, runtime: Runtime) 
 _BAD_RANGE: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid, or `from`/`to` not a date or an RFC 3339 time"}
 }
+
+
+@router.get("/session-usage", response_model=StudioUsageReport, responses=_BAD_RANGE)
+async def get_studio_usage(
+    caller: CallerDep, runtime: Runtime, span: DateRangeDep
+) -> StudioUsageReport:
+    """Staff (and platform services): the split over all clients, and per week, with
+    `from` and `to` as for a client's usage. Weeks list only workouts with a known date."""
+    if not caller.sees_everything:
+        raise forbidden(STUDIO_RULE)
+    async with runtime.database.sessions() as db:
+        totals, weeks = await studio_usage(db, span)
+    shares = WorkoutShares.of(totals)
+    return StudioUsageReport(
+        **shares.model_dump(),
+        weeks=[WeekUsage(week=monday, **WorkoutShares.of(w).model_dump()) for monday, w in weeks],
+    )
 
 
 @router.get("/{user_id}/session-usage", response_model=SessionUsageReport, responses=_BAD_RANGE)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
+from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import UserUsage, Workout
@@ -34,6 +36,15 @@ async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> Sess
     usage = await usage_of(db, user_id)
     if not span.bounded:
         return usage
+    counts = {
+        SessionType(kind): count for kind, count in await db.execute(counts_within(user_id, span))
+    }
+    return replace(usage, workouts=CompletedWorkouts.from_counts(counts))
+
+
+def counts_within(user_id: int, span: DateRange) -> Select[str, int]:
+    """A client's completed workouts by type within `span`: served by the index on client
+    and date alone (`workouts_by_user_status_and_date` includes the type)."""
     workouts = Workout.__table__.c
     query = (
         select(workouts.session_type, func.count())
@@ -48,5 +59,32 @@ async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> Sess
         query = query.where(workouts.workout_date >= span.start)
     if span.end is not None:
         query = query.where(workouts.workout_date < span.end)
-    counts = {SessionType(kind): count for kind, count in await db.execute(query)}
-    return replace(usage, workouts=CompletedWorkouts.from_counts(counts))
+    return query
+
+
+async def studio_usage(
+    db: AsyncSession, span: DateRange
+) -> tuple[CompletedWorkouts, list[tuple[date, CompletedWorkouts]]]:
+    """Every client's completed workouts by type within `span`, and per week (from Monday,
+    UTC). Without a range the total counts undated workouts too; weeks never do."""
+    workouts = Workout.__table__.c
+    week = func.date(func.timezone("UTC", func.date_trunc("week", workouts.workout_date, "UTC")))
+    query = (
+        select(week, workouts.session_type, func.count())
+        .where(workouts.status == WorkoutStatus.COMPLETED)
+        .group_by(week, workouts.session_type)
+        .order_by(week)
+    )
+    if span.start is not None:
+        query = query.where(workouts.workout_date >= span.start)
+    if span.end is not None:
+        query = query.where(workouts.workout_date < span.end)
+    totals: Counter[SessionType] = Counter()
+    weeks: dict[date, Counter[SessionType]] = {}
+    for monday, kind, count in await db.execute(query):
+        totals[SessionType(kind)] += count
+        if monday is not None:
+            weeks.setdefault(monday, Counter())[SessionType(kind)] += count
+    return CompletedWorkouts.from_counts(dict(totals)), [
+        (monday, CompletedWorkouts.from_counts(dict(counts))) for monday, counts in weeks.items()
+    ]

@@ -1,0 +1,40 @@
+"""What PostgreSQL plans for a query: the tests that pin an index ask it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+from servicekit.db import libpq_url
+
+
+def plan_nodes(
+    connection: psycopg.Connection[tuple[object, ...]],
+    query: str,
+    params: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str | None]]:
+    """Each node of the plan of `query`: its type and the index it reads (or None)."""
+    row = connection.execute(f"explain (format json) {query}", params).fetchone()
+    assert row is not None
+    found: list[tuple[str, str | None]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        found.append((node["Node Type"], node.get("Index Name")))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    document = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    walk(document[0]["Plan"])  # type: ignore[index]
+    return found
+
+
+def fill(url: str, insert: str, params: Mapping[str, Any], *, table: str) -> None:
+    """Run `insert` on the database `url` (enough rows that PostgreSQL would rather scan
+    the table than read an index it does not need), then vacuum and analyze `table`, so
+    that plans count the rows and an index can answer alone."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(insert, params)
+        connection.execute(f"vacuum analyze {table}")
