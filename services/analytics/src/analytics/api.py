@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -27,16 +27,6 @@ router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The client's user id")]
 
 
-class SessionUsageReport(ContractModel):
-    """Completed workouts by type, with each type's share of them, and the credit balance as
-    the ledger last announced it (held, expired and available included)."""
-
-    total: int
-    solo: TypeUsage
-    trainer_led: TypeUsage
-    credits: Balance
-
-
 class WorkoutShares(ContractModel):
     """Completed workouts by type, with each type's share of them."""
 
@@ -45,9 +35,17 @@ class WorkoutShares(ContractModel):
     trainer_led: TypeUsage
 
     @classmethod
-    def of(cls, workouts: CompletedWorkouts) -> WorkoutShares:
+    def of(cls, workouts: CompletedWorkouts, **more: Any) -> Self:
+        """The shares of `workouts`, as usage computes them, and the subclass's `more`."""
         usage = SessionUsage(workouts=workouts)
-        return cls(total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led)
+        return cls(total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, **more)
+
+
+class SessionUsageReport(WorkoutShares):
+    """Completed workouts by type, with each type's share of them, and the credit balance as
+    the ledger last announced it (held, expired and available included)."""
+
+    credits: Balance
 
 
 class WeekUsage(WorkoutShares):
@@ -107,9 +105,7 @@ async def _usage_report(
     db: AsyncSession, user_id: int, span: DateRange = _ALL_TIME
 ) -> SessionUsageReport:
     usage = await usage_between(db, user_id, span)
-    return SessionUsageReport(
-        total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, credits=usage.credits
-    )
+    return SessionUsageReport.of(usage.workouts, credits=usage.credits)
 
 
 async def _report(
@@ -149,10 +145,8 @@ async def get_studio_usage(
         raise forbidden(STUDIO_RULE)
     async with runtime.database.sessions() as db:
         totals, weeks = await studio_usage(db, span)
-    shares = WorkoutShares.of(totals)
-    return StudioUsageReport(
-        **shares.model_dump(),
-        weeks=[WeekUsage(week=monday, **WorkoutShares.of(w).model_dump()) for monday, w in weeks],
+    return StudioUsageReport.of(
+        totals, weeks=[WeekUsage.of(workouts, week=monday) for monday, workouts in weeks]
     )
 
 

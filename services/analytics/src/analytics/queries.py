@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import date
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import UserUsage, Workout
@@ -43,23 +43,14 @@ async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> Sess
 
 
 def counts_within(user_id: int, span: DateRange) -> Select[str, int]:
-    """A client's completed workouts by type within `span`: served by the index on client
-    and date alone (`workouts_by_user_status_and_date` includes the type)."""
+    """A client's completed workouts by type within `span`: served by the index on client,
+    status and date alone (`workouts_by_user_status_and_date` includes the type)."""
     workouts = Workout.__table__.c
-    query = (
+    return (
         select(workouts.session_type, func.count())
-        .where(
-            workouts.user_id == user_id,
-            workouts.status == WorkoutStatus.COMPLETED,
-            workouts.workout_date.is_not(None),
-        )
+        .where(workouts.user_id == user_id, *_completed_within(span))
         .group_by(workouts.session_type)
     )
-    if span.start is not None:
-        query = query.where(workouts.workout_date >= span.start)
-    if span.end is not None:
-        query = query.where(workouts.workout_date < span.end)
-    return query
 
 
 async def studio_usage(
@@ -71,14 +62,10 @@ async def studio_usage(
     week = func.date(func.timezone("UTC", func.date_trunc("week", workouts.workout_date, "UTC")))
     query = (
         select(week, workouts.session_type, func.count())
-        .where(workouts.status == WorkoutStatus.COMPLETED)
+        .where(*_completed_within(span))
         .group_by(week, workouts.session_type)
         .order_by(week)
     )
-    if span.start is not None:
-        query = query.where(workouts.workout_date >= span.start)
-    if span.end is not None:
-        query = query.where(workouts.workout_date < span.end)
     totals: Counter[SessionType] = Counter()
     weeks: dict[date, Counter[SessionType]] = {}
     for monday, kind, count in await db.execute(query):
@@ -88,3 +75,14 @@ async def studio_usage(
     return CompletedWorkouts.from_counts(dict(totals)), [
         (monday, CompletedWorkouts.from_counts(dict(counts))) for monday, counts in weeks.items()
     ]
+
+
+def _completed_within(span: DateRange) -> list[ColumnElement[bool]]:
+    """Completed, and taking place within `span` (a bound leaves undated workouts out)."""
+    workouts = Workout.__table__.c
+    conditions = [workouts.status == WorkoutStatus.COMPLETED]
+    if span.start is not None:
+        conditions.append(workouts.workout_date >= span.start)
+    if span.end is not None:
+        conditions.append(workouts.workout_date < span.end)
+    return conditions

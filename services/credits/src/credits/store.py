@@ -113,61 +113,36 @@ _BALANCES = Balance.__table__
 _PACKAGES = Package.__table__
 _WEEKS = PackageWeek.__table__
 
-#: Each table a batch writes rows to: its columns, and one statement whatever the number of
-#: rows, with what a row already there does.
+#: Each table a batch writes rows to: its columns and what a row already there does.
 _SESSION_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS[3:])
 _BALANCE_ADDITIONS = ", ".join(
     f"{name} = balances.{name} + excluded.{name}" for name in _BALANCE_COLUMNS[1:-1]
 )
 _PACKAGE_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _PACKAGE_PROGRESS)
-_ROW_WRITES: dict[str, tuple[tuple[str, ...], TextClause]] = {
+_ROW_WRITES: dict[str, tuple[type[Any], tuple[str, ...], str]] = {
     "sessions": (
+        KnownSession,
         _SESSION_COLUMNS,
-        insert_rows(
-            KnownSession,
-            _SESSION_COLUMNS,
-            prefix="sessions_",
-            then=f"on conflict (session_id) do update set {_SESSION_UPDATES}",
-        ),
+        f"on conflict (session_id) do update set {_SESSION_UPDATES}",
     ),
-    "parked": (_PARKED_COLUMNS, insert_rows(PendingDeduction, _PARKED_COLUMNS, prefix="parked_")),
-    "withdrawn": (
-        _WITHDRAWN_COLUMNS,
-        insert_rows(
-            WithdrawnDeduction,
-            _WITHDRAWN_COLUMNS,
-            prefix="withdrawn_",
-            then="on conflict (workout_id) do nothing",
-        ),
-    ),
-    "entries": (_ENTRY_COLUMNS, insert_rows(LedgerEntry, _ENTRY_COLUMNS, prefix="entries_")),
+    "parked": (PendingDeduction, _PARKED_COLUMNS, ""),
+    "withdrawn": (WithdrawnDeduction, _WITHDRAWN_COLUMNS, "on conflict (workout_id) do nothing"),
+    "entries": (LedgerEntry, _ENTRY_COLUMNS, ""),
     # Figures are added (the changes decided), `low` set: the client's lock is held.
     "balances": (
+        Balance,
         _BALANCE_COLUMNS,
-        insert_rows(
-            Balance,
-            _BALANCE_COLUMNS,
-            prefix="balances_",
-            then=f"on conflict (user_id) do update set {_BALANCE_ADDITIONS}, low = excluded.low",
-        ),
+        f"on conflict (user_id) do update set {_BALANCE_ADDITIONS}, low = excluded.low",
     ),
     "packages": (
+        Package,
         _PACKAGE_COLUMNS,
-        insert_rows(
-            Package,
-            _PACKAGE_COLUMNS,
-            prefix="packages_",
-            then=f"on conflict (package_id) do update set {_PACKAGE_UPDATES}",
-        ),
+        f"on conflict (package_id) do update set {_PACKAGE_UPDATES}",
     ),
     "weeks": (
+        PackageWeek,
         _WEEK_COLUMNS,
-        insert_rows(
-            PackageWeek,
-            _WEEK_COLUMNS,
-            prefix="weeks_",
-            then="on conflict (package_id, week) do update set sessions = excluded.sessions",
-        ),
+        "on conflict (package_id, week) do update set sessions = excluded.sessions",
     ),
 }
 
@@ -176,7 +151,10 @@ _ROW_WRITES: dict[str, tuple[tuple[str, ...], TextClause]] = {
 def _writing(tables: tuple[str, ...]) -> TextClause:
     """One statement writing the rows of `tables`, each table's insert a CTE of it: one
     round trip, and no part for a table not written to (few are, in most transactions)."""
-    inserts = [_ROW_WRITES[name][1].text for name in tables]
+    inserts = []
+    for name in tables:
+        table, columns, then = _ROW_WRITES[name]
+        inserts.append(insert_rows(table, columns, then=then, prefix=f"{name}_").text)
     if len(inserts) == 1:
         return text(inserts[0])
     ctes = ", ".join(f"write_{n} as ({sql})" for n, sql in enumerate(inserts[:-1]))
@@ -331,7 +309,7 @@ class LedgerStore:
         return ledger
 
     async def write(self, db: AsyncSession, ledger: Ledger) -> None:
-        """Write everything decided since loading: a statement per table written to."""
+        """Write everything decided since loading: the rows in one statement (`_writing`)."""
         rows: dict[str, list[dict[str, Any]]] = {
             "sessions": [
                 {"session_id": session_id, **_session_row(session)}
@@ -378,7 +356,7 @@ class LedgerStore:
         if written:
             parameters: dict[str, list[Any]] = {}
             for name in written:
-                parameters.update(columns_of(rows[name], _ROW_WRITES[name][0], prefix=f"{name}_"))
+                parameters.update(columns_of(rows[name], _ROW_WRITES[name][1], prefix=f"{name}_"))
             await db.execute(_writing(written), parameters)
         announced = ledger.announced
         if ledger.unrecorded:
