@@ -159,6 +159,25 @@ def test_data_version_selects_an_upcaster(monkeypatch: pytest.MonkeyPatch) -> No
     assert parsed.payload.session_type is SessionType.TRAINER_LED
 
 
+def test_each_workout_is_published_with_the_oldest_version_that_carries_it() -> None:
+    solo = WorkoutLogged.model_validate(legacy_workout_record()["data"])
+    group = WorkoutLogged.model_validate(
+        {**legacy_workout_record()["data"], "sessionType": "group", "sessionId": 7, "trainerId": 2}
+    )
+    assert build_event(solo, source="/tests").dataversion == "1"
+    assert build_event(group, source="/tests").dataversion == "2"
+    for payload in (solo, group):
+        assert parse_event(encode(build_event(payload, source="/tests"))).payload == payload
+
+
+@pytest.mark.parametrize("session_type", ["trainer-assisted", "group"])
+def test_a_version_1_event_cannot_carry_a_version_2_session_type(session_type: str) -> None:
+    record = legacy_workout_record(sessionType=session_type, sessionId=7, trainerId=2)
+    record["dataversion"] = "1"
+    with pytest.raises(UnsupportedDataVersion, match=f"'{session_type}' needs dataversion 2"):
+        parse_event(record)
+
+
 def test_record_key_is_the_topic_key_field() -> None:
     booked = _minimal_payload(SessionBooked)
     assert BOOKING_SESSIONS.key == "sessionId"
@@ -209,6 +228,9 @@ def _minimal_payload(model: type[Any]) -> Any:
         "over": 1,
         "threshold": 1,
         "sessionsLeft": 2,
+        "capacity": 5,
+        "attended": [123, 124],
+        "noShows": [125],
     }
     if model.__name__ == "SessionCreditForfeited":
         candidates["cause"] = "late-cancel"

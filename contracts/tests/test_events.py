@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from contracts.events import (
     EVENT_TYPES,
     Balance,
+    GroupSessionCompleted,
     PackagePurchased,
     SessionBooked,
     SessionType,
+    SessionUsageUpdated,
     WorkoutLogged,
     WorkoutStatus,
     WorkoutStatusChanged,
@@ -67,10 +69,77 @@ def test_trainer_led_workout_without_session_or_trainer_is_rejected(
         WorkoutLogged.model_validate(workout(sessionType="trainer-led", **link))
 
 
-@pytest.mark.parametrize("link", [{"sessionId": 789}, {"trainerId": 456}])
-def test_solo_workout_with_a_session_or_trainer_is_rejected(link: dict[str, int]) -> None:
-    with pytest.raises(ValidationError, match="solo workout has no sessionId"):
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [({"sessionId": 789}, "sessionId"), ({"trainerId": 456}, "trainerId")],
+)
+def test_solo_workout_with_a_session_or_trainer_is_rejected(
+    link: dict[str, int], named: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"solo workout has no {named}"):
         WorkoutLogged.model_validate(workout(sessionType="solo", **link))
+
+
+def test_trainer_assisted_workout_names_its_trainer_and_plan_and_no_session() -> None:
+    logged = WorkoutLogged.model_validate(
+        workout(sessionType="trainer-assisted", trainerId=456, planId="plan-7")
+    )
+    assert (logged.trainer_id, logged.plan_id, logged.session_id) == (456, "plan-7", None)
+    assert not logged.charged
+    with pytest.raises(ValidationError, match="trainer-assisted workout requires planId"):
+        WorkoutLogged.model_validate(workout(sessionType="trainer-assisted", trainerId=456))
+    with pytest.raises(ValidationError, match="trainer-assisted workout has no sessionId"):
+        WorkoutLogged.model_validate(
+            workout(sessionType="trainer-assisted", trainerId=456, planId="p", sessionId=789)
+        )
+
+
+def test_group_workout_names_its_session_and_trainer_and_is_charged() -> None:
+    logged = WorkoutLogged.model_validate(
+        workout(sessionType="group", sessionId=789, trainerId=456, groupSize=5)
+    )
+    assert (logged.session_id, logged.trainer_id, logged.group_size) == (789, 456, 5)
+    assert logged.charged
+    with pytest.raises(ValidationError, match="group workout requires sessionId"):
+        WorkoutLogged.model_validate(workout(sessionType="group", trainerId=456))
+    with pytest.raises(ValidationError, match="group workout has no planId"):
+        WorkoutLogged.model_validate(
+            workout(sessionType="group", sessionId=789, trainerId=456, planId="p")
+        )
+    with pytest.raises(ValidationError, match="groupSize"):
+        WorkoutLogged.model_validate(
+            workout(sessionType="group", sessionId=789, trainerId=456, groupSize=0)
+        )
+
+
+def test_an_unknown_session_type_is_named_in_the_error() -> None:
+    with pytest.raises(ValidationError, match="unknown session type 'yoga'"):
+        WorkoutLogged.model_validate(workout(sessionType="yoga"))
+
+
+def test_a_group_completion_names_each_participant_once() -> None:
+    base = {"sessionId": 789, "trainerId": 456, "at": "2026-01-15T11:00:00Z"}
+    done = GroupSessionCompleted.model_validate({**base, "attended": [1, 2], "noShows": [3]})
+    assert (done.attended, done.no_shows) == ([1, 2], [3])
+    with pytest.raises(ValidationError, match="both attended and did not show"):
+        GroupSessionCompleted.model_validate({**base, "attended": [1], "noShows": [1]})
+    with pytest.raises(ValidationError, match="named twice"):
+        GroupSessionCompleted.model_validate({**base, "attended": [1, 1]})
+
+
+def test_usage_from_before_the_new_kinds_reads_them_as_none() -> None:
+    usage = {"count": 1, "percentage": 100.0}
+    updated = SessionUsageUpdated.model_validate(
+        {
+            "userId": 1,
+            "total": 1,
+            "solo": usage,
+            "trainerLed": {"count": 0, "percentage": 0},
+            "credits": {"total": 0, "used": 0, "remaining": 0},
+            "asOf": "2026-01-15T12:00:00Z",
+        }
+    )
+    assert (updated.trainer_assisted.count, updated.group.count) == (0, 0)
 
 
 def test_status_change_follows_the_same_session_type_rule() -> None:
@@ -157,7 +226,7 @@ def test_json_is_camel_case() -> None:
 
 
 def test_every_event_type_names_itself_and_is_registered_once() -> None:
-    assert len(EVENT_TYPES) == 19
+    assert len(EVENT_TYPES) == 24
     for name, model in EVENT_TYPES.items():
         assert model.event_type == name
 

@@ -29,9 +29,13 @@ CONTENT_TYPE_HEADER = "content-type"
 P = TypeVar("P", bound=EventPayload)
 
 #: Upcasters turn the `data` of an older payload version into the next version's shape:
-#: `(event type, from version) -> (to version, function)`. Consumers then see one shape.
+#: `(event type, from version) -> (to version, function)`, from each model's `upcasters`.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, str], tuple[str, Upcaster]] = {}
+UPCASTERS: dict[tuple[str, str], tuple[str, Upcaster]] = {
+    (model.event_type, version): step
+    for model in EVENT_TYPES.values()
+    for version, step in model.upcasters.items()
+}
 
 
 class CloudEvent(BaseModel):
@@ -119,7 +123,7 @@ def build_event(
         time=time or datetime.now(UTC),
         subject=subject,
         datacontenttype="application/json",
-        dataversion=payload.data_version,
+        dataversion=payload.wire_version,
         data=payload.to_json_dict(),
     )
 
@@ -208,7 +212,10 @@ def _upcast(event_type: str, version: str, target: str, data: dict[str, Any]) ->
         if version in seen:
             raise UnsupportedDataVersion(f"{event_type} upcasters loop at version {version!r}")
         seen.add(version)
-        data = upcast(data)
+        try:
+            data = upcast(data)
+        except ValueError as error:
+            raise UnsupportedDataVersion(f"{event_type}: {error}") from error
     return data
 
 

@@ -6,6 +6,7 @@ producers never break older consumers, and every model is immutable once parsed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -129,11 +130,33 @@ class EventPayload(ContractModel):
 
     event_type: ClassVar[str]
     data_version: ClassVar[str] = "1"
+    #: `from version -> (to version, function)`: each older version's data brought to the
+    #: next version's shape (a function raises ValueError for what the older version could
+    #: not say). Consumers then see one shape.
+    upcasters: ClassVar[dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]] = {}
+
+    @property
+    def wire_version(self) -> str:
+        """The `dataversion` it is published with: the oldest version that can carry it, so
+        that a consumer of an older version goes on reading what it understands
+        (docs/versioning.md)."""
+        return self.data_version
 
 
 class SessionType(StrEnum):
     SOLO = "solo"
     TRAINER_LED = "trainer-led"
+    #: The trainer provides a plan (`planId`), the client executes it alone: never charged.
+    TRAINER_ASSISTED = "trainer-assisted"
+    #: One session of a group with one trainer: each attending client charged once.
+    GROUP = "group"
+
+
+#: The session types of `WorkoutLogged` and `WorkoutStatusChanged` version 1; the others came
+#: with version 2.
+VERSION_1_SESSION_TYPES = frozenset({SessionType.SOLO, SessionType.TRAINER_LED})
+#: Session types that name a booked session (`sessionId`) and are charged a credit.
+BOOKED_SESSION_TYPES = frozenset({SessionType.TRAINER_LED, SessionType.GROUP})
 
 
 class WorkoutStatus(StrEnum):
@@ -248,6 +271,92 @@ class SessionNoShow(SessionStatusEvent):
     event_type: ClassVar[str] = "SessionNoShow"
 
 
+#: The most clients one group session may take.
+MAX_GROUP_SIZE = 100
+GroupSize = Annotated[PositiveInt, Field(le=MAX_GROUP_SIZE)]
+Participants = Annotated[list[Id], Field(max_length=MAX_GROUP_SIZE)]
+
+
+class GroupSessionScheduled(EventPayload):
+    """A group session with one trainer and room for `capacity` clients, who join it one by
+    one (`ParticipantJoined`). It shares the session ids of one-to-one sessions; its
+    `SessionRescheduled` is the same event as theirs."""
+
+    event_type: ClassVar[str] = "GroupSessionScheduled"
+
+    session_id: SessionId
+    trainer_id: Id
+    session_date: AwareDatetime
+    capacity: GroupSize
+    duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
+    location: Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE] | None = None
+    notes: Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE] | None = None
+    policy: CancellationPolicy | None = None
+
+
+class ParticipantJoined(EventPayload):
+    """A client took a place in a group session: to a ledger, a booking of that place."""
+
+    event_type: ClassVar[str] = "ParticipantJoined"
+
+    session_id: SessionId
+    user_id: Id
+    trainer_id: Id
+    session_date: AwareDatetime
+    at: AwareDatetime
+    #: The group session's policy, so that the place is judged as booked.
+    policy: CancellationPolicy | None = None
+
+
+class ParticipantLeft(EventPayload):
+    """A client gave up their place before the session: to a ledger, a cancellation of that
+    place (late under the policy, it forfeits)."""
+
+    event_type: ClassVar[str] = "ParticipantLeft"
+
+    session_id: SessionId
+    user_id: Id
+    trainer_id: Id
+    at: AwareDatetime
+    reason: Reason | None = None
+
+
+class GroupSessionCompleted(EventPayload):
+    """The group session took place: each participant either attended (charged once) or did
+    not show (a no-show of that place). Every participant is in exactly one of the lists."""
+
+    event_type: ClassVar[str] = "GroupSessionCompleted"
+
+    session_id: SessionId
+    trainer_id: Id
+    at: AwareDatetime
+    attended: Participants = Field(default_factory=list)
+    no_shows: Participants = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _each_participant_once(self) -> Self:
+        both = set(self.attended) & set(self.no_shows)
+        if both:
+            raise ValueError(f"clients {sorted(both)} both attended and did not show")
+        if len(set(self.attended)) != len(self.attended) or len(set(self.no_shows)) != len(
+            self.no_shows
+        ):
+            raise ValueError("a client is named twice")
+        return self
+
+
+class GroupSessionCancelled(EventPayload):
+    """The whole group session is called off by the studio: every place is released and
+    nothing is forfeited."""
+
+    event_type: ClassVar[str] = "GroupSessionCancelled"
+
+    session_id: SessionId
+    trainer_id: Id
+    at: AwareDatetime
+    reason: Reason | None = None
+
+
 # --- workouts.workout-sessions ----------------------------------------------------------
 
 
@@ -263,49 +372,119 @@ class Exercise(ContractModel):
     )
 
 
-class SessionLink(EventPayload):
-    """The session-type rule shared by workout events: a trainer-led workout names its
-    booked session and trainer; a solo one names neither. Producers from before session
-    types send no `sessionType`, and their workouts are solo."""
+#: What each session type names beside the client (JSON names), and what it must not.
+SESSION_LINK_FIELDS: dict[SessionType, tuple[frozenset[str], frozenset[str]]] = {
+    SessionType.SOLO: (frozenset(), frozenset({"sessionId", "trainerId", "planId", "groupSize"})),
+    SessionType.TRAINER_LED: (
+        frozenset({"sessionId", "trainerId"}),
+        frozenset({"planId", "groupSize"}),
+    ),
+    SessionType.TRAINER_ASSISTED: (
+        frozenset({"trainerId", "planId"}),
+        frozenset({"sessionId", "groupSize"}),
+    ),
+    SessionType.GROUP: (frozenset({"sessionId", "trainerId"}), frozenset({"planId"})),
+}
 
-    model_config = ConfigDict(
-        # The same rule for producers that validate with the exported JSON Schema.
-        json_schema_extra={
-            "if": {
-                "properties": {"sessionType": {"const": "trainer-led"}},
-                "required": ["sessionType"],
-            },
-            "then": {
-                "required": ["sessionId", "trainerId"],
-                "properties": {"sessionId": {"type": "integer"}, "trainerId": {"type": "integer"}},
-            },
-            "else": {
-                "properties": {"sessionId": {"type": "null"}, "trainerId": {"type": "null"}},
-            },
-        },
-    )
+
+def _session_link_schema() -> dict[str, Any]:
+    """The session-type rule for producers that validate with the exported JSON Schema."""
+    rules = []
+    for kind, (required, absent) in SESSION_LINK_FIELDS.items():
+        condition: dict[str, Any] = {"properties": {"sessionType": {"const": kind.value}}}
+        if kind is SessionType.SOLO:
+            condition = {"anyOf": [{"not": {"required": ["sessionType"]}}, condition]}
+        else:
+            condition["required"] = ["sessionType"]
+        rules.append(
+            {
+                "if": condition,
+                "then": {
+                    "required": sorted(required),
+                    "properties": {
+                        **{name: {"not": {"type": "null"}} for name in sorted(required)},
+                        **{name: {"type": "null"} for name in sorted(absent)},
+                    },
+                },
+            }
+        )
+    return {"allOf": rules}
+
+
+def _upcast_session_link_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 knew only solo and trainer-led workouts; its shape is version 2's."""
+    session_type = data.get("sessionType")
+    if session_type is not None and session_type not in VERSION_1_SESSION_TYPES:
+        raise ValueError(
+            f"sessionType {session_type!r} needs dataversion 2 (version 1 has only "
+            f"{', '.join(sorted(VERSION_1_SESSION_TYPES))})"
+        )
+    return data
+
+
+class SessionLink(EventPayload):
+    """The session-type rule shared by workout events (`SESSION_LINK_FIELDS`): a trainer-led
+    or group workout names its booked session and trainer; a trainer-assisted one its trainer
+    and plan; a solo one none of them. Producers from before session types send no
+    `sessionType`, and their workouts are solo. Version 2 added trainer-assisted and group."""
+
+    model_config = ConfigDict(json_schema_extra=_session_link_schema())
+
+    data_version: ClassVar[str] = "2"
+    #: Upcasters from each older version (see `contracts.envelope.UPCASTERS`).
+    upcasters: ClassVar[dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]] = {
+        "1": ("2", _upcast_session_link_v1)
+    }
 
     session_type: SessionType = SessionType.SOLO
     session_id: SessionId | None = None
     trainer_id: Id | None = None
+    #: The trainer's plan a trainer-assisted workout follows (the plans' own id, as text).
+    plan_id: Key | None = None
+    #: How many clients the group session had, as the logger saw it.
+    group_size: GroupSize | None = None
+
+    @property
+    def wire_version(self) -> str:
+        return "1" if self.session_type in VERSION_1_SESSION_TYPES else self.data_version
+
+    @property
+    def charged(self) -> bool:
+        """Whether its session type uses a credit (once per session and client)."""
+        return self.session_type in BOOKED_SESSION_TYPES
 
     @field_validator("session_type", mode="before")
     @classmethod
     def _absent_type_is_solo(cls, value: object) -> object:
-        return SessionType.SOLO if value is None else value
+        if value is None:
+            return SessionType.SOLO
+        if isinstance(value, str) and value not in SessionType._value2member_map_:
+            known = ", ".join(kind.value for kind in SessionType)
+            raise ValueError(f"unknown session type {value[:50]!r} (known: {known})")
+        return value
 
     @model_validator(mode="after")
     def _session_link_matches_type(self) -> Self:
-        if self.session_type is SessionType.TRAINER_LED:
-            missing = [
-                name
-                for name, value in (("sessionId", self.session_id), ("trainerId", self.trainer_id))
-                if value is None
-            ]
-            if missing:
-                raise ValueError(f"a trainer-led workout requires {' and '.join(missing)}")
-        elif self.session_id is not None or self.trainer_id is not None:
-            raise ValueError("a solo workout has no sessionId and no trainerId")
+        required, absent = SESSION_LINK_FIELDS[self.session_type]
+        given = {
+            name
+            for name, value in (
+                ("sessionId", self.session_id),
+                ("trainerId", self.trainer_id),
+                ("planId", self.plan_id),
+                ("groupSize", self.group_size),
+            )
+            if value is not None
+        }
+        article = "an" if self.session_type is SessionType.TRAINER_ASSISTED else "a"
+        if missing := sorted(required - given):
+            raise ValueError(
+                f"{article} {self.session_type} workout requires {' and '.join(missing)}"
+            )
+        if extra := sorted(absent & given):
+            raise ValueError(
+                f"{article} {self.session_type} workout has no {' and no '.join(extra)}"
+            )
         return self
 
 
@@ -581,6 +760,10 @@ class TypeUsage(ContractModel):
     percentage: Annotated[float, Field(ge=0, le=100)]
 
 
+#: A kind with no workouts (and what a usage from before the kind reads as).
+NO_USAGE = TypeUsage(count=0, percentage=0)
+
+
 class SessionUsageUpdated(EventPayload):
     event_type: ClassVar[str] = "SessionUsageUpdated"
 
@@ -588,6 +771,8 @@ class SessionUsageUpdated(EventPayload):
     total: NonNegativeInt
     solo: TypeUsage
     trainer_led: TypeUsage
+    trainer_assisted: TypeUsage = NO_USAGE
+    group: TypeUsage = NO_USAGE
     credits: Balance
     as_of: AwareDatetime
 
@@ -602,6 +787,11 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         SessionCompleted,
         SessionCancelled,
         SessionNoShow,
+        GroupSessionScheduled,
+        ParticipantJoined,
+        ParticipantLeft,
+        GroupSessionCompleted,
+        GroupSessionCancelled,
         WorkoutLogged,
         WorkoutStatusChanged,
         PackagePurchased,

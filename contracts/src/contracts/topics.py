@@ -62,6 +62,11 @@ BOOKING_SESSIONS = Topic(
         "SessionCompleted",
         "SessionCancelled",
         "SessionNoShow",
+        "GroupSessionScheduled",
+        "ParticipantJoined",
+        "ParticipantLeft",
+        "GroupSessionCompleted",
+        "GroupSessionCancelled",
     ),
     config=_FOREVER,
 )
