@@ -91,7 +91,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk
+.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -116,9 +116,15 @@ bench-http: up bench-wrk
 bench-memory: up bench-wrk
 	$(UV) run --no-sync python bench/memory.py $(BENCH_ARGS)
 
-# All seven in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
+# Analytics' answers on a large history (1,000,000 workouts of 10,000 clients in a scratch
+# database; PostgreSQL only); about 2 minutes a run.
+bench-analytics: bootstrap
+	$(UV) run --no-sync ops up --infra-only
+	$(UV) run --no-sync python bench/analytics_queries.py $(BENCH_ARGS)
+
+# All eight in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild
+bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

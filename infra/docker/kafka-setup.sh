@@ -74,8 +74,8 @@ allow workouts Read group prefixed workouts
 allow credits Write topic literal credits.ledger booking.sessions.dlq workouts.workout-sessions.dlq commerce.packages.dlq credits.ledger.dlq
 allow credits Read topic literal booking.sessions workouts.workout-sessions commerce.packages credits.ledger
 allow credits Read group prefixed credits
-allow analytics Write topic literal analytics.session-usage workouts.workout-sessions.dlq credits.ledger.dlq
-allow analytics Read topic literal workouts.workout-sessions credits.ledger
+allow analytics Write topic literal analytics.session-usage workouts.workout-sessions.dlq credits.ledger.dlq booking.sessions.dlq
+allow analytics Read topic literal workouts.workout-sessions credits.ledger booking.sessions
 allow analytics Read group prefixed analytics
 allow platform Write topic literal booking.sessions
 allow store Write topic literal commerce.packages

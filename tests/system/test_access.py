@@ -270,6 +270,12 @@ async def read_studio_usage(world: World, role: Role, target: Target) -> Call:
     return Call("analytics", "GET", "/api/analytics/session-usage")
 
 
+async def read_trainer_sessions(world: World, role: Role, target: Target) -> Call:
+    """A trainer's own figures are T's; everyone else's target is U's, or nobody's."""
+    trainer = {Target.OWN: T, Target.OTHERS: U, Target.NONE: NOBODY}[target]
+    return Call("analytics", "GET", f"/api/analytics/trainers/{trainer}/sessions")
+
+
 ALL_OK = (200, 200, 200)
 OWN_ONLY_OR_403 = (200, 403, 403)
 OWN_ONLY_OR_404 = (200, 404, 404)
@@ -451,6 +457,15 @@ ROUTES = (
         "/api/analytics/session-usage",
         read_studio_usage,
         by_role((403, 403, 403), (403, 403, 403), ALL_OK),
+    ),
+    Route(
+        "read a trainer's sessions",
+        "analytics",
+        "GET",
+        "/api/analytics/trainers/{trainer_id}/sessions",
+        read_trainer_sessions,
+        # A trainer nobody booked is an answer of zeros for those who may ask.
+        by_role((403, 403, 403), OWN_ONLY_OR_403, ALL_OK),
     ),
 )
 

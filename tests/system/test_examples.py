@@ -12,6 +12,7 @@ import pytest
 from contracts.events import SessionBooked
 from contracts.topics import BOOKING_SESSIONS
 from ops.demo import Endpoints, buy_package, fetch_charts, play_example_one
+from ops.demo_assisted import play_trainer_assisted_week
 from ops.demo_month import month_report, play_hybrid_month
 from testkit.helpers import eventually, read_topic
 
@@ -49,6 +50,8 @@ async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPl
         "total": 6,
         "solo": {"count": 4, "percentage": 66.7},
         "trainerLed": {"count": 2, "percentage": 33.3},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {
             "total": 10,
             "used": 2,
@@ -129,6 +132,8 @@ async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> 
         "total": 45,
         "solo": {"count": 30, "percentage": 66.7},
         "trainerLed": {"count": 15, "percentage": 33.3},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {
             "total": 20,
             "used": 15,
@@ -282,3 +287,12 @@ async def test_the_demos_hybrid_month_ends_with_its_ledger(platform: IsolatedPla
     assert sorted(kinds) == sorted(["grant", *["deduction"] * 3, "forfeit", "forfeit", "expiry"])
     causes = sorted(line["cause"] for line in ledger if line["kind"] == "forfeit")
     assert causes == ["late-cancel", "no-show"]
+
+
+async def test_the_demos_trainer_assisted_week_charges_nothing(
+    platform: IsolatedPlatform,
+) -> None:
+    """`make demo`'s third scenario: three workouts of a trainer's plan and a solo run."""
+    report = await play_trainer_assisted_week(endpoints(platform), lambda line: None)
+    assert report.startswith("Trainer-assisted workouts: 3, solo: 1; credits used 0, remaining 10")
+    assert "Trainer-assisted" in report.split("\n\n", 1)[1]

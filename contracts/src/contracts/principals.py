@@ -61,7 +61,7 @@ CREDITS = Principal(
 ANALYTICS = Principal(
     "analytics",
     writes=(SESSION_USAGE,),
-    reads=(WORKOUT_SESSIONS, CREDITS_LEDGER),
+    reads=(WORKOUT_SESSIONS, CREDITS_LEDGER, BOOKING_SESSIONS),
     groups="analytics",
     dead_letters=True,
 )

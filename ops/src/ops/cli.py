@@ -19,6 +19,7 @@ from contracts.principals import PRINCIPALS
 from ops import databases, dead_letters, inspection, recovery
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
+from ops.demo_assisted import play_trainer_assisted_week
 from ops.demo_month import month_report, play_hybrid_month
 from ops.identity import DEFAULT_TTL_SECONDS, IdentityError, subject_for
 from ops.local import operations, platform
@@ -366,7 +367,7 @@ def demo_endpoints(config: PlatformConfig) -> Endpoints:
 @app.command()
 def demo() -> None:
     """Play the spec's Example 1 on the running platform and print the charts; then a
-    hybrid month under a late-cancel policy, and its ledger."""
+    hybrid month under a late-cancel policy, and its ledger; then a trainer-assisted week."""
     endpoints = _run(lambda: demo_endpoints(_local_config()))
 
     async def play() -> str:
@@ -374,7 +375,9 @@ def demo() -> None:
         typer.echo()
         typer.echo(await fetch_charts(endpoints, user_id))
         month_client = await play_hybrid_month(endpoints, _say)
-        return await month_report(endpoints, month_client)
+        typer.echo()
+        typer.echo(await month_report(endpoints, month_client))
+        return await play_trainer_assisted_week(endpoints, _say)
 
     def action() -> str:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,11 +201,12 @@ async def wait_for_usage(
         await asyncio.sleep(0.2)
 
 
-async def fetch_charts(endpoints: Endpoints, user_id: int) -> str:
-    """The client's charts, as the client reads them."""
+async def fetch_charts(endpoints: Endpoints, user_id: int, *, colour: bool = False) -> str:
+    """The client's charts, as the client reads them (in the kinds' colours, when asked)."""
     async with endpoints.client_for(Role.CLIENT, user_id) as http:
         response = await http.get(
-            f"{endpoints.analytics}/api/analytics/{user_id}/session-usage/chart"
+            f"{endpoints.analytics}/api/analytics/{user_id}/session-usage/chart",
+            params={"colour": "true"} if colour else None,
         )
         response.raise_for_status()
         return response.text
@@ -218,25 +219,29 @@ PURCHASE_ARRIVAL_TIMEOUT = 30.0
 
 
 async def call_once_arrived(
-    request: Callable[[], Awaitable[httpx.Response]], *, not_yet: int, within: float
+    request: Callable[[], Awaitable[httpx.Response]],
+    *,
+    not_yet: int | Collection[int],
+    within: float,
 ) -> Any:
     """A service learns of what another did from a topic, a moment later, and until then
     refuses with `not_yet`, writing nothing: workouts answers a trainer naming a session it
     has not heard of 404, booking a client whose purchase has not reached it 409. Ask
     again, a while."""
+    waiting_on = {not_yet} if isinstance(not_yet, int) else set(not_yet)
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        response = await _sent(request())
-        if response.status_code != not_yet or asyncio.get_running_loop().time() > deadline:
+        response = await sent(request())
+        if response.status_code not in waiting_on or asyncio.get_running_loop().time() > deadline:
             return _answer_of(response)
         await asyncio.sleep(0.1)
 
 
 async def call(request: Awaitable[httpx.Response]) -> Any:
-    return _answer_of(await _sent(request))
+    return _answer_of(await sent(request))
 
 
-async def _sent(request: Awaitable[httpx.Response]) -> httpx.Response:
+async def sent(request: Awaitable[httpx.Response]) -> httpx.Response:
     try:
         return await request
     except httpx.TransportError as error:

@@ -191,6 +191,8 @@ EXAMPLE_1_USAGE = {
     "total": 6,
     "solo": {"count": 4, "percentage": 66.7},
     "trainerLed": {"count": 2, "percentage": 33.3},
+    "trainerAssisted": {"count": 0, "percentage": 0.0},
+    "group": {"count": 0, "percentage": 0.0},
     "credits": {"total": 10, "used": 2, "remaining": 8, "held": 0, "expired": 0, "available": 8},
 }
 
@@ -228,6 +230,8 @@ CREDIT_POLICIES_USAGE = {
     "total": 3,
     "solo": {"count": 2, "percentage": 66.7},
     "trainerLed": {"count": 1, "percentage": 33.3},
+    "trainerAssisted": {"count": 0, "percentage": 0.0},
+    "group": {"count": 0, "percentage": 0.0},
     "credits": {"total": 10, "used": 2, "remaining": 5, "held": 1, "expired": 3, "available": 4},
 }
 

@@ -134,3 +134,75 @@ def test_a_usage_from_before_holds_and_expiry_renders_as_the_spec_draws_it() -> 
     older["credits"] = {"total": 10, "used": 2, "remaining": 8}
     assert render_usage_charts(older) == render_usage_charts(usage(4, 2, (66.7, 33.3), (10, 2)))
     assert "Held" not in render_usage_charts(older)
+
+
+def every_kind(solo: int, trainer_led: int, assisted: int, group: int) -> dict[str, Any]:
+    total = solo + trainer_led + assisted + group
+
+    def share(count: int) -> dict[str, Any]:
+        return {"count": count, "percentage": round(count * 100 / total, 1) if total else 0.0}
+
+    return {
+        "total": total,
+        "solo": share(solo),
+        "trainerLed": share(trainer_led),
+        "trainerAssisted": share(assisted),
+        "group": share(group),
+        "credits": full_balance(10, 2),
+    }
+
+
+def test_the_other_kinds_show_only_when_they_have_workouts() -> None:
+    """Solo and trainer sessions always (the spec's chart), the others when not zero."""
+    assert render_usage_charts(every_kind(4, 2, 0, 0)) == render_usage_charts(
+        usage(4, 2, (66.7, 33.3), (10, 2))
+    )
+    labels = [
+        line.split(":")[0] for line in render_usage_charts(every_kind(0, 0, 3, 1)).splitlines()[2:6]
+    ]
+    assert labels == ["Solo Workouts", "Trainer Sessions", "Trainer-Assisted", "Group Sessions"]
+    only_group = render_usage_charts(every_kind(1, 0, 0, 1)).splitlines()
+    assert [line.split(":")[0] for line in only_group[2:5]] == [
+        "Solo Workouts",
+        "Trainer Sessions",
+        "Group Sessions",
+    ]
+
+
+def test_every_kind_has_its_bar_count_and_share() -> None:
+    chart = render_usage_charts(every_kind(2, 1, 1, 4))
+    assert chart.split("\n")[:6] == [
+        "Workout Type Distribution",
+        "─────────────────────────",
+        "Solo Workouts:    ████████         2 (25.0%)",
+        "Trainer Sessions: ████             1 (12.5%)",
+        "Trainer-Assisted: ████             1 (12.5%)",
+        "Group Sessions:   ████████████████ 4 (50.0%)",
+    ]
+
+
+def test_colours_are_the_specs_for_solo_and_trainer_sessions_and_distinct_for_the_others() -> None:
+    plain = render_usage_charts(every_kind(2, 1, 1, 4))
+    coloured = render_usage_charts(every_kind(2, 1, 1, 4), colour=True)
+    assert "\x1b[" not in plain
+    lines = coloured.splitlines()
+    green, orange = "\x1b[32m", "\x1b[38;5;208m"
+    assert lines[2].startswith(f"Solo Workouts:    {green}{BLOCK * 8}\x1b[0m")
+    assert lines[3].startswith(f"Trainer Sessions: {orange}{BLOCK * 4}\x1b[0m")
+    colours = [line.split("\x1b[")[1].split("m")[0] for line in lines[2:6]]
+    assert len(set(colours)) == 4
+    # The text is the same, escapes aside; the credits are not coloured.
+    assert (
+        coloured.replace("\x1b[0m", "")
+        .replace(green, "")
+        .replace(orange, "")
+        .replace("\x1b[34m", "")
+        .replace("\x1b[35m", "")
+        == plain
+    )
+    assert lines[7:] == plain.splitlines()[7:]
+
+
+def test_an_empty_kind_gets_no_colour_codes() -> None:
+    chart = render_usage_charts(every_kind(0, 0, 0, 0), colour=True)
+    assert "\x1b[" not in chart

@@ -137,3 +137,120 @@ def test_a_downgrade_that_would_lose_workout_dates_refuses_unless_told(migrated:
         downgrade(SERVICE, migrated, "0004")
     downgrade(SERVICE, migrated, "0004", allow_data_loss=True)
     assert len(workout_rows(migrated)) == 2
+
+
+def rows(url: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(libpq_url(url)) as connection:
+        return connection.execute(query).fetchall()
+
+
+def run(url: str, statement: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def test_upgrading_to_every_kind_keeps_every_row_and_counts_the_days_and_down_again(
+    scratch_databases: Callable[[str], str],
+) -> None:
+    """0006 on a database holding workouts and usage: every row stays (no trainer known,
+    the new counts 0), the studio's days are counted from the dated completed workouts;
+    going down with nothing of the new kinds drops only what 0006 added."""
+    url = scratch_databases("analytics")
+    migrate(SERVICE, url, "0005")
+    run(
+        url,
+        "insert into workouts (workout_id, user_id, session_type, status, changed_by,"
+        " workout_date) values"
+        " (gen_random_uuid(), 1, 'solo', 'completed', 'e1', '2026-01-05T09:00:00Z'),"
+        " (gen_random_uuid(), 2, 'solo', 'completed', 'e2', '2026-01-05T23:59:00Z'),"
+        " (gen_random_uuid(), 1, 'trainer-led', 'completed', 'e3', '2026-01-06T00:00:00Z'),"
+        " (gen_random_uuid(), 1, 'solo', 'planned', 'e4', '2026-01-06T10:00:00Z'),"
+        " (gen_random_uuid(), 1, 'solo', 'completed', 'e5', null)",
+    )
+    run(
+        url,
+        "insert into session_usage (user_id, solo_count, trainer_led_count, credits_total)"
+        " values (1, 2, 1, 10), (2, 1, 0, 0)",
+    )
+    before = rows(
+        url,
+        "select workout_id, user_id, session_type, status, changed_by,"
+        " workout_date from workouts order by changed_by",
+    )
+
+    migrate(SERVICE, url)
+    assert (
+        rows(
+            url,
+            "select workout_id, user_id, session_type, status, changed_by,"
+            " workout_date from workouts order by changed_by",
+        )
+        == before
+    )
+    assert rows(url, "select distinct trainer_id from workouts") == [(None,)]
+    assert rows(
+        url,
+        "select user_id, solo_count, trainer_led_count, trainer_assisted_count, group_count"
+        " from session_usage order by user_id",
+    ) == [(1, 2, 1, 0, 0), (2, 1, 0, 0, 0)]
+    assert rows(
+        url, "select day::text, session_type, completed from workout_days order by 1, 2"
+    ) == [
+        ("2026-01-05", "solo", 2),
+        ("2026-01-06", "trainer-led", 1),
+    ]
+    run(
+        url,
+        "insert into workouts (workout_id, user_id, session_type, status, changed_by)"
+        " values (gen_random_uuid(), 3, 'group', 'completed', 'e6')",
+    )
+    run(url, "delete from workouts where changed_by = 'e6'")
+
+    downgrade(SERVICE, url, "0005")
+    assert (
+        rows(
+            url,
+            "select workout_id, user_id, session_type, status, changed_by,"
+            " workout_date from workouts order by changed_by",
+        )
+        == before
+    )
+    assert rows(url, "select to_regclass('workout_days'), to_regclass('trainer_sessions')") == [
+        (None, None)
+    ]
+
+
+def test_a_downgrade_that_would_lose_the_new_kinds_or_trainers_refuses_unless_told(
+    migrated: str,
+) -> None:
+    run(
+        migrated,
+        "insert into workouts (workout_id, user_id, session_type, status, changed_by,"
+        " workout_date, trainer_id) values"
+        " (gen_random_uuid(), 1, 'solo', 'completed', 'e1', '2026-01-05T09:00:00Z', null),"
+        " (gen_random_uuid(), 1, 'group', 'completed', 'e2', '2026-01-05T09:00:00Z', 456),"
+        " (gen_random_uuid(), 1, 'trainer-assisted', 'completed', 'e3', null, 456)",
+    )
+    run(
+        migrated,
+        "insert into trainer_sessions (session_id, kind, trainer_id, session_date, status)"
+        " values (7, 'group', 456, '2026-01-05T09:00:00Z', 'completed');"
+        " insert into session_places values (7, 1, 'attended')",
+    )
+
+    with pytest.raises(DataLossRefused, match="with 4 rows in the database"):
+        downgrade(SERVICE, migrated, "0005")
+    assert len(rows(migrated, "select * from trainer_sessions")) == 1
+
+    downgrade(SERVICE, migrated, "0005", allow_data_loss=True)
+    assert rows(migrated, "select session_type, changed_by from workouts") == [("solo", "e1")]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        run(
+            migrated,
+            "insert into workouts (workout_id, user_id, session_type, status, changed_by)"
+            " values (gen_random_uuid(), 1, 'group', 'completed', 'e9')",
+        )
+    migrate(SERVICE, migrated)
+    assert rows(migrated, "select day::text, session_type, completed from workout_days") == [
+        ("2026-01-05", "solo", 1)
+    ]

@@ -54,6 +54,8 @@ ZERO_USAGE = {
     "total": 0,
     "solo": {"count": 0, "percentage": 0.0},
     "trainerLed": {"count": 0, "percentage": 0.0},
+    "trainerAssisted": {"count": 0, "percentage": 0.0},
+    "group": {"count": 0, "percentage": 0.0},
     "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
 }
 
@@ -95,6 +97,8 @@ async def test_example_2_thirty_solo_and_fifteen_trainer_led_of_a_twenty_session
         "total": 45,
         "solo": {"count": 30, "percentage": 66.7},
         "trainerLed": {"count": 15, "percentage": 33.3},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {
             "total": 20,
             "used": 15,
@@ -324,6 +328,8 @@ async def test_duplicates_change_nothing_and_announce_nothing(
         "total": 1,
         "solo": {"count": 1, "percentage": 100.0},
         "trainerLed": {"count": 0, "percentage": 0.0},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {
             "total": 10,
             "used": 0,
@@ -372,6 +378,8 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 0,
             "solo": {"count": 0, "percentage": 0.0},
             "trainerLed": {"count": 0, "percentage": 0.0},
+            "trainerAssisted": {"count": 0, "percentage": 0.0},
+            "group": {"count": 0, "percentage": 0.0},
             "credits": ten_unused,
             "asOf": "2026-01-05T09:00:00Z",
         },
@@ -380,6 +388,8 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 1,
             "solo": {"count": 1, "percentage": 100.0},
             "trainerLed": {"count": 0, "percentage": 0.0},
+            "trainerAssisted": {"count": 0, "percentage": 0.0},
+            "group": {"count": 0, "percentage": 0.0},
             "credits": ten_unused,
             "asOf": "2026-01-06T09:00:00Z",
         },
@@ -388,6 +398,8 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 2,
             "solo": {"count": 1, "percentage": 50.0},
             "trainerLed": {"count": 1, "percentage": 50.0},
+            "trainerAssisted": {"count": 0, "percentage": 0.0},
+            "group": {"count": 0, "percentage": 0.0},
             "credits": ten_unused,
             "asOf": "2026-01-07T09:00:00Z",
         },
@@ -396,6 +408,8 @@ async def test_the_announcement_carries_the_usage_and_the_time_of_its_change(
             "total": 3,
             "solo": {"count": 2, "percentage": 66.7},
             "trainerLed": {"count": 1, "percentage": 33.3},
+            "trainerAssisted": {"count": 0, "percentage": 0.0},
+            "group": {"count": 0, "percentage": 0.0},
             "credits": ten_unused,
             "asOf": "2026-01-08T09:00:00Z",
         },
@@ -510,7 +524,12 @@ async def test_the_largest_storable_user_id_is_served(api: AsyncClient) -> None:
 
 async def _start_afresh(owner_database: Database) -> None:
     async with owner_database.transaction() as db:
-        await db.execute(text("truncate workouts, session_usage, outbox, processed_events"))
+        await db.execute(
+            text(
+                "truncate workouts, session_usage, trainer_clients, workout_days,"
+                " trainer_sessions, session_places, outbox, processed_events"
+            )
+        )
 
 
 async def test_a_batch_announces_each_clients_usage_once_as_it_left_it(

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from httpx import ASGITransport, AsyncClient
 
-from analytics.main import create_app
+from analytics.main import INPUT_TOPICS, create_app
 from analytics.settings import Settings
 from contracts.envelope import build_event, encode, parse_event, partition_key, record_headers
 from contracts.envelope import topic_of as contract_topic_of
@@ -44,7 +44,8 @@ StartService = Callable[[], Awaitable[tuple[ServiceRuntime, AsyncClient]]]
 async def topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[None]:
     ours = [
         each.with_prefix(topic_prefix)
-        for topic in (WORKOUT_SESSIONS, CREDITS_LEDGER, SESSION_USAGE)
+        # Its inputs as its principal names them, and its output.
+        for topic in (*INPUT_TOPICS, SESSION_USAGE)
         for each in (topic, topic.dead_letter)
     ]
     await create_topics(kafka_bootstrap, ours)

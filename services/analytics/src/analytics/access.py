@@ -1,10 +1,10 @@
 """Who may read whose usage: the contract's "Identity and access (HTTP)" for analytics.
 
-Analytics knows whom a trainer trains from what it consumes: a trainer-led workout on
-`workouts.workout-sessions` and a deducted session credit on `credits.ledger` each name the
-client and the trainer together. A client booked with a trainer who has neither logged a
-trainer-led workout nor had a session's credit deducted is not known here yet. Reading
-follows `servicekit.auth.require_client_records`.
+Analytics knows whom a trainer trains from what it consumes: a booked session or a place
+taken in a group session on `booking.sessions`, a workout naming a trainer on
+`workouts.workout-sessions`, and a deducted or forfeited session credit on `credits.ledger`
+each name the client and the trainer together. Reading follows
+`servicekit.auth.require_client_records`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,22 @@
-"""The analytics HTTP API: a client's session usage, its charts, and its changes as they happen."""
+"""The analytics HTTP API: a client's session usage, its charts, and its changes as they happen;
+the studio's usage; a trainer's sessions."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
 from functools import partial
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, NamedTuple, Self
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
-from analytics.queries import studio_usage, usage_between
+from analytics.queries import studio_usage, trainer_figures, usage_between
 from analytics.rules import BadRange, CompletedWorkouts, DateRange, SessionUsage
 from analytics.stream import UsageStreams
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
@@ -33,12 +35,21 @@ class WorkoutShares(ContractModel):
     total: int
     solo: TypeUsage
     trainer_led: TypeUsage
+    trainer_assisted: TypeUsage
+    group: TypeUsage
 
     @classmethod
     def of(cls, workouts: CompletedWorkouts, **more: Any) -> Self:
         """The shares of `workouts`, as usage computes them, and the subclass's `more`."""
         usage = SessionUsage(workouts=workouts)
-        return cls(total=usage.total, solo=usage.solo, trainer_led=usage.trainer_led, **more)
+        return cls(
+            total=usage.total,
+            solo=usage.solo,
+            trainer_led=usage.trainer_led,
+            trainer_assisted=usage.trainer_assisted,
+            group=usage.group,
+            **more,
+        )
 
 
 class SessionUsageReport(WorkoutShares):
@@ -59,7 +70,30 @@ class StudioUsageReport(WorkoutShares):
     weeks: list[WeekUsage]
 
 
+class DeliveredSessions(ContractModel):
+    total: int
+    one_to_one: int
+    group: int
+
+
+class TrainerSessionsReport(ContractModel):
+    """A trainer's sessions over a range, each dated by the session's date: delivered
+    (one-to-one and group sessions completed), the distinct clients who attended one, the
+    no-shows (one-to-one sessions and group places), and the completed trainer-assisted
+    workouts naming the trainer (dated by the workout's date)."""
+
+    trainer_id: int
+    #: The range as asked (None: unbounded on that side).
+    from_: Annotated[str | None, Field(alias="from")] = None
+    to: str | None = None
+    delivered: DeliveredSessions
+    clients_trained: int
+    no_shows: int
+    trainer_assisted: int
+
+
 STUDIO_RULE = "only staff and platform services read the studio-wide usage"
+TRAINER_RULE = "a trainer reads only their own sessions; staff and platform services anyone's"
 
 
 async def _may_read(db: AsyncSession, caller: Caller, user_id: int) -> None:
@@ -67,7 +101,15 @@ async def _may_read(db: AsyncSession, caller: Caller, user_id: int) -> None:
     await require_client_records(caller, user_id, trains=partial(trains, db), what="usage")
 
 
-def _date_range(
+class AskedRange(NamedTuple):
+    """A range as parsed, and as asked (the trainer's answer repeats it)."""
+
+    span: DateRange
+    start: str | None
+    end: str | None
+
+
+def _asked_range(
     start: Annotated[
         str | None,
         Query(
@@ -87,14 +129,19 @@ def _date_range(
             examples=["2026-01-31"],
         ),
     ] = None,
-) -> DateRange:
+) -> AskedRange:
     try:
-        return DateRange.between(start, end)
+        return AskedRange(DateRange.between(start, end), start, end)
     except BadRange as bad:
         raise HTTPException(status_code=422, detail=str(bad)) from None
 
 
+def _date_range(asked: Annotated[AskedRange, Depends(_asked_range)]) -> DateRange:
+    return asked.span
+
+
 DateRangeDep = Annotated[DateRange, Depends(_date_range)]
+AskedRangeDep = Annotated[AskedRange, Depends(_asked_range)]
 
 
 #: No range: every workout.
@@ -150,6 +197,35 @@ async def get_studio_usage(
     )
 
 
+@router.get(
+    "/trainers/{trainer_id}/sessions", response_model=TrainerSessionsReport, responses=_BAD_RANGE
+)
+async def get_trainer_sessions(
+    trainer_id: Annotated[int, Path(gt=0, le=MAX_ID, description="The trainer's user id")],
+    caller: CallerDep,
+    runtime: Runtime,
+    asked: AskedRangeDep,
+) -> TrainerSessionsReport:
+    """A trainer's sessions within `from`/`to` (as for a client's usage): staff and platform
+    services read any trainer's, a trainer their own; clients 403. A trainer analytics has
+    heard nothing of gets zeros, not 404 (it may simply have delivered nothing yet)."""
+    if not (caller.sees_everything or caller.trainer_id == trainer_id):
+        raise forbidden(TRAINER_RULE)
+    async with runtime.database.sessions() as db:
+        figures = await trainer_figures(db, trainer_id, asked.span)
+    return TrainerSessionsReport(
+        trainer_id=trainer_id,
+        from_=asked.start,
+        to=asked.end,
+        delivered=DeliveredSessions(
+            total=figures.delivered, one_to_one=figures.one_to_one, group=figures.group
+        ),
+        clients_trained=figures.clients_trained,
+        no_shows=figures.no_shows,
+        trainer_assisted=figures.trainer_assisted,
+    )
+
+
 @router.get("/{user_id}/session-usage", response_model=SessionUsageReport, responses=_BAD_RANGE)
 async def get_session_usage(
     user_id: UserId, caller: CallerDep, runtime: Runtime, span: DateRangeDep
@@ -183,9 +259,16 @@ async def stream_session_usage(
     "/{user_id}/session-usage/chart", response_class=PlainTextResponse, responses=_BAD_RANGE
 )
 async def get_session_usage_chart(
-    user_id: UserId, caller: CallerDep, runtime: Runtime, span: DateRangeDep
+    user_id: UserId,
+    caller: CallerDep,
+    runtime: Runtime,
+    span: DateRangeDep,
+    colour: Annotated[
+        bool,
+        Query(description="Colour each kind's bar (ANSI): solo green, trainer-led orange"),
+    ] = False,
 ) -> str:
     """The dashboard's two charts (Workout Type Distribution, Session Credits) as text bars;
     `from` and `to` as for the usage."""
     report = await _report(user_id, caller, runtime, span)
-    return render_usage_charts(report.to_json_dict())
+    return render_usage_charts(report.to_json_dict(), colour=colour)

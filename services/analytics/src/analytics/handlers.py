@@ -1,6 +1,10 @@
 """What the analytics service does with each event it consumes: one record on the usage
 book its batch loaded (`analytics.rules`).
 
+From `booking.sessions` it keeps what each trainer's figures need: each session's kind,
+trainer, date and status, and what became of each client's place in it. SessionStarted and
+ParticipantLeft's reason change none of those figures; SessionStarted has no handler.
+
 Every ledger event that carries a `balance` sets the client's credits to it. Those without
 one (CreditDeductionRejected, SoloWorkoutCounted, PackageExpiringSoon) have no handler on
 purpose: they change no figure of usage, so the consumer ignores them (never a dead letter).
@@ -10,16 +14,26 @@ from __future__ import annotations
 
 from typing import get_args
 
-from analytics.rules import UsageBook
+from analytics.rules import Place, SessionKind, SessionStatus, UsageBook
 from contracts.envelope import Event
 from contracts.events import (
     CreditsExpired,
     CreditsGranted,
     CreditsRunningLow,
     EventPayload,
+    GroupSessionCancelled,
+    GroupSessionCompleted,
+    GroupSessionScheduled,
+    ParticipantJoined,
+    ParticipantLeft,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
     SessionCreditDeducted,
     SessionCreditForfeited,
     SessionCreditRestored,
+    SessionNoShow,
+    SessionRescheduled,
     WorkoutLogged,
     WorkoutStatusChanged,
 )
@@ -52,6 +66,7 @@ def on_workout(book: UsageBook, event: Event[WorkoutLogged | WorkoutStatusChange
         changed_by=event.id,
         at=event.occurred_at,
         date=workout.date if isinstance(workout, WorkoutLogged) else None,
+        trainer_id=workout.trainer_id,
     )
 
 
@@ -65,7 +80,121 @@ def on_balance_changed(book: UsageBook, event: Event[BalanceEvent]) -> None:
     book.record_credit_balance(user_id=entry.user_id, balance=entry.balance, at=event.occurred_at)
 
 
+def on_session_booked(book: UsageBook, event: Event[SessionBooked]) -> None:
+    """A one-to-one session booked: its trainer, date and client (whom the trainer trains)."""
+    booked = event.payload
+    session = book.record_session(
+        booked.session_id,
+        kind=SessionKind.ONE_TO_ONE,
+        trainer_id=booked.trainer_id,
+        date=booked.session_date,
+    )
+    book.record_place(session, booked.user_id, Place.BOOKED)
+    book.record_trainer_of(user_id=booked.user_id, trainer_id=booked.trainer_id)
+
+
+def on_session_rescheduled(book: UsageBook, event: Event[SessionRescheduled]) -> None:
+    """Either kind of session moved: it is dated by its new date."""
+    book.record_session(event.payload.session_id, date=event.payload.session_date)
+
+
+_ONE_TO_ONE_ENDS = {
+    SessionCompleted: (SessionStatus.COMPLETED, Place.ATTENDED),
+    SessionNoShow: (SessionStatus.NO_SHOW, Place.NO_SHOW),
+    SessionCancelled: (SessionStatus.CANCELLED, None),
+}
+
+
+def on_session_ended(
+    book: UsageBook, event: Event[SessionCompleted | SessionNoShow | SessionCancelled]
+) -> None:
+    """A one-to-one session delivered, missed by its client, or cancelled."""
+    ended = event.payload
+    status, place = _ONE_TO_ONE_ENDS[type(ended)]
+    session = book.record_session(
+        ended.session_id, kind=SessionKind.ONE_TO_ONE, trainer_id=ended.trainer_id, status=status
+    )
+    if place is not None:
+        book.record_place(session, ended.user_id, place)
+
+
+def on_group_scheduled(book: UsageBook, event: Event[GroupSessionScheduled]) -> None:
+    scheduled = event.payload
+    book.record_session(
+        scheduled.session_id,
+        kind=SessionKind.GROUP,
+        trainer_id=scheduled.trainer_id,
+        date=scheduled.session_date,
+    )
+
+
+def on_participant_joined(book: UsageBook, event: Event[ParticipantJoined]) -> None:
+    """A place taken (the session's date comes with it); the trainer trains the client."""
+    joined = event.payload
+    session = book.record_session(
+        joined.session_id,
+        kind=SessionKind.GROUP,
+        trainer_id=joined.trainer_id,
+        date=joined.session_date,
+    )
+    book.record_place(session, joined.user_id, Place.BOOKED)
+    book.record_trainer_of(user_id=joined.user_id, trainer_id=joined.trainer_id)
+
+
+def on_participant_left(book: UsageBook, event: Event[ParticipantLeft]) -> None:
+    left = event.payload
+    session = book.record_session(
+        left.session_id, kind=SessionKind.GROUP, trainer_id=left.trainer_id
+    )
+    book.record_place(session, left.user_id, Place.LEFT)
+
+
+def on_group_completed(book: UsageBook, event: Event[GroupSessionCompleted]) -> None:
+    """Delivered: each participant attended or did not show."""
+    completed = event.payload
+    session = book.record_session(
+        completed.session_id,
+        kind=SessionKind.GROUP,
+        trainer_id=completed.trainer_id,
+        status=SessionStatus.COMPLETED,
+    )
+    for user_id in completed.attended:
+        book.record_place(session, user_id, Place.ATTENDED)
+    for user_id in completed.no_shows:
+        book.record_place(session, user_id, Place.NO_SHOW)
+
+
+def on_group_cancelled(book: UsageBook, event: Event[GroupSessionCancelled]) -> None:
+    cancelled = event.payload
+    book.record_session(
+        cancelled.session_id,
+        kind=SessionKind.GROUP,
+        trainer_id=cancelled.trainer_id,
+        status=SessionStatus.CANCELLED,
+    )
+
+
+#: The events of `booking.sessions` analytics keeps something of.
+SESSION_EVENTS: tuple[type[EventPayload], ...] = (
+    SessionBooked,
+    SessionRescheduled,
+    *_ONE_TO_ONE_ENDS,
+    GroupSessionScheduled,
+    ParticipantJoined,
+    ParticipantLeft,
+    GroupSessionCompleted,
+    GroupSessionCancelled,
+)
+
 HANDLERS: Handlers[UsageBook] = {
     **dict.fromkeys(WORKOUT_EVENTS, on_workout),
     **dict.fromkeys(BALANCE_EVENTS, on_balance_changed),
+    SessionBooked: on_session_booked,
+    SessionRescheduled: on_session_rescheduled,
+    **dict.fromkeys(_ONE_TO_ONE_ENDS, on_session_ended),
+    GroupSessionScheduled: on_group_scheduled,
+    ParticipantJoined: on_participant_joined,
+    ParticipantLeft: on_participant_left,
+    GroupSessionCompleted: on_group_completed,
+    GroupSessionCancelled: on_group_cancelled,
 }

@@ -1,7 +1,8 @@
 """A client's session usage, in the spec's terms, and how events change it. Pure: plain
 state, no clock, no I/O.
 
-Usage is how a client's completed workouts split between solo and trainer-led, and where
+Usage is how a client's completed workouts split between the session types (solo,
+trainer-led, trainer-assisted and group: each a share of all of them), and where
 their session credits stand (total, used, held, expired, remaining and available, as the
 ledger's latest balance says). The store loads a batch's clients and workouts into a
 `UsageBook`, the handlers record each event on it in order, and the store writes what
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 
 from contracts.events import Balance, SessionType, SessionUsageUpdated, TypeUsage, WorkoutStatus
 from servicekit import tracing
@@ -92,19 +94,38 @@ def _moment(text: str, name: str, *, day_end: bool = False) -> datetime:
     return moment
 
 
+def day_of(moment: datetime) -> date:
+    """The UTC day a workout is counted under in the studio's per-day counts."""
+    return moment.astimezone(UTC).date()
+
+
+def monday_of(day: date) -> date:
+    """The Monday that starts `day`'s week (weeks run Monday to Sunday, UTC)."""
+    return day - timedelta(days=day.weekday())
+
+
 @dataclass(frozen=True, slots=True)
 class CompletedWorkouts:
     """Completed workouts by session type: the only workouts usage counts."""
 
     solo: int = 0
     trainer_led: int = 0
+    trainer_assisted: int = 0
+    group: int = 0
 
     @classmethod
-    def from_counts(cls, counts: dict[SessionType, int]) -> CompletedWorkouts:
+    def from_counts(cls, counts: Mapping[SessionType, int]) -> CompletedWorkouts:
         return cls(
             solo=counts.get(SessionType.SOLO, 0),
             trainer_led=counts.get(SessionType.TRAINER_LED, 0),
+            trainer_assisted=counts.get(SessionType.TRAINER_ASSISTED, 0),
+            group=counts.get(SessionType.GROUP, 0),
         )
+
+    @property
+    def total(self) -> int:
+        """Every kind: each share is of all of them."""
+        return self.solo + self.trainer_led + self.trainer_assisted + self.group
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +135,7 @@ class SessionUsage:
 
     @property
     def total(self) -> int:
-        return self.workouts.solo + self.workouts.trainer_led
+        return self.workouts.total
 
     @property
     def solo(self) -> TypeUsage:
@@ -123,6 +144,14 @@ class SessionUsage:
     @property
     def trainer_led(self) -> TypeUsage:
         return self._share(self.workouts.trainer_led)
+
+    @property
+    def trainer_assisted(self) -> TypeUsage:
+        return self._share(self.workouts.trainer_assisted)
+
+    @property
+    def group(self) -> TypeUsage:
+        return self._share(self.workouts.group)
 
     def _share(self, count: int) -> TypeUsage:
         # The contract carries a JSON number; one decimal survives the trip through float.
@@ -134,6 +163,8 @@ class SessionUsage:
             total=self.total,
             solo=self.solo,
             trainer_led=self.trainer_led,
+            trainer_assisted=self.trainer_assisted,
+            group=self.group,
             credits=self.credits,
             as_of=as_of,
         )
@@ -147,6 +178,52 @@ class WorkoutOfAnotherClient(UsageNotRecordable):
     pass
 
 
+class SessionOfAnotherKind(UsageNotRecordable):
+    """A group event for a one-to-one session's id, or the reverse: booking numbers both
+    from one sequence, so an id is one or the other, never both."""
+
+
+class SessionKind(StrEnum):
+    ONE_TO_ONE = "one-to-one"
+    GROUP = "group"
+
+
+class SessionStatus(StrEnum):
+    """Where a booked session stands, as far as a trainer's figures go."""
+
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    #: A one-to-one session whose client did not come (a group's no-shows are per place).
+    NO_SHOW = "no_show"
+
+
+#: A session in one of these took place or never will: its places no longer move.
+FINISHED = frozenset({SessionStatus.COMPLETED, SessionStatus.CANCELLED, SessionStatus.NO_SHOW})
+
+
+class Place(StrEnum):
+    """What became of one client's place in a session."""
+
+    BOOKED = "booked"
+    LEFT = "left"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+
+
+@dataclass(slots=True)
+class TrainerSession:
+    """What a trainer's figures need of a booked session. `kind` and `trainer_id` are None
+    only for a session known so far from a SessionRescheduled alone (a history that starts
+    midway); `date` is None until an event says when it takes place."""
+
+    session_id: int
+    kind: SessionKind | None = None
+    trainer_id: int | None = None
+    date: datetime | None = None
+    status: SessionStatus = SessionStatus.SCHEDULED
+
+
 @dataclass(slots=True)
 class KnownWorkout:
     """What usage needs of a workout: whose it is, its type, its status."""
@@ -158,6 +235,8 @@ class KnownWorkout:
     changed_by: str
     #: When it took place, as its WorkoutLogged says (None: only status changes seen).
     date: datetime | None = None
+    #: The trainer it names (trainer-led, trainer-assisted and group workouts).
+    trainer_id: int | None = None
 
     def counted(self) -> SessionType | None:
         """The session type it counts under in usage: only completed workouts count."""
@@ -171,6 +250,8 @@ class ClientUsage:
     user_id: int
     solo_count: int = 0
     trainer_led_count: int = 0
+    trainer_assisted_count: int = 0
+    group_count: int = 0
     credits_total: int = 0
     credits_used: int = 0
     credits_held: int = 0
@@ -183,7 +264,12 @@ class ClientUsage:
         # `remaining` and `available` are not stored: every Balance is total - used - expired
         # and remaining - held (the contract validates both), so they follow from the rest.
         return SessionUsage(
-            workouts=CompletedWorkouts(solo=self.solo_count, trainer_led=self.trainer_led_count),
+            workouts=CompletedWorkouts(
+                solo=self.solo_count,
+                trainer_led=self.trainer_led_count,
+                trainer_assisted=self.trainer_assisted_count,
+                group=self.group_count,
+            ),
             credits=Balance(
                 total=self.credits_total,
                 used=self.credits_used,
@@ -208,11 +294,20 @@ class UsageBook:
     completed: dict[int, Counter[SessionType]] = field(default_factory=dict)
     workouts: dict[uuid.UUID, KnownWorkout] = field(default_factory=dict)
     changed_workouts: set[uuid.UUID] = field(default_factory=set)
+    #: How the batch moved the studio's completed workouts per UTC day and type (see
+    #: `day_of`): what the store adds to `workout_days`, in the same transaction.
+    day_changes: Counter[tuple[date, SessionType]] = field(default_factory=Counter)
     #: (trainer, client) pairs the batch named together.
     trainer_clients: set[tuple[int, int]] = field(default_factory=set)
     #: Each client whose usage changed, in the trace context of the event that last
     #: changed it (see `announcements`).
     changes: dict[int, tracing.Context | None] = field(default_factory=dict)
+    #: The booked sessions the batch names (one-to-one and group), as stored then changed.
+    sessions: dict[int, TrainerSession] = field(default_factory=dict)
+    #: The places of those sessions: (session, client) -> what became of the place.
+    places: dict[tuple[int, int], Place] = field(default_factory=dict)
+    changed_sessions: set[int] = field(default_factory=set)
+    changed_places: set[tuple[int, int]] = field(default_factory=set)
 
     def client(self, user_id: int) -> ClientUsage:
         """A client's usage; one the store found nothing of has none of anything."""
@@ -231,6 +326,7 @@ class UsageBook:
         changed_by: str,
         at: datetime,
         date: datetime | None = None,
+        trainer_id: int | None = None,
     ) -> None:
         """A workout as its latest event describes it: logged, or its status changed (which
         says no `date`: the known one stays). One never seen before is taken as it is
@@ -247,13 +343,17 @@ class UsageBook:
             counts = self.completed[user_id] = Counter()
         if workout is not None and (before := workout.counted()) is not None:
             counts[before] -= 1
+            if workout.date is not None:
+                self.day_changes[day_of(workout.date), before] -= 1
         if date is None and workout is not None:
             date = workout.date
-        workout = KnownWorkout(user_id, session_type, status, changed_by, date)
+        workout = KnownWorkout(user_id, session_type, status, changed_by, date, trainer_id)
         self.workouts[workout_id] = workout
         self.changed_workouts.add(workout_id)
         if (after := workout.counted()) is not None:
             counts[after] += 1
+            if workout.date is not None:
+                self.day_changes[day_of(workout.date), after] += 1
         completed = CompletedWorkouts.from_counts(dict(counts))
         self._settle(row, SessionUsage(completed, row.usage.credits), at=at)
 
@@ -279,6 +379,8 @@ class UsageBook:
             return
         row.solo_count = usage.workouts.solo
         row.trainer_led_count = usage.workouts.trainer_led
+        row.trainer_assisted_count = usage.workouts.trainer_assisted
+        row.group_count = usage.workouts.group
         row.credits_total = usage.credits.total
         row.credits_used = usage.credits.used
         row.credits_held = usage.credits.held
@@ -297,3 +399,47 @@ class UsageBook:
             Announced(self.usages[user_id].announcement(), new_id(), context)
             for user_id, context in self.changes.items()
         ]
+
+    # --- booked sessions, for each trainer's figures --------------------------------------
+    # One session's events arrive in order (booking.sessions is keyed by session id), so the
+    # latest event describes it; a place no longer moves once its session is finished, so a
+    # late or re-sent join or leave cannot undo an attendance.
+
+    def record_session(
+        self,
+        session_id: int,
+        *,
+        kind: SessionKind | None = None,
+        trainer_id: int | None = None,
+        date: datetime | None = None,
+        status: SessionStatus | None = None,
+    ) -> TrainerSession:
+        """The session as the event describes it: what it leaves out stays as known."""
+        known = self.sessions.get(session_id)
+        session = TrainerSession(session_id) if known is None else replace(known)
+        if kind is not None:
+            if session.kind is not None and session.kind != kind:
+                raise SessionOfAnotherKind(
+                    f"session {session_id} is a {session.kind} session here, not {kind}"
+                )
+            session.kind = kind
+        if trainer_id is not None:
+            session.trainer_id = trainer_id
+        if date is not None:
+            session.date = date
+        if status is not None:
+            session.status = status
+        if session != known:
+            self.sessions[session_id] = session
+            self.changed_sessions.add(session_id)
+        return session
+
+    def record_place(self, session: TrainerSession, user_id: int, place: Place) -> None:
+        """A client's place in `session`: joined or left only while the session is open;
+        attended or not shown as its completion says."""
+        if place in (Place.BOOKED, Place.LEFT) and session.status in FINISHED:
+            return
+        key = (session.session_id, user_id)
+        if self.places.get(key) != place:
+            self.places[key] = place
+            self.changed_places.add(key)

@@ -1,5 +1,5 @@
-"""Where usage's rules meet the database: the clients and workouts a batch names, locked
-and loaded before deciding, and what was decided written after, with one statement per
+"""Where usage's rules meet the database: the clients, workouts and booked sessions a batch
+names, locked and loaded before deciding, and what was decided written after, with one statement per
 table whatever the number of rows (`insert_rows`): a batch costs about what one event does.
 
 Every change to one client's usage (from either topic, in any replica) waits for the one
@@ -18,16 +18,34 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.models import TrainerClient, UserUsage, Workout
-from analytics.rules import ClientUsage, KnownWorkout, UsageBook
+from analytics.models import (
+    SessionPlace,
+    TrainerClient,
+    TrainerSession,
+    UserUsage,
+    Workout,
+    WorkoutDay,
+)
+from analytics.rules import (
+    ClientUsage,
+    KnownWorkout,
+    Place,
+    SessionKind,
+    SessionStatus,
+    UsageBook,
+)
+from analytics.rules import TrainerSession as RuleSession
 from contracts.envelope import Event
 from contracts.events import SessionType, WorkoutLogged, WorkoutStatus, WorkoutStatusChanged
+from contracts.topics import BOOKING_SESSIONS
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
 
 _USAGE_COLUMNS = (
     "solo_count",
     "trainer_led_count",
+    "trainer_assisted_count",
+    "group_count",
     "credits_total",
     "credits_used",
     "credits_held",
@@ -41,6 +59,7 @@ _WORKOUT_COLUMNS = (
     "status",
     "changed_by",
     "workout_date",
+    "trainer_id",
 )
 #: One statement per batch whatever its size (see `insert_rows`).
 _ENSURE_USAGES = insert_rows(UserUsage, ["user_id"], then="on conflict do nothing")
@@ -69,8 +88,32 @@ _UPSERT_WORKOUTS = insert_rows(
     _WORKOUT_COLUMNS,
     then="on conflict (workout_id) do update set session_type = excluded.session_type,"
     " status = excluded.status, changed_by = excluded.changed_by,"
-    " workout_date = excluded.workout_date",
+    " workout_date = excluded.workout_date, trainer_id = excluded.trainer_id",
 )
+_DAY_COLUMNS = ("day", "session_type", "completed")
+#: Adds the batch's changes to each day's counts (`completed` is the change here).
+_ADD_TO_DAYS = insert_rows(
+    WorkoutDay,
+    _DAY_COLUMNS,
+    then="on conflict (day, session_type) do update"
+    " set completed = workout_days.completed + excluded.completed",
+)
+_SESSION_COLUMNS = ("session_id", "kind", "trainer_id", "session_date", "status")
+_UPSERT_SESSIONS = insert_rows(
+    TrainerSession,
+    _SESSION_COLUMNS,
+    then="on conflict (session_id) do update set kind = excluded.kind,"
+    " trainer_id = excluded.trainer_id, session_date = excluded.session_date,"
+    " status = excluded.status",
+)
+_PLACE_COLUMNS = ("session_id", "user_id", "outcome")
+_UPSERT_PLACES = insert_rows(
+    SessionPlace,
+    _PLACE_COLUMNS,
+    then="on conflict (session_id, user_id) do update set outcome = excluded.outcome",
+)
+#: The session events' payload types (they name sessions, not usage).
+_SESSION_EVENT_TYPES = frozenset(BOOKING_SESSIONS.event_types)
 
 
 def _new_id() -> str:
@@ -86,7 +129,8 @@ class UsageStore:
     async def load(self, db: AsyncSession, events: Sequence[Event[Any]]) -> UsageBook:
         """Lock and load the usage of every client the events name, and the workouts."""
         book = UsageBook()
-        clients = sorted({event.payload.user_id for event in events})
+        usage_events = [event for event in events if event.type not in _SESSION_EVENT_TYPES]
+        clients = sorted({event.payload.user_id for event in usage_events})
         workout_ids = sorted(
             {
                 event.payload.workout_id
@@ -98,7 +142,36 @@ class UsageStore:
             await self._load_usages(db, book, clients)
         if workout_ids:
             await self._load_workouts(db, book, workout_ids)
+        session_ids = sorted(
+            {event.payload.session_id for event in events if event.type in _SESSION_EVENT_TYPES}
+        )
+        if session_ids:
+            await self._load_sessions(db, book, session_ids)
         return book
+
+    async def _load_sessions(self, db: AsyncSession, book: UsageBook, ids: list[int]) -> None:
+        """The sessions the batch names and their places, locked: two replicas never move
+        one session at once (its events are in one partition, but a rebalance may hand it
+        over mid-batch)."""
+        for row in await db.execute(
+            select(*(getattr(TrainerSession, c) for c in _SESSION_COLUMNS))
+            .where(TrainerSession.session_id == any_of(ids, BIGINT))
+            .order_by(TrainerSession.session_id)
+            .with_for_update()
+        ):
+            book.sessions[row.session_id] = RuleSession(
+                row.session_id,
+                None if row.kind is None else SessionKind(row.kind),
+                row.trainer_id,
+                row.session_date,
+                SessionStatus(row.status),
+            )
+        for place in await db.execute(
+            select(SessionPlace.session_id, SessionPlace.user_id, SessionPlace.outcome).where(
+                SessionPlace.session_id == any_of(ids, BIGINT)
+            )
+        ):
+            book.places[place.session_id, place.user_id] = Place(place.outcome)
 
     async def _load_usages(self, db: AsyncSession, book: UsageBook, clients: list[int]) -> None:
         # Locked until commit, in one order: see the module's docstring.
@@ -134,6 +207,7 @@ class UsageStore:
                 Workout.status,
                 Workout.changed_by,
                 Workout.workout_date,
+                Workout.trainer_id,
             ).where(Workout.workout_id == any_of(workout_ids, UUID(as_uuid=True)))
         ):
             book.workouts[known.workout_id] = KnownWorkout(
@@ -142,6 +216,7 @@ class UsageStore:
                 WorkoutStatus(known.status),
                 known.changed_by,
                 known.workout_date,
+                known.trainer_id,
             )
 
     async def write(self, db: AsyncSession, book: UsageBook) -> None:
@@ -155,11 +230,39 @@ class UsageStore:
                     "status": workout.status,
                     "changed_by": workout.changed_by,
                     "workout_date": workout.date,
+                    "trainer_id": workout.trainer_id,
                 }
                 for workout_id in sorted(book.changed_workouts)
                 for workout in (book.workouts[workout_id],)
             ]
             await db.execute(_UPSERT_WORKOUTS, columns_of(changed, _WORKOUT_COLUMNS))
+        days = [
+            {"day": day, "session_type": kind, "completed": change}
+            for (day, kind), change in sorted(book.day_changes.items())
+            if change != 0
+        ]
+        if days:
+            await db.execute(_ADD_TO_DAYS, columns_of(days, _DAY_COLUMNS))
+        if book.changed_sessions:
+            sessions = [
+                {
+                    "session_id": session.session_id,
+                    "kind": session.kind,
+                    "trainer_id": session.trainer_id,
+                    "session_date": session.date,
+                    "status": session.status,
+                }
+                for session_id in sorted(book.changed_sessions)
+                for session in (book.sessions[session_id],)
+            ]
+            await db.execute(_UPSERT_SESSIONS, columns_of(sessions, _SESSION_COLUMNS))
+        if book.changed_places:
+            places = [
+                {"session_id": session_id, "user_id": user_id, "outcome": book.places[key]}
+                for key in sorted(book.changed_places)
+                for session_id, user_id in (key,)
+            ]
+            await db.execute(_UPSERT_PLACES, columns_of(places, _PLACE_COLUMNS))
         changed_usages = [
             {c: getattr(usage, c) for c in ("user_id", *_USAGE_COLUMNS)}
             for _, usage in sorted(book.usages.items())

@@ -12,10 +12,21 @@ from contracts.events import (
     CreditsExpired,
     CreditsGranted,
     CreditsRunningLow,
+    GroupSessionCancelled,
+    GroupSessionCompleted,
+    GroupSessionScheduled,
     PackageExpiringSoon,
+    ParticipantJoined,
+    ParticipantLeft,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
     SessionCreditDeducted,
     SessionCreditForfeited,
     SessionCreditRestored,
+    SessionNoShow,
+    SessionRescheduled,
+    SessionStarted,
     SessionType,
     SoloWorkoutCounted,
     WorkoutLogged,
@@ -41,7 +52,9 @@ from ..stories import (
 from .book import apply, event
 
 
-def test_workouts_and_every_ledger_event_with_a_balance_are_handled_and_nothing_else() -> None:
+def test_workouts_every_ledger_event_with_a_balance_and_sessions_are_handled_and_nothing_else() -> (
+    None
+):
     assert set(HANDLERS) == {
         WorkoutLogged,
         WorkoutStatusChanged,
@@ -51,16 +64,32 @@ def test_workouts_and_every_ledger_event_with_a_balance_are_handled_and_nothing_
         SessionCreditForfeited,
         CreditsExpired,
         CreditsRunningLow,
+        SessionBooked,
+        SessionRescheduled,
+        SessionCompleted,
+        SessionNoShow,
+        SessionCancelled,
+        GroupSessionScheduled,
+        ParticipantJoined,
+        ParticipantLeft,
+        GroupSessionCompleted,
+        GroupSessionCancelled,
     }
-    # No balance, no change of usage: the consumer ignores them.
-    assert {CreditDeductionRejected, SoloWorkoutCounted, PackageExpiringSoon}.isdisjoint(HANDLERS)
+    # No balance, no change of usage: the consumer ignores them; a session started changes
+    # none of a trainer's figures.
+    assert {
+        CreditDeductionRejected,
+        SoloWorkoutCounted,
+        PackageExpiringSoon,
+        SessionStarted,
+    }.isdisjoint(HANDLERS)
 
 
 def test_a_logged_workout_is_recorded_with_its_event_id_time_and_date() -> None:
     workout = logged("trainer-led")
     book = apply(UsageBook(), event(workout, "log-1", time=day(3)))
     assert book.workouts[workout.workout_id] == KnownWorkout(
-        CLIENT, SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, "log-1", workout.date
+        CLIENT, SessionType.TRAINER_LED, WorkoutStatus.COMPLETED, "log-1", workout.date, TRAINER
     )
     assert book.usages[CLIENT].as_of == day(3)
     assert book.trainer_clients == {(TRAINER, CLIENT)}

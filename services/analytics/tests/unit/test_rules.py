@@ -69,6 +69,8 @@ def test_a_completed_workout_counts_under_its_type_and_is_announced() -> None:
         "total": 1,
         "solo": {"count": 0, "percentage": 0.0},
         "trainerLed": {"count": 1, "percentage": 100.0},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
         "asOf": "2026-01-07T09:00:00Z",
     }

@@ -60,6 +60,8 @@ def test_the_announcement_is_the_usage_of_one_client_at_a_time() -> None:
         "total": 3,
         "solo": {"count": 1, "percentage": 33.3},
         "trainerLed": {"count": 2, "percentage": 66.7},
+        "trainerAssisted": {"count": 0, "percentage": 0.0},
+        "group": {"count": 0, "percentage": 0.0},
         "credits": {"total": 0, "used": 0, "remaining": 0, "held": 0, "expired": 0, "available": 0},
         "asOf": "2026-01-15T10:45:00Z",
     }

@@ -127,6 +127,14 @@ class NoForfeit(RuleBroken):
     """A waiver asked for a session whose credit this client did not forfeit."""
 
 
+class GroupNotChargedYet(RuleBroken):
+    """A group workout (WorkoutLogged version 2): this ledger does not charge group places
+    yet. Set aside whole on the dead-letter topic rather than read as solo, to be sent back
+    (`ops dlq redrive`) once it does: nothing is lost and nothing charged wrongly."""
+
+    kind = "group-not-charged-yet"
+
+
 def entry_id(*business_key: object) -> uuid.UUID:
     """`uuid.uuid5` of the key in the ledger's namespace, the namespace hashed once: every
     event decided makes several of these."""
@@ -809,10 +817,16 @@ class Ledger:
         at: datetime,
     ) -> None:
         """A trainer-led workout that is being or has been delivered uses its session's
-        credit; one called off withdraws its parked deduction. A completed solo workout
-        counts against a hybrid package's allowance. It happened on its date, or when its
+        credit; one called off withdraws its parked deduction. A completed solo or
+        trainer-assisted workout (never charged a credit) counts against a hybrid package's
+        allowance. It happened on its date, or when its
         event says (`at`) for a change of status, which carries none."""
         when = workout.date if isinstance(workout, events.WorkoutLogged) else at
+        if workout.session_type is SessionType.GROUP:
+            raise GroupNotChargedYet(
+                f"workout {workout.workout_id} of group session {workout.session_id}: group "
+                "places are not charged by this ledger yet; send it back once they are"
+            )
         if workout.session_type is not SessionType.TRAINER_LED:
             if workout.status is WorkoutStatus.COMPLETED:
                 self.solo_done(workout.user_id, workout.workout_id, when, caused_by=caused_by)

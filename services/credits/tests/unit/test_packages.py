@@ -7,11 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from contracts import events
 from contracts.events import PackageType
 from credits.rules import (
     EXPIRY_GRACE,
     EntryKind,
+    GroupNotChargedYet,
     Ledger,
     deduction_id,
     expiry_id,
@@ -339,3 +342,45 @@ def test_a_staff_grant_is_a_package_of_sessions_that_never_expires() -> None:
     [granted] = ledger.packages_of(CLIENT)
     assert (granted.type, granted.sessions, granted.valid_until) == (PackageType.SESSIONS, 2, None)
     assert granted.id == keyed_grant_id("k")
+
+
+def test_a_trainer_assisted_workout_charges_no_credit_and_counts_like_a_solo_one() -> None:
+    assisted = events.WorkoutLogged(
+        workout_id=uuid.uuid4(),
+        user_id=CLIENT,
+        session_type=events.SessionType.TRAINER_ASSISTED,
+        trainer_id=456,
+        plan_id="strength-base",
+        title="Plan, Monday",
+        date=day(1),
+        status="completed",
+    )
+    ledger = apply(
+        Ledger(),
+        purchase(4, package_type=PackageType.HYBRID, solo_workouts=2, at=MONDAY),
+        assisted,
+        assisted,
+    )
+    assert rows(ledger, EntryKind.DEDUCTION) == []
+    assert package(ledger).solo_used == 1
+    assert figures(ledger) == (4, 0, 0, 0, 4, 4)
+
+
+def test_a_group_workout_is_set_aside_not_read_as_solo() -> None:
+    group = events.WorkoutLogged(
+        workout_id=uuid.uuid4(),
+        user_id=CLIENT,
+        session_type=events.SessionType.GROUP,
+        session_id=78,
+        trainer_id=456,
+        title="Circuit class",
+        date=day(1),
+        status="completed",
+    )
+    ledger = apply(
+        Ledger(), purchase(4, package_type=PackageType.HYBRID, solo_workouts=2, at=MONDAY)
+    )
+    with pytest.raises(GroupNotChargedYet, match="group session 78"):
+        apply(ledger, group)
+    assert package(ledger).solo_used == 0
+    assert rows(ledger, EntryKind.DEDUCTION) == []
