@@ -82,12 +82,16 @@ def on_balance_changed(book: UsageBook, event: Event[BalanceEvent]) -> None:
 
 def on_session_booked(book: UsageBook, event: Event[SessionBooked]) -> None:
     """A one-to-one session booked: its trainer, date and client (whom the trainer trains)."""
-    booked = event.payload
+    _place_booked(book, event.payload, SessionKind.ONE_TO_ONE)
+
+
+def _place_booked(
+    book: UsageBook, booked: SessionBooked | ParticipantJoined, kind: SessionKind
+) -> None:
+    """A client's place in a session of either kind: the session's date comes with it, and
+    the trainer trains the client."""
     session = book.record_session(
-        booked.session_id,
-        kind=SessionKind.ONE_TO_ONE,
-        trainer_id=booked.trainer_id,
-        date=booked.session_date,
+        booked.session_id, kind=kind, trainer_id=booked.trainer_id, date=booked.session_date
     )
     book.record_place(session, booked.user_id, Place.BOOKED)
     book.record_trainer_of(user_id=booked.user_id, trainer_id=booked.trainer_id)
@@ -129,16 +133,7 @@ def on_group_scheduled(book: UsageBook, event: Event[GroupSessionScheduled]) -> 
 
 
 def on_participant_joined(book: UsageBook, event: Event[ParticipantJoined]) -> None:
-    """A place taken (the session's date comes with it); the trainer trains the client."""
-    joined = event.payload
-    session = book.record_session(
-        joined.session_id,
-        kind=SessionKind.GROUP,
-        trainer_id=joined.trainer_id,
-        date=joined.session_date,
-    )
-    book.record_place(session, joined.user_id, Place.BOOKED)
-    book.record_trainer_of(user_id=joined.user_id, trainer_id=joined.trainer_id)
+    _place_booked(book, event.payload, SessionKind.GROUP)
 
 
 def on_participant_left(book: UsageBook, event: Event[ParticipantLeft]) -> None:
