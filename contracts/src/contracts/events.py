@@ -476,15 +476,10 @@ class SessionLink(EventPayload):
             )
             if value is not None
         }
-        article = "an" if self.session_type is SessionType.TRAINER_ASSISTED else "a"
         if missing := sorted(required - given):
-            raise ValueError(
-                f"{article} {self.session_type} workout requires {' and '.join(missing)}"
-            )
+            raise ValueError(f"a {self.session_type} workout requires {' and '.join(missing)}")
         if extra := sorted(absent & given):
-            raise ValueError(
-                f"{article} {self.session_type} workout has no {' and no '.join(extra)}"
-            )
+            raise ValueError(f"a {self.session_type} workout has no {' and no '.join(extra)}")
         return self
 
 

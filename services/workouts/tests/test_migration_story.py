@@ -281,3 +281,87 @@ def test_the_alembic_command_says_how_many_and_how_to_force_it(
 
     assert forced.returncode == 0, forced.stderr
     assert revision_of(connection) == "0002"
+
+
+# --- 0005: trainer-assisted and group workouts ----------------------------------------------
+
+
+def insert_linked(
+    connection: psycopg.Connection[tuple[object, ...]],
+    session_type: str,
+    *,
+    session_id: int | None = None,
+    trainer_id: int | None = None,
+    plan_id: str | None = None,
+    group_size: int | None = None,
+) -> None:
+    connection.execute(
+        "insert into workout_sessions (id, user_id, title, date, session_type, session_id,"
+        " trainer_id, plan_id, group_size)"
+        " values (gen_random_uuid(), 123, 'Workout', now(), %s, %s, %s, %s, %s)",
+        (session_type, session_id, trainer_id, plan_id, group_size),
+    )
+
+
+def types_and_links(connection: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return connection.execute(
+        "select session_type, session_id, trainer_id, plan_id, group_size"
+        " from workout_sessions order by session_type, id"
+    ).fetchall()
+
+
+def test_trainer_assisted_and_group_workouts_continue_the_story_and_every_old_row_stays(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "0004")
+    log_legacy_workouts(connection)
+    insert_workout(connection, "trainer-led", 789, 456)
+    before = session_links(connection)
+
+    migrate(SERVICE, database_at_0002, "0005")
+    assert session_links(connection) == before
+    insert_linked(connection, "trainer-assisted", trainer_id=456, plan_id="strength-base")
+    insert_linked(connection, "group", session_id=790, trainer_id=456, group_size=5)
+    insert_linked(connection, "group", session_id=791, trainer_id=456)
+    for breaking in (
+        {"session_type": "trainer-assisted", "trainer_id": 456},  # no plan
+        {"session_type": "trainer-assisted", "trainer_id": 456, "plan_id": "p", "session_id": 1},
+        {"session_type": "group", "trainer_id": 456},  # no session
+        {"session_type": "solo", "plan_id": "p"},
+        {"session_type": "trainer-led", "session_id": 1, "trainer_id": 456, "group_size": 3},
+    ):
+        with pytest.raises(psycopg.errors.CheckViolation, match="session_link_matches_type"):
+            insert_linked(connection, **breaking)
+    assert [row[0] for row in types_and_links(connection)] == [
+        "group",
+        "group",
+        "solo",
+        "solo",
+        "trainer-assisted",
+        "trainer-led",
+    ]
+
+
+def test_a_downgrade_below_0005_refuses_while_new_kinds_exist_and_when_told_keeps_the_rest(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "head")
+    insert_workout(connection, "trainer-led", 789, 456)
+    insert_workout(connection, "solo", None, None)
+    insert_linked(connection, "trainer-assisted", trainer_id=456, plan_id="strength-base")
+    insert_linked(connection, "group", session_id=790, trainer_id=456, group_size=5)
+    everything = types_and_links(connection)
+
+    with pytest.raises(DataLossRefused, match="with 2 trainer-assisted or group workouts"):
+        downgrade(SERVICE, database_at_0002, "0004")
+    assert revision_of(connection) == "0005"
+    assert types_and_links(connection) == everything
+
+    downgrade(SERVICE, database_at_0002, "0004", allow_data_loss=True)
+    assert revision_of(connection) == "0004"
+    assert {"plan_id", "group_size"}.isdisjoint(columns(connection))
+    assert session_links(connection)[0][1:] in {("trainer-led", 789, 456), ("solo", None, None)}
+    kinds = connection.execute("select session_type from workout_sessions").fetchall()
+    assert sorted(str(row[0]) for row in kinds) == ["solo", "trainer-led"]
+    migrate(SERVICE, database_at_0002, "head")
+    assert len(types_and_links(connection)) == 2

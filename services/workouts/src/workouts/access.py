@@ -17,12 +17,13 @@ from servicekit.domain import RuleBroken
 from workouts.rules import BookedSessionFacts
 
 LOG_RULE = (
-    "a client logs only their own workouts; a trainer their own solo workouts and the "
-    "trainer-led workouts of the sessions they train"
+    "a client logs only their own workouts; a trainer their own solo workouts, the "
+    "trainer-led workouts of the sessions they train, and trainer-assisted workouts naming "
+    "themselves for clients they train"
 )
 CHANGE_RULE = (
     "a solo workout is changed only by its owner; a trainer-led one by its client or the "
-    "trainer of its session"
+    "trainer of its session; a trainer-assisted one by its client or its trainer"
 )
 
 
@@ -57,6 +58,17 @@ def may_write(
     if session_type is SessionType.SOLO:
         return caller.is_user(owner)
     return caller.is_client(owner) or caller.is_trainer(trainer)
+
+
+def must_train_client(caller: Caller, *, owner: int, session_type: SessionType) -> bool:
+    """Whether logging needs the caller to train `owner` (see `may_write` first): a trainer
+    logging a trainer-assisted workout, which names no session to show it. (A trainer-led
+    workout shows it by its session: `may_name_session`.)"""
+    return (
+        session_type is SessionType.TRAINER_ASSISTED
+        and not caller.sees_everything
+        and not caller.is_client(owner)
+    )
 
 
 def may_name_session(caller: Caller, session: BookedSessionFacts | None) -> bool:

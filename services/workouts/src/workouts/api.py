@@ -79,9 +79,14 @@ class ExerciseInput(ContractModel):
         return [] if value is None else value
 
 
+#: Group workouts are logged once booking offers group sessions to log them against.
+GROUP_NOT_TAKEN = "group workouts are not taken by this API yet"
+
+
 class LogWorkoutRequest(SessionLink):
     """A workout to log. The contract's session-type rule applies as inherited from
-    `SessionLink`: trainer-led names `sessionId` and `trainerId`, solo (the default) neither."""
+    `SessionLink`: trainer-led names `sessionId` and `trainerId`, trainer-assisted `trainerId`
+    and `planId`, solo (the default) none of them."""
 
     user_id: IdValue
     session_id: IdValue | None = None
@@ -108,6 +113,13 @@ class LogWorkoutRequest(SessionLink):
             return value
         return WorkoutStatus.COMPLETED if info.field_name == "status" else []
 
+    @field_validator("session_type")
+    @classmethod
+    def _group_not_taken_yet(cls, value: SessionType) -> SessionType:
+        if value is SessionType.GROUP:
+            raise ValueError(GROUP_NOT_TAKEN)
+        return value
+
     @field_validator("date")
     @classmethod
     def _date_fits_utc(cls, value: datetime | None) -> datetime | None:
@@ -126,6 +138,8 @@ class LogWorkoutRequest(SessionLink):
             session_type=self.session_type,
             session_id=self.session_id,
             trainer_id=self.trainer_id,
+            plan_id=self.plan_id,
+            group_size=self.group_size,
             date=self.date,
             duration=self.duration,
             intensity=self.intensity,
@@ -177,6 +191,8 @@ class WorkoutSession(ContractModel):
     session_type: SessionType
     session_id: int | None
     trainer_id: int | None
+    plan_id: Annotated[str | None, Field(description="Trainer-assisted: the plan followed")]
+    group_size: Annotated[int | None, Field(description="Group: the session's clients")]
     session_known: Annotated[bool | None, Field(description=SESSION_KNOWN)]
     total_weight: float
     total_reps: int
@@ -245,6 +261,8 @@ _AS_STORED = (
     "session_type",
     "session_id",
     "trainer_id",
+    "plan_id",
+    "group_size",
     "total_weight",
     "total_reps",
     "total_sets",

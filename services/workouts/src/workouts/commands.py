@@ -26,9 +26,10 @@ from workouts.access import (
     SessionNotVisible,
     may_name_session,
     may_write,
+    must_train_client,
 )
 from workouts.models import WorkoutRow
-from workouts.queries import readable_workout
+from workouts.queries import readable_workout, trains
 from workouts.rules import (
     LoggedWorkout,
     NewWorkout,
@@ -60,6 +61,10 @@ class WorkoutCommands:
             by, owner=new.user_id, session_type=new.session_type, trainer=new.trainer_id
         ):
             raise NotPermitted(LOG_RULE)
+        if must_train_client(by, owner=new.user_id, session_type=new.session_type):
+            assert new.trainer_id is not None  # the session-type rule's
+            if not await trains(db, trainer_id=new.trainer_id, user_id=new.user_id):
+                raise NotPermitted(LOG_RULE)
         session_known = None
         if new.session_type is SessionType.TRAINER_LED:
             session_known = await _check_session_fits(
@@ -104,6 +109,8 @@ class WorkoutCommands:
             session_type=session_type,
             session_id=row.session_id,
             trainer_id=row.trainer_id,
+            plan_id=row.plan_id,
+            group_size=row.group_size,
             status=status,
             previous_status=previous,
         )

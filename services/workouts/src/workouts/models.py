@@ -27,9 +27,27 @@ from sqlalchemy import (
     Text,
     exists,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
+
+from contracts.events import SESSION_LINK_FIELDS
+
+_COLUMN_OF = {
+    "sessionId": "session_id",
+    "trainerId": "trainer_id",
+    "planId": "plan_id",
+    "groupSize": "group_size",
+}
+#: Each session type's columns that must be set and must be empty, as one check.
+SESSION_LINK_RULE = " or ".join(
+    f"(session_type = '{kind}'"
+    + "".join(f" and {_COLUMN_OF[name]} is not null" for name in sorted(required))
+    + "".join(f" and {_COLUMN_OF[name]} is null" for name in sorted(absent))
+    + ")"
+    for kind, (required, absent) in SESSION_LINK_FIELDS.items()
+)
 
 
 class Base(DeclarativeBase):
@@ -67,16 +85,18 @@ class WorkoutRow(Base):
             "total_weight >= 0 and total_reps >= 0 and total_sets >= 0 and experience_points >= 0",
             name="totals_not_negative",
         ),
-        # The contract's rule, as a constraint: trainer-led names its session and trainer,
-        # solo names neither.
-        CheckConstraint(
-            "(session_type = 'trainer-led' and session_id is not null and trainer_id is not null)"
-            " or (session_type = 'solo' and session_id is null and trainer_id is null)",
-            name="session_link_matches_type",
-        ),
+        # The contract's rule, as a constraint (`contracts.events.SESSION_LINK_FIELDS`).
+        CheckConstraint(SESSION_LINK_RULE, name="session_link_matches_type"),
         Index("workout_sessions_by_user_date", "user_id", "date"),
         Index("workout_sessions_by_user_status_type", "user_id", "status", "session_type"),
         Index("workout_sessions_by_session", "session_id"),
+        # A trainer's trainer-assisted workouts, by date.
+        Index(
+            "workout_sessions_assisted_by_trainer",
+            "trainer_id",
+            "date",
+            postgresql_where=text("session_type = 'trainer-assisted'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -89,6 +109,10 @@ class WorkoutRow(Base):
     session_type: Mapped[str] = mapped_column(Text, server_default="solo")
     session_id: Mapped[int | None] = mapped_column(BigInteger)
     trainer_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: The trainer's plan a trainer-assisted workout follows.
+    plan_id: Mapped[str | None] = mapped_column(Text)
+    #: How many clients a group workout's session had, as logged.
+    group_size: Mapped[int | None] = mapped_column(Integer)
     total_weight: Mapped[float] = mapped_column(Double, server_default="0")
     total_reps: Mapped[int] = mapped_column(BigInteger, server_default="0")
     total_sets: Mapped[int] = mapped_column(Integer, server_default="0")

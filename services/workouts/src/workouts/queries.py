@@ -32,6 +32,16 @@ async def trainer_of(db: AsyncSession, session_id: int | None) -> int | None:
     return trainer
 
 
+async def trains(db: AsyncSession, *, trainer_id: int, user_id: int) -> bool:
+    """Whether the trainer trains the client: a session booked with them is known here."""
+    found = await db.scalar(
+        select(
+            exists().where(BookedSession.trainer_id == trainer_id, BookedSession.user_id == user_id)
+        )
+    )
+    return bool(found)
+
+
 async def readable_workout(
     db: AsyncSession, workout_id: uuid.UUID, by: Caller, *, for_update: bool = False
 ) -> tuple[WorkoutRow, int | None]:
@@ -42,7 +52,12 @@ async def readable_workout(
         raise WorkoutNotFound(workout_id)
     if by.sees_everything or by.is_user(row.user_id):
         return row, None
-    session_trainer = await trainer_of(db, row.session_id)
+    # A trainer-assisted workout is its trainer's, who gave the plan; any other its session's.
+    session_trainer = (
+        row.trainer_id
+        if row.session_type == SessionType.TRAINER_ASSISTED
+        else await trainer_of(db, row.session_id)
+    )
     if not may_read(by, owner=row.user_id, session_trainer=session_trainer):
         raise WorkoutNotFound(workout_id)
     return row, session_trainer
@@ -101,5 +116,9 @@ def _readable_by(caller: Caller) -> ColumnElement[bool]:
                 BookedSession.session_id == WorkoutRow.session_id,
                 BookedSession.trainer_id == caller.trainer_id,
             )
+        )
+        readable.append(
+            (WorkoutRow.session_type == SessionType.TRAINER_ASSISTED)
+            & (WorkoutRow.trainer_id == caller.trainer_id)
         )
     return or_(*readable)

@@ -252,6 +252,8 @@ class NewWorkout:
     session_type: SessionType = SessionType.SOLO
     session_id: int | None = None
     trainer_id: int | None = None
+    plan_id: str | None = None
+    group_size: int | None = None
     date: datetime | None = None
     duration: int | None = None
     intensity: int | None = None
