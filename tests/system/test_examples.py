@@ -295,4 +295,8 @@ async def test_the_demos_trainer_assisted_week_charges_nothing(
     """`make demo`'s third scenario: three workouts of a trainer's plan and a solo run."""
     report = await play_trainer_assisted_week(endpoints(platform), lambda line: None)
     assert report.startswith("Trainer-assisted workouts: 3, solo: 1; credits used 0, remaining 10")
-    assert "Trainer-assisted" in report.split("\n\n", 1)[1]
+    chart = report.split("\n\n", 1)[1]
+    # Each kind with data in its colour, labelled: solo green, trainer-assisted blue.
+    assert "Solo Workouts:    \x1b[32m" in chart
+    assert "Trainer-Assisted: \x1b[34m" in chart
+    assert "3 (75.0%)" in chart
