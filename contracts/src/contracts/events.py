@@ -108,6 +108,8 @@ Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_LENGTH), STORABL
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), STORABLE]
 Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH), STORABLE]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), STORABLE]
+Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE]
+Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE]
 
 
 class ContractModel(BaseModel):
@@ -233,8 +235,8 @@ class SessionBooked(EventPayload):
     trainer_id: Id
     session_date: AwareDatetime
     duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
-    location: Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE] | None = None
-    notes: Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE] | None = None
+    location: Location | None = None
+    notes: Notes | None = None
     policy: CancellationPolicy | None = None
 
 
@@ -289,8 +291,8 @@ class GroupSessionScheduled(EventPayload):
     session_date: AwareDatetime
     capacity: GroupSize
     duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
-    location: Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE] | None = None
-    notes: Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE] | None = None
+    location: Location | None = None
+    notes: Notes | None = None
     policy: CancellationPolicy | None = None
 
 

@@ -15,10 +15,10 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
 
-from contracts.events import SessionType, SessionUsageUpdated, WorkoutLogged, WorkoutStatusChanged
+from contracts.events import SessionType, SessionUsageUpdated, WorkoutLogged
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
-from testkit.events import CLIENT, TRAINER, workout
+from testkit.events import CLIENT, TRAINER, status_changed, workout
 from testkit.helpers import Deliver, outbox_events
 
 from .stories import OTHER_CLIENT
@@ -53,23 +53,6 @@ def of_kind(
         status=status,
         session_type=kind,
         **link,
-    )
-
-
-def status_changed(
-    logged: WorkoutLogged, status: str, *, previous: str | None = None
-) -> WorkoutStatusChanged:
-    """`logged` moved to `status`, with every field its type requires (plan, group size)."""
-    return WorkoutStatusChanged(
-        workout_id=logged.workout_id,
-        user_id=logged.user_id,
-        session_type=logged.session_type,
-        session_id=logged.session_id,
-        trainer_id=logged.trainer_id,
-        plan_id=logged.plan_id,
-        group_size=logged.group_size,
-        status=status,
-        previous_status=previous or logged.status,
     )
 
 

@@ -118,6 +118,8 @@ def status_changed(
         session_type=workout.session_type,
         session_id=workout.session_id,
         trainer_id=workout.trainer_id,
+        plan_id=workout.plan_id,
+        group_size=workout.group_size,
         status=status,
         previous_status=previous or workout.status,
     )
