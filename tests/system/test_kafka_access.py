@@ -53,7 +53,9 @@ WRITES: dict[str, frozenset[str]] = {
             "credits.ledger.dlq",
         }
     ),
-    "analytics": frozenset({USAGE, "workouts.workout-sessions.dlq", "credits.ledger.dlq"}),
+    "analytics": frozenset(
+        {USAGE, "booking.sessions.dlq", "workouts.workout-sessions.dlq", "credits.ledger.dlq"}
+    ),
     "platform": frozenset({SESSIONS}),
     "store": frozenset({PACKAGES}),
     "subscriber": frozenset(),
@@ -64,7 +66,7 @@ READS: dict[str, frozenset[str]] = {
     "booking": frozenset({SESSIONS, LEDGER}),
     "workouts": frozenset({SESSIONS, WORKOUTS}),
     "credits": frozenset({SESSIONS, WORKOUTS, PACKAGES, LEDGER}),
-    "analytics": frozenset({WORKOUTS, LEDGER}),
+    "analytics": frozenset({SESSIONS, WORKOUTS, LEDGER}),
     "platform": frozenset(),
     "store": frozenset(),
     "subscriber": frozenset({USAGE}),
