@@ -108,6 +108,8 @@ Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_LENGTH), STORABL
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), STORABLE]
 Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH), STORABLE]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), STORABLE]
+#: A session's length in minutes.
+Minutes = Annotated[PositiveInt, Field(le=MAX_INT32)]
 Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE]
 Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE]
 
@@ -234,7 +236,7 @@ class SessionBooked(EventPayload):
     user_id: Id
     trainer_id: Id
     session_date: AwareDatetime
-    duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
+    duration: Minutes = 60
     location: Location | None = None
     notes: Notes | None = None
     policy: CancellationPolicy | None = None
@@ -290,7 +292,7 @@ class GroupSessionScheduled(EventPayload):
     trainer_id: Id
     session_date: AwareDatetime
     capacity: GroupSize
-    duration: Annotated[PositiveInt, Field(le=MAX_INT32)] = 60
+    duration: Minutes = 60
     location: Location | None = None
     notes: Notes | None = None
     policy: CancellationPolicy | None = None

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import SessionPlace, TrainerSession, UserUsage, Workout, WorkoutDay
 from analytics.rules import (
+    COUNT_COLUMN_OF,
+    STORED_USAGE,
     ClientUsage,
     CompletedWorkouts,
     DateRange,
@@ -30,17 +32,7 @@ async def usage_of(db: AsyncSession, user_id: int) -> SessionUsage:
     row = await db.get(UserUsage, user_id)
     if row is None:
         return SessionUsage()
-    return ClientUsage(
-        row.user_id,
-        solo_count=row.solo_count,
-        trainer_led_count=row.trainer_led_count,
-        trainer_assisted_count=row.trainer_assisted_count,
-        group_count=row.group_count,
-        credits_total=row.credits_total,
-        credits_used=row.credits_used,
-        credits_held=row.credits_held,
-        credits_expired=row.credits_expired,
-    ).usage
+    return ClientUsage(row.user_id, **{name: getattr(row, name) for name in STORED_USAGE}).usage
 
 
 async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> SessionUsage:
@@ -178,23 +170,9 @@ async def _add_rows(
 
 async def _every_clients_usage(db: AsyncSession) -> Counter[SessionType]:
     usage = UserUsage.__table__.c
-    row = (
-        await db.execute(
-            select(
-                func.coalesce(func.sum(usage.solo_count), 0),
-                func.coalesce(func.sum(usage.trainer_led_count), 0),
-                func.coalesce(func.sum(usage.trainer_assisted_count), 0),
-                func.coalesce(func.sum(usage.group_count), 0),
-            )
-        )
-    ).one()
-    kinds = (
-        SessionType.SOLO,
-        SessionType.TRAINER_LED,
-        SessionType.TRAINER_ASSISTED,
-        SessionType.GROUP,
-    )
-    return Counter(dict(zip(kinds, (int(count) for count in row), strict=True)))
+    sums = (func.coalesce(func.sum(usage[column]), 0) for column in COUNT_COLUMN_OF.values())
+    row = (await db.execute(select(*sums))).one()
+    return Counter(dict(zip(COUNT_COLUMN_OF, (int(count) for count in row), strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,24 @@ class KnownWorkout:
         return self.session_type if self.status == WorkoutStatus.COMPLETED else None
 
 
+#: Each session type's count in a client's stored usage (`ClientUsage`, `user_usage`).
+COUNT_COLUMN_OF: dict[SessionType, str] = {
+    SessionType.SOLO: "solo_count",
+    SessionType.TRAINER_LED: "trainer_led_count",
+    SessionType.TRAINER_ASSISTED: "trainer_assisted_count",
+    SessionType.GROUP: "group_count",
+}
+#: What is stored of a client's usage beside its id, as `ClientUsage` names it.
+STORED_USAGE = (
+    *COUNT_COLUMN_OF.values(),
+    "credits_total",
+    "credits_used",
+    "credits_held",
+    "credits_expired",
+    "as_of",
+)
+
+
 @dataclass(slots=True)
 class ClientUsage:
     """A client's usage as stored; `changed` once an event changed it."""

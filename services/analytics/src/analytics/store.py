@@ -27,6 +27,7 @@ from analytics.models import (
     WorkoutDay,
 )
 from analytics.rules import (
+    STORED_USAGE,
     ClientUsage,
     KnownWorkout,
     Place,
@@ -41,17 +42,6 @@ from contracts.topics import BOOKING_SESSIONS
 from servicekit.db import any_of, columns_of, insert_rows
 from servicekit.outbox import Outbox
 
-_USAGE_COLUMNS = (
-    "solo_count",
-    "trainer_led_count",
-    "trainer_assisted_count",
-    "group_count",
-    "credits_total",
-    "credits_used",
-    "credits_held",
-    "credits_expired",
-    "as_of",
-)
 _WORKOUT_COLUMNS = (
     "workout_id",
     "user_id",
@@ -70,9 +60,9 @@ USAGE_CHANGED = "session_usage_changed"
 #: The rows exist (`_ENSURE_USAGES` made them when loading): this only updates them.
 _SET_USAGES = insert_rows(
     UserUsage,
-    ("user_id", *_USAGE_COLUMNS),
+    ("user_id", *STORED_USAGE),
     then="on conflict (user_id) do update set "
-    + ", ".join(f"{name} = excluded.{name}" for name in _USAGE_COLUMNS),
+    + ", ".join(f"{name} = excluded.{name}" for name in STORED_USAGE),
 )
 #: The same, and the notification of each client, in one round trip.
 _UPDATE_USAGES = text(
@@ -178,7 +168,7 @@ class UsageStore:
         await db.execute(_ENSURE_USAGES, {"user_id": clients})
         # Rows rather than ORM objects: a batch loads hundreds of them.
         for row in await db.execute(
-            select(UserUsage.user_id, *(getattr(UserUsage, c) for c in _USAGE_COLUMNS))
+            select(UserUsage.user_id, *(getattr(UserUsage, c) for c in STORED_USAGE))
             .where(UserUsage.user_id == any_of(clients, BIGINT))
             .order_by(UserUsage.user_id)
             .with_for_update()
@@ -264,14 +254,12 @@ class UsageStore:
             ]
             await db.execute(_UPSERT_PLACES, columns_of(places, _PLACE_COLUMNS))
         changed_usages = [
-            {c: getattr(usage, c) for c in ("user_id", *_USAGE_COLUMNS)}
+            {c: getattr(usage, c) for c in ("user_id", *STORED_USAGE)}
             for _, usage in sorted(book.usages.items())
             if usage.changed
         ]
         if changed_usages:
-            await db.execute(
-                _UPDATE_USAGES, columns_of(changed_usages, ("user_id", *_USAGE_COLUMNS))
-            )
+            await db.execute(_UPDATE_USAGES, columns_of(changed_usages, ("user_id", *STORED_USAGE)))
         if book.trainer_clients:
             pairs = [{"trainer_id": t, "user_id": u} for t, u in sorted(book.trainer_clients)]
             await db.execute(_ADD_TRAINER_CLIENTS, columns_of(pairs, _TRAINER_CLIENT_COLUMNS))
