@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -210,6 +211,14 @@ class IsolatedPlatform:
                 if any(committed.get(partition, 0) < end for partition, end in ends.items()):
                     return False
         return True
+
+    def deductions(self) -> Counter[tuple[int, int]]:
+        """The ledger's deductions per (session, client), as credits' database holds them."""
+        with psycopg.connect(libpq_url(self.database_urls["credits"])) as connection:
+            rows = connection.execute(
+                "select session_id, user_id from ledger_entries where kind = 'deduction'"
+            ).fetchall()
+        return Counter((int(session), int(client)) for session, client in rows)
 
     async def publish(self, payloads: Sequence[EventPayload], *, source: str = "/tests") -> None:
         """Publish events as another platform service would: to their contract topics."""

@@ -19,8 +19,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from sqlalchemy import select
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, select
 
 from contracts.envelope import (
     Event,
@@ -122,6 +124,26 @@ def downgrade(
     unless `allow_data_loss` (`alembic -x allow-data-loss=true`)."""
     arguments = [f"{ALLOW_DATA_LOSS}=true"] if allow_data_loss else []
     command.downgrade(_alembic_config(service_directory, url, *arguments), revision)
+
+
+def schema_differences(url: str, metadata: MetaData) -> list[Any]:
+    """What the migrated database at `url` lacks or has beyond the models' `metadata` (its
+    tables only: another's, such as the plumbing servicekit checks, are left out)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "compare_type": True,
+                    "include_name": lambda name, kind, _: (
+                        kind != "table" or name in metadata.tables
+                    ),
+                },
+            )
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
 
 
 def _alembic_config(service_directory: Path, url: str, *arguments: str) -> Config:

@@ -23,6 +23,7 @@ from contracts.events import (
 from credits.access import GRANT_RULE, PARKED_RULE, WAIVER_RULE, trains
 from credits.queries import balance_and_packages, ledger_page, parked_page
 from credits.rules import Package as LedgerPackage
+from credits.rules import Place
 from credits.settings import Settings
 from credits.store import LedgerStore, Scope
 from servicekit.auth import CallerDep, forbidden, require_client_records
@@ -312,7 +313,12 @@ async def waive_forfeit(
     session: asking again changes nothing and answers the same."""
     if not caller.is_staff:
         raise forbidden(WAIVER_RULE)
-    scope = Scope(sessions=frozenset({waiver.session_id}), clients=frozenset({user_id}))
+    scope = Scope(
+        sessions=frozenset({waiver.session_id}),
+        # The client's place, should the session be a group's.
+        places=frozenset({Place(waiver.session_id, user_id)}),
+        clients=frozenset({user_id}),
+    )
     async with (
         runtime.database.transaction() as db,
         _store(runtime).ledger_for(db, scope) as ledger,

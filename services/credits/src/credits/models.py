@@ -65,28 +65,33 @@ class LedgerEntry(Base):
             f"kind not in ({_quoted(SESSION_KINDS)}) or session_id is not null",
             name="session_entries_name_a_session",
         ),
-        # The rule of the platform, as a constraint: one deduction per session, ever.
+        # The rule of the platform, as a constraint: one deduction per session, ever (per
+        # client and session: a group session's clients each have a place of their own).
         Index(
-            "one_deduction_per_session",
+            "one_deduction_per_place",
             "session_id",
+            "user_id",
             unique=True,
             postgresql_where=text("kind = 'deduction'"),
         ),
         Index(
-            "one_restoration_per_session",
+            "one_restoration_per_place",
             "session_id",
+            "user_id",
             unique=True,
             postgresql_where=text("kind = 'restoration'"),
         ),
         Index(
-            "one_forfeit_per_session",
+            "one_forfeit_per_place",
             "session_id",
+            "user_id",
             unique=True,
             postgresql_where=text("kind = 'forfeit'"),
         ),
         Index(
-            "one_waiver_per_session",
+            "one_waiver_per_place",
             "session_id",
+            "user_id",
             unique=True,
             postgresql_where=text("kind = 'waiver'"),
         ),
@@ -203,6 +208,26 @@ class KnownSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class GroupPlace(Base):
+    """A client's place in a group session, from `booking.sessions`: to the ledger, what a
+    one-to-one session is (`credits.rules.Place`)."""
+
+    __tablename__ = "group_places"
+    __table_args__ = (
+        # Whether a trainer trains a client (see `credits.access`).
+        Index("group_places_by_trainer_and_client", "trainer_id", "user_id"),
+    )
+
+    session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trainer_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
+    session_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    late_cancel_hours: Mapped[int | None] = mapped_column(Integer)
+    no_show_forfeits: Mapped[bool | None] = mapped_column(Boolean)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class PendingDeduction(Base):
     """A deduction asked for before its session's booking arrived ("parked"); applied when
     it does, or withdrawn when its workout is cancelled first (see `WithdrawnDeduction`)."""
@@ -216,6 +241,8 @@ class PendingDeduction(Base):
     workout_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     cause: Mapped[str] = mapped_column(Text)
     caused_by: Mapped[str] = mapped_column(Text)
+    #: For a client's place in a group session (`user_id`'s), not a one-to-one session.
+    group_place: Mapped[bool] = mapped_column(Boolean, server_default=false())
     #: When its event says the session was delivered.
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: When it was parked.

@@ -20,6 +20,9 @@
   to the package that paid.
 - A package's credits left when its validity ends (and `EXPIRY_GRACE` after it) expire.
 - A completed solo workout counts against a hybrid package's solo allowance; never refused.
+- A group session is a set of places, one per client who joined: each place is booked,
+  held, charged, cancelled (its client left), missed or given back exactly as a one-to-one
+  session is, so each attending client is charged once per group session (`Place`).
 
 `Ledger` holds what one batch of events (or one request) touches, loaded by the store
 (`credits.store`), and decides in memory: no database, no clock (time is given), no I/O.
@@ -39,6 +42,7 @@ from typing import Any, NamedTuple
 from contracts import events
 from contracts.envelope import Event
 from contracts.events import (
+    BOOKED_SESSION_TYPES,
     COUNTED_PACKAGE_TYPES,
     CancellationPolicy,
     DeductionCause,
@@ -127,12 +131,27 @@ class NoForfeit(RuleBroken):
     """A waiver asked for a session whose credit this client did not forfeit."""
 
 
-class GroupNotChargedYet(RuleBroken):
-    """A group workout (WorkoutLogged version 2): this ledger does not charge group places
-    yet. Set aside whole on the dead-letter topic rather than read as solo, to be sent back
-    (`ops dlq redrive`) once it does: nothing is lost and nothing charged wrongly."""
+class Place(NamedTuple):
+    """What one charge is about: a one-to-one session (`user_id` None: its one client) or
+    one client's place in a group session. The ledger's entries about it are keyed by it, so
+    a group session charges each of its clients once, and a one-to-one session's entries
+    keep the ids they always had."""
 
-    kind = "group-not-charged-yet"
+    session_id: int
+    user_id: int | None = None
+
+    @classmethod
+    def of(cls, session_id: int, user_id: int, *, group: bool) -> Place:
+        return cls(session_id, user_id if group else None)
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        """The business key its entry ids and notices are made of."""
+        return (self.session_id,) if self.user_id is None else (self.session_id, self.user_id)
+
+    @property
+    def group(self) -> bool:
+        return self.user_id is not None
 
 
 def entry_id(*business_key: object) -> uuid.UUID:
@@ -153,28 +172,38 @@ class SessionEntryIds(NamedTuple):
 
 
 @lru_cache(maxsize=SESSION_IDS_REMEMBERED)
-def session_entry_ids(session_id: int) -> SessionEntryIds:
-    """Made once per session while it is being decided about (loading and each rule ask
-    for them again and again)."""
-    return SessionEntryIds(
-        *(entry_id(kind, session_id) for kind in ("deduction", "restoration", "forfeit", "waiver"))
+def session_entry_ids(place: Place) -> SessionEntryIds:
+    """Made once per place while it is being decided about (loading and each rule ask for
+    them again and again)."""
+    kinds = ("deduction", "restoration", "forfeit", "waiver")
+    return SessionEntryIds(*(entry_id(kind, *place.key) for kind in kinds))
+
+
+def deduction_id(place: Place) -> uuid.UUID:
+    return session_entry_ids(place).deduction
+
+
+def restoration_id(place: Place) -> uuid.UUID:
+    return session_entry_ids(place).restoration
+
+
+def forfeit_id(place: Place) -> uuid.UUID:
+    return session_entry_ids(place).forfeit
+
+
+def waiver_id(place: Place) -> uuid.UUID:
+    return session_entry_ids(place).waiver
+
+
+def place_announced(session_id: int, user_id: int, id: uuid.UUID, kind: str) -> Place:
+    """The place an announced entry is about, told by its id: an announcement names the
+    session and the client, and a group place's ids are made of both."""
+    one_to_one = Place(session_id)
+    return (
+        one_to_one
+        if getattr(session_entry_ids(one_to_one), kind) == id
+        else Place(session_id, user_id)
     )
-
-
-def deduction_id(session_id: int) -> uuid.UUID:
-    return session_entry_ids(session_id).deduction
-
-
-def restoration_id(session_id: int) -> uuid.UUID:
-    return session_entry_ids(session_id).restoration
-
-
-def forfeit_id(session_id: int) -> uuid.UUID:
-    return session_entry_ids(session_id).forfeit
-
-
-def waiver_id(session_id: int) -> uuid.UUID:
-    return session_entry_ids(session_id).waiver
 
 
 def purchase_grant_id(purchase_id: str) -> uuid.UUID:
@@ -231,7 +260,8 @@ def _cause_of_unattributed(event: Event[Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DeductionRequest:
-    """One reason to deduct a session's credit: a trainer-led workout or a completed session."""
+    """One reason to deduct a session's credit: a trainer-led or group workout, or a
+    completed session."""
 
     session_id: int
     user_id: int
@@ -242,6 +272,12 @@ class DeductionRequest:
     #: When the event says the session was delivered (the workout's date, the completion's
     #: time): the session's booked date goes first when it is known.
     delivered_at: datetime | None = None
+    #: A place in a group session rather than a one-to-one session.
+    group: bool = False
+
+    @property
+    def place(self) -> Place:
+        return Place.of(self.session_id, self.user_id, group=self.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,8 +465,9 @@ class Packages(MutableMapping[uuid.UUID, Package]):
 class Ledger:
     """The part of the ledger a batch or a request touches, and what was decided on it."""
 
-    sessions: dict[int, KnownSession] = field(default_factory=dict)
-    parked: dict[int, list[Parked]] = field(default_factory=dict)
+    #: One-to-one sessions and group places.
+    sessions: dict[Place, KnownSession] = field(default_factory=dict)
+    parked: dict[Place, list[Parked]] = field(default_factory=dict)
     #: Workouts whose parked deduction was withdrawn (see `withdraw_parked`), of the sessions
     #: loaded.
     withdrawn: set[uuid.UUID] = field(default_factory=set)
@@ -579,6 +616,7 @@ class Ledger:
                 by=caused_by,
             )
         elif isinstance(announced, events.SessionCreditDeducted):
+            place = place_announced(announced.session_id, announced.user_id, id, "deduction")
             request = DeductionRequest(
                 session_id=announced.session_id,
                 user_id=announced.user_id,
@@ -587,6 +625,7 @@ class Ledger:
                 cause=announced.cause,
                 caused_by=caused_by,
                 delivered_at=announced.delivered_at,
+                group=place.group,
             )
             if announced.package_id is not None:
                 payer = self.packages.get(announced.package_id)
@@ -600,6 +639,7 @@ class Ledger:
                 id, EntryKind.DEDUCTION, request, payer, delivered_at=announced.delivered_at
             )
         elif isinstance(announced, events.SessionCreditForfeited):
+            place = place_announced(announced.session_id, announced.user_id, id, "forfeit")
             request = DeductionRequest(
                 session_id=announced.session_id,
                 user_id=announced.user_id,
@@ -607,6 +647,7 @@ class Ledger:
                 workout_id=None,
                 cause=announced.cause,  # type: ignore[arg-type]  # a forfeit's own cause
                 caused_by=caused_by,
+                group=place.group,
             )
             payer = self.packages.get(announced.package_id) if announced.package_id else None
             self._record_charge(
@@ -614,14 +655,9 @@ class Ledger:
             )
         elif isinstance(announced, events.SessionCreditRestored):
             kind = EntryKind.WAIVER if announced.restores == "forfeit" else EntryKind.RESTORATION
-            charge_id = (
-                forfeit_id(announced.session_id)
-                if kind is EntryKind.WAIVER
-                else deduction_id(announced.session_id)
-            )
-            self._record_return(
-                id, kind, announced.session_id, charge_id, reason=announced.reason, by=caused_by
-            )
+            place = place_announced(announced.session_id, announced.user_id, id, kind)
+            charge_id = forfeit_id(place) if kind is EntryKind.WAIVER else deduction_id(place)
+            self._record_return(id, kind, place, charge_id, reason=announced.reason, by=caused_by)
         elif isinstance(announced, events.CreditsExpired):
             package = self.packages.get(announced.package_id)
             self._record_expiry(
@@ -651,30 +687,30 @@ class Ledger:
 
     def session_seen(
         self,
+        place: Place,
         *,
-        session_id: int,
         user_id: int,
         trainer_id: int,
         status: SessionStatus | None,
         caused_by: str,
-        booked: events.SessionBooked | None = None,
+        booked: events.SessionBooked | events.ParticipantJoined | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Learn of a session (its booking, or an event that names its client and trainer
-        and moves it to `status` at `at`); `status` None keeps the status already known. An
-        event naming someone else is refused. Then settle parked deductions, give back the
-        credit of a session that turns out cancelled or missed, judge it by its policy, and
-        hold or release its credit."""
-        known = self.sessions.get(session_id)
+        """Learn of a session or a group place (its booking, or an event that names its
+        client and trainer and moves it to `status` at `at`); `status` None keeps the status
+        already known. An event naming someone else is refused. Then settle parked
+        deductions, give back the credit of a place that turns out cancelled or missed,
+        judge it by its policy, and hold or release its credit."""
+        known = self.sessions.get(place)
         if known is not None:
-            mismatch = self._mismatch(session_id, user_id=user_id, trainer_id=trainer_id)
+            mismatch = self._mismatch(place, user_id=user_id, trainer_id=trainer_id)
             if mismatch:
                 raise BookedForSomeoneElse(mismatch)
         if known is None:
             known = KnownSession(
                 user_id, trainer_id, status or SessionStatus.SCHEDULED, changed=True
             )
-            self.sessions[session_id] = known
+            self.sessions[place] = known
         elif status is not None and status is not known.status:
             known.status = status
             known.changed = True
@@ -685,44 +721,105 @@ class Ledger:
         if status in UNDELIVERED_STATUSES and at is not None and known.ended_at is None:
             known.ended_at = at
             known.changed = True
-        self._settle_parked(session_id, known)
+        self._settle_parked(place, known)
         if status in UNDELIVERED_STATUSES:
-            self._restore(session_id, reason=f"session {status}", caused_by=caused_by)
+            self._restore(place, reason=f"session {status}", caused_by=caused_by)
         if known.status in UNDELIVERED_STATUSES:
-            self._judge(session_id, known, caused_by=caused_by)
-        self._refresh_hold(session_id, known)
+            self._judge(place, known, caused_by=caused_by)
+        self._refresh_hold(place, known)
+
+    def group_ended(
+        self,
+        session_id: int,
+        *,
+        trainer_id: int,
+        attended: Iterable[int] = (),
+        no_shows: Iterable[int] = (),
+        cancelled: bool = False,
+        at: datetime,
+        caused_by: str,
+    ) -> None:
+        """A group session completed (each place attended is charged once, each missed one
+        judged as a no-show) or called off (every place it has released, nothing
+        forfeited: the studio called it off, not the client). A place the completion does
+        not name keeps what it has until an event names it."""
+        for status, clients in (
+            (SessionStatus.NO_SHOW, no_shows),
+            (SessionStatus.COMPLETED, attended),
+        ):
+            for user_id in clients:
+                place = Place(session_id, user_id)
+                self.session_seen(
+                    place,
+                    user_id=user_id,
+                    trainer_id=trainer_id,
+                    status=status,
+                    caused_by=caused_by,
+                    at=at,
+                )
+                if status is SessionStatus.COMPLETED:
+                    self.deduct(
+                        DeductionRequest(
+                            session_id=session_id,
+                            user_id=user_id,
+                            trainer_id=trainer_id,
+                            workout_id=None,
+                            cause=events.SESSION_COMPLETED,
+                            caused_by=caused_by,
+                            delivered_at=at,
+                            group=True,
+                        )
+                    )
+        if cancelled:
+            for place in sorted(self.places_of(session_id)):
+                known = self.sessions[place]
+                # No `at`: a place ends without a late cancel of its own.
+                self.session_seen(
+                    place,
+                    user_id=known.user_id,
+                    trainer_id=trainer_id,
+                    status=SessionStatus.CANCELLED,
+                    caused_by=caused_by,
+                )
+
+    def places_of(self, session_id: int) -> list[Place]:
+        """The places of a group session loaded (the store loads every one of a session a
+        batch names)."""
+        return [p for p in self.sessions if p.session_id == session_id and p.group]
 
     def rescheduled(self, session_id: int, session_date: datetime) -> None:
-        """A booked session's new date: the day it is judged and paid by."""
-        known = self.sessions.get(session_id)
-        if known is not None and known.session_date is not None:
-            known.session_date = session_date
-            known.changed = True
+        """A booked session's new date (every place of a group session's): the day it is
+        judged and paid by."""
+        for place in [Place(session_id), *self.places_of(session_id)]:
+            known = self.sessions.get(place)
+            if known is not None and known.session_date is not None:
+                known.session_date = session_date
+                known.changed = True
 
-    def _mismatch(self, session_id: int, *, user_id: int, trainer_id: int) -> str | None:
-        known = self.sessions.get(session_id)
+    def _mismatch(self, place: Place, *, user_id: int, trainer_id: int) -> str | None:
+        known = self.sessions.get(place)
         if known is None:
             return None
         booked = (known.user_id, known.trainer_id)
-        return booked_for_someone_else(session_id, booked=booked, named=(user_id, trainer_id))
+        return booked_for_someone_else(place.session_id, booked=booked, named=(user_id, trainer_id))
 
     def holds_loaded(self) -> None:
-        """Whether each loaded session holds a credit follows from its status and entries:
+        """Whether each loaded place holds a credit follows from its status and entries:
         the store derives it after loading, rather than keep it (a deduction then writes no
         session row)."""
-        for session_id, known in self.sessions.items():
-            known.held = self._holds(session_id, known)
+        for place, known in self.sessions.items():
+            known.held = self._holds(place, known)
 
-    def _holds(self, session_id: int, known: KnownSession) -> bool:
-        """A session holds a credit while booked and neither charged nor ended."""
+    def _holds(self, place: Place, known: KnownSession) -> bool:
+        """A place holds a credit while booked and neither charged nor ended."""
         return (
             known.status in HOLDING_STATUSES
-            and deduction_id(session_id) not in self.entries
-            and forfeit_id(session_id) not in self.entries
+            and deduction_id(place) not in self.entries
+            and forfeit_id(place) not in self.entries
         )
 
-    def _refresh_hold(self, session_id: int, known: KnownSession) -> None:
-        holds = self._holds(session_id, known)
+    def _refresh_hold(self, place: Place, known: KnownSession) -> None:
+        holds = self._holds(place, known)
         if holds is known.held:
             return
         known.held = holds
@@ -730,10 +827,11 @@ class Ledger:
         change = 1 if holds else -1
         balance.held += change
         balance.held_change += change
-        self._watch_threshold(known.user_id, crossed_by=f"hold:{session_id}:{holds}")
+        label = ":".join(str(part) for part in place.key)
+        self._watch_threshold(known.user_id, crossed_by=f"hold:{label}:{holds}")
 
-    def _judge(self, session_id: int, known: KnownSession, *, caused_by: str) -> None:
-        """Forfeit the credit of a session cancelled late or missed, under its policy."""
+    def _judge(self, place: Place, known: KnownSession, *, caused_by: str) -> None:
+        """Forfeit the credit of a place cancelled late or missed, under its policy."""
         policy = known.policy
         if policy is None or not policy.forfeits_anything:
             return
@@ -751,25 +849,26 @@ class Ledger:
         if cause is None:
             return
         request = DeductionRequest(
-            session_id=session_id,
+            session_id=place.session_id,
             user_id=known.user_id,
             trainer_id=known.trainer_id,
             workout_id=None,
             cause=cause,  # type: ignore[arg-type]  # a forfeit's own cause
             caused_by=caused_by,
+            group=place.group,
         )
-        id = forfeit_id(session_id)
+        id = forfeit_id(place)
         payer = self._payer(known.user_id, known.session_date)
         if not self._record_charge(
             id, EntryKind.FORFEIT, request, payer, delivered_at=known.session_date
         ):
             return
         # The hold becomes the charge before the balance is announced, as for a deduction.
-        self._refresh_hold(session_id, known)
+        self._refresh_hold(place, known)
         self._announce(
             events.SessionCreditForfeited(
                 user_id=known.user_id,
-                session_id=session_id,
+                session_id=place.session_id,
                 trainer_id=known.trainer_id,
                 cause=cause,
                 policy=policy,
@@ -783,14 +882,18 @@ class Ledger:
         self._watch_threshold(known.user_id, crossed_by=id)
 
     def waive_forfeit(self, *, user_id: int, session_id: int, reason: str) -> None:
-        """Staff give back a forfeited credit, once per session (a restoration with a
-        reason). Refused when the client forfeited nothing for that session."""
-        forfeit = self.entries.get(forfeit_id(session_id))
-        if forfeit is None or forfeit.user_id != user_id:
+        """Staff give back a forfeited credit, once per session or group place (a
+        restoration with a reason). Refused when the client forfeited nothing for that
+        session."""
+        for place in (Place(session_id), Place(session_id, user_id)):
+            forfeit = self.entries.get(forfeit_id(place))
+            if forfeit is not None and forfeit.user_id == user_id:
+                break
+        else:
             raise NoForfeit(f"client {user_id} forfeited no credit for session {session_id}")
-        id = waiver_id(session_id)
+        id = waiver_id(place)
         if not self._record_return(
-            id, EntryKind.WAIVER, session_id, forfeit_id(session_id), reason=reason, by=STAFF_GRANT
+            id, EntryKind.WAIVER, place, forfeit_id(place), reason=reason, by=STAFF_GRANT
         ):
             return
         self._announce(
@@ -816,29 +919,25 @@ class Ledger:
         caused_by: str,
         at: datetime,
     ) -> None:
-        """A trainer-led workout that is being or has been delivered uses its session's
-        credit; one called off withdraws its parked deduction. A completed solo or
-        trainer-assisted workout (never charged a credit) counts against a hybrid package's
-        allowance. It happened on its date, or when its
-        event says (`at`) for a change of status, which carries none."""
+        """A trainer-led or group workout that is being or has been delivered uses its
+        session's credit (its client's place's, in a group); one called off withdraws its
+        parked deduction. A completed solo or trainer-assisted workout (never charged a
+        credit) counts against a hybrid package's allowance. It happened on its date, or
+        when its event says (`at`) for a change of status, which carries none."""
         when = workout.date if isinstance(workout, events.WorkoutLogged) else at
-        if workout.session_type is SessionType.GROUP:
-            raise GroupNotChargedYet(
-                f"workout {workout.workout_id} of group session {workout.session_id}: group "
-                "places are not charged by this ledger yet; send it back once they are"
-            )
-        if workout.session_type is not SessionType.TRAINER_LED:
+        if workout.session_type not in BOOKED_SESSION_TYPES:
             if workout.status is WorkoutStatus.COMPLETED:
                 self.solo_done(workout.user_id, workout.workout_id, when, caused_by=caused_by)
             return
-        # The contract guarantees both for trainer-led workouts; this only narrows the types.
+        # The contract guarantees both for booked sessions' workouts; this narrows the types.
         assert workout.session_id is not None
         assert workout.trainer_id is not None
+        group = workout.session_type is SessionType.GROUP
         if workout.status is WorkoutStatus.CANCELLED and isinstance(
             workout, events.WorkoutStatusChanged
         ):
             self.withdraw_parked(
-                session_id=workout.session_id,
+                Place.of(workout.session_id, workout.user_id, group=group),
                 workout_id=workout.workout_id,
                 user_id=workout.user_id,
             )
@@ -852,6 +951,7 @@ class Ledger:
                     cause=events.WORKOUT_LOGGED,
                     caused_by=caused_by,
                     delivered_at=when,
+                    group=group,
                 )
             )
 
@@ -910,25 +1010,26 @@ class Ledger:
         deducts."""
         if request.workout_id in self.withdrawn:
             return
-        known = self.sessions.get(request.session_id)
+        known = self.sessions.get(request.place)
         if known is None:
-            self.parked.setdefault(request.session_id, []).append(Parked(request))
+            self.parked.setdefault(request.place, []).append(Parked(request))
             return
         self._decide(request, known)
 
-    def withdraw_parked(self, *, session_id: int, workout_id: uuid.UUID, user_id: int) -> None:
+    def withdraw_parked(self, place: Place, *, workout_id: uuid.UUID, user_id: int) -> None:
         """A workout called off while its deduction waits for the session's booking: the
         deduction is dropped, never charged, and announced as rejected with the reason. The
         workout is remembered as withdrawn, so that nothing charges it later, in whatever
         order a rebuild reads the inputs. A workout with no parked deduction changes
         nothing: calling off a workout whose credit was deducted gives nothing back."""
-        waiting = self.parked.get(session_id, [])
+        waiting = self.parked.get(place, [])
         withdrawn = [p for p in waiting if p.request.workout_id == workout_id]
         if not withdrawn:
             return
-        self.parked[session_id] = [p for p in waiting if p.request.workout_id != workout_id]
+        self.parked[place] = [p for p in waiting if p.request.workout_id != workout_id]
         self.unparked.extend(p.id for p in withdrawn if p.id is not None)
-        if deduction_id(session_id) in self.entries:
+        session_id = place.session_id
+        if deduction_id(place) in self.entries:
             # A rebuild that read back first the deduction made live before the workout was
             # called off: it stands, as it did live.
             return
@@ -952,7 +1053,7 @@ class Ledger:
 
     def _decide(self, request: DeductionRequest, known: KnownSession) -> None:
         mismatch = self._mismatch(
-            request.session_id, user_id=request.user_id, trainer_id=request.trainer_id
+            request.place, user_id=request.user_id, trainer_id=request.trainer_id
         )
         if mismatch:
             self._reject(request, mismatch)
@@ -962,13 +1063,13 @@ class Ledger:
             self._deduct(request, known)
 
     def _deduct(self, request: DeductionRequest, known: KnownSession) -> None:
-        id = deduction_id(request.session_id)
+        id = deduction_id(request.place)
         if id in self.entries:
-            return  # this session's credit was deducted before: by design, nothing to do
+            return  # this place's credit was deducted before: by design, nothing to do
         delivered_at = known.session_date or request.delivered_at
         payer = self._payer(request.user_id, delivered_at)
         self._record_charge(id, EntryKind.DEDUCTION, request, payer, delivered_at=delivered_at)
-        self._refresh_hold(request.session_id, known)
+        self._refresh_hold(request.place, known)
         self._announce(
             events.SessionCreditDeducted(
                 user_id=request.user_id,
@@ -1032,19 +1133,19 @@ class Ledger:
             payer.changed = True
         return True
 
-    def _restore(self, session_id: int, *, reason: str, caused_by: str) -> None:
-        deduction = self.entries.get(deduction_id(session_id))
+    def _restore(self, place: Place, *, reason: str, caused_by: str) -> None:
+        deduction = self.entries.get(deduction_id(place))
         if deduction is None:
             return
-        id = restoration_id(session_id)
+        id = restoration_id(place)
         if not self._record_return(
-            id, EntryKind.RESTORATION, session_id, deduction_id(session_id), reason, caused_by
+            id, EntryKind.RESTORATION, place, deduction_id(place), reason, caused_by
         ):
             return
         self._announce(
             events.SessionCreditRestored(
                 user_id=deduction.user_id,
-                session_id=session_id,
+                session_id=place.session_id,
                 reason=reason,
                 balance=self.balance_of(deduction.user_id),
                 caused_by=caused_by,
@@ -1059,7 +1160,7 @@ class Ledger:
         self,
         id: uuid.UUID,
         kind: EntryKind,
-        session_id: int,
+        place: Place,
         charge_id: uuid.UUID,
         reason: str,
         by: str,
@@ -1074,7 +1175,7 @@ class Ledger:
             user_id=charge.user_id,
             kind=kind,
             amount=-charge.amount,
-            session_id=session_id,
+            session_id=place.session_id,
             trainer_id=charge.trainer_id,
             package_id=charge.package_id,
             reason=reason,
@@ -1113,8 +1214,8 @@ class Ledger:
             event_id=id,
         )
 
-    def _settle_parked(self, session_id: int, known: KnownSession) -> None:
-        for parked in self.parked.pop(session_id, []):
+    def _settle_parked(self, place: Place, known: KnownSession) -> None:
+        for parked in self.parked.pop(place, []):
             if parked.id is not None:
                 self.unparked.append(parked.id)
             self._decide(parked.request, known)

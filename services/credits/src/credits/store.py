@@ -21,16 +21,23 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, select, text
+from sqlalchemy import TextClause, bindparam, delete, false, select, text, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import events
 from contracts.envelope import Event
-from contracts.events import CancellationPolicy, PackageType, SessionType, WorkoutStatus
+from contracts.events import (
+    BOOKED_SESSION_TYPES,
+    CancellationPolicy,
+    PackageType,
+    SessionType,
+    WorkoutStatus,
+)
 from contracts.sessions import SessionStatus
 from credits.models import (
     Balance,
+    GroupPlace,
     KnownSession,
     LedgerEntry,
     Package,
@@ -48,6 +55,7 @@ from credits.rules import (
     Ledger,
     LedgerEvent,
     Parked,
+    Place,
     keyed_grant_id,
     purchase_grant_id,
     session_entry_ids,
@@ -79,6 +87,7 @@ _PARKED_COLUMNS = (
     "cause",
     "caused_by",
     "delivered_at",
+    "group_place",
 )
 _BALANCE_COLUMNS = ("user_id", "total", "used", "expired", "held", "low")
 #: Where a package's columns start in a row of `load_balances_and_packages`.
@@ -107,6 +116,7 @@ _WITHDRAWN_COLUMNS = ("workout_id", "session_id")
 
 _ENTRIES = LedgerEntry.__table__
 _SESSIONS = KnownSession.__table__
+_PLACES = GroupPlace.__table__
 _PENDING = PendingDeduction.__table__
 _WITHDRAWN = WithdrawnDeduction.__table__
 _BALANCES = Balance.__table__
@@ -124,6 +134,11 @@ _ROW_WRITES: dict[str, tuple[type[Any], tuple[str, ...], str]] = {
         KnownSession,
         _SESSION_COLUMNS,
         f"on conflict (session_id) do update set {_SESSION_UPDATES}",
+    ),
+    "places": (
+        GroupPlace,
+        _SESSION_COLUMNS,
+        f"on conflict (session_id, user_id) do update set {_SESSION_UPDATES}",
     ),
     "parked": (PendingDeduction, _PARKED_COLUMNS, ""),
     "withdrawn": (WithdrawnDeduction, _WITHDRAWN_COLUMNS, "on conflict (workout_id) do nothing"),
@@ -177,6 +192,8 @@ class Scope:
     """What a transaction will touch, to lock and load before deciding anything."""
 
     sessions: frozenset[int] = frozenset()
+    #: Group places the batch names (every stored place of its sessions is loaded too).
+    places: frozenset[Place] = frozenset()
     purchases: frozenset[str] = frozenset()
     grant_keys: frozenset[str] = frozenset()
     clients: frozenset[int] = frozenset()
@@ -185,11 +202,13 @@ class Scope:
     @classmethod
     def of(cls, batch: Iterable[Event[Any]]) -> Scope:
         sessions: set[int] = set()
+        places: set[Place] = set()
         purchases: set[str] = set()
         clients: set[int] = set()
         entries: set[uuid.UUID] = set()
         for event in batch:
             payload = event.payload
+            places.update(_places_named(payload))
             for name, into in (("session_id", sessions), ("user_id", clients)):
                 value = getattr(payload, name, None)
                 if value is not None:
@@ -203,6 +222,7 @@ class Scope:
                 entries.add(solo_id(payload.workout_id))
         return cls(
             sessions=frozenset(sessions),
+            places=frozenset(places),
             purchases=frozenset(purchases),
             clients=frozenset(clients),
             entries=frozenset(entries),
@@ -240,15 +260,23 @@ class LedgerStore:
         await _lock_keys(db, _PURCHASE_LOCKS, keys)
         # Core rows rather than ORM objects throughout: a batch loads thousands of them.
         if session_ids:
-            known = _SESSIONS.c
+            # One-to-one sessions and group places in one round trip.
+            ids = any_of(session_ids, BIGINT)
+            known, places = _SESSIONS.c, _PLACES.c
             for row in await db.execute(
-                select(*(known[name] for name in _SESSION_COLUMNS)).where(
-                    known.session_id == any_of(session_ids, BIGINT)
+                union_all(
+                    select(
+                        false().label("group_place"), *(known[n] for n in _SESSION_COLUMNS)
+                    ).where(known.session_id == ids),
+                    select(
+                        true().label("group_place"), *(places[n] for n in _SESSION_COLUMNS)
+                    ).where(places.session_id == ids),
                 )
             ):
-                ledger.sessions[row.session_id] = _session_of(row)
-        # Deductions are parked only for sessions not known yet (and settled when they are).
-        unknown = [session_id for session_id in session_ids if session_id not in ledger.sessions]
+                place = Place.of(row.session_id, row.user_id, group=row.group_place)
+                ledger.sessions[place] = _session_of(row)
+        # Deductions are parked only for places not known yet (and settled when they are).
+        unknown = [s for s in session_ids if Place(s) not in ledger.sessions]
         if unknown:
             pending = _PENDING.c
             for row in await db.execute(
@@ -257,15 +285,11 @@ class LedgerStore:
                 .order_by(pending.id)
             ):
                 request = DeductionRequest(
-                    session_id=row.session_id,
-                    user_id=row.user_id,
-                    trainer_id=row.trainer_id,
-                    workout_id=row.workout_id,
-                    cause=row.cause,
-                    caused_by=row.caused_by,
-                    delivered_at=row.delivered_at,
+                    **{name: getattr(row, name) for name in _PARKED_COLUMNS[:-1]},
+                    group=row.group_place,
                 )
-                ledger.parked.setdefault(row.session_id, []).append(Parked(request, row.id))
+                if request.place not in ledger.sessions:
+                    ledger.parked.setdefault(request.place, []).append(Parked(request, row.id))
         if session_ids:
             withdrawn = _WITHDRAWN.c
             ledger.withdrawn.update(
@@ -278,8 +302,10 @@ class LedgerStore:
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(keyed_grant_id(k) for k in scope.grant_keys)
-        for session_id in session_ids:
-            wanted.update(session_entry_ids(session_id))
+        for one_to_one in map(Place, session_ids):
+            wanted.update(session_entry_ids(one_to_one))
+        for place in scope.places | ledger.sessions.keys():
+            wanted.update(session_entry_ids(place))
         if wanted:
             entries = _ENTRIES.c
             for entry_row in await db.execute(
@@ -312,9 +338,14 @@ class LedgerStore:
         """Write everything decided since loading: the rows in one statement (`_writing`)."""
         rows: dict[str, list[dict[str, Any]]] = {
             "sessions": [
-                {"session_id": session_id, **_session_row(session)}
-                for session_id, session in ledger.sessions.items()
-                if session.changed
+                {"session_id": place.session_id, **_session_row(session)}
+                for place, session in ledger.sessions.items()
+                if session.changed and not place.group
+            ],
+            "places": [
+                {"session_id": place.session_id, **_session_row(session)}
+                for place, session in ledger.sessions.items()
+                if session.changed and place.group
             ],
             "parked": [
                 _parked_row(p.request)
@@ -478,13 +509,34 @@ async def load_balances_and_packages(db: AsyncSession, ledger: Ledger, clients: 
 def _is_completed_solo(payload: Any) -> bool:
     return (
         isinstance(payload, events.WorkoutLogged | events.WorkoutStatusChanged)
-        and payload.session_type is not SessionType.TRAINER_LED
+        and payload.session_type not in BOOKED_SESSION_TYPES
         and payload.status is WorkoutStatus.COMPLETED
     )
 
 
+def _places_named(payload: Any) -> Iterable[Place]:
+    """The group places an event may be about. An announcement of the ledger's own names a
+    session and a client: it may be about either kind, and both are looked up."""
+    if isinstance(payload, events.GroupSessionCompleted):
+        return [Place(payload.session_id, u) for u in (*payload.attended, *payload.no_shows)]
+    if isinstance(payload, events.ParticipantJoined | events.ParticipantLeft) or (
+        isinstance(payload, events.WorkoutLogged | events.WorkoutStatusChanged)
+        and payload.session_type is SessionType.GROUP
+    ):
+        assert payload.session_id is not None  # the contract's, for a group workout
+        return [Place(payload.session_id, payload.user_id)]
+    if isinstance(payload, LedgerEvent):
+        session_id = getattr(payload, "session_id", None)
+        if session_id is not None:
+            return [Place(session_id, payload.user_id)]
+    return []
+
+
 def _parked_row(request: DeductionRequest) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in _PARKED_COLUMNS}
+    return {
+        **{name: getattr(request, name) for name in _PARKED_COLUMNS[:-1]},
+        "group_place": request.group,
+    }
 
 
 async def _lock_keys(db: AsyncSession, kind: int, keys: Sequence[str]) -> None:

@@ -28,6 +28,7 @@ from credits.rules import (
     Ledger,
     Package,
     Parked,
+    Place,
     keyed_grant_id,
     purchase_grant_id,
     session_entry_ids,
@@ -41,7 +42,8 @@ PROGRESS = ("used", "expired", "solo_used", "closed", "warned")
 
 @dataclass
 class Tables:
-    sessions: dict[int, KnownSession] = field(default_factory=dict)
+    #: One-to-one sessions and group places.
+    sessions: dict[Place, KnownSession] = field(default_factory=dict)
     #: Parked deductions by their row's id.
     parked: dict[int, DeductionRequest] = field(default_factory=dict)
     withdrawn: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -72,18 +74,18 @@ class Tables:
 
     def load(self, scope: Scope) -> Ledger:
         ledger = Ledger()
-        for session_id in scope.sessions & self.sessions.keys():
-            ledger.sessions[session_id] = dataclasses.replace(
-                self.sessions[session_id], changed=False
-            )
-        unknown = scope.sessions - ledger.sessions.keys()
+        for place, session in self.sessions.items():
+            if place.session_id in scope.sessions:
+                ledger.sessions[place] = dataclasses.replace(session, changed=False)
+        unknown = {s for s in scope.sessions if Place(s) not in ledger.sessions}
         for row_id, request in sorted(self.parked.items()):
-            if request.session_id in unknown:
-                ledger.parked.setdefault(request.session_id, []).append(Parked(request, row_id))
+            if request.session_id in unknown and request.place not in ledger.sessions:
+                ledger.parked.setdefault(request.place, []).append(Parked(request, row_id))
         ledger.withdrawn = {w for w, s in self.withdrawn.items() if s in scope.sessions}
         wanted = set(scope.entries) | {purchase_grant_id(p) for p in scope.purchases}
         wanted.update(keyed_grant_id(k) for k in scope.grant_keys)
-        wanted.update(id for s in scope.sessions for id in session_entry_ids(s))
+        places = {Place(s) for s in scope.sessions} | scope.places | ledger.sessions.keys()
+        wanted.update(id for place in places for id in session_entry_ids(place))
         for id in wanted & self.entries.keys():
             row = self.entries[id]
             ledger.entries[id] = Entry(
@@ -112,9 +114,9 @@ class Tables:
         return ledger
 
     def write(self, ledger: Ledger) -> None:
-        for session_id, session in ledger.sessions.items():
+        for place, session in ledger.sessions.items():
             if session.changed:
-                self.sessions[session_id] = dataclasses.replace(session, changed=False)
+                self.sessions[place] = dataclasses.replace(session, changed=False)
         for row_id in ledger.unparked:
             self.parked.pop(row_id, None)
         for waiting in ledger.parked.values():

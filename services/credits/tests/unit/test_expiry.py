@@ -14,6 +14,7 @@ from credits.rules import (
     EXPIRY_NOTICE,
     EntryKind,
     Ledger,
+    Place,
     deduction_id,
     expiring_soon_id,
     expiry_id,
@@ -84,7 +85,7 @@ def test_a_session_before_the_end_reported_within_the_grace_still_draws_from_it(
     ledger = ending(3)
     ledger.pass_time(END + EXPIRY_GRACE - timedelta(minutes=1))
     apply(ledger, booked(1, session_date=END - timedelta(hours=1)), workout(1, date=END))
-    assert row(ledger, deduction_id(1))["package_id"] == package(ledger).id
+    assert row(ledger, deduction_id(Place(1)))["package_id"] == package(ledger).id
     ledger.pass_time(END + EXPIRY_GRACE)
     [expiry] = rows(ledger, EntryKind.EXPIRY)
     assert expiry["amount"] == -2
@@ -94,7 +95,7 @@ def test_once_expired_a_package_pays_nothing_more() -> None:
     ledger = ending(3)
     ledger.pass_time(END + EXPIRY_GRACE)
     apply(ledger, booked(1, session_date=day(1)), workout(1, date=day(1)))
-    assert row(ledger, deduction_id(1))["package_id"] is None
+    assert row(ledger, deduction_id(Place(1)))["package_id"] is None
     assert package(ledger).left == 0
     assert figures(ledger) == (3, 1, 0, 3, -1, -1)
 

@@ -15,6 +15,7 @@ from credits.rules import (
     EntryKind,
     Ledger,
     NoForfeit,
+    Place,
     expiry_id,
     forfeit_id,
     waiver_id,
@@ -46,7 +47,7 @@ def forfeited(policy: CancellationPolicy | None, ending: events.EventPayload) ->
 
 def test_a_cancellation_within_the_window_forfeits_the_credit() -> None:
     ledger = forfeited(POLICY, cancelled(timedelta(hours=24)))
-    entry = row(ledger, forfeit_id(1))
+    entry = row(ledger, forfeit_id(Place(1)))
     assert (entry["kind"], entry["amount"], entry["cause"], entry["package_id"]) == (
         EntryKind.FORFEIT,
         -1,
@@ -73,12 +74,12 @@ def test_a_cancellation_before_the_window_forfeits_nothing() -> None:
 
 def test_a_cancellation_after_the_sessions_time_forfeits_too() -> None:
     ledger = forfeited(POLICY, cancelled(-timedelta(minutes=30)))
-    assert row(ledger, forfeit_id(1))["cause"] == events.LATE_CANCEL
+    assert row(ledger, forfeit_id(Place(1)))["cause"] == events.LATE_CANCEL
 
 
 def test_a_no_show_forfeits_under_a_policy_that_says_so() -> None:
     ledger = forfeited(POLICY, no_show())
-    assert row(ledger, forfeit_id(1))["cause"] == events.NO_SHOW
+    assert row(ledger, forfeit_id(Place(1)))["cause"] == events.NO_SHOW
     [forfeit] = announced(ledger, events.SessionCreditForfeited)
     assert forfeit.cause == events.NO_SHOW
     assert figures(ledger) == (5, 1, 0, 0, 4, 4)
@@ -113,21 +114,21 @@ def test_a_session_is_judged_by_the_policy_on_its_first_booking_never_a_later_on
         booked(1, session_date=SESSION_DATE),
         cancelled(timedelta(hours=1)),
     )
-    assert forfeit_id(1) in stamped.entries
+    assert forfeit_id(Place(1)) in stamped.entries
     unstamped = apply(
         Ledger(),
         *booked_under(None),
         booked(1, session_date=SESSION_DATE, policy=POLICY),
         cancelled(timedelta(hours=1)),
     )
-    assert forfeit_id(1) not in unstamped.entries
+    assert forfeit_id(Place(1)) not in unstamped.entries
 
 
 def test_a_cancellation_read_before_its_booking_is_judged_when_the_booking_arrives() -> None:
     ledger = apply(Ledger(), purchase(5, at=MONDAY), cancelled(timedelta(hours=2)))
     assert rows(ledger, EntryKind.FORFEIT) == []
     apply(ledger, booked(1, session_date=SESSION_DATE, policy=POLICY))
-    assert row(ledger, forfeit_id(1))["cause"] == events.LATE_CANCEL
+    assert row(ledger, forfeit_id(Place(1)))["cause"] == events.LATE_CANCEL
     assert figures(ledger) == (5, 1, 0, 0, 4, 4)
 
 
@@ -146,13 +147,13 @@ def test_an_unlimited_package_pays_a_forfeit_with_nothing() -> None:
         booked(1, session_date=SESSION_DATE, policy=POLICY),
         no_show(),
     )
-    entry = row(ledger, forfeit_id(1))
+    entry = row(ledger, forfeit_id(Place(1)))
     assert (entry["amount"], entry["package_id"]) == (0, package(ledger).id)
 
 
 def test_with_nothing_left_a_forfeit_is_charged_on_no_package() -> None:
     ledger = apply(Ledger(), booked(1, session_date=SESSION_DATE, policy=POLICY), no_show())
-    entry = row(ledger, forfeit_id(1))
+    entry = row(ledger, forfeit_id(Place(1)))
     assert (entry["amount"], entry["package_id"]) == (-1, None)
     assert figures(ledger) == (0, 1, 0, 0, -1, -1)
 
@@ -161,7 +162,7 @@ def test_staff_waive_a_forfeit_once() -> None:
     ledger = forfeited(POLICY, no_show())
     for _ in range(2):
         ledger.waive_forfeit(user_id=CLIENT, session_id=1, reason="the client was ill")
-    entry = row(ledger, waiver_id(1))
+    entry = row(ledger, waiver_id(Place(1)))
     assert (entry["kind"], entry["amount"], entry["package_id"], entry["reason"]) == (
         EntryKind.WAIVER,
         1,
@@ -203,7 +204,7 @@ def test_a_credit_waived_back_to_an_expired_package_expires_at_once() -> None:
     )
     ledger.pass_time(day(5) + EXPIRY_GRACE)
     ledger.waive_forfeit(user_id=CLIENT, session_id=1, reason="late waiver")
-    expiry = row(ledger, expiry_id(package(ledger).id, waiver_id(1)))
+    expiry = row(ledger, expiry_id(package(ledger).id, waiver_id(Place(1))))
     assert (expiry["amount"], expiry["effective_at"]) == (-1, day(5))
     assert figures(ledger) == (1, 0, 0, 1, 0, 0)
 

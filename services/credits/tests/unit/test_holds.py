@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import events
-from credits.rules import Ledger, running_low_id
+from credits.rules import Ledger, Place, running_low_id
 from testkit.events import CLIENT, booked, moved, purchase, workout
 
 from .ledgers import day, figures
@@ -17,7 +17,7 @@ from .test_rules import announced, apply
 def test_a_booked_session_holds_a_credit() -> None:
     ledger = apply(Ledger(), purchase(10), booked(1))
     assert figures(ledger) == (10, 0, 1, 0, 10, 9)
-    assert ledger.sessions[1].held
+    assert ledger.sessions[Place(1)].held
 
 
 def test_a_session_in_progress_still_holds_its_credit() -> None:
@@ -33,7 +33,7 @@ def test_a_session_in_progress_still_holds_its_credit() -> None:
 def test_delivery_turns_the_hold_into_the_deduction(delivery: events.EventPayload) -> None:
     ledger = apply(Ledger(), purchase(10), booked(1), delivery)
     assert figures(ledger) == (10, 1, 0, 0, 9, 9)
-    assert not ledger.sessions[1].held
+    assert not ledger.sessions[Place(1)].held
 
 
 @pytest.mark.parametrize("ending", [events.SessionCancelled, events.SessionNoShow])

@@ -7,15 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 from contracts import events
 from contracts.events import PackageType
 from credits.rules import (
     EXPIRY_GRACE,
     EntryKind,
-    GroupNotChargedYet,
     Ledger,
+    Place,
     deduction_id,
     expiry_id,
     keyed_grant_id,
@@ -38,7 +36,7 @@ def unlimited(purchase_id: str = "order-1", **terms: Any) -> events.PackagePurch
 
 
 def payer(ledger: Ledger, session_id: int) -> uuid.UUID | None:
-    paid_by: uuid.UUID | None = row(ledger, deduction_id(session_id))["package_id"]
+    paid_by: uuid.UUID | None = row(ledger, deduction_id(Place(session_id)))["package_id"]
     return paid_by
 
 
@@ -196,7 +194,7 @@ def test_a_session_given_back_frees_its_place_under_the_weekly_cap() -> None:
         moved(events.SessionCancelled, 1, at=day(0, 12)),
         *delivered(2, day(1)),
     )
-    assert row(ledger, restoration_id(1))["amount"] == 0
+    assert row(ledger, restoration_id(Place(1)))["amount"] == 0
     assert payer(ledger, 2) == package(ledger).id
     assert package(ledger).weeks == {day(0, 0).date(): 1}
 
@@ -258,7 +256,7 @@ def test_the_sessions_day_is_its_booked_date_whenever_its_workout_is_logged() ->
         workout(1, date=day(3)),
     )
     assert payer(ledger, 1) == package_id("ended")
-    assert row(ledger, deduction_id(1))["effective_at"] == day(1)
+    assert row(ledger, deduction_id(Place(1)))["effective_at"] == day(1)
 
 
 def test_without_a_booked_date_the_session_is_paid_by_its_workouts_date() -> None:
@@ -270,7 +268,7 @@ def test_without_a_booked_date_the_session_is_paid_by_its_workouts_date() -> Non
         workout(1, date=day(3)),
     )
     assert payer(ledger, 1) == package_id("never")
-    assert row(ledger, deduction_id(1))["effective_at"] == day(3)
+    assert row(ledger, deduction_id(Place(1)))["effective_at"] == day(3)
 
 
 def test_without_a_booked_date_a_completed_session_is_paid_by_its_completion_time() -> None:
@@ -280,7 +278,7 @@ def test_without_a_booked_date_a_completed_session_is_paid_by_its_completion_tim
         moved(events.SessionCompleted, 1, at=day(1)),
     )
     assert payer(ledger, 1) == package_id("ended")
-    assert row(ledger, deduction_id(1))["effective_at"] == day(1)
+    assert row(ledger, deduction_id(Place(1)))["effective_at"] == day(1)
 
 
 def test_an_expired_package_never_pays_even_for_a_session_before_its_end() -> None:
@@ -294,7 +292,7 @@ def test_an_expired_package_never_pays_even_for_a_session_before_its_end() -> No
 def test_the_deduction_names_the_package_that_paid_and_the_day_it_was_delivered() -> None:
     logged = workout(1, date=day(1, 11))
     ledger = apply(Ledger(), purchase(3, at=MONDAY), booked(1, session_date=day(1)), logged)
-    entry = row(ledger, deduction_id(1))
+    entry = row(ledger, deduction_id(Place(1)))
     assert (entry["package_id"], entry["effective_at"], entry["workout_id"]) == (
         package(ledger).id,
         day(1),
@@ -313,7 +311,7 @@ def test_a_restoration_gives_the_credit_back_to_the_package_that_paid() -> None:
         *delivered(1, day(1)),
         moved(events.SessionNoShow, 1, at=day(1, 12)),
     )
-    assert row(ledger, restoration_id(1))["package_id"] == package_id("sooner")
+    assert row(ledger, restoration_id(Place(1)))["package_id"] == package_id("sooner")
     [restored] = announced(ledger, events.SessionCreditRestored)
     assert restored.package_id == package_id("sooner")
     assert (package(ledger, "sooner").left, package(ledger, "never").left) == (1, 1)
@@ -324,14 +322,14 @@ def test_a_credit_given_back_to_an_expired_package_expires_at_once() -> None:
     ledger.pass_time(day(2) + EXPIRY_GRACE)
     assert rows(ledger, EntryKind.EXPIRY) == []  # nothing was left to expire
     apply(ledger, moved(events.SessionCancelled, 1, at=day(5)))
-    expiry = row(ledger, expiry_id(package(ledger).id, restoration_id(1)))
+    expiry = row(ledger, expiry_id(package(ledger).id, restoration_id(Place(1))))
     assert (expiry["amount"], expiry["effective_at"], expiry["caused_by"]) == (
         -1,
         day(2),
-        str(restoration_id(1)),
+        str(restoration_id(Place(1))),
     )
     [expired] = announced(ledger, events.CreditsExpired)
-    assert (expired.amount, expired.caused_by) == (1, str(restoration_id(1)))
+    assert (expired.amount, expired.caused_by) == (1, str(restoration_id(Place(1))))
     assert (package(ledger).used, package(ledger).expired, package(ledger).left) == (0, 1, 0)
     assert figures(ledger) == (1, 0, 0, 1, 0, 0)
 
@@ -364,23 +362,3 @@ def test_a_trainer_assisted_workout_charges_no_credit_and_counts_like_a_solo_one
     assert rows(ledger, EntryKind.DEDUCTION) == []
     assert package(ledger).solo_used == 1
     assert figures(ledger) == (4, 0, 0, 0, 4, 4)
-
-
-def test_a_group_workout_is_set_aside_not_read_as_solo() -> None:
-    group = events.WorkoutLogged(
-        workout_id=uuid.uuid4(),
-        user_id=CLIENT,
-        session_type=events.SessionType.GROUP,
-        session_id=78,
-        trainer_id=456,
-        title="Circuit class",
-        date=day(1),
-        status="completed",
-    )
-    ledger = apply(
-        Ledger(), purchase(4, package_type=PackageType.HYBRID, solo_workouts=2, at=MONDAY)
-    )
-    with pytest.raises(GroupNotChargedYet, match="group session 78"):
-        apply(ledger, group)
-    assert package(ledger).solo_used == 0
-    assert rows(ledger, EntryKind.DEDUCTION) == []

@@ -17,6 +17,7 @@ from credits.rules import (
     BookedForSomeoneElse,
     EntryKind,
     Ledger,
+    Place,
     deduction_id,
     purchase_grant_id,
     rejection_id,
@@ -189,7 +190,7 @@ def test_a_cancellation_after_the_deduction_restores_the_credit_once() -> None:
     assert remaining(ledger) == 10
     [restored] = announced(ledger, events.SessionCreditRestored)
     assert (restored.reason, restored.balance.remaining) == ("session cancelled", 10)
-    assert restoration_id(1) in ledger.entries
+    assert restoration_id(Place(1)) in ledger.entries
 
 
 def test_a_no_show_after_the_deduction_restores_it_too() -> None:
@@ -212,10 +213,10 @@ def test_without_credits_left_the_deduction_is_recorded_and_remaining_goes_negat
 
 def test_a_workout_before_its_booking_is_parked_then_settled_by_it() -> None:
     ledger = apply(Ledger(), purchase(), workout(7))
-    assert [p.request.session_id for p in ledger.parked[7]] == [7]
+    assert [p.request.session_id for p in ledger.parked[Place(7)]] == [7]
     assert remaining(ledger) == 10
     apply(ledger, booked(7))
-    assert 7 not in ledger.parked
+    assert Place(7) not in ledger.parked
     assert remaining(ledger) == 9
 
 
@@ -223,7 +224,7 @@ def test_a_parked_deduction_for_someone_elses_session_is_rejected_when_it_is_boo
     ledger = apply(Ledger(), workout(7, user_id=OTHER), booked(7))
     [rejected] = announced(ledger, events.CreditDeductionRejected)
     assert "booked for client 123" in rejected.reason
-    assert deduction_id(7) not in ledger.entries
+    assert deduction_id(Place(7)) not in ledger.entries
 
 
 def test_a_workout_called_off_while_parked_is_withdrawn_and_never_charged() -> None:
