@@ -197,9 +197,19 @@ TOO_MANY_SETS = [{"name": "Burpees", "sets": [{"reps": 1}] * 51}]
         ({"sessionType": "solo", "trainerId": TRAINER}, "body", "a solo workout has no trainerId"),
         ({"sessionType": "yoga"}, "body.sessionType", "unknown session type 'yoga'"),
         (
-            {"sessionType": "group", "sessionId": 789, "trainerId": TRAINER},
-            "body.sessionType",
-            "group workouts are not taken by this API yet",
+            {"sessionType": "group", "sessionId": 789},
+            "body",
+            "a group workout requires trainerId",
+        ),
+        (
+            {"sessionType": "group", "sessionId": 789, "trainerId": TRAINER, "planId": "p"},
+            "body",
+            "a group workout has no planId",
+        ),
+        (
+            {"sessionType": "group", "sessionId": 789, "trainerId": TRAINER, "groupSize": 101},
+            "body.groupSize",
+            "less than or equal to 100",
         ),
         (
             {"sessionType": "trainer-assisted", "trainerId": TRAINER},

@@ -1,7 +1,9 @@
 """The migrations tell the spec's story on a real database: workouts logged before session
 types existed become solo and stay valid; the session-type rule holds from then on; and the
 change can be rolled back and forward again without losing a workout. Rolling it back while
-trainer-led workouts exist would drop their links: it refuses, unless told it may."""
+trainer-led workouts exist would drop their links: it refuses, unless told it may. The view
+of group sessions (0006) comes and goes with every workout kept, and a replay of booking's
+topic fills it again."""
 
 from __future__ import annotations
 
@@ -18,13 +20,17 @@ from alembic.migration import MigrationContext
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import MetaData, create_engine
 
+from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.migrations import DataLossRefused
 from servicekit.tables import plumbing_metadata
-from testkit.helpers import downgrade, migrate
+from testkit.events import booked
+from testkit.helpers import consumed, downgrade, migrate
 from workouts.main import create_app
 from workouts.models import Base
 from workouts.settings import Settings
+
+from .groups import BOOKING, GROUP, JOINED_AT, joined, scheduled
 
 pytestmark = pytest.mark.infra
 
@@ -346,6 +352,7 @@ def test_a_downgrade_below_0005_refuses_while_new_kinds_exist_and_when_told_keep
     database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     migrate(SERVICE, database_at_0002, "head")
+    head = revision_of(connection)
     insert_workout(connection, "trainer-led", 789, 456)
     insert_workout(connection, "solo", None, None)
     insert_linked(connection, "trainer-assisted", trainer_id=456, plan_id="strength-base")
@@ -354,7 +361,7 @@ def test_a_downgrade_below_0005_refuses_while_new_kinds_exist_and_when_told_keep
 
     with pytest.raises(DataLossRefused, match="with 2 trainer-assisted or group workouts"):
         downgrade(SERVICE, database_at_0002, "0004")
-    assert revision_of(connection) == "0005"
+    assert revision_of(connection) == head
     assert types_and_links(connection) == everything
 
     downgrade(SERVICE, database_at_0002, "0004", allow_data_loss=True)
@@ -365,3 +372,83 @@ def test_a_downgrade_below_0005_refuses_while_new_kinds_exist_and_when_told_keep
     assert sorted(str(row[0]) for row in kinds) == ["solo", "trainer-led"]
     migrate(SERVICE, database_at_0002, "head")
     assert len(types_and_links(connection)) == 2
+
+
+# --- 0006: the view of group sessions ------------------------------------------------------
+
+
+def remember_processed(
+    connection: psycopg.Connection[tuple[object, ...]], *events: tuple[str, str]
+) -> None:
+    """Events the consumer applied, as (event id, type)."""
+    for event_id, event_type in events:
+        connection.execute(
+            "insert into processed_events (consumer, event_id, event_type)"
+            " values ('workouts', %s, %s)",
+            (event_id, event_type),
+        )
+
+
+def processed(connection: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return connection.execute(
+        "select event_id, event_type from processed_events order by event_id"
+    ).fetchall()
+
+
+async def test_the_view_of_group_sessions_comes_and_goes_and_a_replay_fills_it_again(
+    database_at_0002: str, connection: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    migrate(SERVICE, database_at_0002, "0005")
+    log_legacy_workouts(connection)
+    insert_workout(connection, "trainer-led", 789, 456)
+    insert_linked(connection, "group", session_id=GROUP, trainer_id=456, group_size=5)
+    connection.execute("insert into sessions values (789, 123, 456, 'completed')")
+    remember_processed(connection, ("booked-789", "SessionBooked"))
+    workouts = types_and_links(connection)
+    sessions = connection.execute("select * from sessions").fetchall()
+
+    migrate(SERVICE, database_at_0002, "0006")
+    assert types_and_links(connection) == workouts
+    assert connection.execute("select * from sessions").fetchall() == sessions
+    assert connection.execute("select count(*) from group_places").fetchone() == (0,)
+    connection.execute(
+        "insert into group_sessions (session_id, trainer_id) values (%s, 456)", (GROUP,)
+    )
+    connection.execute("insert into group_places values (%s, 123, 'joined')", (GROUP,))
+    remember_processed(
+        connection, ("scheduled-40", "GroupSessionScheduled"), ("joined-40", "ParticipantJoined")
+    )
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        connection.execute("insert into group_places values (41, 123, 'joined')")
+    with pytest.raises(psycopg.errors.CheckViolation, match="status_is_known"):
+        connection.execute("insert into group_places values (%s, 124, 'booked')", (GROUP,))
+    assert connection.execute("select cancelled from group_sessions").fetchone() == (False,)
+
+    downgrade(SERVICE, database_at_0002, "0005")
+    assert revision_of(connection) == "0005"
+    assert {"group_sessions", "group_places"}.isdisjoint(table_names(connection))
+    assert types_and_links(connection) == workouts
+    assert connection.execute("select * from sessions").fetchall() == sessions
+    # The group events are forgotten, so that a replay applies them again.
+    assert processed(connection) == [("booked-789", "SessionBooked")]
+
+    migrate(SERVICE, database_at_0002, "head")
+    assert connection.execute("select count(*) from group_sessions").fetchone() == (0,)
+    app = create_app(Settings(database_url=database_at_0002))
+    consumer = app.state.runtime.consumer
+    try:
+        replayed = [
+            consumed(booked(789, 123, 456), event_id="booked-789", source=BOOKING),
+            consumed(scheduled(trainer_id=456), event_id="scheduled-40", source=BOOKING),
+            consumed(joined(123, trainer_id=456), event_id="joined-40", source=BOOKING),
+        ]
+        assert [await consumer.process(record) for record in replayed] == [
+            Outcome.DUPLICATE,
+            Outcome.APPLIED,
+            Outcome.APPLIED,
+        ]
+    finally:
+        await app.state.runtime.database.dispose()
+    assert connection.execute("select * from group_places").fetchall() == [
+        (GROUP, 123, "joined", JOINED_AT)
+    ]

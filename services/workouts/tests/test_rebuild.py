@@ -1,5 +1,6 @@
 """The workouts topic is the system of record: a copy of the service rebuilt from nothing but
-the topics holds the same workouts, exercises, sets and timestamps."""
+the topics holds the same workouts, exercises, sets and timestamps, and the same view of
+booked and group sessions."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ from servicekit.consumer import Outcome
 from servicekit.runtime import ServiceRuntime
 from testkit.helpers import consumed, outbox_records
 
+from .groups import BOOKING, joined, left
+
 pytestmark = pytest.mark.infra
 
-TABLES = ("workout_sessions", "exercises", "exercise_sets", "sessions")
+TABLES = (
+    "workout_sessions",
+    "exercises",
+    "exercise_sets",
+    "sessions",
+    "group_sessions",
+    "group_places",
+)
 
 
 def at(moment: str) -> datetime:
@@ -65,6 +75,9 @@ async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
             SessionCancelled(session_id=9, user_id=5, trainer_id=6, at=at("2026-01-16T09:00:00Z")),
             event_id="cancelled-9",
         ),
+        consumed(joined(5, session_id=20, trainer_id=6), event_id="joined-20-5", source=BOOKING),
+        consumed(joined(7, session_id=20, trainer_id=6), event_id="joined-20-7", source=BOOKING),
+        consumed(left(7, session_id=20, trainer_id=6), event_id="left-20-7", source=BOOKING),
     ]
     for record in booking_events:
         assert await runtime.consumer.process(record) is Outcome.APPLIED
@@ -100,6 +113,11 @@ async def test_a_rebuild_from_the_topics_gives_the_same_workouts(
         },
     )
     assert refused.status_code == 409
+    group = {"sessionType": "group", "sessionId": 20, "trainerId": 6, "title": "Circuit"}
+    taken = await api.post("/api/workout/sessions", json={"userId": 5, **group})
+    assert taken.status_code == 201
+    left_it = await api.post("/api/workout/sessions", json={"userId": 7, **group})
+    assert left_it.status_code == 409
 
     rebuilt_app = make_app()
     rebuilt: ServiceRuntime = rebuilt_app.state.runtime

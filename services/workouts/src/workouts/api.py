@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from contracts.events import (
+    BOOKED_SESSION_TYPES,
     MAX_EXERCISES,
     MAX_ID,
     MAX_INTENSITY,
@@ -79,14 +80,11 @@ class ExerciseInput(ContractModel):
         return [] if value is None else value
 
 
-#: Group workouts are logged once booking offers group sessions to log them against.
-GROUP_NOT_TAKEN = "group workouts are not taken by this API yet"
-
-
 class LogWorkoutRequest(SessionLink):
     """A workout to log. The contract's session-type rule applies as inherited from
-    `SessionLink`: trainer-led names `sessionId` and `trainerId`, trainer-assisted `trainerId`
-    and `planId`, solo (the default) none of them."""
+    `SessionLink`: trainer-led names `sessionId` and `trainerId`, group `sessionId` and
+    `trainerId` (and may say its `groupSize`), trainer-assisted `trainerId` and `planId`, solo
+    (the default) none of them."""
 
     user_id: IdValue
     session_id: IdValue | None = None
@@ -112,13 +110,6 @@ class LogWorkoutRequest(SessionLink):
         if value is not None:
             return value
         return WorkoutStatus.COMPLETED if info.field_name == "status" else []
-
-    @field_validator("session_type")
-    @classmethod
-    def _group_not_taken_yet(cls, value: SessionType) -> SessionType:
-        if value is SessionType.GROUP:
-            raise ValueError(GROUP_NOT_TAKEN)
-        return value
 
     @field_validator("date")
     @classmethod
@@ -170,9 +161,10 @@ class ExerciseOut(ContractModel):
 
 
 SESSION_KNOWN = (
-    "Trainer-led workouts only (null for solo): whether this service has heard of the "
-    "session's booking. False: the workout is accepted all the same (the booking may be "
-    "late), and its credit waits in the credits service until the booking arrives."
+    "Trainer-led and group workouts only (null for the others): whether this service has "
+    "heard of the session's booking (a group workout's: of its group session). False: the "
+    "workout is accepted all the same (the booking may be late), and its credit waits in the "
+    "credits service until the booking arrives."
 )
 
 
@@ -204,11 +196,11 @@ class WorkoutSession(ContractModel):
 
     @classmethod
     def of(cls, row: WorkoutRow) -> WorkoutSession:
-        trainer_led = row.session_type == SessionType.TRAINER_LED
+        booked = SessionType(row.session_type) in BOOKED_SESSION_TYPES
         return cls(
             **{name: getattr(row, name) for name in _AS_STORED},
             id=row.id,
-            session_known=row.session_known if trainer_led else None,
+            session_known=row.session_known if booked else None,
             date=row.date.astimezone(UTC),
             exercises=[
                 ExerciseOut(
@@ -275,16 +267,24 @@ _AS_STORED = (
     status_code=status.HTTP_201_CREATED,
     response_model=WorkoutSession,
     responses={
-        404: {"description": "A client or trainer named a session not known to be theirs"},
-        409: {"description": "The trainer-led workout's session was cancelled or missed"},
+        404: {
+            "description": "A client or trainer named a session not known to be theirs, or "
+            "a group session not known here"
+        },
+        409: {
+            "description": "The trainer-led workout's session was cancelled or missed; the "
+            "group workout's client takes no part in its group session (never joined, left, "
+            "did not show), the group session is led by another trainer or was cancelled"
+        },
         422: {"description": "Invalid, or the session is another client's or trainer's"},
     },
 )
 async def log_workout(
     workout: LogWorkoutRequest, caller: CallerDep, runtime: Runtime
 ) -> WorkoutSession:
-    """A client logs their own workouts; a trainer their own solo workouts and the
-    trainer-led workouts of the sessions they train; staff and services anyone's."""
+    """A client logs their own workouts (a group workout as a participant of its group
+    session); a trainer their own solo workouts and the trainer-led and group workouts of the
+    sessions they train; staff and services anyone's."""
     async with runtime.database.transaction() as db:
         logged = await WorkoutCommands(runtime.outbox, runtime.consumer).log_workout(
             db, workout.to_new_workout(), by=caller
@@ -321,8 +321,8 @@ async def list_workouts(
     ] = None,
 ) -> list[WorkoutSession]:
     """A client's workout sessions, newest first, among those the caller may read: a
-    client's own, a trainer's own and those of the sessions they train. Page with `limit`
-    and `after`."""
+    client's own, a trainer's own and those of the sessions (and group sessions) they train.
+    Page with `limit` and `after`."""
     async with runtime.database.sessions() as db:
         rows = await queries.workouts_of(
             db,
@@ -344,7 +344,8 @@ async def list_workouts(
         404: NOT_FOUND,
         409: {
             "description": "The lifecycle does not allow the change, or a trainer-led "
-            "workout's session was cancelled, missed or booked for someone else"
+            "workout's session was cancelled, missed or booked for someone else, or a group "
+            "workout's client takes no part in its group session"
         },
     },
 )
@@ -354,7 +355,7 @@ async def change_status(
     """Allowed: planned → in_progress | completed | skipped | cancelled; in_progress →
     completed | cancelled. Completed, skipped and cancelled are final. Asking for the
     status a workout already has returns it unchanged. A solo workout is changed by its
-    owner, a trainer-led one by its client or its session's trainer (and staff)."""
+    owner, a trainer-led or group one by its client or its session's trainer (and staff)."""
     async with runtime.database.transaction() as db:
         row = await WorkoutCommands(runtime.outbox, runtime.consumer).change_status(
             db, workout_id, change.status, by=caller

@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events import EventPayload, SessionType, WorkoutStatus, WorkoutStatusChanged
+from contracts.events import (
+    BOOKED_SESSION_TYPES,
+    EventPayload,
+    SessionType,
+    WorkoutStatus,
+    WorkoutStatusChanged,
+)
 from servicekit.auth import Caller
 from servicekit.consumer import IdempotentConsumer
 from servicekit.outbox import Outbox
@@ -24,6 +30,7 @@ from workouts.access import (
     LOG_RULE,
     NotPermitted,
     SessionNotVisible,
+    may_name_group_session,
     may_name_session,
     may_write,
     must_train_client,
@@ -36,6 +43,7 @@ from workouts.rules import (
     SessionMismatch,
     SessionNamedForSomeoneElse,
     Totals,
+    check_group_place,
     check_session_fits,
     check_status_change,
     experience_points,
@@ -44,7 +52,7 @@ from workouts.rules import (
     workout_event_id,
     workout_logged,
 )
-from workouts.store import insert_workouts, session_facts
+from workouts.store import group_place, insert_workouts, session_facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +63,9 @@ class WorkoutCommands:
 
     async def log_workout(self, db: AsyncSession, new: NewWorkout, *, by: Caller) -> LoggedWorkout:
         """Record a workout with its totals and experience points, and announce it. A
-        trainer-led workout must fit its booked session (see `check_session_fits`), one
-        the caller may name (see `workouts.access`)."""
+        trainer-led workout must fit its booked session (see `check_session_fits`), a group
+        workout a place in its group session (see `check_group_place`), one the caller may
+        name (see `workouts.access`)."""
         if not may_write(
             by, owner=new.user_id, session_type=new.session_type, trainer=new.trainer_id
         ):
@@ -66,9 +75,10 @@ class WorkoutCommands:
             if not await trains(db, trainer_id=new.trainer_id, user_id=new.user_id):
                 raise NotPermitted(LOG_RULE)
         session_known = None
-        if new.session_type is SessionType.TRAINER_LED:
+        if new.session_type in BOOKED_SESSION_TYPES:
             session_known = await _check_session_fits(
                 db,
+                new.session_type,
                 new.session_id,
                 new.user_id,
                 new.trainer_id,
@@ -87,7 +97,8 @@ class WorkoutCommands:
     ) -> WorkoutRow:
         """Move a workout along its lifecycle and announce it. Asking for the status it
         already has changes and announces nothing. A trainer-led workout can only start or
-        complete while its booked session fits it and was not cancelled or missed."""
+        complete while its booked session fits it and was not cancelled or missed, a group
+        workout while its client takes part in its group session."""
         row, session_trainer = await readable_workout(db, workout_id, by, for_update=True)
         session_type = SessionType(row.session_type)
         if not may_write(by, owner=row.user_id, session_type=session_type, trainer=session_trainer):
@@ -97,7 +108,7 @@ class WorkoutCommands:
         if status is previous:
             return row
         if must_fit_session(session_type, status):
-            await _check_session_fits(db, row.session_id, row.user_id, row.trainer_id)
+            await _check_session_fits(db, session_type, row.session_id, row.user_id, row.trainer_id)
         now = datetime.now(UTC)
         row.status = status
         totals = Totals(row.total_sets, row.total_reps, row.total_weight)
@@ -126,6 +137,7 @@ class WorkoutCommands:
 
 async def _check_session_fits(
     db: AsyncSession,
+    session_type: SessionType,
     session_id: int | None,
     user_id: int,
     trainer_id: int | None,
@@ -133,12 +145,20 @@ async def _check_session_fits(
     named_by: Caller | None = None,
     refusal: type[SessionMismatch] = SessionMismatch,
 ) -> bool:
-    """`named_by`: the caller naming the session, who must be allowed to. Whether the
-    session is known here (one not known yet is given the benefit of the doubt)."""
-    # The session-type rule (contract and database) guarantees both for trainer-led
-    # workouts; this only narrows the types.
+    """A trainer-led or group workout's session. `named_by`: the caller naming the session,
+    who must be allowed to. Whether the session is known here (one not known yet is given
+    the benefit of the doubt). `refusal` is a trainer-led mismatch's: a group workout's
+    refusals are all conflicts (see `check_group_place`)."""
+    # The session-type rule (contract and database) guarantees both for trainer-led and
+    # group workouts; this only narrows the types.
     assert session_id is not None
     assert trainer_id is not None
+    if session_type is SessionType.GROUP:
+        group, place = await group_place(db, session_id, user_id)
+        if named_by is not None and not may_name_group_session(named_by, group):
+            raise SessionNotVisible(session_id, group=True)
+        check_group_place(group, place, user_id=user_id, trainer_id=trainer_id)
+        return group is not None
     known = await session_facts(db, session_id)
     if named_by is not None and not may_name_session(named_by, known):
         raise SessionNotVisible(session_id)

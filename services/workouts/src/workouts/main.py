@@ -23,7 +23,8 @@ INPUT_TOPICS = principals.WORKOUTS.reads
 OUTPUT_TOPICS = principals.WORKOUTS.writes
 
 #: The HTTP status of each refusal; any other (a status change the lifecycle forbids, a
-#: session cancelled, missed or booked for someone else while a workout moves) is 409.
+#: session cancelled, missed or booked for someone else while a workout moves, any refusal
+#: of a group workout by its group session) is 409.
 REFUSALS: dict[type[RuleBroken], int] = {
     NotPermitted: status.HTTP_403_FORBIDDEN,
     SessionNotVisible: status.HTTP_404_NOT_FOUND,

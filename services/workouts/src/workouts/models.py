@@ -6,8 +6,10 @@ The database holds the contract's invariants (the session-type rule, known statu
 nothing negative); the API adds the product's tighter bounds on what a client may send.
 
 `sessions` is this service's view of the sessions booked elsewhere, built from
-`booking.sessions`. There is no foreign key from a workout to it: the booking service owns
-sessions, and a workout may name a session whose booking has not reached this service yet.
+`booking.sessions`; `group_sessions` and `group_places` its view of group sessions, their
+trainer and what became of each client's place. There is no foreign key from a workout to
+them: the booking service owns sessions, and a workout may name a session whose booking has
+not reached this service yet.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Double,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
+    case,
     exists,
     func,
     text,
@@ -32,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
-from contracts.events import SESSION_LINK_FIELDS
+from contracts.events import SESSION_LINK_FIELDS, SessionType
 
 _COLUMN_OF = {
     "sessionId": "session_id",
@@ -69,6 +73,40 @@ class BookedSession(Base):
     user_id: Mapped[int] = mapped_column(BigInteger)
     trainer_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text)
+
+
+class GroupSession(Base):
+    """This service's view of a group session, from `booking.sessions`: the trainer leading
+    it, and whether the studio called it off."""
+
+    __tablename__ = "group_sessions"
+
+    session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trainer_id: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+class GroupPlace(Base):
+    """What became of one client's place in a group session (`workouts.rules.PlaceStatus`).
+    Changed only under its group session's row lock."""
+
+    __tablename__ = "group_places"
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('joined', 'left', 'attended', 'no_show', 'cancelled')",
+            name="status_is_known",
+        ),
+    )
+
+    session_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("group_sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(Text)
+    #: When the client last joined or left (which of the two stands); None once it ended.
+    joined_or_left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WorkoutRow(Base):
@@ -119,10 +157,18 @@ class WorkoutRow(Base):
     experience_points: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    #: Whether this service has heard of the workout's booked session (false for solo ones):
-    #: read with the workout, one index lookup. Kept through a flush: it is no column.
+    #: Whether this service has heard of the workout's booked session, or its group session
+    #: for a group workout (false for solo ones): read with the workout, one index lookup.
+    #: Kept through a flush: it is no column.
     session_known: Mapped[bool] = column_property(
-        exists().where(BookedSession.session_id == session_id), expire_on_flush=False
+        case(
+            (
+                session_type == SessionType.GROUP.value,
+                exists().where(GroupSession.session_id == session_id),
+            ),
+            else_=exists().where(BookedSession.session_id == session_id),
+        ),
+        expire_on_flush=False,
     )
 
     exercises: Mapped[list[ExerciseRow]] = relationship(

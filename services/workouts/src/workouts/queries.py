@@ -12,7 +12,7 @@ from contracts.events import SessionType, WorkoutStatus
 from servicekit.auth import Caller
 from servicekit.domain import RuleBroken
 from workouts.access import WorkoutNotFound, may_read
-from workouts.models import BookedSession, WorkoutRow
+from workouts.models import BookedSession, GroupSession, WorkoutRow
 
 
 class NotInThisList(RuleBroken):
@@ -22,12 +22,16 @@ class NotInThisList(RuleBroken):
         super().__init__(f"after: no workout {after} in this list")
 
 
-async def trainer_of(db: AsyncSession, session_id: int | None) -> int | None:
-    """The trainer of a booked session, None when the session is not known here."""
+async def trainer_of(
+    db: AsyncSession, session_type: SessionType, session_id: int | None
+) -> int | None:
+    """The trainer of a workout's session (a group workout's group session, any other's
+    booked session), None when the session is not known here."""
     if session_id is None:
         return None
+    session = GroupSession if session_type is SessionType.GROUP else BookedSession
     trainer: int | None = await db.scalar(
-        select(BookedSession.trainer_id).where(BookedSession.session_id == session_id)
+        select(session.trainer_id).where(session.session_id == session_id)
     )
     return trainer
 
@@ -53,10 +57,11 @@ async def readable_workout(
     if by.sees_everything or by.is_user(row.user_id):
         return row, None
     # A trainer-assisted workout is its trainer's, who gave the plan; any other its session's.
+    session_type = SessionType(row.session_type)
     session_trainer = (
         row.trainer_id
-        if row.session_type == SessionType.TRAINER_ASSISTED
-        else await trainer_of(db, row.session_id)
+        if session_type is SessionType.TRAINER_ASSISTED
+        else await trainer_of(db, session_type, row.session_id)
     )
     if not may_read(by, owner=row.user_id, session_trainer=session_trainer):
         raise WorkoutNotFound(workout_id)
@@ -106,15 +111,24 @@ async def workouts_of(
 
 
 def _readable_by(caller: Caller) -> ColumnElement[bool]:
-    """The caller's own workouts, and those of the sessions it trains (see `access`)."""
+    """The caller's own workouts, and those of the sessions and group sessions it trains
+    (see `access`)."""
     readable: list[ColumnElement[bool]] = [false()]
     if caller.user_id is not None:
         readable.append(WorkoutRow.user_id == caller.user_id)
     if caller.trainer_id is not None:
         readable.append(
-            exists().where(
+            (WorkoutRow.session_type == SessionType.TRAINER_LED)
+            & exists().where(
                 BookedSession.session_id == WorkoutRow.session_id,
                 BookedSession.trainer_id == caller.trainer_id,
+            )
+        )
+        readable.append(
+            (WorkoutRow.session_type == SessionType.GROUP)
+            & exists().where(
+                GroupSession.session_id == WorkoutRow.session_id,
+                GroupSession.trainer_id == caller.trainer_id,
             )
         )
         readable.append(

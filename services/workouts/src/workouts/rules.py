@@ -11,6 +11,11 @@ no I/O, no clock, no database (moments are passed in).
 - The service's view of a booked session only ever moves towards its end
   (see `furthest_status`), so events about one session give the same view in any order;
   an event giving a known session another client or trainer is refused.
+- A group workout must name the trainer leading its group session and a client taking part
+  in it, in a group session not called off (see `check_group_place`). The view of a group
+  session's places, too, only moves towards their end, the later of a join and a leave
+  standing (see `furthest_place`), and an event giving a known group session another
+  trainer is refused.
 - A workout's own events, read back (a rebuild), store it as logged and move it as changed:
   history is not judged again, but a change to a workout never logged is refused.
 
@@ -25,10 +30,17 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from contracts.events import (
+    BOOKED_SESSION_TYPES,
     EventPayload,
     Exercise,
+    GroupSessionCancelled,
+    GroupSessionCompleted,
+    GroupSessionScheduled,
+    ParticipantJoined,
+    ParticipantLeft,
     SessionBooked,
     SessionStatusEvent,
     SessionType,
@@ -239,6 +251,151 @@ def check_session_fits(
         )
 
 
+# --- group sessions ---------------------------------------------------------------------
+
+
+class PlaceStatus(StrEnum):
+    """What became of a client's place in a group session, as `booking.sessions` tells."""
+
+    JOINED = "joined"
+    LEFT = "left"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+#: How far along its life a place is, ranked as `_PROGRESS` ranks a booked session: joined
+#: or left (before the session, a client may leave and join again), then attended or missed
+#: (the group's completion), then cancelled (the studio called the whole group session off,
+#: whatever came before). See `furthest_place`.
+_PLACE_PROGRESS: dict[PlaceStatus, int] = {
+    PlaceStatus.JOINED: 0,
+    PlaceStatus.LEFT: 0,
+    PlaceStatus.ATTENDED: 1,
+    PlaceStatus.NO_SHOW: 2,
+    PlaceStatus.CANCELLED: 3,
+}
+
+#: A client whose place is in one of these takes part in the group session.
+TAKING_PART = frozenset({PlaceStatus.JOINED, PlaceStatus.ATTENDED})
+
+#: The `booking.sessions` events about group sessions; each names the session's trainer.
+GROUP_EVENTS = (
+    GroupSessionScheduled,
+    ParticipantJoined,
+    ParticipantLeft,
+    GroupSessionCompleted,
+    GroupSessionCancelled,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A client's place in a group session: its status, and when the client joined or left
+    (the event's `at`), which decides between the two. None once the session has ended."""
+
+    status: PlaceStatus
+    at: datetime | None = None
+
+
+def _place_order(place: Place) -> tuple[int, datetime, bool]:
+    return (
+        _PLACE_PROGRESS[place.status],
+        place.at or datetime.min.replace(tzinfo=UTC),
+        place.status is PlaceStatus.LEFT,
+    )
+
+
+def furthest_place(known: Place, reported: Place) -> Place:
+    """The place as far along its life as either says (`_PLACE_PROGRESS`); between joining
+    and leaving, the later stands (leaving, at the same moment), so a client who left and
+    joined again takes part. Keeping the furthest place seen gives the same view in any
+    order."""
+    return max(known, reported, key=_place_order)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSessionFacts:
+    """What the service knows of a group session: the trainer leading it, and whether the
+    studio called it off (then every place in it is cancelled, even one learnt of later)."""
+
+    session_id: int
+    trainer_id: int
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    """What a group event tells: its group session (`cancelled` when the event calls it
+    off), and the places it moves, as (client, place)."""
+
+    group: GroupSessionFacts
+    places: tuple[tuple[int, Place], ...] = ()
+
+
+def group_reported_by(payload: EventPayload) -> GroupReport | None:
+    """What a `booking.sessions` group event tells; None for any other event."""
+    if not isinstance(payload, GROUP_EVENTS):
+        return None
+    places: tuple[tuple[int, Place], ...] = ()
+    if isinstance(payload, ParticipantJoined):
+        places = ((payload.user_id, Place(PlaceStatus.JOINED, payload.at)),)
+    elif isinstance(payload, ParticipantLeft):
+        places = ((payload.user_id, Place(PlaceStatus.LEFT, payload.at)),)
+    elif isinstance(payload, GroupSessionCompleted):
+        places = (
+            *((user_id, Place(PlaceStatus.ATTENDED)) for user_id in payload.attended),
+            *((user_id, Place(PlaceStatus.NO_SHOW)) for user_id in payload.no_shows),
+        )
+    cancelled = isinstance(payload, GroupSessionCancelled)
+    return GroupReport(GroupSessionFacts(payload.session_id, payload.trainer_id, cancelled), places)
+
+
+class GroupLedBySomeoneElse(SessionMismatch):
+    """An event or a group workout names another trainer than the group session's."""
+
+
+class NotTakingPart(RuleBroken):
+    """A group workout's client has no place in its group session, or gave it up."""
+
+
+def _check_led_by(known: GroupSessionFacts, trainer_id: int) -> None:
+    if trainer_id != known.trainer_id:
+        raise GroupLedBySomeoneElse(
+            f"group session {known.session_id} is led by trainer {known.trainer_id}, "
+            f"not trainer {trainer_id}"
+        )
+
+
+def check_group_place(
+    group: GroupSessionFacts | None,
+    place: PlaceStatus | None,
+    *,
+    user_id: int,
+    trainer_id: int,
+) -> None:
+    """A group workout must name the trainer leading its group session and a client taking
+    part in it (`TAKING_PART`: joined, or attended), in a group session not called off.
+    Each refusal is a conflict with what booking said, not a malformed request: places
+    change as clients join and leave. A group session not known yet is given the benefit
+    of the doubt, as a trainer-led workout's booked session is (`check_session_fits`)."""
+    if group is None:
+        return
+    _check_led_by(group, trainer_id)
+    session = f"group session {group.session_id}"
+    if group.cancelled or place is PlaceStatus.CANCELLED:
+        raise SessionNotDelivered(f"{session} was cancelled: no workout can be delivered for it")
+    if place is PlaceStatus.NO_SHOW:
+        raise SessionNotDelivered(
+            f"client {user_id} was a no-show at {session}: no workout can be delivered for it"
+        )
+    if place not in TAKING_PART:
+        what = "left" if place is PlaceStatus.LEFT else "has no place in"
+        raise NotTakingPart(
+            f"client {user_id} {what} {session}: only its participants' workouts are logged"
+        )
+
+
 # --- logging and moving workouts ---------------------------------------------------------
 
 
@@ -286,9 +443,9 @@ def workout_logged(new: NewWorkout, *, workout_id: uuid.UUID, at: datetime) -> W
 
 
 def must_fit_session(session_type: SessionType, status: WorkoutStatus) -> bool:
-    """Whether moving a workout to `status` needs its booked session to fit it: a
-    trainer-led workout starting or completing delivers its session."""
-    return session_type is SessionType.TRAINER_LED and status in DELIVERING_WORKOUT_STATUSES
+    """Whether moving a workout to `status` needs its session to fit it: a trainer-led or
+    group workout starting or completing delivers its session (a group's: one place)."""
+    return session_type in BOOKED_SESSION_TYPES and status in DELIVERING_WORKOUT_STATUSES
 
 
 def workout_event_id(workout_id: uuid.UUID, what: str) -> str:
@@ -327,10 +484,17 @@ class Logbook:
     """The sessions and workouts a batch of events names, and what its events decided."""
 
     sessions: dict[int, BookedSessionFacts] = field(default_factory=dict)
+    groups: dict[int, GroupSessionFacts] = field(default_factory=dict)
+    #: Every place known in the group sessions loaded, by session, then client.
+    places: dict[int, dict[int, Place]] = field(default_factory=dict)
     workouts: dict[uuid.UUID, KnownWorkout] = field(default_factory=dict)
     # What was decided since loading, for the store to write.
     #: Sessions learnt of or moved, by id.
     sessions_changed: set[int] = field(default_factory=set)
+    #: Group sessions learnt of or called off, by id.
+    groups_changed: set[int] = field(default_factory=set)
+    #: Places learnt of or moved, as (session, client).
+    places_changed: set[tuple[int, int]] = field(default_factory=set)
     #: New workouts, in the order they were logged.
     logged: list[LoggedWorkout] = field(default_factory=list)
     #: The last move of each workout moved.
@@ -349,6 +513,28 @@ class Logbook:
         if status is not known.status:
             self.sessions[known.session_id] = replace(known, status=status)
             self.sessions_changed.add(known.session_id)
+
+    def group_seen(self, reported: GroupReport) -> None:
+        """Learn of a group session, of its being called off, and of what became of the
+        places the event names. Raises `GroupLedBySomeoneElse` when the event gives a known
+        group session another trainer (a reused session id)."""
+        session_id = reported.group.session_id
+        known = self.groups.get(session_id)
+        if known is not None:
+            _check_led_by(known, reported.group.trainer_id)
+        if known is None or (reported.group.cancelled and not known.cancelled):
+            known = self.groups[session_id] = reported.group
+            self.groups_changed.add(session_id)
+        places = self.places.setdefault(session_id, {})
+        moved = dict(reported.places)
+        if known.cancelled:
+            moved = dict.fromkeys([*places, *moved], Place(PlaceStatus.CANCELLED))
+        for user_id, place in moved.items():
+            current = places.get(user_id)
+            furthest = place if current is None else furthest_place(current, place)
+            if furthest != current:
+                places[user_id] = furthest
+                self.places_changed.add((session_id, user_id))
 
     def workout_logged(self, logged: WorkoutLogged, *, at: datetime) -> None:
         """A workout stored as its `WorkoutLogged` describes it, recorded `at`, unless it

@@ -1,12 +1,14 @@
-"""Where the workout rules meet the database: a batch's sessions and workouts, locked and
-loaded before its first event is applied, and what its events decided written after, with
-one statement per kind of change whatever the number of rows (`insert_rows`).
+"""Where the workout rules meet the database: a batch's sessions, group sessions and
+workouts, locked and loaded before its first event is applied, and what its events decided
+written after, with one statement per kind of change whatever the number of rows
+(`insert_rows`).
 
 Workouts are locked before sessions, in the order the API's status changes lock them, so
-that the two never wait for each other the wrong way round. Sessions not known yet are
-created as the first event about each describes them: that locks them too, and a session
-being created by another transaction is waited for, then left as that one made it, so
-every decision rests on the client and trainer stored.
+that the two never wait for each other the wrong way round. Sessions and group sessions not
+known yet are created as the first event about each describes them: that locks them too,
+and one being created by another transaction is waited for, then left as that one made it,
+so every decision rests on the client and trainer stored. A group session's places are read
+(all of them: calling it off cancels every one) and changed under its row's lock.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import FromClause, Row, TextClause, select, text
 from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,30 +26,64 @@ from contracts.envelope import Event
 from contracts.events import WorkoutLogged, WorkoutStatus, WorkoutStatusChanged
 from contracts.sessions import SessionStatus
 from servicekit.db import any_of, columns_of, insert_rows
-from workouts.models import BookedSession, ExerciseRow, SetRow, WorkoutRow
+from workouts.models import (
+    Base,
+    BookedSession,
+    ExerciseRow,
+    GroupPlace,
+    GroupSession,
+    SetRow,
+    WorkoutRow,
+)
 from workouts.rules import (
     BookedSessionFacts,
+    GroupReport,
+    GroupSessionFacts,
     KnownWorkout,
     Logbook,
     LoggedWorkout,
+    Place,
+    PlaceStatus,
     Totals,
+    group_reported_by,
     reported_by,
 )
 
+
+def _create_unknown(model: type[Base], columns: Sequence[str]) -> TextClause:
+    """Sessions not known yet, as the first event about each describes them; the ids of the
+    ones it creates come back."""
+    return insert_rows(model, columns, then="on conflict do nothing returning session_id")
+
+
+def _upsert(model: type[Base], columns: Sequence[str], *, key: str, update: str) -> TextClause:
+    """Rows inserted, or their `update` column set where their `key` is taken already."""
+    return insert_rows(
+        model, columns, then=f"on conflict ({key}) do update set {update} = excluded.{update}"
+    )
+
+
 _SESSION_COLUMNS = ("session_id", "user_id", "trainer_id", "status")
-_SESSIONS = BookedSession.__table__.c
-_WORKOUTS = WorkoutRow.__table__.c
-#: Sessions not known yet, as the first event about each describes them; the ones it
-#: creates come back.
-_CREATE_UNKNOWN = insert_rows(
-    BookedSession, _SESSION_COLUMNS, then="on conflict do nothing returning session_id"
-)
-_SET_STATUSES = insert_rows(
-    BookedSession,
-    _SESSION_COLUMNS,
-    then="on conflict (session_id) do update set status = excluded.status",
+_SESSIONS_TABLE = BookedSession.__table__
+_SESSIONS = _SESSIONS_TABLE.c
+_CREATE_UNKNOWN = _create_unknown(BookedSession, _SESSION_COLUMNS)
+_SET_STATUSES = _upsert(BookedSession, _SESSION_COLUMNS, key="session_id", update="status")
+
+_GROUP_COLUMNS = ("session_id", "trainer_id", "cancelled")
+_GROUPS_TABLE = GroupSession.__table__
+_GROUPS = _GROUPS_TABLE.c
+_CREATE_UNKNOWN_GROUPS = _create_unknown(GroupSession, _GROUP_COLUMNS)
+_SET_CANCELLED = _upsert(GroupSession, _GROUP_COLUMNS, key="session_id", update="cancelled")
+_PLACE_COLUMNS = ("session_id", "user_id", "status", "joined_or_left_at")
+_PLACES = GroupPlace.__table__.c
+_SET_PLACES = insert_rows(
+    GroupPlace,
+    _PLACE_COLUMNS,
+    then="on conflict (session_id, user_id) do update"
+    " set status = excluded.status, joined_or_left_at = excluded.joined_or_left_at",
 )
 
+_WORKOUTS = WorkoutRow.__table__.c
 _WORKOUT_COLUMNS = (
     "id",
     "user_id",
@@ -113,11 +149,14 @@ class LogbookStore:
         )
         reports = (reported_by(event.payload) for event in batch)
         await _load_sessions(db, logbook, (r for r in reports if r is not None))
+        group_reports = (group_reported_by(event.payload) for event in batch)
+        await _load_groups(db, logbook, (r for r in group_reports if r is not None))
         return logbook
 
     async def write(self, db: AsyncSession, logbook: Logbook) -> None:
         """Store what was decided since loading: new workouts first, as they were logged,
-        so that moves apply to them as to any stored workout; then the sessions' statuses."""
+        so that moves apply to them as to any stored workout; then the sessions' statuses,
+        the group sessions called off and the places moved."""
         await insert_workouts(db, logbook.logged)
         if logbook.moves:
             moves = logbook.moves.values()
@@ -133,6 +172,20 @@ class LogbookStore:
         if logbook.sessions_changed:
             changed = [logbook.sessions[s] for s in sorted(logbook.sessions_changed)]
             await db.execute(_SET_STATUSES, _session_columns(changed))
+        if logbook.groups_changed:
+            groups = [logbook.groups[s] for s in sorted(logbook.groups_changed)]
+            await db.execute(_SET_CANCELLED, _group_columns(groups))
+        if logbook.places_changed:
+            places = [
+                {
+                    "session_id": s,
+                    "user_id": u,
+                    "status": str(logbook.places[s][u].status),
+                    "joined_or_left_at": logbook.places[s][u].at,
+                }
+                for s, u in sorted(logbook.places_changed)
+            ]
+            await db.execute(_SET_PLACES, columns_of(places, _PLACE_COLUMNS))
 
 
 async def _load_workouts(
@@ -169,18 +222,54 @@ async def _load_sessions(
     if not first:
         return
     ordered = [first[session_id] for session_id in sorted(first)]
-    created = set(await db.scalars(_CREATE_UNKNOWN, _session_columns(ordered)))
+    created, locked = await _create_or_lock(
+        db, _SESSIONS_TABLE, _CREATE_UNKNOWN, _session_columns(ordered)
+    )
     logbook.sessions.update((r.session_id, r) for r in ordered if r.session_id in created)
-    known_before = [r.session_id for r in ordered if r.session_id not in created]
-    if not known_before:
+    logbook.sessions.update((row.session_id, _facts(row)) for row in locked)
+
+
+async def _load_groups(db: AsyncSession, logbook: Logbook, reports: Iterable[GroupReport]) -> None:
+    """The group sessions named, created or locked as `_load_sessions` does, with every place
+    known in those known before."""
+    first: dict[int, GroupSessionFacts] = {}
+    for reported in reports:
+        first.setdefault(reported.group.session_id, reported.group)
+    if not first:
         return
-    for row in await db.execute(
-        select(*_SESSIONS)
-        .where(_SESSIONS.session_id == any_of(known_before, BIGINT))
-        .order_by(_SESSIONS.session_id)
-        .with_for_update()
+    ordered = [first[session_id] for session_id in sorted(first)]
+    created, locked = await _create_or_lock(
+        db, _GROUPS_TABLE, _CREATE_UNKNOWN_GROUPS, _group_columns(ordered)
+    )
+    logbook.groups.update((g.session_id, g) for g in ordered if g.session_id in created)
+    logbook.groups.update((row.session_id, _group_facts(row)) for row in locked)
+    if not locked:
+        return
+    for place in await db.execute(
+        select(*_PLACES).where(_PLACES.session_id == any_of([r.session_id for r in locked], BIGINT))
     ):
-        logbook.sessions[row.session_id] = _facts(row)
+        logbook.places.setdefault(place.session_id, {})[place.user_id] = Place(
+            PlaceStatus(place.status), place.joined_or_left_at
+        )
+
+
+async def _create_or_lock(
+    db: AsyncSession, table: FromClause, create: TextClause, ordered: dict[str, list[Any]]
+) -> tuple[set[int], list[Row[Any]]]:
+    """Rows keyed by `session_id` created where none is yet (`create`, on conflict do
+    nothing, with `ordered`'s column arrays, in session id order), the others locked (row
+    locks, in session id order) and read. The ids created, and the rows read."""
+    created = set(await db.scalars(create, ordered))
+    known_before = [s for s in ordered["session_id"] if s not in created]
+    if not known_before:
+        return created, []
+    rows = await db.execute(
+        select(*table.c)
+        .where(table.c.session_id == any_of(known_before, BIGINT))
+        .order_by(table.c.session_id)
+        .with_for_update()
+    )
+    return created, list(rows)
 
 
 async def session_facts(db: AsyncSession, session_id: int) -> BookedSessionFacts | None:
@@ -192,6 +281,24 @@ async def session_facts(db: AsyncSession, session_id: int) -> BookedSessionFacts
         )
     ).one_or_none()
     return None if row is None else _facts(row)
+
+
+async def group_place(
+    db: AsyncSession, session_id: int, user_id: int
+) -> tuple[GroupSessionFacts | None, PlaceStatus | None]:
+    """What is known of a group session and of the client's place in it, held steady until
+    the caller's transaction ends, as `session_facts` holds a session."""
+    row = (
+        await db.execute(
+            select(*_GROUPS).where(_GROUPS.session_id == session_id).with_for_update(read=True)
+        )
+    ).one_or_none()
+    if row is None:
+        return None, None
+    status = await db.scalar(
+        select(_PLACES.status).where(_PLACES.session_id == session_id, _PLACES.user_id == user_id)
+    )
+    return _group_facts(row), None if status is None else PlaceStatus(status)
 
 
 async def insert_workouts(db: AsyncSession, workouts: Sequence[LoggedWorkout]) -> None:
@@ -258,6 +365,20 @@ def _facts(row: Any) -> BookedSessionFacts:
         trainer_id=row.trainer_id,
         status=SessionStatus(row.status),
     )
+
+
+def _group_facts(row: Any) -> GroupSessionFacts:
+    return GroupSessionFacts(
+        session_id=row.session_id, trainer_id=row.trainer_id, cancelled=row.cancelled
+    )
+
+
+def _group_columns(groups: Iterable[GroupSessionFacts]) -> dict[str, list[Any]]:
+    rows = [
+        {"session_id": g.session_id, "trainer_id": g.trainer_id, "cancelled": g.cancelled}
+        for g in groups
+    ]
+    return columns_of(rows, _GROUP_COLUMNS)
 
 
 def _session_columns(sessions: Iterable[BookedSessionFacts]) -> dict[str, list[Any]]:

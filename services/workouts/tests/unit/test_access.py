@@ -9,11 +9,17 @@ from contracts.events import SessionType
 from contracts.identity import Role
 from contracts.sessions import SessionStatus
 from servicekit.auth import Caller
-from workouts.access import may_name_session, may_read, may_write
-from workouts.rules import BookedSessionFacts
+from workouts.access import (
+    SessionNotVisible,
+    may_name_group_session,
+    may_name_session,
+    may_read,
+    may_write,
+)
+from workouts.rules import BookedSessionFacts, GroupSessionFacts
 
 CLIENT, TRAINER = 7, 70
-SOLO, TRAINER_LED = SessionType.SOLO, SessionType.TRAINER_LED
+SOLO, TRAINER_LED, GROUP = SessionType.SOLO, SessionType.TRAINER_LED, SessionType.GROUP
 BOOKED = BookedSessionFacts(
     session_id=1, user_id=CLIENT, trainer_id=TRAINER, status=SessionStatus.SCHEDULED
 )
@@ -38,13 +44,17 @@ def test_a_solo_workout_is_written_by_its_owner_whatever_their_role() -> None:
     assert not may_write(ANOTHER_CLIENT, owner=CLIENT, session_type=SOLO, trainer=None)
 
 
-def test_a_trainer_led_workout_is_written_by_its_client_or_its_trainer() -> None:
-    assert may_write(THE_CLIENT, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
-    assert may_write(THE_TRAINER, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
-    assert not may_write(ANOTHER_TRAINER, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
-    assert not may_write(ANOTHER_CLIENT, owner=CLIENT, session_type=TRAINER_LED, trainer=TRAINER)
+@pytest.mark.parametrize("kind", [TRAINER_LED, GROUP])
+def test_a_trainer_led_or_group_workout_is_written_by_its_client_or_its_trainer(
+    kind: SessionType,
+) -> None:
+    assert may_write(THE_CLIENT, owner=CLIENT, session_type=kind, trainer=TRAINER)
+    assert may_write(THE_TRAINER, owner=CLIENT, session_type=kind, trainer=TRAINER)
+    assert may_write(STAFF, owner=CLIENT, session_type=kind, trainer=TRAINER)
+    assert not may_write(ANOTHER_TRAINER, owner=CLIENT, session_type=kind, trainer=TRAINER)
+    assert not may_write(ANOTHER_CLIENT, owner=CLIENT, session_type=kind, trainer=TRAINER)
     # A trainer's own trainer-led workout, trained by someone else, is not theirs to change.
-    assert not may_write(THE_TRAINER, owner=TRAINER, session_type=TRAINER_LED, trainer=None)
+    assert not may_write(THE_TRAINER, owner=TRAINER, session_type=kind, trainer=None)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +78,25 @@ def test_a_session_not_known_yet_is_named_only_by_staff_and_services() -> None:
     assert may_name_session(caller(Role.SERVICE, "kiosk"), None)
     assert not may_name_session(THE_CLIENT, None)
     assert not may_name_session(THE_TRAINER, None)
+
+
+@pytest.mark.parametrize("who", [THE_CLIENT, THE_TRAINER, ANOTHER_CLIENT, ANOTHER_TRAINER, STAFF])
+def test_a_group_session_known_here_is_named_by_anyone_whose_place_the_rules_then_judge(
+    who: Caller,
+) -> None:
+    assert may_name_group_session(who, GroupSessionFacts(session_id=1, trainer_id=TRAINER))
+
+
+def test_a_group_session_not_known_yet_is_named_only_by_staff_and_services() -> None:
+    assert may_name_group_session(STAFF, None)
+    assert may_name_group_session(caller(Role.SERVICE, "kiosk"), None)
+    assert not may_name_group_session(THE_CLIENT, None)
+    assert not may_name_group_session(THE_TRAINER, None)
+    assert SessionNotVisible(40, group=True).reason == (
+        "no group session 40 known here (one scheduled a moment ago may take a moment to "
+        "arrive: try again)"
+    )
+    assert SessionNotVisible(40).reason.startswith("no session 40 booked for you (one booked")
 
 
 def test_a_trainer_reads_their_own_workouts_and_those_of_sessions_they_train() -> None:

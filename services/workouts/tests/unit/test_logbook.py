@@ -4,6 +4,7 @@ no database, no broker. What each event the service consumes decides, and what i
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,21 @@ from contracts.sessions import STATUS_AFTER, SessionStatus
 from testkit.events import CLIENT, TRAINER, booked, moved
 from workouts import rules
 from workouts.handlers import HANDLERS
+
+from ..groups import (
+    A_CLASS,
+    A_CLASS_PLACES,
+    GROUP,
+    JOINED_AT,
+    LEFT_AT,
+    REJOINED_AT,
+    called_off,
+    completed,
+    group_workout,
+    joined,
+    left,
+    scheduled,
+)
 
 OTHER = 789
 SENT = datetime(2026, 1, 15, 10, tzinfo=UTC)
@@ -67,6 +83,11 @@ def test_the_handler_table_lists_the_booking_events_and_the_workouts_own() -> No
     assert set(HANDLERS) == {
         events.SessionBooked,
         *STATUS_AFTER,
+        events.GroupSessionScheduled,
+        events.ParticipantJoined,
+        events.ParticipantLeft,
+        events.GroupSessionCompleted,
+        events.GroupSessionCancelled,
         events.WorkoutLogged,
         events.WorkoutStatusChanged,
     }
@@ -151,6 +172,105 @@ def test_sessions_are_kept_apart() -> None:
         2: facts(SessionStatus.IN_PROGRESS, session_id=2),
         3: facts(SessionStatus.SCHEDULED, session_id=3, user_id=OTHER),
     }
+
+
+# --- group sessions and their places ----------------------------------------------------
+
+THE_GROUP = rules.GroupSessionFacts(GROUP, TRAINER)
+JOINED = rules.Place(rules.PlaceStatus.JOINED, JOINED_AT)
+LEFT = rules.Place(rules.PlaceStatus.LEFT, LEFT_AT)
+ATTENDED = rules.Place(rules.PlaceStatus.ATTENDED)
+CANCELLED = rules.Place(rules.PlaceStatus.CANCELLED)
+
+
+def statuses(logbook: rules.Logbook) -> dict[int, dict[int, str]]:
+    """Each place's status, by group session, then client."""
+    return {
+        session_id: {user_id: str(place.status) for user_id, place in places.items()}
+        for session_id, places in logbook.places.items()
+    }
+
+
+def test_a_scheduled_group_session_is_known_with_its_trainer_and_no_places() -> None:
+    logbook = apply(rules.Logbook(), scheduled())
+    assert logbook.groups == {GROUP: THE_GROUP}
+    assert (logbook.groups_changed, logbook.places) == ({GROUP}, {GROUP: {}})
+    assert logbook.sessions == {}
+
+
+def test_each_place_follows_its_clients_events() -> None:
+    logbook = apply(rules.Logbook(), *A_CLASS)
+    assert statuses(logbook) == {GROUP: A_CLASS_PLACES}
+    assert logbook.places_changed == {(GROUP, user) for user in A_CLASS_PLACES}
+    assert logbook.places[GROUP][7] == LEFT
+
+
+def test_any_group_event_first_makes_the_group_session_known() -> None:
+    logbook = apply(rules.Logbook(), joined())
+    assert logbook.groups == {GROUP: THE_GROUP}
+    assert logbook.places == {GROUP: {CLIENT: JOINED}}
+
+
+def test_a_client_who_left_and_joined_again_takes_part_whichever_arrives_first() -> None:
+    again = joined(at=REJOINED_AT)
+    for order in ([joined(), left(), again], [again, left(), joined()], [left(), again]):
+        logbook = apply(rules.Logbook(), *order)
+        assert logbook.places == {GROUP: {CLIENT: replace(JOINED, at=REJOINED_AT)}}
+
+
+def test_calling_a_group_session_off_cancels_every_place_and_any_learnt_later() -> None:
+    logbook = rules.Logbook(groups={GROUP: THE_GROUP}, places={GROUP: {CLIENT: JOINED, 5: LEFT}})
+    apply(logbook, called_off(), joined(6))
+    assert logbook.groups == {GROUP: rules.GroupSessionFacts(GROUP, TRAINER, cancelled=True)}
+    assert logbook.places == {GROUP: dict.fromkeys([CLIENT, 5, 6], CANCELLED)}
+    assert logbook.groups_changed == {GROUP}
+    assert logbook.places_changed == {(GROUP, CLIENT), (GROUP, 5), (GROUP, 6)}
+
+
+def test_an_event_behind_what_is_known_of_a_place_changes_nothing() -> None:
+    logbook = rules.Logbook(groups={GROUP: THE_GROUP}, places={GROUP: {CLIENT: ATTENDED}})
+    apply(logbook, scheduled(), joined(), left(at=REJOINED_AT))
+    assert logbook.places == {GROUP: {CLIENT: ATTENDED}}
+    assert (logbook.groups_changed, logbook.places_changed) == (set(), set())
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        scheduled(trainer_id=OTHER),
+        joined(trainer_id=OTHER),
+        left(trainer_id=OTHER),
+        completed(trainer_id=OTHER),
+        called_off(trainer_id=OTHER),
+    ],
+    ids=["scheduled", "joined", "left", "completed", "cancelled"],
+)
+def test_a_group_event_naming_another_trainer_is_refused_and_changes_nothing(
+    event: events.EventPayload,
+) -> None:
+    logbook = rules.Logbook(groups={GROUP: THE_GROUP}, places={GROUP: {CLIENT: JOINED}})
+    with pytest.raises(rules.GroupLedBySomeoneElse) as refused:
+        apply(logbook, event)
+    assert refused.value.reason == (
+        f"group session {GROUP} is led by trainer {TRAINER}, not trainer {OTHER}"
+    )
+    assert logbook.groups == {GROUP: THE_GROUP}
+    assert logbook.places == {GROUP: {CLIENT: JOINED}}
+    assert (logbook.groups_changed, logbook.places_changed) == (set(), set())
+
+
+def test_group_sessions_and_booked_sessions_are_kept_apart() -> None:
+    logbook = apply(rules.Logbook(), booked(7), joined(), joined(session_id=41, trainer_id=OTHER))
+    assert logbook.sessions == {7: facts(SessionStatus.SCHEDULED)}
+    assert logbook.groups == {GROUP: THE_GROUP, 41: rules.GroupSessionFacts(41, OTHER)}
+    assert statuses(logbook) == {GROUP: {CLIENT: "joined"}, 41: {CLIENT: "joined"}}
+
+
+def test_a_group_workout_read_back_is_stored_as_logged_whatever_is_known_of_its_place() -> None:
+    """History is not judged again: the workout was allowed when it was logged."""
+    workout = group_workout(workout_id=A)
+    logbook = apply(rules.Logbook(), called_off(), workout)
+    assert [w.logged for w in logbook.logged] == [workout]
 
 
 # --- workouts read back -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The logbook's rules over random orders of events, and random cuts of them into batches
 (the store loads each batch's state afresh from what the batches before it wrote): the same
-view of a session in any order, and workouts read back the same however they are batched."""
+view of a session and of a group session's places in any order, and workouts read back the
+same however they are batched."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 from contracts import events
 from contracts.sessions import SessionStatus
 from servicekit.domain import RuleBroken
-from testkit.events import CLIENT, booked, moved
+from testkit.events import CLIENT, TRAINER, booked, moved
 from workouts import rules
 
+from ..groups import GROUP, REJOINED_AT, called_off, completed, joined, left, scheduled
 from .test_logbook import OTHER, SENT, A, apply, changed, logged
 
 #: Every story booking allows for one session, as the events it sends in order.
@@ -27,6 +29,31 @@ STORIES: list[list[events.EventPayload]] = [
     [booked(7), moved(events.SessionStarted, 7), moved(events.SessionCancelled, 7)],
     [booked(7), moved(events.SessionCancelled, 7)],
     [booked(7), moved(events.SessionNoShow, 7)],
+]
+
+#: Stories booking allows for one group session, as the events it sends in order, and the
+#: places each ends with.
+GROUP_STORIES: list[tuple[list[events.EventPayload], dict[int, rules.PlaceStatus]]] = [
+    (
+        [scheduled(), joined(1), joined(2), joined(3), joined(4), left(4)],
+        {**dict.fromkeys([1, 2, 3], rules.PlaceStatus.JOINED), 4: rules.PlaceStatus.LEFT},
+    ),
+    (
+        [scheduled(), joined(1), joined(2), joined(3), left(3), completed([1], [2])],
+        {1: rules.PlaceStatus.ATTENDED, 2: rules.PlaceStatus.NO_SHOW, 3: rules.PlaceStatus.LEFT},
+    ),
+    (
+        [scheduled(), joined(1), left(1), joined(1, at=REJOINED_AT)],
+        {1: rules.PlaceStatus.JOINED},
+    ),
+    (
+        [scheduled(), joined(1), left(1), joined(1, at=REJOINED_AT), completed([1])],
+        {1: rules.PlaceStatus.ATTENDED},
+    ),
+    (
+        [scheduled(), joined(1), joined(2), left(2), called_off()],
+        dict.fromkeys([1, 2], rules.PlaceStatus.CANCELLED),
+    ),
 ]
 
 #: The forward paths of a workout logged planned (see `ALLOWED_STATUS_CHANGES`).
@@ -54,6 +81,8 @@ class Stored:
 
     def __init__(self) -> None:
         self.sessions: dict[int, rules.BookedSessionFacts] = {}
+        self.groups: dict[int, rules.GroupSessionFacts] = {}
+        self.places: dict[tuple[int, int], rules.Place] = {}
         self.workouts: dict[Any, rules.KnownWorkout] = {}
         self.refused: list[events.EventPayload] = []
 
@@ -63,8 +92,11 @@ class Stored:
         while True:
             logbook = rules.Logbook(
                 sessions=dict(self.sessions),
+                groups=dict(self.groups),
                 workouts={k: replace(w) for k, w in self.workouts.items()},
             )
+            for (session_id, user_id), place in self.places.items():
+                logbook.places.setdefault(session_id, {})[user_id] = place
             for position, (payload, minute) in enumerate(batch):
                 try:
                     apply(logbook, payload, at=SENT + timedelta(minutes=minute))
@@ -76,6 +108,10 @@ class Stored:
                 break
         for session_id in logbook.sessions_changed:
             self.sessions[session_id] = logbook.sessions[session_id]
+        for session_id in logbook.groups_changed:
+            self.groups[session_id] = logbook.groups[session_id]
+        for session_id, user_id in logbook.places_changed:
+            self.places[session_id, user_id] = logbook.places[session_id][user_id]
         self.workouts.update(logbook.workouts)
 
 
@@ -89,6 +125,21 @@ def test_a_session_ends_as_its_story_in_any_order_and_batches(data: st.DataObjec
     last = rules.reported_by(story[-1])
     assert last is not None
     assert stored.sessions == {7: last}
+    assert stored.refused == []
+
+
+@given(st.data())
+def test_a_group_session_ends_as_its_story_in_any_order_and_batches(data: st.DataObject) -> None:
+    story, places = data.draw(st.sampled_from(GROUP_STORIES))
+    shuffled = data.draw(st.permutations(story))
+    stored = Stored()
+    for batch in data.draw(cuts(list(shuffled))):
+        stored.apply_batch([(payload, 0) for payload in batch])
+    cancelled = isinstance(story[-1], events.GroupSessionCancelled)
+    assert stored.groups == {GROUP: rules.GroupSessionFacts(GROUP, TRAINER, cancelled)}
+    assert {key: place.status for key, place in stored.places.items()} == {
+        (GROUP, user_id): status for user_id, status in places.items()
+    }
     assert stored.refused == []
 
 

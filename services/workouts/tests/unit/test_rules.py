@@ -1,11 +1,14 @@
 """The workout rules on their own: totals, experience points, the status lifecycle, the
-booked-session checks and the workout a request logs. Pure functions, no I/O."""
+booked-session and group-session checks and the workout a request logs. Pure functions, no
+I/O."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,18 @@ from contracts import events
 from contracts.sessions import STATUS_AFTER, SessionStatus
 from servicekit.domain import RuleBroken
 from workouts import rules
+
+from ..groups import (
+    GROUP,
+    JOINED_AT,
+    LEFT_AT,
+    REJOINED_AT,
+    called_off,
+    completed,
+    joined,
+    left,
+    scheduled,
+)
 
 CLIENT, TRAINER, OTHER = 123, 456, 789
 AT = datetime(2026, 2, 1, 18, 30, tzinfo=UTC)
@@ -150,6 +165,13 @@ def test_staff_may_also_call_off_a_completed_workout_and_nothing_else(
 
 # --- booked sessions --------------------------------------------------------------------
 
+Place = rules.PlaceStatus
+JOINED = rules.Place(Place.JOINED, JOINED_AT)
+LEFT = rules.Place(Place.LEFT, LEFT_AT)
+REJOINED = rules.Place(Place.JOINED, REJOINED_AT)
+ATTENDED, NO_SHOW = rules.Place(Place.ATTENDED), rules.Place(Place.NO_SHOW)
+CANCELLED = rules.Place(Place.CANCELLED)
+
 
 def known(
     status: SessionStatus = SessionStatus.SCHEDULED, user_id: int = CLIENT
@@ -204,21 +226,45 @@ def test_a_mismatch_is_reported_before_a_cancellation() -> None:
 
 
 @pytest.mark.parametrize(
-    "history",
+    ("furthest", "history"),
     [
-        ["scheduled", "in_progress", "completed"],
-        ["scheduled", "in_progress", "cancelled"],
-        ["scheduled", "cancelled"],
-        ["scheduled", "no_show"],
+        *[
+            (rules.furthest_status, [SessionStatus(status) for status in history])
+            for history in (
+                ["scheduled", "in_progress", "completed"],
+                ["scheduled", "in_progress", "cancelled"],
+                ["scheduled", "cancelled"],
+                ["scheduled", "no_show"],
+            )
+        ],
+        *[
+            (rules.furthest_place, history)
+            for history in (
+                [JOINED, ATTENDED],
+                [JOINED, NO_SHOW],
+                [JOINED, LEFT],
+                [JOINED, LEFT, REJOINED],
+                [JOINED, LEFT, REJOINED, ATTENDED],
+                [JOINED, CANCELLED],
+                [JOINED, LEFT, CANCELLED],
+                [JOINED, ATTENDED, CANCELLED],
+            )
+        ],
     ],
 )
-def test_a_sessions_story_ends_the_same_in_any_order(history: list[str]) -> None:
-    statuses = [SessionStatus(status) for status in history]
-    for order in itertools.permutations(statuses):
+def test_a_sessions_or_places_story_ends_the_same_in_any_order(
+    furthest: Callable[[Any, Any], Any], history: list[Any]
+) -> None:
+    for order in itertools.permutations(history):
         seen = order[0]
         for status in order[1:]:
-            seen = rules.furthest_status(seen, status)
-        assert seen is statuses[-1], order
+            seen = furthest(seen, status)
+        assert seen == history[-1], order
+
+
+def test_joining_and_leaving_at_the_same_moment_leaves() -> None:
+    at_once = rules.Place(Place.JOINED, LEFT_AT)
+    assert rules.furthest_place(at_once, LEFT) == rules.furthest_place(LEFT, at_once) == LEFT
 
 
 def test_a_new_workout_naming_someone_elses_session_is_refused_as_named_wrongly() -> None:
@@ -239,7 +285,13 @@ def test_the_refusal_asked_for_does_not_change_a_cancellation() -> None:
 
 
 def test_refusals_are_rule_breaks_dead_lettered_as_rejected() -> None:
-    for refusal in (rules.StatusChangeForbidden, rules.SessionMismatch, rules.SessionNotDelivered):
+    for refusal in (
+        rules.StatusChangeForbidden,
+        rules.SessionMismatch,
+        rules.SessionNotDelivered,
+        rules.GroupLedBySomeoneElse,
+        rules.NotTakingPart,
+    ):
         assert issubclass(refusal, RuleBroken)
         assert refusal("why").kind == "rejected"
     assert issubclass(rules.SessionNamedForSomeoneElse, rules.SessionMismatch)
@@ -271,6 +323,115 @@ def test_other_events_report_no_session() -> None:
         )
         is None
     )
+
+
+# --- group sessions ---------------------------------------------------------------------
+
+
+def group(*, cancelled: bool = False) -> rules.GroupSessionFacts:
+    return rules.GroupSessionFacts(session_id=GROUP, trainer_id=TRAINER, cancelled=cancelled)
+
+
+def test_a_group_session_not_known_yet_is_given_the_benefit_of_the_doubt() -> None:
+    rules.check_group_place(None, None, user_id=CLIENT, trainer_id=OTHER)
+
+
+@pytest.mark.parametrize("place", [Place.JOINED, Place.ATTENDED])
+def test_a_client_taking_part_with_the_groups_trainer_fits(place: rules.PlaceStatus) -> None:
+    rules.check_group_place(group(), place, user_id=CLIENT, trainer_id=TRAINER)
+
+
+def test_a_group_workout_naming_another_trainer_does_not_fit_and_is_a_conflict() -> None:
+    with pytest.raises(rules.GroupLedBySomeoneElse) as mismatch:
+        rules.check_group_place(group(), Place.JOINED, user_id=CLIENT, trainer_id=OTHER)
+    assert mismatch.value.reason == (
+        f"group session {GROUP} is led by trainer {TRAINER}, not trainer {OTHER}"
+    )
+    # A mismatch, answered 409: not the 422 of a trainer-led request naming the wrong session.
+    assert isinstance(mismatch.value, rules.SessionMismatch)
+    assert not isinstance(mismatch.value, rules.SessionNamedForSomeoneElse)
+
+
+@pytest.mark.parametrize(
+    ("place", "refusal", "reason"),
+    [
+        (
+            None,
+            rules.NotTakingPart,
+            f"client {CLIENT} has no place in group session {GROUP}: only its participants' "
+            "workouts are logged",
+        ),
+        (
+            Place.LEFT,
+            rules.NotTakingPart,
+            f"client {CLIENT} left group session {GROUP}: only its participants' workouts "
+            "are logged",
+        ),
+        (
+            Place.NO_SHOW,
+            rules.SessionNotDelivered,
+            f"client {CLIENT} was a no-show at group session {GROUP}: no workout can be "
+            "delivered for it",
+        ),
+        (
+            Place.CANCELLED,
+            rules.SessionNotDelivered,
+            f"group session {GROUP} was cancelled: no workout can be delivered for it",
+        ),
+    ],
+)
+def test_a_client_not_taking_part_is_refused_saying_why(
+    place: rules.PlaceStatus | None, refusal: type[RuleBroken], reason: str
+) -> None:
+    with pytest.raises(refusal) as refused:
+        rules.check_group_place(group(), place, user_id=CLIENT, trainer_id=TRAINER)
+    assert refused.value.reason == reason
+
+
+@pytest.mark.parametrize("place", [None, Place.JOINED, Place.ATTENDED])
+def test_a_group_session_called_off_takes_no_workout_whatever_the_place(
+    place: rules.PlaceStatus | None,
+) -> None:
+    with pytest.raises(rules.SessionNotDelivered, match=f"group session {GROUP} was cancelled"):
+        rules.check_group_place(group(cancelled=True), place, user_id=CLIENT, trainer_id=TRAINER)
+
+
+def test_the_trainer_is_checked_before_the_place() -> None:
+    with pytest.raises(rules.GroupLedBySomeoneElse):
+        rules.check_group_place(group(cancelled=True), None, user_id=CLIENT, trainer_id=OTHER)
+
+
+@pytest.mark.parametrize(
+    ("payload", "cancelled", "places"),
+    [
+        (scheduled(), False, ()),
+        (joined(), False, ((CLIENT, JOINED),)),
+        (left(), False, ((CLIENT, LEFT),)),
+        (
+            completed(attended=[CLIENT, 5], no_shows=[6]),
+            False,
+            ((CLIENT, ATTENDED), (5, ATTENDED), (6, NO_SHOW)),
+        ),
+        (called_off(), True, ()),
+    ],
+    ids=["scheduled", "joined", "left", "completed", "cancelled"],
+)
+def test_every_group_event_reports_its_trainer_and_the_places_it_moves(
+    payload: events.EventPayload,
+    cancelled: bool,
+    places: tuple[tuple[int, rules.Place], ...],
+) -> None:
+    assert rules.group_reported_by(payload) == rules.GroupReport(group(cancelled=cancelled), places)
+    assert rules.reported_by(payload) is None
+
+
+def test_one_to_one_and_workout_events_report_no_group_session() -> None:
+    booked = events.SessionBooked(session_id=7, user_id=CLIENT, trainer_id=TRAINER, session_date=AT)
+    logged = rules.workout_logged(
+        rules.NewWorkout(user_id=CLIENT, title="Run"), workout_id=A, at=AT
+    )
+    assert rules.group_reported_by(booked) is None
+    assert rules.group_reported_by(logged) is None
 
 
 # --- logging and moving workouts ----------------------------------------------------------
@@ -337,11 +498,16 @@ def test_a_planned_workout_is_announced_with_no_points() -> None:
         (events.SessionType.TRAINER_LED, events.WorkoutStatus.COMPLETED, True),
         (events.SessionType.TRAINER_LED, events.WorkoutStatus.SKIPPED, False),
         (events.SessionType.TRAINER_LED, events.WorkoutStatus.CANCELLED, False),
+        (events.SessionType.GROUP, events.WorkoutStatus.IN_PROGRESS, True),
+        (events.SessionType.GROUP, events.WorkoutStatus.COMPLETED, True),
+        (events.SessionType.GROUP, events.WorkoutStatus.SKIPPED, False),
+        (events.SessionType.GROUP, events.WorkoutStatus.CANCELLED, False),
         (events.SessionType.SOLO, events.WorkoutStatus.COMPLETED, False),
         (events.SessionType.SOLO, events.WorkoutStatus.IN_PROGRESS, False),
+        (events.SessionType.TRAINER_ASSISTED, events.WorkoutStatus.COMPLETED, False),
     ],
 )
-def test_only_a_trainer_led_workout_being_delivered_must_fit_its_session(
+def test_only_a_trainer_led_or_group_workout_being_delivered_must_fit_its_session(
     session_type: events.SessionType, status: events.WorkoutStatus, must_fit: bool
 ) -> None:
     assert rules.must_fit_session(session_type, status) is must_fit
