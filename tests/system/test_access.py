@@ -10,6 +10,8 @@ The world: client A trains with trainer T (session S_A), client B with trainer U
 NOBODY is a user no event ever names (NEWCOMER the one the cases that create something for
 an unknown user create it for). A has credits (booking books a client or trainer only
 against credits it has heard of); staff and services book anyone without credit, saying so.
+A has a place in T's group session G_A, still scheduled; B attended U's G_B, completed (so
+that A may not see it: a client sees the timetable and the classes they had a place in).
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class World:
     others_session: int = 0
     own_workout: str = ""
     others_workout: str = ""
+    own_group: int = 0
+    others_group: int = 0
     calls: dict[str, Call] = field(default_factory=dict)
 
     async def send(self, service: str, method: str, path: str, body: Any = None) -> Any:
@@ -101,6 +105,15 @@ class World:
     async def book(self, client: int, trainer: int) -> int:
         body = {"userId": client, "trainerId": trainer, "sessionDate": WHEN, **WITHOUT_CREDIT}
         return int((await self.send("booking", "POST", "/api/sessions", body))["id"])
+
+    async def schedule_group(self, trainer: int, *clients: int) -> int:
+        """A group session of `trainer`, each of `clients` given a place."""
+        body = {"trainerId": trainer, "sessionDate": WHEN, "capacity": 5}
+        group = int((await self.send("booking", "POST", "/api/group-sessions", body))["id"])
+        for client in clients:
+            place = f"/api/group-sessions/{group}/participants/{client}"
+            await self.send("booking", "PUT", place, WITHOUT_CREDIT)
+        return group
 
     async def give_credits(self, client: int, sessions: int) -> None:
         """A staff grant; booking hears of it once credits announces it (see `settled`)."""
@@ -123,6 +136,14 @@ class World:
         if target is Target.NONE:
             return MISSING_SESSION
         return await self.book(*((A, T) if target is Target.OWN else (B, U)))
+
+    async def fresh_group(self, target: Target, *, joined: bool = False) -> tuple[int, int]:
+        """A group session of its own for a case that changes it (T's, or U's), and the
+        client it is about (A, or B), `joined` or not yet."""
+        if target is Target.NONE:
+            return MISSING_SESSION, A
+        trainer, client = (T, A) if target is Target.OWN else (U, B)
+        return await self.schedule_group(trainer, *([client] if joined else [])), client
 
     async def fresh_workout(self, target: Target) -> str:
         if target is Target.NONE:
@@ -198,6 +219,37 @@ def change_session(body: dict[str, Any]) -> Prepare:
     async def prepare(world: World, role: Role, target: Target) -> Call:
         session = await world.fresh_session(target)
         return Call("booking", "PATCH", f"/api/sessions/{session}", body)
+
+    return prepare
+
+
+async def schedule_group(world: World, role: Role, target: Target) -> Call:
+    trainer = {Target.OWN: T, Target.OTHERS: U, Target.NONE: NEWCOMER}[target]
+    body = {"trainerId": trainer, "sessionDate": WHEN, "capacity": 5}
+    return Call("booking", "POST", "/api/group-sessions", body)
+
+
+async def read_group(world: World, role: Role, target: Target) -> Call:
+    group = {Target.OWN: world.own_group, Target.OTHERS: world.others_group}
+    return Call("booking", "GET", f"/api/group-sessions/{group.get(target, MISSING_SESSION)}")
+
+
+async def take_place(world: World, role: Role, target: Target) -> Call:
+    group, client = await world.fresh_group(target)
+    # B bought nothing; A's credits are the client's and trainer's cases.
+    body = WITHOUT_CREDIT if role in (Role.STAFF, Role.SERVICE) else None
+    return Call("booking", "PUT", f"/api/group-sessions/{group}/participants/{client}", body)
+
+
+async def give_up_place(world: World, role: Role, target: Target) -> Call:
+    group, client = await world.fresh_group(target, joined=True)
+    return Call("booking", "DELETE", f"/api/group-sessions/{group}/participants/{client}")
+
+
+def change_group(body: dict[str, Any]) -> Prepare:
+    async def prepare(world: World, role: Role, target: Target) -> Call:
+        group, _ = await world.fresh_group(target)
+        return Call("booking", "PATCH", f"/api/group-sessions/{group}", body)
 
     return prepare
 
@@ -337,6 +389,71 @@ ROUTES = (
         "/api/sessions/{session_id}",
         change_session({"sessionDate": "2026-03-09T10:00:00Z"}),
         by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "schedule a group session",
+        "booking",
+        "POST",
+        "/api/group-sessions",
+        schedule_group,
+        by_role((403, 403, 403), (201, 403, 403), (201, 201, 201)),
+    ),
+    Route(
+        "read a group session",
+        "booking",
+        "GET",
+        "/api/group-sessions/{session_id}",
+        read_group,
+        by_role(OWN_ONLY_OR_404, OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "list group sessions",
+        "booking",
+        "GET",
+        "/api/group-sessions",
+        read_client("booking", "/api/group-sessions?userId={user}"),
+        by_role((LISTED, NOTHING, NOTHING), (LISTED, NOTHING, NOTHING), (LISTED, LISTED, NOTHING)),
+    ),
+    Route(
+        "take a place",
+        "booking",
+        "PUT",
+        "/api/group-sessions/{session_id}/participants/{user_id}",
+        take_place,
+        # A client sees U's class on the timetable, but may not put B in it.
+        by_role((201, 403, 404), (201, 404, 404), (201, 201, 404)),
+    ),
+    Route(
+        "give up a place",
+        "booking",
+        "DELETE",
+        "/api/group-sessions/{session_id}/participants/{user_id}",
+        give_up_place,
+        by_role((200, 403, 404), OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "complete a group session",
+        "booking",
+        "PATCH",
+        "/api/group-sessions/{session_id}",
+        change_group({"status": "completed"}),
+        by_role((403, 403, 404), OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "cancel a group session",
+        "booking",
+        "PATCH",
+        "/api/group-sessions/{session_id}",
+        change_group({"status": "cancelled", "reason": "ill"}),
+        by_role((403, 403, 404), OWN_ONLY_OR_404, EXISTING),
+    ),
+    Route(
+        "reschedule a group session",
+        "booking",
+        "PATCH",
+        "/api/group-sessions/{session_id}",
+        change_group({"sessionDate": "2026-03-09T10:00:00Z"}),
+        by_role((403, 403, 404), OWN_ONLY_OR_404, EXISTING),
     ),
     Route(
         "log a solo workout",
@@ -517,6 +634,10 @@ async def matrix(
         world.others_session = await world.book(B, U)
         world.own_workout = await world.log(A, world.own_session, T, "completed")
         world.others_workout = await world.log(B, world.others_session, U, "completed")
+        world.own_group = await world.schedule_group(T, A)
+        world.others_group = await world.schedule_group(U, B)
+        done = {"status": "completed"}
+        await world.send("booking", "PATCH", f"/api/group-sessions/{world.others_group}", done)
         for route, role, target in CASES:
             world.calls[case_id(route, role, target)] = await route.prepare(world, role, target)
         # Settled: booking has heard of A's credits too.
@@ -529,6 +650,11 @@ async def matrix(
 
 def visible_to(role: Role, item: dict[str, Any]) -> bool:
     """What a listed item may be for the role's caller (see `SUBJECT`)."""
+    if "participants" in item:  # a group session: whose places show matters too
+        shown = {place["userId"] for place in item["participants"]}
+        if role is Role.CLIENT:
+            return shown <= {A} and (item["status"] == "scheduled" or A in shown)
+        return role is not Role.TRAINER or item["trainerId"] == T
     if role is Role.CLIENT:
         return bool(item["userId"] == A)
     if role is Role.TRAINER:

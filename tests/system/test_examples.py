@@ -13,6 +13,7 @@ from contracts.events import SessionBooked
 from contracts.topics import BOOKING_SESSIONS
 from ops.demo import Endpoints, buy_package, fetch_charts, play_example_one
 from ops.demo_assisted import play_trainer_assisted_week
+from ops.demo_group import play_group_session
 from ops.demo_month import month_report, play_hybrid_month
 from testkit.helpers import eventually, read_topic
 
@@ -300,3 +301,30 @@ async def test_the_demos_trainer_assisted_week_charges_nothing(
     assert "Solo Workouts:    \x1b[32m" in chart
     assert "Trainer-Assisted: \x1b[34m" in chart
     assert "3 (75.0%)" in chart
+
+
+async def test_the_demos_group_session_charges_the_four_who_attended_once_each(
+    platform: IsolatedPlatform,
+) -> None:
+    """`make demo`'s group session, through every service's API: five join a class of five,
+    a sixth is refused, one leaves and the sixth takes the place, one does not show; every
+    attendee's workout is logged by the trainer, and one of them logs theirs again."""
+    report = await play_group_session(endpoints(platform), lambda line: None)
+    places = [line.split() for line in report.splitlines() if line.strip()[:1].isdigit()]
+    assert len(places) == 6
+    used = sorted((" ".join(words[1:-2]), int(words[-2])) for words in places)
+    assert used == [
+        ("attended", 1),
+        ("attended", 1),
+        ("attended", 1),
+        ("did not show", 0),
+        ("joined late, attended", 1),
+        ("left", 0),
+    ]
+    assert "Credits charged: 4" in report
+    assert "1 session delivered (1 group, 0 one-to-one), 4 clients trained, 1 no-show" in report
+    await platform.settled()  # nothing in flight charges anyone afterwards
+    balances = [
+        await get(platform, f"{platform.url('credits')}/api/credits/{words[0]}") for words in places
+    ]
+    assert sum(balance["used"] for balance in balances) == 4

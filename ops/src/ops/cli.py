@@ -20,6 +20,7 @@ from ops import databases, dead_letters, inspection, recovery
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
 from ops.demo_assisted import play_trainer_assisted_week
+from ops.demo_group import play_group_session
 from ops.demo_month import month_report, play_hybrid_month
 from ops.identity import DEFAULT_TTL_SECONDS, IdentityError, subject_for
 from ops.local import operations, platform
@@ -367,7 +368,8 @@ def demo_endpoints(config: PlatformConfig) -> Endpoints:
 @app.command()
 def demo() -> None:
     """Play the spec's Example 1 on the running platform and print the charts; then a
-    hybrid month under a late-cancel policy, and its ledger; then a trainer-assisted week."""
+    hybrid month under a late-cancel policy, and its ledger; a trainer-assisted week; and a
+    group session of five."""
     endpoints = _run(lambda: demo_endpoints(_local_config()))
 
     async def play() -> str:
@@ -377,7 +379,9 @@ def demo() -> None:
         month_client = await play_hybrid_month(endpoints, _say)
         typer.echo()
         typer.echo(await month_report(endpoints, month_client))
-        return await play_trainer_assisted_week(endpoints, _say)
+        typer.echo()
+        typer.echo(await play_trainer_assisted_week(endpoints, _say))
+        return await play_group_session(endpoints, _say)
 
     def action() -> str:
         try:

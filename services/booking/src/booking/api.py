@@ -11,7 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Stri
 
 from booking.access import may_see
 from booking.commands import BookingCommands
-from booking.models import TrainingSession
+from booking.models import GroupSession, TrainingSession
 from booking.queries import Page, search, session_by_id
 from booking.rules import (
     DEFAULT_DURATION,
@@ -29,7 +29,7 @@ from contracts.events import (
     ContractModel,
 )
 from contracts.sessions import SessionStatus
-from servicekit.auth import CallerDep
+from servicekit.auth import Caller, CallerDep
 from servicekit.runtime import Runtime
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -67,22 +67,28 @@ SessionDate = Annotated[
 Location = Annotated[str, Field(max_length=MAX_LOCATION_LENGTH), STORABLE]
 Notes = Annotated[str, Field(max_length=MAX_NOTES_LENGTH), STORABLE]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH), STORABLE]
+#: Minutes; null or absent: the default.
+Duration = Annotated[
+    Annotated[int, Strict(), Field(gt=0, le=MAX_BOOKED_DURATION)] | None,
+    Field(description=f"Minutes; {DEFAULT_DURATION} when absent"),
+]
+AllowWithoutCredit = Annotated[
+    bool,
+    Field(
+        description="Book even when the client has nothing available (staff and services"
+        " only; a client or trainer sending true gets 403)"
+    ),
+]
 
 
 class BookingRequest(ContractModel):
     user_id: EntityId
     trainer_id: EntityId
     session_date: SessionDate
-    duration: Annotated[int, Strict(), Field(gt=0, le=MAX_BOOKED_DURATION)] | None = Field(
-        default=None, description=f"Minutes; {DEFAULT_DURATION} when absent"
-    )
+    duration: Duration = None
     location: Location | None = None
     notes: Notes | None = None
-    allow_without_credit: bool = Field(
-        default=False,
-        description="Book even when the client has nothing available (staff and services"
-        " only; a client or trainer sending true gets 403)",
-    )
+    allow_without_credit: AllowWithoutCredit = False
 
 
 class SessionChange(ContractModel):
@@ -120,19 +126,26 @@ class Session(ContractModel):
     @classmethod
     def of(cls, session: TrainingSession) -> Session:
         return cls(
-            id=session.id,
+            **as_stored(session),
             user_id=session.user_id,
-            trainer_id=session.trainer_id,
-            session_date=session.session_date.astimezone(UTC),
-            duration=session.duration,
-            status=session.current_status,
             session_deducted=session.session_deducted,
-            location=session.location,
-            notes=session.notes,
-            status_reason=session.status_reason,
-            created_at=session.created_at.astimezone(UTC),
-            updated_at=session.updated_at.astimezone(UTC),
         )
+
+
+def as_stored(session: TrainingSession | GroupSession) -> dict[str, Any]:
+    """What an answer about a session of either kind says as its row does, moments in UTC."""
+    return {
+        "id": session.id,
+        "trainer_id": session.trainer_id,
+        "session_date": session.session_date.astimezone(UTC),
+        "duration": session.duration,
+        "status": session.current_status,
+        "location": session.location,
+        "notes": session.notes,
+        "status_reason": session.status_reason,
+        "created_at": session.created_at.astimezone(UTC),
+        "updated_at": session.updated_at.astimezone(UTC),
+    }
 
 
 class BookedSession(Session):
@@ -143,6 +156,39 @@ class BookedSession(Session):
 
 
 SessionId = Annotated[int, Path(gt=0, le=MAX_ID, description="The session's id")]
+
+
+def page_asked(
+    limit: Annotated[int, Query(gt=0, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    after: Annotated[
+        int | None,
+        Query(gt=0, le=MAX_ID, description="The id of the last session of the page before"),
+    ] = None,
+) -> Page:
+    return Page(limit, offset, after)
+
+
+#: A listing's `limit`, `offset` and `after`.
+PageAsked = Annotated[Page, Depends(page_asked)]
+UserIdFilter = Annotated[int | None, Query(alias="userId", gt=0, le=MAX_ID)]
+TrainerIdFilter = Annotated[int | None, Query(alias="trainerId", gt=0, le=MAX_ID)]
+#: A listing's answer to an `after` it cannot place.
+BAD_LISTING: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid, or `after` names no session of this list"}
+}
+
+
+def log_without_credit(what: str, user_id: int, available: int, caller: Caller) -> None:
+    """On record, once committed: who booked whom without credit, and what was available."""
+    log.warning(
+        "%s for client %d without credit (available %d) by %s %s",
+        what,
+        user_id,
+        available,
+        "/".join(sorted(caller.roles)),
+        caller.subject,
+    )
 
 
 #: A session the caller may not see answers as one never booked.
@@ -192,15 +238,8 @@ async def book_session(
             **Session.of(booked.session).model_dump(),
             booked_without_credit=booked.without_credit,
         )
-    if booked.without_credit:  # committed: on record, with who overrode what
-        log.warning(
-            "session %d booked for client %d without credit (available %d) by %s %s",
-            answer.id,
-            answer.user_id,
-            booked.available,
-            "/".join(sorted(caller.roles)),
-            caller.subject,
-        )
+    if booked.without_credit:
+        log_without_credit(f"session {answer.id} booked", answer.user_id, booked.available, caller)
     return answer
 
 
@@ -213,23 +252,14 @@ async def get_session(session_id: SessionId, caller: CallerDep, runtime: Runtime
     return Session.of(found)
 
 
-@router.get(
-    "",
-    response_model=list[Session],
-    responses={422: {"description": "Invalid, or `after` names no session of this list"}},
-)
+@router.get("", response_model=list[Session], responses=BAD_LISTING)
 async def list_sessions(
     runtime: Runtime,
     caller: CallerDep,
-    user_id: Annotated[int | None, Query(alias="userId", gt=0, le=MAX_ID)] = None,
-    trainer_id: Annotated[int | None, Query(alias="trainerId", gt=0, le=MAX_ID)] = None,
+    page: PageAsked,
+    user_id: UserIdFilter = None,
+    trainer_id: TrainerIdFilter = None,
     session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(gt=0, le=MAX_PAGE)] = DEFAULT_PAGE,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    after: Annotated[
-        int | None,
-        Query(gt=0, le=MAX_ID, description="The id of the last session of the page before"),
-    ] = None,
 ) -> list[Session]:
     """The sessions matching every filter given, among those the caller may see: a client's
     own, a trainer's those they train, whatever the query asks. Page with `limit` and
@@ -241,7 +271,7 @@ async def list_sessions(
             user_id=user_id,
             trainer_id=trainer_id,
             status=session_status,
-            page=Page(limit, offset, after),
+            page=page,
         )
         return [Session.of(each) for each in found]
 

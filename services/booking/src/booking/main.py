@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI, status
 
-from booking import api
+from booking import api, group_api
 from booking.commands import BookingCommands
 from booking.handlers import HANDLERS
 from booking.queries import AfterNotInList
 from booking.rules import (
+    AttendanceUntold,
     ChangeRefused,
+    GroupSessionNotFound,
     NoCreditAvailable,
+    NotAParticipant,
     NotPermitted,
     NotStorable,
+    PlaceNotFound,
+    RejoinRefused,
+    SessionFull,
     SessionIdsExhausted,
     SessionNotFound,
 )
@@ -32,8 +38,14 @@ OUTPUT_TOPICS = principals.BOOKING.writes
 #: How the rules' refusals read over HTTP; any other is 409.
 REFUSALS: dict[type[RuleBroken], int] = {
     SessionNotFound: status.HTTP_404_NOT_FOUND,
+    GroupSessionNotFound: status.HTTP_404_NOT_FOUND,
+    PlaceNotFound: status.HTTP_404_NOT_FOUND,
     NotPermitted: status.HTTP_403_FORBIDDEN,
     ChangeRefused: status.HTTP_409_CONFLICT,
+    SessionFull: status.HTTP_409_CONFLICT,
+    RejoinRefused: status.HTTP_409_CONFLICT,
+    NotAParticipant: status.HTTP_409_CONFLICT,
+    AttendanceUntold: status.HTTP_409_CONFLICT,
     NoCreditAvailable: status.HTTP_409_CONFLICT,
     NotStorable: status.HTTP_422_UNPROCESSABLE_CONTENT,
     AfterNotInList: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -47,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
     runtime.consumer.handle(store, HANDLERS)
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
-    app = runtime.create_app(title="Booking service", routers=[api.router], refusals=REFUSALS)
+    app = runtime.create_app(
+        title="Booking service", routers=[api.router, group_api.router], refusals=REFUSALS
+    )
     app.state.commands = BookingCommands(
         runtime.outbox, runtime.consumer, store, policy=settings.cancellation_policy()
     )

@@ -11,6 +11,10 @@ the booking travel on different topics and either may arrive first.
 `client_balances` and `unlimited_packages` are what the ledger says of each client's credits
 (the latest balance's `available`, the unlimited packages granted): what the API books
 against.
+
+`group_sessions` and `group_participants` are the projection of the group sessions on
+`booking.sessions` and of each client's place in them. A group session's id comes from the
+same ids as a one-to-one session's: an id is in one of the two tables, never both.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     Text,
@@ -32,8 +37,9 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
+from booking.rules import HOLDING_A_PLACE, GroupSessionStatus, PlaceStatus
 from contracts.sessions import SessionStatus
 
 SESSION_IDS_SEQUENCE = "session_ids"
@@ -125,3 +131,83 @@ class TrainingSession(Base):
     @property
     def current_status(self) -> SessionStatus:
         return SessionStatus(self.status)
+
+
+class GroupSession(Base):
+    """A group session: one trainer, room for `capacity` clients, each place a
+    `GroupParticipant`."""
+
+    __tablename__ = "group_sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('scheduled', 'completed', 'cancelled')", name="group_status_is_known"
+        ),
+        CheckConstraint("capacity between 1 and 100", name="capacity_is_a_group_size"),
+        CheckConstraint("duration > 0", name="group_duration_is_positive"),
+        Index("group_sessions_by_trainer", "trainer_id", "session_date"),
+        Index("group_sessions_by_date", "session_date", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    trainer_id: Mapped[int] = mapped_column(BigInteger)
+    session_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    #: Why the session last changed status (a cancellation's reason), when someone said.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    #: False while known only from its completion or cancellation (another service reported
+    #: a session booking never heard of): its date, duration, capacity and place are
+    #: stand-ins until its GroupSessionScheduled arrives.
+    schedule_received: Mapped[bool] = mapped_column(Boolean)
+    #: When the events say the session was scheduled and last changed (its places carry
+    #: their own times), so a rebuild from the topic gives the same values.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    participants: Mapped[list[GroupParticipant]] = relationship(
+        lazy="selectin", order_by="GroupParticipant.user_id"
+    )
+
+    @property
+    def current_status(self) -> GroupSessionStatus:
+        return GroupSessionStatus(self.status)
+
+    @property
+    def places_taken(self) -> int:
+        return sum(1 for p in self.participants if p.current_status in HOLDING_A_PLACE)
+
+    def place_of(self, user_id: int) -> PlaceStatus | None:
+        return next((p.current_status for p in self.participants if p.user_id == user_id), None)
+
+    def joined(self) -> list[int]:
+        return [p.user_id for p in self.participants if p.current_status is PlaceStatus.JOINED]
+
+
+class GroupParticipant(Base):
+    """A client's place in a group session."""
+
+    __tablename__ = "group_participants"
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('joined', 'left', 'attended', 'no_show')", name="place_status_is_known"
+        ),
+        # A client's group sessions.
+        Index("group_participants_by_client", "user_id", "session_id"),
+    )
+
+    session_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("group_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(Text)
+    #: When the client took the place; null for a place first named by the completion.
+    joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the client gave it up, if they did.
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def current_status(self) -> PlaceStatus:
+        return PlaceStatus(self.status)
