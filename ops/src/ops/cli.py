@@ -368,8 +368,8 @@ def demo_endpoints(config: PlatformConfig) -> Endpoints:
 @app.command()
 def demo() -> None:
     """Play the spec's Example 1 on the running platform and print the charts; then a
-    hybrid month under a late-cancel policy, and its ledger; a trainer-assisted week; and a
-    group session of five."""
+    hybrid month under a late-cancel policy, and its ledger; a group session of five; and a
+    trainer-assisted week."""
     endpoints = _run(lambda: demo_endpoints(_local_config()))
 
     async def play() -> str:
@@ -380,8 +380,8 @@ def demo() -> None:
         typer.echo()
         typer.echo(await month_report(endpoints, month_client))
         typer.echo()
-        typer.echo(await play_trainer_assisted_week(endpoints, _say))
-        return await play_group_session(endpoints, _say)
+        typer.echo(await play_group_session(endpoints, _say))
+        return await play_trainer_assisted_week(endpoints, _say)
 
     def action() -> str:
         try:

@@ -39,7 +39,7 @@ async def play_trainer_assisted_week(endpoints: Endpoints, say: Say) -> str:
     )
     monday -= timedelta(days=monday.weekday())
     say("")
-    say("Scenario 3: a trainer-assisted week")
+    say("Scenario 4: a trainer-assisted week")
     await buy_package(endpoints, client_id, sessions=PACKAGE_SESSIONS)
     say(f"  client {client_id} buys a {PACKAGE_SESSIONS}-session package")
     say(f"  trainer {trainer_id} gives them the plan {PLAN_ID!r}")

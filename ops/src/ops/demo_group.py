@@ -44,7 +44,7 @@ async def play_group_session(endpoints: Endpoints, say: Say, *, within: float = 
     late_joiner, leaver, no_show = clients[-1], clients[-2], clients[-3]
     when = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     say("")
-    say("Scenario 4: a group session of five, with a late joiner, a leaver and a no-show")
+    say("Scenario 3: a group session of five, with a late joiner, a leaver and a no-show")
     for client in clients:
         await buy_package(endpoints, client, sessions=PACKAGE_SESSIONS)
     say(f"  six clients each buy a {PACKAGE_SESSIONS}-session package")
