@@ -30,6 +30,7 @@ from contracts.envelope import build_event, encode, partition_key, record_header
 from contracts.events import EventPayload
 from contracts.identity import Role
 from contracts.services import KAFKA_BOOTSTRAP_ENV, SERVICES, Service, service_named
+from contracts.topics import Topic
 from ops import kafka_access
 from ops.demo import TokenMint
 from ops.local.errors import PlatformError
@@ -200,13 +201,17 @@ class IsolatedPlatform:
                 calm = calm + 1 if await self._nothing_in_flight() else 0
                 await asyncio.sleep(0.2)
 
+    def readers_of(self, topic: Topic) -> set[str]:
+        """The consumer groups of the running services that read `topic`."""
+        return {self.topic_prefix + name for name in self.processes if topic in inputs_of(name)}
+
     async def _nothing_in_flight(self) -> bool:
         for name in self.processes:
             if _outbox_backlog(self.database_urls[name]):
                 return False
             group = self.topic_prefix + name
             committed = await committed_offsets(self.kafka_bootstrap, group)
-            for topic in importlib.import_module(f"{name}.main").INPUT_TOPICS:
+            for topic in inputs_of(name):
                 ends = await end_offsets(self.kafka_bootstrap, self.topic_prefix + topic.name)
                 if any(committed.get(partition, 0) < end for partition, end in ends.items()):
                     return False
@@ -279,6 +284,12 @@ class IsolatedPlatform:
         self.stop_all()
         if self._producer is not None:
             await self._producer.stop()
+
+
+def inputs_of(service: str) -> Sequence[Topic]:
+    """The topics a service consumes, as its wiring declares them."""
+    inputs: Sequence[Topic] = importlib.import_module(f"{service}.main").INPUT_TOPICS
+    return inputs
 
 
 def _outbox_backlog(database_url: str) -> int:
