@@ -2,6 +2,7 @@
 #   make demo  make up, then play the spec's Example 1 and print the usage charts
 #   make up    install whatever is missing, start Kafka, PostgreSQL and the services
 #   make test  ruff, mypy and the whole test suite against real Kafka and PostgreSQL
+#   make browser  install Debian's Chromium and chromedriver (browser tests) when missing
 #   make down  stop everything `make up` started; data stays in .local/
 #   make replay SERVICE=credits    consume its input topics again (state unchanged);
 #                                  FROM=2026-01-15 and TOPIC=booking.sessions narrow it
@@ -37,7 +38,7 @@ down:
 	@if [ -x .venv/bin/ops ]; then $(UV) run --no-sync ops down; \
 	else echo "nothing to stop: the platform was never installed here"; fi
 
-.PHONY: demo test lint format schemas
+.PHONY: demo test lint format schemas browser
 
 demo: up
 	$(UV) run --no-sync ops demo
@@ -45,8 +46,14 @@ demo: up
 # The whole suite against real Kafka and PostgreSQL: the test fixtures use the servers named
 # in the environment, else testcontainers when a Docker engine answers, else they start the
 # local processes of `make up` (Kafka and PostgreSQL only) and leave them running.
-test: bootstrap lint
+test: bootstrap lint browser
 	$(UV) run --no-sync pytest
+
+# The real browser of the browser tests (docs/testing.md): Debian's chromium and
+# chromium-driver, installed with apt-get as `ops up` installs PostgreSQL; nothing when both
+# are on PATH.
+browser: bootstrap
+	$(UV) run --no-sync ops browser
 
 lint: bootstrap
 	$(UV) run --no-sync ruff check .

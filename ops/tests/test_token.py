@@ -1,7 +1,11 @@
-"""`ops token`: one line, a token the services verify, for the role and user asked for."""
+"""`ops token`: one line, a token the services verify, for the role and user asked for; and
+`ops dashboard-url`: the dashboard's address with such a token in its fragment."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import jwt
 import pytest
 from typer.testing import CliRunner
 
@@ -9,15 +13,40 @@ from contracts.identity import Role
 from ops.cli import app
 from ops.local.config import config_from_env
 from ops.local.paths import Paths, repository_root
-from servicekit.auth import KeySet, TokenVerifier, jwks_from_file
+from servicekit.auth import Caller, KeySet, TokenVerifier, jwks_from_file
 
 #: The local provider, whatever the suite's environment says.
 LOCAL = {"AUTH_JWKS_FILE": "", "AUTH_JWKS_URL": "", "AUTH_ISSUER": "", "AUTH_AUDIENCE": ""}
 
 
-def token(*arguments: str, env: dict[str, str] = LOCAL) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["token", *arguments], env=env)
+def ops(command: str, *arguments: str, env: dict[str, str] = LOCAL) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [command, *arguments], env=env)
     return result.exit_code, result.stdout, result.stderr
+
+
+def token(*arguments: str, env: dict[str, str] = LOCAL) -> tuple[int, str, str]:
+    return ops("token", *arguments, env=env)
+
+
+def dashboard_url(*arguments: str, env: dict[str, str] = LOCAL) -> tuple[int, str, str]:
+    return ops("dashboard-url", *arguments, env=env)
+
+
+async def verified(token: str) -> Caller:
+    """Who the token says its bearer is, as the local platform's services verify it."""
+    identity = config_from_env(LOCAL, Paths(repository_root())).identity
+    assert identity.jwks_file is not None
+    verifier = TokenVerifier(
+        KeySet(jwks_from_file(identity.jwks_file)),
+        issuer=identity.issuer,
+        audience=identity.audience,
+    )
+    return await verifier.caller(token)
+
+
+def lifetime(token: str) -> int:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return int(claims["exp"]) - int(claims["iat"])
 
 
 @pytest.mark.parametrize(
@@ -36,15 +65,9 @@ async def test_it_prints_one_line_a_token_the_services_accept(
 
     assert code == 0
     [line] = out.splitlines()
-    identity = config_from_env(LOCAL, Paths(repository_root())).identity
-    assert identity.jwks_file is not None
-    verifier = TokenVerifier(
-        KeySet(jwks_from_file(identity.jwks_file)),
-        issuer=identity.issuer,
-        audience=identity.audience,
-    )
-    caller = await verifier.caller(line)
+    caller = await verified(line)
     assert (caller.subject, caller.roles) == (subject, frozenset({role}))
+    assert lifetime(line) == 60
 
 
 @pytest.mark.parametrize("arguments", [["--role", "client"], ["--role", "trainer", "--user", "x"]])
@@ -59,6 +82,73 @@ def test_a_client_or_trainer_token_needs_their_user_id(arguments: list[str]) -> 
 def test_it_refuses_when_the_services_trust_another_provider() -> None:
     env = {**LOCAL, "AUTH_JWKS_URL": "https://id.example/jwks", "AUTH_ISSUER": "https://id"}
     code, out, err = token("--role", "staff", env=env)
+
+    assert code == 1
+    assert out == ""
+    assert "not the local one" in err
+
+
+# --- ops dashboard-url -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "subject", "role"),
+    [
+        (["--role", "staff"], "local-staff", Role.STAFF),
+        (["--role", "client", "--user", "123"], "123", Role.CLIENT),
+        (["--role", "trainer", "--user", "456"], "456", Role.TRAINER),
+    ],
+)
+async def test_the_dashboard_url_carries_a_fifteen_minute_token_in_its_fragment(
+    arguments: list[str], subject: str, role: Role
+) -> None:
+    code, out, _ = dashboard_url(*arguments, env={**LOCAL, "ANALYTICS_HTTP_PORT": ""})
+
+    assert code == 0
+    [line] = out.splitlines()
+    url = urlsplit(line)
+    assert (url.scheme, url.netloc, url.path, url.query) == (
+        "http",
+        "127.0.0.1:8004",
+        "/dashboard",
+        "",
+    )
+    name, _, dashboard_token = url.fragment.partition("=")
+    assert name == "token"
+    caller = await verified(dashboard_token)
+    assert (caller.subject, caller.roles) == (subject, frozenset({role}))
+    assert lifetime(dashboard_token) == 15 * 60
+
+
+def test_the_dashboard_url_takes_a_ttl_and_the_analytics_port_of_the_environment() -> None:
+    code, out, _ = dashboard_url(
+        "--role", "staff", "--ttl", "120", env={**LOCAL, "ANALYTICS_HTTP_PORT": "18004"}
+    )
+
+    assert code == 0
+    assert out.startswith("http://127.0.0.1:18004/dashboard#token=")
+    assert lifetime(out.strip().partition("#token=")[2]) == 120
+
+
+@pytest.mark.parametrize("ttl", ["0", str(24 * 3600 + 1)])
+def test_the_dashboard_url_refuses_a_ttl_out_of_range(ttl: str) -> None:
+    code, out, _ = dashboard_url("--role", "staff", "--ttl", ttl)
+
+    assert code == 2
+    assert out == ""
+
+
+def test_a_dashboard_url_for_a_client_needs_their_user_id() -> None:
+    code, out, err = dashboard_url("--role", "client")
+
+    assert code == 1
+    assert out == ""
+    assert err == "error: a client token needs --user with the client's user id\n"
+
+
+def test_no_dashboard_url_when_the_services_trust_another_provider() -> None:
+    env = {**LOCAL, "AUTH_JWKS_URL": "https://id.example/jwks", "AUTH_ISSUER": "https://id"}
+    code, out, err = dashboard_url("--role", "staff", env=env)
 
     assert code == 1
     assert out == ""

@@ -568,6 +568,14 @@ ROUTES = (
         by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
     ),
     Route(
+        "read recent workouts and ledger entries",
+        "analytics",
+        "GET",
+        "/api/analytics/{user_id}/recent",
+        read_client("analytics", "/api/analytics/{user}/recent"),
+        by_role(OWN_ONLY_OR_403, OWN_ONLY_OR_403, ALL_OK),
+    ),
+    Route(
         "read the studio-wide usage",
         "analytics",
         "GET",

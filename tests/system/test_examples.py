@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from ops.demo_month import month_report, play_hybrid_month
 from testkit.helpers import eventually, read_topic
 
 from .platform import IsolatedPlatform
+from .stories import play_example_two
 
 pytestmark = pytest.mark.infra
 
@@ -93,41 +94,8 @@ async def test_example_1_a_client_with_a_10_session_package(platform: IsolatedPl
 
 async def test_example_2_the_analytics_dashboard(platform: IsolatedPlatform) -> None:
     urls = endpoints(platform)
-    client, trainer = random.randint(10_000, 99_999), 456
-    await buy_package(urls, client, sessions=20)
-    # Booking books against the credits it has heard of: wait until the grant reached it.
-    await platform.settled()
-    start = datetime(2026, 2, 2, 7, tzinfo=UTC)
-    async with platform.http() as http:
-        for day in range(30):
-            response = await http.post(
-                f"{urls.workouts}/api/workout/sessions",
-                json={
-                    "userId": client,
-                    "title": f"Solo {day}",
-                    "date": (start + timedelta(days=day)).isoformat(),
-                },
-            )
-            assert response.status_code == 201, response.text
-        for day in range(15):
-            when = (start + timedelta(days=day, hours=10)).isoformat()
-            booked = await http.post(
-                f"{urls.booking}/api/sessions",
-                json={"userId": client, "trainerId": trainer, "sessionDate": when},
-            )
-            assert booked.status_code == 201, booked.text
-            logged = await http.post(
-                f"{urls.workouts}/api/workout/sessions",
-                json={
-                    "userId": client,
-                    "sessionType": "trainer-led",
-                    "sessionId": booked.json()["id"],
-                    "trainerId": trainer,
-                    "title": "Personal Training Session",
-                    "date": when,
-                },
-            )
-            assert logged.status_code == 201, logged.text
+    client = random.randint(10_000, 99_999)
+    await play_example_two(platform, urls, client)
 
     expected = {
         "total": 45,

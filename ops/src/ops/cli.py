@@ -16,6 +16,7 @@ import typer
 
 from contracts.identity import Role
 from contracts.principals import PRINCIPALS
+from contracts.services import ANALYTICS
 from ops import databases, dead_letters, inspection, recovery
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
@@ -23,6 +24,7 @@ from ops.demo_assisted import play_trainer_assisted_week
 from ops.demo_group import play_group_session
 from ops.demo_month import month_report, play_hybrid_month
 from ops.identity import DEFAULT_TTL_SECONDS, IdentityError, subject_for
+from ops.local import browser as browser_tools
 from ops.local import operations, platform
 from ops.local.config import (
     PlatformConfig,
@@ -291,36 +293,82 @@ def _confirm_rebuild(target: recovery.Target) -> None:
 
 #: Long enough for a working day; a token that leaks is useless by the next morning.
 MAX_TOKEN_TTL_SECONDS = 24 * 3600
+#: A dashboard link is opened at once: its token need not outlive a short visit.
+DASHBOARD_TTL_SECONDS = 15 * 60
+
+RoleOption = Annotated[Role, typer.Option(help="What the token lets its bearer do.")]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The client's or trainer's user id (needed for those roles); "
+        "the staff member's or service's name otherwise."
+    ),
+]
+
+
+def _ttl_option(default: int) -> object:
+    return typer.Option(
+        min=1,
+        max=MAX_TOKEN_TTL_SECONDS,
+        help=f"Seconds until the token expires (default {default}).",
+        show_default=False,
+    )
+
+
+def _local_token(config: PlatformConfig, role: Role, user: str | None, ttl: int) -> str:
+    """A token signed by the local identity provider, for `role` and `user`."""
+    provider = config.identity.local_provider(config.paths)
+    try:
+        subject = subject_for(role, user)
+    except IdentityError as error:
+        raise PlatformError(str(error)) from None
+    provider.ensure()
+    return provider.token(role, subject, ttl=ttl)
 
 
 @app.command()
 def token(
-    role: Annotated[Role, typer.Option(help="What the token lets its bearer do.")],
-    user: Annotated[
-        str | None,
-        typer.Option(
-            help="The client's or trainer's user id (needed for those roles); "
-            "the staff member's or service's name otherwise."
-        ),
-    ] = None,
-    ttl: Annotated[
-        int, typer.Option(min=1, max=MAX_TOKEN_TTL_SECONDS, help="Seconds until it expires.")
-    ] = DEFAULT_TTL_SECONDS,
+    role: RoleOption,
+    user: UserOption = None,
+    ttl: Annotated[int, _ttl_option(DEFAULT_TTL_SECONDS)] = DEFAULT_TTL_SECONDS,
 ) -> None:
     """Print an access token signed by the local identity provider: one line, nothing else,
     so that TOKEN=$(uv run ops token --role staff) works."""
+    typer.echo(_run(lambda: _local_token(_local_config(), role, user, ttl)))
+
+
+def dashboard_url(base_url: str, token: str) -> str:
+    """The dashboard's address with the token in the fragment: the browser never sends a
+    fragment to any server, so the token stays out of access logs and `Referer` headers."""
+    return f"{base_url}/dashboard#token={token}"
+
+
+@app.command("dashboard-url")
+def dashboard_url_command(
+    role: RoleOption,
+    user: UserOption = None,
+    ttl: Annotated[int, _ttl_option(DASHBOARD_TTL_SECONDS)] = DASHBOARD_TTL_SECONDS,
+) -> None:
+    """Print the address of analytics' web dashboard with a short-lived local token (in the
+    fragment, never the query string): one line, to open in a browser."""
 
     def action() -> str:
         config = _local_config()
-        provider = config.identity.local_provider(config.paths)
-        try:
-            subject = subject_for(role, user)
-        except IdentityError as error:
-            raise PlatformError(str(error)) from None
-        provider.ensure()
-        return provider.token(role, subject, ttl=ttl)
+        analytics = config.service_for(ANALYTICS)
+        return dashboard_url(analytics.base_url, _local_token(config, role, user, ttl))
 
     typer.echo(_run(action))
+
+
+@app.command()
+def browser() -> None:
+    """Install Debian's Chromium and chromedriver for the browser tests when missing."""
+
+    def action() -> list[str]:
+        return browser_tools.ensure_browser(Paths(repository_root()), _say)
+
+    chromium, driver = _run(action)
+    typer.echo(f"Chromium: {chromium}, driver {driver}")
 
 
 PrincipalName = enum.StrEnum(  # type: ignore[misc]

@@ -1,10 +1,14 @@
 """Events of the spec's examples, and of a client under the credit policies (holds, a
-forfeit, an expiry and the heads-ups), as the workouts and credits services publish them."""
+forfeit, an expiry and the heads-ups), as the workouts and credits services publish them;
+and `caller`, calling the service with a token."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 from contracts.events import (
     LATE_CANCEL,
@@ -22,6 +26,8 @@ from contracts.events import (
     SoloWorkoutCounted,
     WorkoutLogged,
 )
+from contracts.identity import Role
+from ops.identity import LocalIdentity
 from testkit.events import CLIENT, TRAINER, workout
 
 OTHER_CLIENT = 789
@@ -243,3 +249,13 @@ CREDIT_POLICIES_CREDIT_CHART = [
     "Expired:   █████             3",
     "Total:     ████████████████ 10",
 ]
+
+
+def caller(app: FastAPI, identity: LocalIdentity, role: Role, subject: int | str) -> AsyncClient:
+    """A client of the service calling with a token of `role` for `subject`."""
+    token = identity.token(role, str(subject))
+    return AsyncClient(
+        transport=ASGITransport(app=app),
+        base_url="http://analytics",
+        headers={"authorization": f"Bearer {token}"},
+    )

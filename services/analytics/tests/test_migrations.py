@@ -237,3 +237,34 @@ def test_a_downgrade_that_would_lose_the_new_kinds_or_trainers_refuses_unless_to
     assert rows(migrated, "select day::text, session_type, completed from workout_days") == [
         ("2026-01-05", "solo", 1)
     ]
+
+
+def test_ledger_entries_up_with_every_row_kept_and_down_refuses_to_lose_entries_unless_told(
+    scratch_databases: Callable[[str], str],
+) -> None:
+    """0007 on a database holding usage: every row stays, the entries start empty (a rebuild
+    fills them); going down refuses while entries are held, unless told it may."""
+    url = scratch_databases("analytics")
+    migrate(SERVICE, url, "0006")
+    run(url, "insert into session_usage (user_id, credits_total, credits_used) values (1, 10, 2)")
+    migrate(SERVICE, url)
+    assert rows(url, "select user_id, credits_total, credits_used from session_usage") == [
+        (1, 10, 2)
+    ]
+    assert rows(url, "select count(*) from ledger_entries") == [(0,)]
+    run(
+        url,
+        "insert into ledger_entries (event_id, user_id, entry_type, change, remaining,"
+        " session_id, detail, occurred_at) values"
+        " ('e1', 1, 'SessionCreditDeducted', -1, 8, 7, 'workout-logged', '2026-01-05T09:00Z')",
+    )
+
+    with pytest.raises(DataLossRefused, match="with 1 ledger entry in the database"):
+        downgrade(SERVICE, url, "0006")
+    assert rows(url, "select event_id, change from ledger_entries") == [("e1", -1)]
+
+    downgrade(SERVICE, url, "0006", allow_data_loss=True)
+    assert rows(url, "select to_regclass('ledger_entries')") == [(None,)]
+    assert rows(url, "select user_id, credits_total from session_usage") == [(1, 10)]
+    migrate(SERVICE, url)
+    assert rows(url, "select count(*) from ledger_entries") == [(0,)]

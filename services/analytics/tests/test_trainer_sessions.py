@@ -6,13 +6,12 @@ nothing; ranges at their edges; who may read it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import text
 
 from contracts.events import (
@@ -37,6 +36,8 @@ from servicekit.consumer import Outcome
 from servicekit.db import Database
 from servicekit.runtime import ServiceRuntime
 from testkit.helpers import Deliver, RecordingDeadLetters, consumed
+
+from .stories import caller
 
 pytestmark = pytest.mark.infra
 
@@ -305,21 +306,6 @@ async def test_a_booked_or_joined_client_is_one_the_trainer_trains(
             response = await trainer.get(f"/api/analytics/{client}/session-usage")
             assert response.status_code == 200, response.text
         assert (await trainer.get(f"/api/analytics/{C3}/session-usage")).status_code == 403
-
-
-def caller(app: FastAPI, identity: LocalIdentity, role: Role, subject: int | str) -> AsyncClient:
-    token = identity.token(role, str(subject))
-    return AsyncClient(
-        transport=ASGITransport(app=app),
-        base_url="http://analytics",
-        headers={"authorization": f"Bearer {token}"},
-    )
-
-
-@pytest.fixture
-async def anonymous(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://analytics") as c:
-        yield c
 
 
 #: Who may read a trainer's sessions: (role, subject, trainer asked for, status).

@@ -9,8 +9,9 @@ not ready until it connects.
 
 The service's own routes answer only callers with a verified bearer token (see
 `servicekit.auth`). Besides them the app serves `/health/live`, `/health/ready`, `/metrics`
-(Prometheus) and `/asyncapi.json` (with `.yaml` and an HTML page), and runs every request in
-its trace and correlation context (see docs/observability.md).
+(Prometheus), `/asyncapi.json` (with `.yaml` and an HTML page) and `/docs` (Swagger UI on
+files of its own, `servicekit.docs`), and runs every request in its trace and correlation
+context (see docs/observability.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from servicekit.auth import (
 from servicekit.consumer import BatchOutcome, IdempotentConsumer
 from servicekit.db import Database
 from servicekit.dead_letters import ConsumedRecord, DeadLetters
+from servicekit.docs import serve_docs
 from servicekit.domain import RuleBroken
 from servicekit.health import health_router
 from servicekit.history import read_history
@@ -214,7 +216,15 @@ class ServiceRuntime:
         """The service's HTTP app; `refusals` gives the status each refusal of its rules
         answers with (`servicekit.http.answer_refusals`)."""
         version = _version_of(self.settings.service_name)
-        app = FastAPI(title=title, version=version, lifespan=self._lifespan)
+        # `/docs` on Swagger UI's files of our own (`servicekit.docs`), not FastAPI's CDN.
+        app = FastAPI(
+            title=title,
+            version=version,
+            lifespan=self._lifespan,
+            docs_url=None,
+            redoc_url=None,
+        )
+        serve_docs(app)
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)

@@ -1,6 +1,6 @@
 """The fixtures every test may use (a pytest plugin, named by the root conftest): real Kafka
 and PostgreSQL (`testkit.servers`), scratch databases and topics on them, the suite's own
-identity provider, and one service in-process."""
+identity provider, one service in-process, and a headless Chromium (`testkit.browser`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ from testkit.helpers import (
     topic_with_dead_letters,
 )
 from testkit.servers import ScratchDatabases, Servers, start_servers
+
+#: More fixtures, in modules of their own: a real browser (`browser`).
+pytest_plugins = ["testkit.browser"]
 
 #: The tests' own identity provider signs tokens with this issuer.
 TEST_ISSUER = "urn:training-platform:tests"

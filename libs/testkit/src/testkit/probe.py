@@ -1,20 +1,43 @@
 """A probe service's consumer parts, for servicekit's own tests: it applies PackagePurchased
 events by recording their ids in a table `applied (event_id, purchase_id)`, with hooks for
-what a test needs a handler or a store to do (refuse, fail, be slow, announce)."""
+what a test needs a handler or a store to do (refuse, fail, be slow, announce); and a probe
+runtime that reaches no server, for the tests of its HTTP app alone."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Event
 from contracts.events import EventPayload, PackagePurchased
+from contracts.services import CREDITS, Service
 from servicekit.domain import Announced, BatchHandler
 from servicekit.outbox import Outbox
+from servicekit.runtime import ServiceRuntime
+from servicekit.settings import ServiceSettings, settings_config
+
+
+class ProbeSettings(ServiceSettings):
+    """A probe service's settings: credits' names (environment, port), another service."""
+
+    model_config = settings_config(CREDITS)
+    service: ClassVar[Service] = CREDITS
+
+
+def serverless_runtime() -> ServiceRuntime:
+    """A probe runtime whose database and Kafka are nowhere (port 1): its app answers what
+    needs neither; never start it."""
+    return ServiceRuntime(
+        ProbeSettings(
+            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+            kafka_bootstrap_servers="127.0.0.1:1",
+        )
+    )
+
 
 CREATE_APPLIED = "create table applied (event_id text primary key, purchase_id text)"
 _RECORD_APPLIED = text("insert into applied values (:id, :purchase)")

@@ -125,6 +125,9 @@ class PlatformConfig:
     def database_for(self, service: Service) -> DatabaseSettings:
         return next(db for db in self.databases if db.service == service)
 
+    def service_for(self, service: Service) -> ServiceSettings:
+        return next(settings for settings in self.services if settings.service == service)
+
 
 def _port_from(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name, "").strip()

@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from contracts.services import SERVICES, Service
-from ops.local import errors
+from ops.local import apt, errors
 from ops.local.config import (
     LOCAL_POSTGRES_PORT_ENV,
     DatabaseSettings,
@@ -52,7 +52,6 @@ SETTINGS_FILE = "platform.conf"
 START_TIMEOUT = 90
 STOP_TIMEOUT = 60
 READY_TIMEOUT = 30.0
-APT_TIMEOUT = 900.0
 # The kernel limits a unix socket path to 108 bytes (sun_path), terminator included.
 _SOCKET_PATH_LIMIT = 107
 
@@ -96,38 +95,19 @@ def _keep_package_from_creating_a_cluster() -> None:
         )
 
 
+PACKAGES = ("postgresql",)
+
+
 def install_commands() -> list[list[str]]:
-    return [
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-    ]
+    return apt.install_commands(PACKAGES)
 
 
 def install_postgresql(paths: Paths, say: Say) -> None:
-    if os.geteuid() != 0:
-        raise errors.PlatformError(
-            "the PostgreSQL server is not installed: install it: apt-get install postgresql"
-        )
+    apt.refuse_unless_root("the PostgreSQL server", PACKAGES)
     say("PostgreSQL: installing the server (apt-get install postgresql), once")
     _keep_package_from_creating_a_cluster()
-    log = paths.log("apt")
-    # Non-interactive, and keep our createcluster.conf if the package offers its own.
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "UCF_FORCE_CONFFOLD": "1"}
-    with log.open("ab") as output:
-        for command in install_commands():
-            try:
-                result = subprocess.run(
-                    command,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    timeout=APT_TIMEOUT,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise errors.step_timed_out(" ".join(command), APT_TIMEOUT, log) from None
-            if result.returncode != 0:
-                raise errors.step_failed(" ".join(command), log)
+    # Keep our createcluster.conf if the package offers its own.
+    apt.install(PACKAGES, paths, {"UCF_FORCE_CONFFOLD": "1"})
 
 
 def ensure_binaries(paths: Paths, say: Say) -> Path:

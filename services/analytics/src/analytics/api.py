@@ -1,10 +1,11 @@
 """The analytics HTTP API: a client's session usage, its charts, and its changes as they happen;
-the studio's usage; a trainer's sessions."""
+their recent workouts and ledger entries; the studio's usage; a trainer's sessions."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from typing import Annotated, Any, NamedTuple, Self
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.access import trains
 from analytics.charts import render_usage_charts
-from analytics.queries import studio_usage, trainer_figures, usage_between
+from analytics.queries import recent_of, studio_usage, trainer_figures, usage_between
 from analytics.rules import BadRange, CompletedWorkouts, DateRange, SessionUsage
 from analytics.stream import UsageStreams
 from contracts.events import MAX_ID, Balance, ContractModel, TypeUsage
@@ -90,6 +91,34 @@ class TrainerSessionsReport(ContractModel):
     clients_trained: int
     no_shows: int
     trainer_assisted: int
+
+
+class RecentWorkout(ContractModel):
+    workout_id: uuid.UUID
+    session_type: str
+    #: When it took place (None: a workout known only from a status change).
+    date: datetime | None
+    trainer_id: int | None
+
+
+class RecentLedgerEntry(ContractModel):
+    #: The ledger event's type (`CreditsGranted`, `SessionCreditDeducted`, ...).
+    type: str
+    #: What it did to the remaining credits (+10 granted, -1 deducted, ...).
+    change: int
+    #: The credits remaining after it.
+    remaining: int
+    session_id: int | None
+    #: Why, as the ledger said (a deduction's or forfeit's cause, a restoration's reason).
+    detail: str | None
+    at: datetime
+
+
+class RecentReport(ContractModel):
+    """A client's latest completed workouts and ledger entries, newest first."""
+
+    workouts: list[RecentWorkout]
+    ledger: list[RecentLedgerEntry]
 
 
 STUDIO_RULE = "only staff and platform services read the studio-wide usage"
@@ -232,6 +261,38 @@ async def get_session_usage(
 ) -> SessionUsageReport:
     """With `from` and/or `to`: the workouts of that range (the credits stay current)."""
     return await _report(user_id, caller, runtime, span)
+
+
+@router.get("/{user_id}/recent", response_model=RecentReport)
+async def get_recent(user_id: UserId, caller: CallerDep, runtime: Runtime) -> RecentReport:
+    """The client's latest completed workouts and ledger entries (up to 10 each, newest
+    first): where their credits went. Read as the usage is: the client, their trainers,
+    staff and services."""
+    async with runtime.database.sessions() as db:
+        await _may_read(db, caller, user_id)
+        workouts, entries = await recent_of(db, user_id)
+    return RecentReport(
+        workouts=[
+            RecentWorkout(
+                workout_id=w.workout_id,
+                session_type=w.session_type,
+                date=w.workout_date,
+                trainer_id=w.trainer_id,
+            )
+            for w in workouts
+        ],
+        ledger=[
+            RecentLedgerEntry(
+                type=e.entry_type,
+                change=e.change,
+                remaining=e.remaining,
+                session_id=e.session_id,
+                detail=e.detail,
+                at=e.occurred_at,
+            )
+            for e in entries
+        ],
+    )
 
 
 @router.get("/{user_id}/session-usage/events", response_class=EventSourceResponse)

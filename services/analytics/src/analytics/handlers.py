@@ -5,7 +5,9 @@ From `booking.sessions` it keeps what each trainer's figures need: each session'
 trainer, date and status, and what became of each client's place in it. SessionStarted and
 ParticipantLeft's reason change none of those figures; SessionStarted has no handler.
 
-Every ledger event that carries a `balance` sets the client's credits to it. Those without
+Every ledger event that carries a `balance` sets the client's credits to it, and each of them
+that moves credits (all but CreditsRunningLow, a heads-up) is one of the client's ledger
+entries (`CreditEntry`: what it did to their remaining credits). Those without
 one (CreditDeductionRejected, SoloWorkoutCounted, PackageExpiringSoon) have no handler on
 purpose: they change no figure of usage, so the consumer ignores them (never a dead letter).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from analytics.rules import Place, SessionKind, SessionStatus, UsageBook
+from analytics.rules import CreditEntry, Place, SessionKind, SessionStatus, UsageBook
 from contracts.envelope import Event
 from contracts.events import (
     CreditsExpired,
@@ -78,6 +80,41 @@ def on_balance_changed(book: UsageBook, event: Event[BalanceEvent]) -> None:
     if isinstance(entry, SessionCreditDeducted | SessionCreditForfeited):
         book.record_trainer_of(user_id=entry.user_id, trainer_id=entry.trainer_id)
     book.record_credit_balance(user_id=entry.user_id, balance=entry.balance, at=event.occurred_at)
+    moved = credit_entry(event)
+    if moved is not None:
+        book.record_credit_entry(moved)
+
+
+def credit_entry(event: Event[BalanceEvent]) -> CreditEntry | None:
+    """What a ledger event did to the client's remaining credits, as an entry of their list;
+    None for CreditsRunningLow (it moves nothing)."""
+    entry = event.payload
+    change: int
+    session_id: int | None = None
+    detail: str | None = None
+    match entry:
+        case CreditsGranted():
+            change, detail = entry.amount, entry.reason
+        case SessionCreditDeducted():
+            change, session_id, detail = -1, entry.session_id, entry.cause
+        case SessionCreditRestored():
+            change, session_id, detail = 1, entry.session_id, entry.reason
+        case SessionCreditForfeited():
+            change, session_id, detail = -1, entry.session_id, entry.cause
+        case CreditsExpired():
+            change = -entry.amount
+        case _:
+            return None
+    return CreditEntry(
+        event_id=event.id,
+        user_id=entry.user_id,
+        entry_type=entry.event_type,
+        change=change,
+        remaining=entry.balance.remaining,
+        occurred_at=event.occurred_at,
+        session_id=session_id,
+        detail=detail,
+    )
 
 
 def on_session_booked(book: UsageBook, event: Event[SessionBooked]) -> None:

@@ -6,7 +6,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from analytics import api
+from analytics import api, dashboard
 from analytics.handlers import HANDLERS
 from analytics.settings import Settings
 from analytics.store import UsageStore
@@ -28,6 +28,8 @@ def create_app(settings: Settings) -> FastAPI:
     runtime.subscribe(*INPUT_TOPICS)
     runtime.publishes(*OUTPUT_TOPICS)
     app = runtime.create_app(title="Analytics service", routers=[api.router])
+    # The page and its files hold no data: open, like `/docs` (its script sends the token).
+    app.include_router(dashboard.router)
     streams = UsageStreams(
         runtime.database.url,
         partial(api.read_usage_json, runtime.database),

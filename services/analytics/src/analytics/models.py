@@ -7,6 +7,8 @@ them and rebuild them by consuming those topics from the beginning).
 `trainer_sessions` and `session_places` hold the booked sessions (one-to-one and group) of
 `booking.sessions` and each client's place in them: each trainer's figures. `workout_days`
 holds the studio's completed workouts per day and type, for the studio-wide answer.
+`ledger_entries` holds each client's ledger events that moved their credits (the dashboard's
+"where did my credits go").
 `session_usage` holds one client's current usage: the completed-workout counts (recounted
 from `workouts` on every workout event) and the latest credit balance from the ledger (its
 remaining and available credits follow from the figures kept: see `rules.ClientUsage`). Its
@@ -173,3 +175,28 @@ class WorkoutDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     session_type: Mapped[str] = mapped_column(Text, primary_key=True)
     completed: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerEntry(Base):
+    """One ledger event that moved a client's credits, as the dashboard lists it: granted,
+    deducted, restored, forfeited or expired, by how much, and what remained after."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        # A client's latest entries, newest first.
+        Index("ledger_entries_by_user_and_time", "user_id", "occurred_at"),
+    )
+
+    #: The CloudEvent id of the ledger event (a redelivery or a rebuild writes it once).
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    #: The event type (`CreditsGranted`, `SessionCreditDeducted`, ...).
+    entry_type: Mapped[str] = mapped_column(Text)
+    #: What it did to the client's remaining credits (+3 granted, -1 deducted, ...).
+    change: Mapped[int] = mapped_column(Integer)
+    #: The credits remaining after it.
+    remaining: Mapped[int] = mapped_column(Integer)
+    session_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: Why, as the event says (a deduction's or forfeit's cause, a restoration's reason).
+    detail: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

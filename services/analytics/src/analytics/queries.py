@@ -1,5 +1,5 @@
-"""What the analytics API reads: a client's usage (current, or over a date range), the
-studio's, and a trainer's sessions."""
+"""What the analytics API reads: a client's usage (current, or over a date range), their
+recent workouts and ledger entries, the studio's usage, and a trainer's sessions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, Select, distinct, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.models import SessionPlace, TrainerSession, UserUsage, Workout, WorkoutDay
+from analytics.models import (
+    LedgerEntry,
+    SessionPlace,
+    TrainerSession,
+    UserUsage,
+    Workout,
+    WorkoutDay,
+)
 from analytics.rules import (
     COUNT_COLUMN_OF,
     STORED_USAGE,
@@ -45,6 +52,30 @@ async def usage_between(db: AsyncSession, user_id: int, span: DateRange) -> Sess
         SessionType(kind): count for kind, count in await db.execute(counts_within(user_id, span))
     }
     return replace(usage, workouts=CompletedWorkouts.from_counts(counts))
+
+
+#: How many of a client's latest workouts and ledger entries the dashboard lists.
+RECENT = 10
+
+
+async def recent_of(
+    db: AsyncSession, user_id: int, limit: int = RECENT
+) -> tuple[list[Workout], list[LedgerEntry]]:
+    """A client's latest completed workouts (what the chart counts; undated ones last) and
+    ledger entries, newest first: each read from its index on client (and status) and date."""
+    workouts = await db.scalars(
+        select(Workout)
+        .where(Workout.user_id == user_id, Workout.status == WorkoutStatus.COMPLETED)
+        .order_by(Workout.workout_date.desc().nulls_last(), Workout.workout_id)
+        .limit(limit)
+    )
+    entries = await db.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id)
+        .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.event_id)
+        .limit(limit)
+    )
+    return list(workouts), list(entries)
 
 
 def counts_within(user_id: int, span: DateRange) -> Select[str, int]:

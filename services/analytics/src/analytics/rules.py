@@ -302,6 +302,21 @@ class ClientUsage:
         return self.usage.announcement(self.user_id, as_of=self.as_of)
 
 
+@dataclass(frozen=True, slots=True)
+class CreditEntry:
+    """A ledger event that moved a client's credits (`ledger_entries`): `change` is what it
+    did to their remaining credits, `remaining` what it left."""
+
+    event_id: str
+    user_id: int
+    entry_type: str
+    change: int
+    remaining: int
+    occurred_at: datetime
+    session_id: int | None = None
+    detail: str | None = None
+
+
 @dataclass
 class UsageBook:
     """The usage of the clients one batch names, and the workouts it names: decided in
@@ -326,6 +341,8 @@ class UsageBook:
     places: dict[tuple[int, int], Place] = field(default_factory=dict)
     changed_sessions: set[int] = field(default_factory=set)
     changed_places: set[tuple[int, int]] = field(default_factory=set)
+    #: The ledger entries the batch recorded (written once each, by event id).
+    credit_entries: list[CreditEntry] = field(default_factory=list)
 
     def client(self, user_id: int) -> ClientUsage:
         """A client's usage; one the store found nothing of has none of anything."""
@@ -381,6 +398,10 @@ class UsageBook:
         so the latest applied is the current one."""
         row = self.client(user_id)
         self._settle(row, SessionUsage(row.usage.workouts, balance), at=at)
+
+    def record_credit_entry(self, entry: CreditEntry) -> None:
+        """A ledger event that moved the client's credits, for their list of entries."""
+        self.credit_entries.append(entry)
 
     def record_trainer_of(self, *, user_id: int, trainer_id: int) -> None:
         """The trainer trains the client: an event named them together."""

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.models import (
+    LedgerEntry,
     SessionPlace,
     TrainerClient,
     TrainerSession,
@@ -102,6 +103,18 @@ _UPSERT_PLACES = insert_rows(
     _PLACE_COLUMNS,
     then="on conflict (session_id, user_id) do update set outcome = excluded.outcome",
 )
+_ENTRY_COLUMNS = (
+    "event_id",
+    "user_id",
+    "entry_type",
+    "change",
+    "remaining",
+    "occurred_at",
+    "session_id",
+    "detail",
+)
+#: A ledger event recorded once, whatever redelivers it.
+_ADD_ENTRIES = insert_rows(LedgerEntry, _ENTRY_COLUMNS, then="on conflict do nothing")
 #: The session events' payload types (they name sessions, not usage).
 _SESSION_EVENT_TYPES = frozenset(BOOKING_SESSIONS.event_types)
 
@@ -260,6 +273,12 @@ class UsageStore:
         ]
         if changed_usages:
             await db.execute(_UPDATE_USAGES, columns_of(changed_usages, ("user_id", *STORED_USAGE)))
+        if book.credit_entries:
+            entries = [
+                {column: getattr(entry, column) for column in _ENTRY_COLUMNS}
+                for entry in book.credit_entries
+            ]
+            await db.execute(_ADD_ENTRIES, columns_of(entries, _ENTRY_COLUMNS))
         if book.trainer_clients:
             pairs = [{"trainer_id": t, "user_id": u} for t, u in sorted(book.trainer_clients)]
             await db.execute(_ADD_TRAINER_CLIENTS, columns_of(pairs, _TRAINER_CLIENT_COLUMNS))

@@ -176,3 +176,28 @@ def test_a_heads_up_with_the_balance_already_held_changes_nothing() -> None:
     assert book.usages[CLIENT].usage.credits == Balance(
         total=10, used=8, remaining=2, held=1, expired=0, available=1
     )
+
+
+def test_each_ledger_event_that_moves_credits_is_an_entry_of_the_clients_list() -> None:
+    """What each did to the remaining credits, and what it left; a heads-up is no entry."""
+    book = apply(
+        UsageBook(),
+        event(granted(10), "grant", time=day(0)),
+        event(deducted(1, 10, 1), "deduct", time=day(1)),
+        event(restored(1, 10, 0), "restore", time=day(2)),
+        event(forfeited(2, balance(10, 1)), "forfeit", time=day(3)),
+        event(running_low(9, balance(10, 1)), "low", time=day(3)),
+        event(expired(3, balance(10, 1, expired=3)), "expire", time=day(4)),
+        event(deduction_rejected(3), "rejected", time=day(5)),
+    )
+    assert [
+        (e.event_id, e.user_id, e.entry_type, e.change, e.remaining, e.session_id, e.detail)
+        for e in book.credit_entries
+    ] == [
+        ("grant", CLIENT, "CreditsGranted", 10, 10, None, None),
+        ("deduct", CLIENT, "SessionCreditDeducted", -1, 9, 1, "workout-logged"),
+        ("restore", CLIENT, "SessionCreditRestored", 1, 10, 1, restored(1, 10, 0).reason),
+        ("forfeit", CLIENT, "SessionCreditForfeited", -1, 9, 2, "late-cancel"),
+        ("expire", CLIENT, "CreditsExpired", -3, 6, None, None),
+    ]
+    assert [e.occurred_at for e in book.credit_entries] == [day(n) for n in (0, 1, 2, 3, 4)]
