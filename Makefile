@@ -98,7 +98,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics
+.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-dashboard
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -117,6 +117,10 @@ bench-latency: up
 bench-stream: up
 	$(UV) run --no-sync python bench/usage_stream.py $(BENCH_ARGS)
 
+# The dashboard in headless Chromium: its first paint, and a logged workout shown live.
+bench-dashboard: up browser
+	$(UV) run --no-sync python bench/dashboard.py $(BENCH_ARGS)
+
 bench-http: up bench-wrk
 	$(UV) run --no-sync python bench/http_load.py $(BENCH_ARGS)
 
@@ -131,7 +135,7 @@ bench-analytics: bootstrap
 
 # All eight in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics
+bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-dashboard
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

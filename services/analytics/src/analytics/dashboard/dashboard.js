@@ -543,6 +543,10 @@
     load();
   }
 
+  // A page left for another ends its stream: a browser keeps only a few connections per
+  // server, and a stream held by a page no longer shown would take one of them.
+  window.addEventListener("pagehide", stopLive);
+
   // A new sign-in link opened in the same tab changes only the fragment: start afresh.
   window.addEventListener("hashchange", () => {
     if (location.hash.includes("token=")) {
