@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
@@ -128,6 +128,16 @@ def test_the_dashboard_url_takes_a_ttl_and_the_analytics_port_of_the_environment
     assert code == 0
     assert out.startswith("http://127.0.0.1:18004/dashboard#token=")
     assert lifetime(out.strip().partition("#token=")[2]) == 120
+
+
+def test_the_dashboard_url_may_name_the_client_it_opens_on() -> None:
+    code, out, _ = dashboard_url("--role", "staff", "--client", "123")
+
+    assert code == 0
+    fragment = parse_qs(urlsplit(out.strip()).fragment)
+    assert fragment["client"] == ["123"]
+    assert len(fragment["token"]) == 1
+    assert dashboard_url("--role", "staff", "--client", "0")[0] == 2
 
 
 @pytest.mark.parametrize("ttl", ["0", str(24 * 3600 + 1)])

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -32,14 +34,26 @@ SOLO_GREEN, TRAINER_ORANGE = "#4CAF50", "#FF9800"
 
 
 def open_dashboard(
-    browser: WebDriver, platform: IsolatedPlatform, role: Role, subject: int
+    browser: WebDriver,
+    platform: IsolatedPlatform,
+    role: Role,
+    subject: int,
+    *,
+    client: int | None = None,
 ) -> None:
+    """Open the page as `ops dashboard-url` links it: the token (and the client to open on)
+    in the fragment."""
     token = platform.tokens(role, str(subject))
-    browser.get(f"{platform.url('analytics')}/dashboard#token={token}")
+    opens_on = "" if client is None else f"&client={client}"
+    browser.get(f"{platform.url('analytics')}/dashboard#token={token}{opens_on}")
 
 
 def wait_for(browser: WebDriver, check: Any, within: float = 30) -> Any:
-    return WebDriverWait(browser, within, poll_frequency=0.05).until(lambda _: check())
+    # A page that reloads (a new sign-in link) leaves elements found before it stale.
+    waiting = WebDriverWait(
+        browser, within, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return waiting.until(lambda _: check())
 
 
 def bars(browser: WebDriver) -> dict[str, dict[str, str]]:
@@ -158,3 +172,50 @@ async def test_a_client_sees_only_their_own_and_staff_switch_clients(
     browser.find_element(By.ID, "show").click()
     wait_for(browser, lambda: browser.find_element(By.ID, "subject").text.endswith(str(CLIENT)))
     wait_for(browser, lambda: bars(browser).get("solo", {}).get("count") == "30")
+
+    # A link may name the client the page opens on (`ops dashboard-url --client`).
+    open_dashboard(browser, platform, Role.STAFF, 1, client=OTHER_CLIENT)
+    wait_for(
+        browser, lambda: browser.find_element(By.ID, "subject").text.endswith(str(OTHER_CLIENT))
+    )
+
+
+async def test_a_trainer_on_a_phone_reads_the_clients_they_train_by_keyboard(
+    platform: IsolatedPlatform, browser: WebDriver
+) -> None:
+    await example_two(platform)
+    browser.set_window_size(390, 844)
+    open_dashboard(browser, platform, Role.TRAINER, 456, client=CLIENT)
+    wait_for(browser, lambda: bars(browser).get("solo", {}).get("count") == "30")
+    # Phone width: nothing wider than the screen.
+    wider = browser.execute_script(
+        """
+        const wider = [];
+        for (const element of document.querySelectorAll("body *")) {
+          if (element.getBoundingClientRect().right > window.innerWidth + 0.5) {
+            wider.push(element.tagName.toLowerCase() + "#" + element.id);
+          }
+        }
+        return wider;
+        """
+    )
+    assert wider == []
+    # The bars are reachable by keyboard, and focus shows the tooltip.
+    for _ in range(20):
+        focused = browser.switch_to.active_element
+        if focused.get_attribute("data-kind") == "solo":
+            break
+        focused.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("data-kind") == "solo"
+    tooltip = browser.find_element(By.ID, "tooltip")
+    wait_for(browser, tooltip.is_displayed, within=5)
+    assert tooltip.text == "30 workouts (66.7%)"
+
+    # A client the trainer does not train: refused, and no data shown.
+    client_field = browser.find_element(By.ID, "client-id")
+    client_field.clear()
+    client_field.send_keys("999")
+    browser.find_element(By.ID, "show").click()
+    status = browser.find_element(By.ID, "status")
+    wait_for(browser, lambda: status.text.startswith("Not allowed"))
+    assert not browser.find_element(By.ID, "report").is_displayed()

@@ -337,10 +337,12 @@ def token(
     typer.echo(_run(lambda: _local_token(_local_config(), role, user, ttl)))
 
 
-def dashboard_url(base_url: str, token: str) -> str:
+def dashboard_url(base_url: str, token: str, client: int | None = None) -> str:
     """The dashboard's address with the token in the fragment: the browser never sends a
-    fragment to any server, so the token stays out of access logs and `Referer` headers."""
-    return f"{base_url}/dashboard#token={token}"
+    fragment to any server, so the token stays out of access logs and `Referer` headers.
+    `client`: the client it opens on (for staff and trainers)."""
+    opens_on = "" if client is None else f"&client={client}"
+    return f"{base_url}/dashboard#token={token}{opens_on}"
 
 
 @app.command("dashboard-url")
@@ -348,6 +350,10 @@ def dashboard_url_command(
     role: RoleOption,
     user: UserOption = None,
     ttl: Annotated[int, _ttl_option(DASHBOARD_TTL_SECONDS)] = DASHBOARD_TTL_SECONDS,
+    client: Annotated[
+        int | None,
+        typer.Option(min=1, help="The client the page opens on (staff and trainers)."),
+    ] = None,
 ) -> None:
     """Print the address of analytics' web dashboard with a short-lived local token (in the
     fragment, never the query string): one line, to open in a browser."""
@@ -355,7 +361,8 @@ def dashboard_url_command(
     def action() -> str:
         config = _local_config()
         analytics = config.service_for(ANALYTICS)
-        return dashboard_url(analytics.base_url, _local_token(config, role, user, ttl))
+        token = _local_token(config, role, user, ttl)
+        return dashboard_url(analytics.base_url, token, client)
 
     typer.echo(_run(action))
 
@@ -424,6 +431,10 @@ def demo() -> None:
         user_id = await play_example_one(endpoints, _say)
         typer.echo()
         typer.echo(await fetch_charts(endpoints, user_id))
+        typer.echo(
+            "\nIn the browser: open the link "
+            f"`uv run ops dashboard-url --role staff --client {user_id}` prints"
+        )
         month_client = await play_hybrid_month(endpoints, _say)
         typer.echo()
         typer.echo(await month_report(endpoints, month_client))

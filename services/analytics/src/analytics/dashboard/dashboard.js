@@ -40,9 +40,17 @@
 
   // --- the token ------------------------------------------------------------------------
 
+  // The client a sign-in link asks to open first (`#token=…&client=ID`), for staff and
+  // trainers; the API still decides whether they may read it.
+  let linkedClient = null;
+
   function takeToken() {
     const fragment = new URLSearchParams(window.location.hash.slice(1));
     const fresh = fragment.get("token");
+    const client = fragment.get("client");
+    if (client && /^\d+$/.test(client) && Number(client) > 0) {
+      linkedClient = client;
+    }
     if (fresh) {
       sessionStorage.setItem(TOKEN_KEY, fresh);
       // Out of the address bar (and its history) at once.
@@ -517,7 +525,10 @@
     $("controls").hidden = false;
     $("client-field").hidden = !(staff || trainer);
     $("show-studio").hidden = !staff;
-    if (staff) {
+    if ((staff || trainer) && linkedClient) {
+      view = { kind: "client", userId: linkedClient };
+      $("client-id").value = linkedClient;
+    } else if (staff) {
       view = { kind: "studio" };
     } else if (!trainer && /^\d+$/.test(subject)) {
       view = { kind: "client", userId: subject };
