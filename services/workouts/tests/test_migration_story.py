@@ -15,17 +15,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData
 
 from servicekit.consumer import Outcome
 from servicekit.db import libpq_url
 from servicekit.migrations import DataLossRefused
 from servicekit.tables import plumbing_metadata
 from testkit.events import booked
-from testkit.helpers import consumed, downgrade, migrate
+from testkit.helpers import consumed, downgrade, migrate, schema_differences
 from workouts.main import create_app
 from workouts.models import Base
 from workouts.settings import Settings
@@ -181,14 +179,7 @@ def test_the_tables_match_the_models(database_at_0002: str) -> None:
     expected = MetaData()
     for table in (*Base.metadata.tables.values(), *plumbing_metadata.tables.values()):
         table.to_metadata(expected)
-    engine = create_engine(database_at_0002)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            differences = compare_metadata(context, expected)
-    finally:
-        engine.dispose()
-    assert differences == []
+    assert schema_differences(database_at_0002, expected) == []
 
 
 def table_names(connection: psycopg.Connection[tuple[object, ...]]) -> set[object]:
