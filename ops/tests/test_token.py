@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -91,6 +92,14 @@ def test_it_refuses_when_the_services_trust_another_provider() -> None:
 # --- ops dashboard-url -----------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def demo_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `ops demo` records its client, away from this checkout's own (none is there)."""
+    record = tmp_path / "demo" / "client"
+    monkeypatch.setattr(Paths, "demo_client", property(lambda _: record))
+    return record
+
+
 @pytest.mark.parametrize(
     ("arguments", "subject", "role"),
     [
@@ -138,6 +147,34 @@ def test_the_dashboard_url_may_name_the_client_it_opens_on() -> None:
     assert fragment["client"] == ["123"]
     assert len(fragment["token"]) == 1
     assert dashboard_url("--role", "staff", "--client", "0")[0] == 2
+
+
+def test_after_the_demo_a_staff_link_opens_on_the_demo_client(demo_record: Path) -> None:
+    demo_record.parent.mkdir(parents=True)
+    demo_record.write_text("4711\n")
+
+    code, out, err = dashboard_url("--role", "staff")
+
+    assert code == 0
+    [line] = out.splitlines()
+    assert parse_qs(urlsplit(line).fragment)["client"] == ["4711"]
+    assert "opens on client 4711" in err
+    # --client still chooses; a trainer or a client is not sent to the demo's client.
+    code, out, _ = dashboard_url("--role", "staff", "--client", "12")
+    assert parse_qs(urlsplit(out.strip()).fragment)["client"] == ["12"]
+    code, out, _ = dashboard_url("--role", "trainer", "--user", "456")
+    assert "client" not in parse_qs(urlsplit(out.strip()).fragment)
+
+
+def test_a_demo_record_that_is_not_a_user_id_is_ignored(demo_record: Path) -> None:
+    demo_record.parent.mkdir(parents=True)
+    demo_record.write_text("not an id")
+
+    code, out, err = dashboard_url("--role", "staff")
+
+    assert code == 0
+    assert list(parse_qs(urlsplit(out.strip()).fragment)) == ["token"]
+    assert err == ""
 
 
 @pytest.mark.parametrize("ttl", ["0", str(24 * 3600 + 1)])

@@ -1,6 +1,6 @@
-"""A service's `/docs` in a real browser: Swagger UI renders the service's own API from
-files the service serves, and the page asks no other host for anything (the `browser`
-fixture's guard)."""
+"""A service's `/docs` and `/asyncapi` in a real browser: Swagger UI and the AsyncAPI web
+component render the service's own documents from files the service serves, and the pages
+ask no other host for anything (the `browser` fixture's guard)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,20 @@ def test_swagger_ui_renders_from_the_services_own_files(
     requested = request_guard.read()
     assert f"{service_url}/static/swagger/swagger-ui-bundle.js" in requested
     assert f"{service_url}/openapi.json" in requested
+
+
+def test_the_asyncapi_page_renders_from_the_services_own_files(
+    browser: webdriver.Chrome, request_guard: RequestGuard, service_url: str
+) -> None:
+    browser.get(f"{service_url}/asyncapi")
+
+    title = WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#introduction")
+    )
+    assert title.text.startswith("Probe service")
+    assert "consumes (receive) and publishes to (send)" in title.text
+    assert request_guard.read() == [
+        f"{service_url}/asyncapi",
+        f"{service_url}/static/asyncapi/default.min.css",
+        f"{service_url}/static/asyncapi/asyncapi-standalone.js",
+    ]

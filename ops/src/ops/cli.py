@@ -362,9 +362,31 @@ def dashboard_url_command(
         config = _local_config()
         analytics = config.service_for(ANALYTICS)
         token = _local_token(config, role, user, ttl)
-        return dashboard_url(analytics.base_url, token, client)
+        opens_on = client
+        if opens_on is None and role == Role.STAFF:
+            opens_on = _demo_client(config.paths)
+            if opens_on is not None:
+                typer.echo(
+                    f"The page opens on client {opens_on}, the demo's (--client for another).",
+                    err=True,
+                )
+        return dashboard_url(analytics.base_url, token, opens_on)
 
     typer.echo(_run(action))
+
+
+def _demo_client(paths: Paths) -> int | None:
+    """The client `ops demo` played Example 1 for, if it ran on this platform."""
+    try:
+        recorded = paths.demo_client.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(recorded) if recorded.isdecimal() else None
+
+
+def _record_demo_client(paths: Paths, user_id: int) -> None:
+    paths.demo_client.parent.mkdir(parents=True, exist_ok=True)
+    paths.demo_client.write_text(f"{user_id}\n")
 
 
 @app.command()
@@ -425,15 +447,17 @@ def demo() -> None:
     """Play the spec's Example 1 on the running platform and print the charts; then a
     hybrid month under a late-cancel policy, and its ledger; a group session of five; and a
     trainer-assisted week."""
-    endpoints = _run(lambda: demo_endpoints(_local_config()))
+    config = _run(_local_config)
+    endpoints = _run(lambda: demo_endpoints(config))
 
     async def play() -> str:
         user_id = await play_example_one(endpoints, _say)
+        _record_demo_client(config.paths, user_id)
         typer.echo()
         typer.echo(await fetch_charts(endpoints, user_id))
         typer.echo(
-            "\nIn the browser: open the link "
-            f"`uv run ops dashboard-url --role staff --client {user_id}` prints"
+            "\nIn the browser: open the link `uv run ops dashboard-url --role staff` prints "
+            f"(it opens on client {user_id})"
         )
         month_client = await play_hybrid_month(endpoints, _say)
         typer.echo()

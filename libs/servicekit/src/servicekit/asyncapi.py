@@ -1,5 +1,6 @@
 """The service's AsyncAPI document (3.0), beside its OpenAPI one: `GET /asyncapi.json`,
-`/asyncapi.yaml`, and `/asyncapi` (a page rendering it with the AsyncAPI web component).
+`/asyncapi.yaml`, and `/asyncapi` (a page rendering it with the AsyncAPI web component,
+served from the service's own files: `servicekit.docs`).
 
 FastStream generates it from the runtime's broker: a receive operation for every topic the
 service subscribes to, and a send operation for every publisher declared on the broker. The
@@ -27,7 +28,7 @@ import yaml
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI, get_asyncapi_html
+from faststream.specification import AsyncAPI
 from pydantic import create_model
 from pydantic.json_schema import models_json_schema
 
@@ -36,6 +37,7 @@ from contracts.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent
 from contracts.events import EVENT_TYPES
 from contracts.topics import DEAD_LETTER_SUFFIX, Topic
 from servicekit import tracing
+from servicekit.docs import asyncapi_page
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 
@@ -195,27 +197,10 @@ def asyncapi_router(document: AsyncApiDocument) -> APIRouter:
         return Response(document.to_yaml(), media_type="application/yaml")
 
     @router.get("/asyncapi", response_class=HTMLResponse, include_in_schema=False)
-    async def asyncapi_page() -> HTMLResponse:
-        return HTMLResponse(get_asyncapi_html(_Rendered(document), try_it_out_path=None))
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(asyncapi_page(document.title, document.to_json()))
 
     return router
-
-
-class _Rendered:
-    """The document in the shape FastStream's page generator expects."""
-
-    def __init__(self, document: AsyncApiDocument) -> None:
-        self.document = document
-        self.title = document.title
-
-    def to_json(self) -> str:
-        return self.document.to_json()
-
-    def to_jsonable(self) -> Any:
-        return self.document.to_jsonable()
-
-    def to_yaml(self) -> str:
-        return self.document.to_yaml()
 
 
 def _describe_consumed_events(

@@ -1,14 +1,16 @@
-"""`/docs` is Swagger UI on the service's own files: the page names no other host, and the
-files it names are served, with their content types."""
+"""`/docs` is Swagger UI, and `/asyncapi` the AsyncAPI web component, on the service's own
+files: the pages name no other host, and the files they name are served."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
 import pytest
 from httpx import ASGITransport, AsyncClient
 
+from servicekit.docs import asyncapi_page
 from testkit.probe import serverless_runtime
 
 
@@ -73,3 +75,33 @@ async def test_the_docs_are_open_and_out_of_the_openapi_document(http: AsyncClie
 
     assert (await http.get("/docs")).status_code == 200
     assert not [path for path in document["paths"] if path.startswith(("/docs", "/static"))]
+
+
+async def test_the_asyncapi_page_loads_nothing_from_another_host(http: AsyncClient) -> None:
+    response = await http.get("/asyncapi")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    loaded = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", response.text)
+    loaded.remove("data:,")  # no favicon: the browser would ask for /favicon.ico
+    assert sorted(loaded) == [
+        "/static/asyncapi/asyncapi-standalone.js",
+        "/static/asyncapi/default.min.css",
+    ]
+    for url in loaded:
+        file = await http.get(url)
+        assert file.status_code == 200, url
+        assert len(file.content) > 1000
+
+
+def test_the_asyncapi_page_keeps_a_hostile_document_inside_its_script() -> None:
+    """A description that closes the script element cannot end it early and run as HTML."""
+    hostile = json.dumps({"info": {"description": "</script><script>alert(1)</script><!--"}})
+
+    page = asyncapi_page("Probe <b>", hostile)
+
+    assert page.count("</script>") == 2  # the bundle's element and the render call's
+    assert "<b>" not in page
+    script = page.split("<script>\n", 1)[1].split("</script>", 1)[0]
+    settings = json.loads(script.split("render(", 1)[1].rsplit(", document", 1)[0])
+    assert json.loads(settings["schema"]) == json.loads(hostile)

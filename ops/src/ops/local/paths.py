@@ -110,6 +110,13 @@ class Paths:
         """libpq's password file for the database roles (`PGPASSFILE`)."""
         return self.secrets_dir / "pgpass"
 
+    # What `ops demo` leaves for the commands after it
+    @property
+    def demo_client(self) -> Path:
+        """The user id of the client of the demo's Example 1, whom a staff dashboard link
+        opens on."""
+        return self.local / "demo" / "client"
+
     # Logs and pid files
     @property
     def log_dir(self) -> Path:
