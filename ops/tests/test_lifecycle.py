@@ -4,12 +4,9 @@ start again, stop, start again with the data intact, stop."""
 
 from __future__ import annotations
 
-import shutil
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
 
 import psycopg
 import pytest
@@ -18,10 +15,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from contracts.services import Service
 from contracts.topics import ALL_TOPICS, BOOKING_SESSIONS
 from ops.local import kafka, platform, postgres
-from ops.local.config import PlatformConfig, config_from_env
+from ops.local.config import PlatformConfig
 from ops.local.paths import Paths, repository_root
 from ops.local.processes import is_alive, port_is_free, running_pid
 from ops.local.report import silent
+from ops.local.scratch import remove, scratch_config, scratch_paths
 from ops.local.secrets import RolePasswords, ensure_kafka_credentials
 from servicekit.kafka import client_options
 from servicekit.urls import libpq_url
@@ -29,39 +27,16 @@ from servicekit.urls import libpq_url
 pytestmark = pytest.mark.infra
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as held:
-        probes = [held.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-
-
 @pytest.fixture
 async def scratch(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PlatformConfig]:
-    main = Paths(repository_root())
-    # Inside the repository's .local/: the postgres user can reach it, and it is ignored.
-    paths = Paths(main.local / "scratch" / f"lifecycle-{uuid.uuid4().hex[:8]}")
-    paths.kafka_pom.parent.mkdir(parents=True)
-    shutil.copy(main.kafka_pom, paths.kafka_pom)
-    shutil.copy(main.log4j_config, paths.log4j_config)
-    # Share the jar cache: downloading is the only slow part, and the main stack needs it too.
-    kafka.ensure_jars(main, silent)
-    paths.kafka_dir.mkdir(parents=True)
-    paths.kafka_libs.symlink_to(main.kafka_libs)
-    kafka_port, controller_port, postgres_port = _free_ports(3)
-    config = config_from_env(
-        {"LOCAL_POSTGRES_PORT": str(postgres_port)},
-        paths,
-        kafka_port=kafka_port,
-        kafka_controller_port=controller_port,
-    )
+    paths = scratch_paths(Paths(repository_root()), f"lifecycle-{uuid.uuid4().hex[:8]}", silent)
+    config = scratch_config(paths)
     # This stack's broker knows its own principals: the test connects as its `ops`.
     for name, value in ensure_kafka_credentials(paths).environment("ops").items():
         monkeypatch.setenv(name, value)
     yield config
     platform.down(config, silent)
-    shutil.rmtree(paths.root)
+    remove(paths)
 
 
 def _booking_connection(config: PlatformConfig) -> psycopg.Connection[tuple[object, ...]]:

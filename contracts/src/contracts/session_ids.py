@@ -31,6 +31,7 @@ PRODUCERS: Final = MappingProxyType(
     {
         BOOKING_API: "/swanstudios/booking",
         1: "/platform/example",  # examples/booking_publisher.py
+        2: "/platform/chaos",  # ops chaos: the fault-injection run's bookings
     }
 )
 

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from contracts.identity import Role
 from contracts.principals import PRINCIPALS
 from contracts.services import ANALYTICS
 from ops import databases, dead_letters, inspection, recovery
+from ops.chaos.faults import FaultKind, parse_kinds
+from ops.chaos.run import Settings as ChaosSettings
+from ops.chaos.run import chaos_run, summary, write_report
 from ops.dead_letters import ListedLetter, RedriveReport, Selection
 from ops.demo import DemoFailed, Endpoints, fetch_charts, play_example_one
 from ops.demo_assisted import play_trainer_assisted_week
@@ -475,6 +479,59 @@ def demo() -> None:
     charts = _run(action)
     typer.echo()
     typer.echo(charts)
+
+
+# --- chaos ---------------------------------------------------------------------------------
+
+
+@app.command()
+def chaos(
+    duration: Annotated[
+        float, typer.Option(min=5, help="Seconds of workload (the faults fall within them).")
+    ] = 600,
+    rate: Annotated[float, typer.Option(min=1, help="Trainer-led sessions per second.")] = 40,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Fault kinds, comma-separated, or all: "
+            + ", ".join(kind.value for kind in FaultKind)
+        ),
+    ] = "all",
+    faults_per_kind: Annotated[int, typer.Option(min=0, help="Faults of each kind.")] = 20,
+    seed: Annotated[
+        int | None, typer.Option(help="Replays a run: the same plan and faults. Random if unset.")
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, help="Clients sharing the sessions.")] = 400,
+    credits_replicas: Annotated[int, typer.Option(min=1, help="Processes of credits.")] = 2,
+    keep: Annotated[bool, typer.Option(help="Keep the stage's directory (its logs).")] = False,
+) -> None:
+    """Play a workload on a platform of its own while injecting faults (services killed and
+    paused, the broker killed, PostgreSQL crashed, connections cut), then check every
+    balance, ledger, session and usage against the truth. Exits 1 on anything lost,
+    duplicated or wrong, or a service not ready again within 30 s of a fault."""
+    try:
+        kinds = parse_kinds(faults)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--faults") from None
+    settings = ChaosSettings(
+        seed=seed if seed is not None else random.randrange(2**31),
+        duration=duration,
+        rate=rate,
+        kinds=kinds,
+        faults_per_kind=faults_per_kind,
+        clients=clients,
+        credits_replicas=credits_replicas,
+        keep=keep,
+    )
+    main = Paths(repository_root())
+    report = _run(lambda: asyncio.run(chaos_run(main, settings, _say)))
+    destination = main.local / "chaos" / f"report-{settings.seed}.json"
+    write_report(report, destination)
+    for line in summary(report):
+        typer.echo(line)
+    typer.echo(f"report: {destination}; replay with --seed {settings.seed}")
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 # --- dead letters ---------------------------------------------------------------------------

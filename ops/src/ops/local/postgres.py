@@ -302,8 +302,10 @@ def start(bin_dir: Path, paths: Paths) -> None:
     _run_as_owner(command, paths, "PostgreSQL start (pg_ctl)", START_TIMEOUT + 10)
 
 
-def stop_postgres(paths: Paths) -> int | None:
-    """`pg_ctl stop -m fast`: sessions are cut, data is flushed. None when not ours/running."""
+def stop_postgres(paths: Paths, *, immediate: bool = False) -> int | None:
+    """`pg_ctl stop -m fast`: sessions are cut, data is flushed. None when not ours/running.
+    `immediate`: as if the machine lost power (no checkpoint; the next start recovers from
+    the write-ahead log), for the fault-injection runs."""
     pid = running_pid(process_spec(paths))
     if pid is None:
         return None
@@ -311,7 +313,8 @@ def stop_postgres(paths: Paths) -> int | None:
     if bin_dir is None:
         raise errors.PlatformError("cannot stop PostgreSQL: its pg_ctl is not installed")
     pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(paths.postgres_data)]
-    command = [*pg_ctl, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT), "stop"]
+    mode = "immediate" if immediate else "fast"
+    command = [*pg_ctl, "-m", mode, "-w", "-t", str(STOP_TIMEOUT), "stop"]
     _run_as_owner(command, paths, "PostgreSQL stop (pg_ctl)", STOP_TIMEOUT + 10)
     return pid
 

@@ -1,0 +1,1 @@
+"""Fault injection against a platform of its own, checked against the truth (`ops chaos`)."""
