@@ -145,7 +145,7 @@ async def _play(
     try:
         for fault in faults:
             await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
-            if playing.done():
+            if playing.done() and playing.exception() is not None:
                 break
             record = await _inject(stage, fault, time.monotonic() - began)
             report.faults.append(record)

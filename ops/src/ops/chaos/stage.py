@@ -20,6 +20,7 @@ import httpx
 from contracts.identity import Role
 from contracts.principals import OPS, SASL_MECHANISM
 from contracts.services import SERVICES, service_named
+from ops.identity import LocalIdentity
 from ops.local import kafka, platform, postgres, services
 from ops.local.config import PlatformConfig, ServiceSettings
 from ops.local.paths import Paths
@@ -71,6 +72,8 @@ class Stage:
     config: PlatformConfig
     say: Say
     replicas: list[Replica] = field(default_factory=list)
+    _tokens: dict[tuple[Role, str], str] = field(default_factory=dict)
+    _identity: LocalIdentity | None = None
 
     @classmethod
     def create(cls, main: Paths, name: str, replicas: Mapping[str, int], say: Say) -> Stage:
@@ -147,8 +150,13 @@ class Stage:
         }
 
     def token(self, role: Role, subject: str) -> str:
-        provider = self.config.identity.local_provider(self.paths)
-        return provider.token(role, subject, ttl=24 * 3600)
+        """A day-long token, signed once per caller: signing costs more than a request."""
+        key = (role, subject)
+        if key not in self._tokens:
+            if self._identity is None:
+                self._identity = self.config.identity.local_provider(self.paths)
+            self._tokens[key] = self._identity.token(role, subject, ttl=24 * 3600)
+        return self._tokens[key]
 
     def url(self, name: str) -> str:
         """A running replica of the service (the first one that runs)."""
@@ -158,9 +166,10 @@ class Stage:
     async def wait_until_ready(self, within: float) -> float:
         """Seconds until every running replica answers ready; TimeoutError past `within`."""
         started = time.monotonic()
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
-                waiting = [r for r in self.replicas if not await _is_ready(client, r)]
+                answers = await asyncio.gather(*(_is_ready(client, r) for r in self.replicas))
+                waiting = [r for r, ready in zip(self.replicas, answers, strict=True) if not ready]
                 if not waiting:
                     return time.monotonic() - started
                 exited = [r for r in waiting if r.process is not None and not r.running]
