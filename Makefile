@@ -8,6 +8,8 @@
 #                                  FROM=2026-01-15 and TOPIC=booking.sessions narrow it
 #   make rebuild SERVICE=credits   drop its database, rebuild it from its topics (asks first)
 #   make bench-rebuild             measure the rebuild rate of analytics and credits (slow)
+#   make chaos                     a workload under random faults, checked (docs/reliability.md);
+#                                  SEED=N replays a run, CHAOS="--duration 60 …" sets the rest
 #   make bench                     every benchmark of docs/benchmarks.md, one after another (slow)
 
 # uv must use the machine's Python: without this it tries to download one when the versions
@@ -71,7 +73,12 @@ schemas: bootstrap
 	$(UV) run --no-sync python -m contracts.schemas
 	$(UV) run --no-sync python -m ops.asyncapi_documents
 
-.PHONY: replay rebuild bench-rebuild check-service
+.PHONY: replay rebuild bench-rebuild check-service chaos
+
+# On a platform of its own (its own Kafka, PostgreSQL and service processes, on free ports),
+# so it runs beside `make up`'s and leaves it alone.
+chaos: bootstrap
+	$(UV) run --no-sync ops chaos $(if $(SEED),--seed $(SEED)) $(CHAOS)
 
 # Refuses a missing or unknown SERVICE before anything else runs.
 check-service:
@@ -98,7 +105,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-dashboard
+.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-dashboard
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -109,6 +116,11 @@ bench-credits: up
 # The credits consumer alone (no Kafka, no other service), batches beside one record each.
 bench-consumer: up
 	$(UV) run --no-sync python bench/credits_consumer.py $(BENCH_ARGS)
+
+# Credits with 1,000 poison records among 10,000 sessions, beside the same load clean: the
+# rate of each, what it cannot read dead-lettered, no valid one lost; fails when a check does.
+bench-poison: up
+	$(UV) run --no-sync python bench/poison.py $(BENCH_ARGS)
 
 bench-latency: up
 	$(UV) run --no-sync python bench/latency.py $(BENCH_ARGS)
@@ -133,9 +145,9 @@ bench-analytics: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/analytics_queries.py $(BENCH_ARGS)
 
-# All eight in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
+# All of them in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-dashboard
+bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-dashboard
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

@@ -29,7 +29,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ from credits.store import LedgerStore
 from ops.local.errors import PlatformError
 from servicekit.consumer import IdempotentConsumer, Outcome
 from servicekit.db import Database
-from servicekit.dead_letters import ConsumedRecord
+from servicekit.dead_letters import ConsumedRecord, Letter
 from servicekit.kafka import client_options
 from servicekit.outbox import Outbox
 
@@ -157,8 +157,8 @@ class DiscardedDeadLetters:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
-        self.reasons.append(reason)
+    async def send_all(self, letters: Sequence[Letter]) -> None:
+        self.reasons += [letter.reason for letter in letters]
 
 
 async def naive_consumption(

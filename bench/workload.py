@@ -9,7 +9,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -224,6 +224,7 @@ class Delivery:
     produced_in: float
     elapsed: float
     produced: Produced = field(repr=False)
+    ids: SessionIds = field(repr=False)
 
     @property
     def complete(self) -> bool:
@@ -236,13 +237,22 @@ class Delivery:
 
 
 async def deliver_sessions(
-    platform: Platform, sessions: int, clients: int, *, within: float, poll: float = 0.05
+    platform: Platform,
+    sessions: int,
+    clients: int,
+    *,
+    within: float,
+    poll: float = 0.05,
+    mix: Callable[[list[Record]], list[Record]] | None = None,
 ) -> Delivery:
     """Send `sessions` trainer-led sessions (built first) as fast as the producer takes
     them, then poll the credits database every `poll` seconds until it has all their
-    deductions, or `within` seconds have passed since the first record."""
+    deductions, or `within` seconds have passed since the first record. `mix`, when given,
+    turns the sessions' records into what is sent (other records mixed in among them)."""
     ids = SessionIds.fresh(min(clients, sessions))
     records = await asyncio.to_thread(session_records, ids, sessions, platform.prefix)
+    if mix is not None:
+        records = mix(records)
     async with (
         kafka_producer(platform.bootstrap) as producer,
         await psycopg.AsyncConnection.connect(platform.libpq_url("credits"), autocommit=True) as db,
@@ -260,7 +270,7 @@ async def deliver_sessions(
             )
             await asyncio.sleep(poll)
     output.clear_status()
-    return Delivery(sessions, len(records), deducted, produced_in, elapsed, produced)
+    return Delivery(sessions, len(records), deducted, produced_in, elapsed, produced, ids)
 
 
 def solo_workout(user_id: int) -> dict[str, Any]:

@@ -55,15 +55,15 @@ allow() {
 }
 
 create_topic booking.sessions 6 retention.ms=-1
-create_topic booking.sessions.dlq 6 retention.ms=-1
+create_topic booking.sessions.dlq 6 retention.ms=-1 max.message.bytes=2097152
 create_topic workouts.workout-sessions 6 retention.ms=-1
-create_topic workouts.workout-sessions.dlq 6 retention.ms=-1
+create_topic workouts.workout-sessions.dlq 6 retention.ms=-1 max.message.bytes=2097152
 create_topic commerce.packages 6 retention.ms=-1
-create_topic commerce.packages.dlq 6 retention.ms=-1
+create_topic commerce.packages.dlq 6 retention.ms=-1 max.message.bytes=2097152
 create_topic credits.ledger 6 retention.ms=-1
-create_topic credits.ledger.dlq 6 retention.ms=-1
+create_topic credits.ledger.dlq 6 retention.ms=-1 max.message.bytes=2097152
 create_topic analytics.session-usage 6 cleanup.policy=compact
-create_topic analytics.session-usage.dlq 6 retention.ms=-1
+create_topic analytics.session-usage.dlq 6 retention.ms=-1 max.message.bytes=2097152
 
 allow booking Write topic literal booking.sessions booking.sessions.dlq credits.ledger.dlq
 allow booking Read topic literal booking.sessions credits.ledger

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contracts.events import EVENT_TYPES, MAX_KEY_LENGTH, STORABLE, EventPayload
+from contracts.events import EVENT_TYPES, MAX_KEY_LENGTH, STORABLE, EventPayload, Moment
 from contracts.topics import Topic, topic_for_event
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -48,11 +48,27 @@ class CloudEvent(BaseModel):
     id: Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), STORABLE]
     source: Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_LENGTH), STORABLE]
     type: Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
-    time: AwareDatetime | None = None
+    time: Moment | None = None
     subject: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] | None = None
     datacontenttype: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] | None = "application/json"
     dataversion: Annotated[str, Field(max_length=MAX_KEY_LENGTH)] = "1"
     data: dict[str, Any]
+
+    @field_validator("datacontenttype")
+    @classmethod
+    def _data_is_json(cls, value: str | None) -> str | None:
+        """`data` is read as JSON: an event saying it is anything else is not one to read."""
+        if value is not None and not is_json_media_type(value):
+            raise ValueError(f"{value[:50]!r} is not a JSON media type")
+        return value
+
+
+def is_json_media_type(media_type: str) -> bool:
+    """`application/json` or a `+json` type (`application/ld+json`), parameters aside."""
+    essence = media_type.split(";", 1)[0].strip().lower()
+    return essence == "application/json" or (
+        essence.startswith("application/") and essence.endswith("+json")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +187,10 @@ def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> CloudEvent:
             return CloudEvent.model_validate_json(raw)
         try:
             document = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except RecursionError:
+            raise NotJson("not JSON this parser can read: nested too deeply") from None
+        except ValueError as error:
+            # Undecodable bytes, bad syntax, or a number of more digits than Python converts.
             raise NotJson(f"not JSON: {error}") from error
     if not isinstance(document, dict):
         raise NotCloudEvent(f"not a CloudEvent: a JSON {type(document).__name__}, not an object")

@@ -7,12 +7,13 @@ producers never break older consumers, and every model is immutable once parsed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -47,6 +48,29 @@ SessionId = Annotated[
     ),
 ]
 
+#: The moments an event may name: any a studio could mean, and far enough inside what
+#: Python and PostgreSQL can hold that every offset converts to UTC, and a validity, a grace
+#: or a cancellation window can be added or taken away, without overflowing.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def within_time_range(value: datetime) -> datetime:
+    """Refuse a moment outside `EARLIEST_MOMENT` … `LATEST_MOMENT` (in UTC)."""
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_MOMENT <= in_utc < LATEST_MOMENT:
+        raise ValueError(
+            f"must lie between {EARLIEST_MOMENT.year} and {LATEST_MOMENT.year - 1} (UTC)"
+        )
+    return value
+
+
+#: A moment with its offset, within the range every consumer can hold.
+Moment = Annotated[AwareDatetime, AfterValidator(within_time_range)]
+
 # Limits: the services' APIs take no more, and no event may carry more, so that nothing a
 # producer sends can overflow a column or bloat what consumers remember of it.
 #: The largest count a 32-bit column holds (credit balances, minutes, sets).
@@ -68,6 +92,8 @@ MAX_REPS = 1000
 #: In the client's own unit (kg or lb); the heaviest lifts on record stay well below.
 MAX_WEIGHT = 2000.0
 MAX_WORKOUT_MINUTES = 24 * 60
+#: The heaviest total a workout can lift: every set of every exercise at `MAX_WEIGHT`.
+MAX_TOTAL_WEIGHT = MAX_EXERCISES * MAX_SETS_PER_EXERCISE * MAX_REPS * MAX_WEIGHT
 MAX_INTENSITY = 10
 
 
@@ -235,7 +261,7 @@ class SessionBooked(EventPayload):
     session_id: SessionId
     user_id: Id
     trainer_id: Id
-    session_date: AwareDatetime
+    session_date: Moment
     duration: Minutes = 60
     location: Location | None = None
     notes: Notes | None = None
@@ -246,7 +272,7 @@ class SessionRescheduled(EventPayload):
     event_type: ClassVar[str] = "SessionRescheduled"
 
     session_id: SessionId
-    session_date: AwareDatetime
+    session_date: Moment
 
 
 class SessionStatusEvent(EventPayload):
@@ -255,7 +281,7 @@ class SessionStatusEvent(EventPayload):
     session_id: SessionId
     user_id: Id
     trainer_id: Id
-    at: AwareDatetime
+    at: Moment
     reason: Reason | None = None
 
 
@@ -290,7 +316,7 @@ class GroupSessionScheduled(EventPayload):
 
     session_id: SessionId
     trainer_id: Id
-    session_date: AwareDatetime
+    session_date: Moment
     capacity: GroupSize
     duration: Minutes = 60
     location: Location | None = None
@@ -306,8 +332,8 @@ class ParticipantJoined(EventPayload):
     session_id: SessionId
     user_id: Id
     trainer_id: Id
-    session_date: AwareDatetime
-    at: AwareDatetime
+    session_date: Moment
+    at: Moment
     #: The group session's policy, so that the place is judged as booked.
     policy: CancellationPolicy | None = None
 
@@ -321,7 +347,7 @@ class ParticipantLeft(EventPayload):
     session_id: SessionId
     user_id: Id
     trainer_id: Id
-    at: AwareDatetime
+    at: Moment
     reason: Reason | None = None
 
 
@@ -333,7 +359,7 @@ class GroupSessionCompleted(EventPayload):
 
     session_id: SessionId
     trainer_id: Id
-    at: AwareDatetime
+    at: Moment
     attended: Participants = Field(default_factory=list)
     no_shows: Participants = Field(default_factory=list)
 
@@ -357,7 +383,7 @@ class GroupSessionCancelled(EventPayload):
 
     session_id: SessionId
     trainer_id: Id
-    at: AwareDatetime
+    at: Moment
     reason: Reason | None = None
 
 
@@ -493,14 +519,16 @@ class WorkoutLogged(SessionLink):
     workout_id: UUID
     user_id: Id
     title: Title
-    date: AwareDatetime
+    date: Moment
     duration: Annotated[NonNegativeInt, Field(le=MAX_WORKOUT_MINUTES)] | None = None
     intensity: Annotated[NonNegativeInt, Field(le=MAX_INTENSITY)] | None = None
     status: WorkoutStatus
     exercises: Annotated[list[Exercise], Field(max_length=MAX_EXERCISES)] = Field(
         default_factory=list
     )
-    total_weight: NonNegativeFloat = 0.0
+    #: At most every set of every exercise at the heaviest weight: a finite number, since
+    #: JSON has no infinity to give it back as.
+    total_weight: Annotated[NonNegativeFloat, Field(le=MAX_TOTAL_WEIGHT)] = 0.0
     total_reps: Annotated[NonNegativeInt, Field(le=MAX_ID)] = 0
     total_sets: Annotated[NonNegativeInt, Field(le=MAX_INT32)] = 0
     experience_points: Annotated[NonNegativeInt, Field(le=MAX_ID)] = 0
@@ -543,7 +571,7 @@ class PackageTerms(ContractModel):
     solo_workouts: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)] | None = None
     weekly_cap: Annotated[PositiveInt, Field(le=7 * 24)] | None = None
     #: The end of the package's validity (absent: it never expires).
-    valid_until: AwareDatetime | None = None
+    valid_until: Moment | None = None
 
     @field_validator("package_type", mode="before")
     @classmethod
@@ -572,7 +600,7 @@ class PackagePurchased(PackageTerms, EventPayload):
     purchase_id: Key
     user_id: Id
     package_name: Annotated[str, Field(max_length=MAX_NAME_LENGTH), STORABLE] | None = None
-    purchased_at: AwareDatetime
+    purchased_at: Moment
     #: Validity in days from `purchasedAt`, for shops that sell it so (not with `validUntil`).
     valid_for_days: Annotated[PositiveInt, Field(le=MAX_VALID_DAYS)] | None = None
 
@@ -606,7 +634,7 @@ class GrantedPackage(PackageTerms):
 
     #: The id deductions name it by: the grant's event id.
     package_id: UUID
-    purchased_at: AwareDatetime
+    purchased_at: Moment
 
 
 class CreditsGranted(EventPayload):
@@ -645,7 +673,7 @@ class SessionCreditDeducted(EventPayload):
     #: The package that paid (absent: none could, and the balance went below what it holds).
     package_id: UUID | None = None
     #: When the session was delivered, as the ledger judged it (absent before packages).
-    delivered_at: AwareDatetime | None = None
+    delivered_at: Moment | None = None
 
 
 class SessionCreditRestored(EventPayload):
@@ -685,7 +713,7 @@ class SessionCreditForfeited(EventPayload):
     balance: Balance
     caused_by: Key
     #: The day the session was booked for, when known: the day it is paid by.
-    session_date: AwareDatetime | None = None
+    session_date: Moment | None = None
 
 
 class CreditsExpired(EventPayload):
@@ -696,7 +724,7 @@ class CreditsExpired(EventPayload):
     user_id: Id
     package_id: UUID
     amount: Annotated[PositiveInt, Field(le=MAX_CREDITS_PER_GRANT)]
-    valid_until: AwareDatetime
+    valid_until: Moment
     balance: Balance
     #: A credit restored to a package after it expired expires at once: the restoration.
     caused_by: Key | None = None
@@ -737,7 +765,7 @@ class PackageExpiringSoon(EventPayload):
 
     user_id: Id
     package_id: UUID
-    valid_until: AwareDatetime
+    valid_until: Moment
     #: Counted sessions left in it (0 for an unlimited package).
     sessions_left: Count
 
@@ -773,7 +801,7 @@ class SessionUsageUpdated(EventPayload):
     trainer_assisted: TypeUsage = NO_USAGE
     group: TypeUsage = NO_USAGE
     credits: Balance
-    as_of: AwareDatetime
+    as_of: Moment
 
 
 #: Every event type of the contract, by its CloudEvents `type`.

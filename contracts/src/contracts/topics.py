@@ -18,6 +18,9 @@ DEFAULT_PARTITIONS = 6
 
 _FOREVER = {"retention.ms": "-1"}
 _COMPACTED = {"cleanup.policy": "compact"}
+#: The largest record a `.dlq` twin takes: twice the broker's default (1 MiB), so that the
+#: largest record a topic takes still fits once its dead-letter headers are added to it.
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +44,13 @@ class Topic:
 
     @property
     def dead_letter(self) -> Topic:
-        """The `.dlq` twin: same partitions, kept forever so no dead letter is lost."""
+        """The `.dlq` twin: same partitions, kept forever so no dead letter is lost, and
+        room for the largest record of its topic with the reason beside it."""
         return Topic(
             name=self.name + DEAD_LETTER_SUFFIX,
             key=self.key,
             event_types=self.event_types,
-            config=dict(_FOREVER),
+            config={**_FOREVER, "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
             partitions=self.partitions,
             sole_source=self.sole_source,
         )

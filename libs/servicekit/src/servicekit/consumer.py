@@ -47,10 +47,10 @@ from contracts.envelope import (
     parse_envelope,
     parse_payload,
 )
-from contracts.events import EventPayload
+from contracts.events import EVENT_TYPES, EventPayload
 from servicekit import tracing
 from servicekit.db import Database
-from servicekit.dead_letters import ConsumedRecord
+from servicekit.dead_letters import ConsumedRecord, Letter
 from servicekit.domain import BatchHandler, Handlers, RuleBroken, S
 from servicekit.metrics import UNKNOWN_EVENT_TYPE, Metrics
 
@@ -73,6 +73,8 @@ class BatchStore(Protocol[S]):
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
+    # No pooled connection free in time (`servicekit.db.POOL_TIMEOUT`): not the record's fault.
+    sa_exc.TimeoutError,
     KafkaError,
     OSError,
     TimeoutError,
@@ -93,6 +95,10 @@ _INVALID_KINDS: tuple[tuple[type[InvalidEvent], str], ...] = (
 
 #: The reason kind of an event on a topic its source does not write.
 FOREIGN_SOURCE = "foreign-source"
+#: The reason kind of an event of the contract on a topic that does not carry its type.
+WRONG_TOPIC = "wrong-topic"
+#: The reason kind of a record whose reading failed in a way no rule names.
+UNREADABLE = "unreadable"
 
 
 def _reason_kind(invalid: InvalidEvent) -> str:
@@ -103,7 +109,9 @@ def _reason_kind(invalid: InvalidEvent) -> str:
 
 
 class DeadLetterSink(Protocol):
-    async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None: ...
+    async def send_all(self, letters: Sequence[Letter]) -> None:
+        """Write every letter, in order; return only once the broker has them all."""
+        ...
 
 
 class Outcome(StrEnum):
@@ -113,6 +121,10 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead-lettered"
     LEFT = "left"  # unfit, but left for a later pass to dead-letter (see `process`)
     RETRY = "retry"
+
+
+#: How many dead-lettered positions a consumer remembers: far more than a batch holds.
+LETTERS_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +153,11 @@ class _Item:
 
     @property
     def event_type(self) -> str:
-        return self.envelope.type if self.envelope is not None else UNKNOWN_EVENT_TYPE
+        """The type as metrics label it: one of the contract's, or `unknown` (a label per
+        type a producer makes up would grow without end, and may not even encode)."""
+        if self.envelope is not None and self.envelope.type in EVENT_TYPES:
+            return self.envelope.type
+        return UNKNOWN_EVENT_TYPE
 
     def bound(self) -> contextlib.AbstractContextManager[tracing.Context]:
         context = self.context
@@ -183,9 +199,16 @@ class IdempotentConsumer:
     metrics: Metrics = field(default_factory=Metrics)
     #: Topic (as subscribed) -> the only `source` its events may have (`Topic.sole_source`).
     sole_sources: dict[str, str] = field(default_factory=dict)
+    #: Topic (as subscribed) -> the contract's event types it carries (`Topic.event_types`):
+    #: an event of another contract type there is refused, whoever wrote it, since each
+    #: topic's ACLs say who may speak for the types it carries.
+    topic_event_types: dict[str, frozenset[str]] = field(default_factory=dict)
     _store: BatchStore[Any] | None = None
     _handlers: dict[str, tuple[type[EventPayload], BatchHandler[Any]]] = field(default_factory=dict)
     _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    #: Records already dead-lettered (`_letter_key`), newest last: a batch delivered again
+    #: (another of its records failed) must not send their letters a second time.
+    _lettered: dict[tuple[str, int, int, int], None] = field(default_factory=dict)
 
     def handle(self, store: BatchStore[S], handlers: Handlers[S]) -> None:
         """Apply the events of these types with their handlers, on the state `store` loads
@@ -243,9 +266,7 @@ class IdempotentConsumer:
                 return await self._one_at_a_time(records, dead_letter=dead_letter)
             break
         try:
-            for item in items:
-                if item.dead:
-                    item.outcome = await self._dead_letter(item, send=dead_letter)
+            await self._dead_letter_all([item for item in items if item.dead], send=dead_letter)
         except TRANSIENT_ERRORS as error:
             log.warning("%s: dead letter not sent (%s); retrying the batch", self.name, error)
             return self._retry(items, records[0], transient=True)
@@ -270,6 +291,17 @@ class IdempotentConsumer:
         return BatchOutcome(outcomes)
 
     def _parse(self, record: ConsumedRecord) -> _Item:
+        try:
+            return self._read(record)
+        except Exception as error:
+            # Whatever a record holds, reading it must not stall its partition: a record
+            # that cannot be read now never can.
+            log.exception("%s: reading a record failed", self.name)
+            item = _Item(record, tracing.Context(trace=tracing.TraceParent.start()))
+            item.dead = (f"could not be read: {type(error).__name__}: {error}", UNREADABLE)
+            return item
+
+    def _read(self, record: ConsumedRecord) -> _Item:
         item = _Item(record, tracing.from_record(record.headers))
         try:
             item.envelope = envelope = parse_envelope(record.value or b"")
@@ -282,6 +314,10 @@ class IdempotentConsumer:
                 f"{envelope.type} from {envelope.source}: only {sole_source} writes {record.topic}",
                 FOREIGN_SOURCE,
             )
+            return item
+        carried = self.topic_event_types.get(record.topic)
+        if carried is not None and envelope.type in EVENT_TYPES and envelope.type not in carried:
+            item.dead = (f"{envelope.type} is not carried by {record.topic}", WRONG_TOPIC)
             return item
         registered = self._handlers.get(envelope.type)
         if registered is None:
@@ -396,24 +432,44 @@ class IdempotentConsumer:
             self._count(item.record, item.event_type, Outcome.RETRY)
         return BatchOutcome([Outcome.RETRY] * len(items), retry_after=self.backoff_for(culprit))
 
-    async def _dead_letter(self, item: _Item, *, send: bool) -> Outcome:
-        assert item.dead is not None
-        reason, kind = item.dead
-        record = item.record
+    async def _dead_letter_all(self, items: Sequence[_Item], *, send: bool) -> None:
+        """Send a batch's dead letters together, in order: one wait for the broker rather
+        than a round trip each. Every letter is on the broker before this returns, so
+        before any offset past it is committed."""
         if not send:
-            return Outcome.LEFT
-        with item.bound():
-            log.warning(
-                "%s: dead-lettering %s[%d]@%d: %s",
-                self.name,
-                record.topic,
-                record.partition,
-                record.offset,
-                reason,
-            )
-        await self.dead_letters.send(record, reason, kind)
-        self.metrics.events_dead_lettered.labels(topic=record.topic, reason=kind).inc()
-        return Outcome.DEAD_LETTERED
+            for item in items:
+                item.outcome = Outcome.LEFT
+            return
+        for item in items:
+            if _letter_key(item.record) in self._lettered:
+                item.outcome = Outcome.DEAD_LETTERED
+        # Not `outcome is None`: a record set aside after its handler ran says APPLIED.
+        items = [item for item in items if _letter_key(item.record) not in self._lettered]
+        letters = []
+        for item in items:
+            assert item.dead is not None
+            reason, kind = item.dead
+            record = item.record
+            with item.bound():
+                log.warning(
+                    "%s: dead-lettering %s[%d]@%d: %s",
+                    self.name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    reason,
+                )
+            letters.append(Letter(record, reason, kind))
+        if letters:
+            await self.dead_letters.send_all(letters)
+        for letter, item in zip(letters, items, strict=True):
+            self.metrics.events_dead_lettered.labels(
+                topic=letter.record.topic, reason=letter.kind
+            ).inc()
+            item.outcome = Outcome.DEAD_LETTERED
+            self._lettered[_letter_key(item.record)] = None
+        while len(self._lettered) > LETTERS_REMEMBERED:
+            del self._lettered[next(iter(self._lettered))]
 
 
 async def remember_all(
@@ -435,3 +491,8 @@ async def remember_all(
 
 def _position(record: ConsumedRecord) -> tuple[str, int, int]:
     return (record.topic, record.partition, record.offset)
+
+
+def _letter_key(record: ConsumedRecord) -> tuple[str, int, int, int]:
+    """A record's position and a hash of its bytes: the same record when delivered again."""
+    return (*_position(record), hash(record.value))

@@ -22,17 +22,32 @@ from sqlalchemy.orm import DeclarativeBase
 # defined apart so that `ops` reads it without loading SQLAlchemy.
 from servicekit.urls import libpq_url as libpq_url
 
+#: How long a caller waits for a pooled connection when all are in use, and for a new one
+#: to be opened, in seconds: past that it fails, and the API answers 503 at once
+#: (`servicekit.http.answer_database_unavailable`) rather than outwait its caller.
+POOL_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5
+
 
 class Database:
     """One service's database: a pooled engine and the sessions made from it."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = POOL_TIMEOUT,
+        connect_timeout: int = CONNECT_TIMEOUT,
+    ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout,
             pool_pre_ping=True,
+            connect_args={"connect_timeout": connect_timeout},
             # Sessions commit explicitly; objects stay readable after commit for responses.
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

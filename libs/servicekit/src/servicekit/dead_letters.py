@@ -3,9 +3,10 @@ original key, bytes and headers, plus headers that say why, where from and which
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from contracts.dead_letters import (
     CONSUMER,
@@ -67,6 +68,14 @@ def dead_letter_topic(topic: str) -> str:
     return topic if topic.endswith(DEAD_LETTER_SUFFIX) else topic + DEAD_LETTER_SUFFIX
 
 
+class Letter(NamedTuple):
+    """A record on its way to the dead-letter topic, and why."""
+
+    record: ConsumedRecord
+    reason: str
+    kind: str
+
+
 class DeadLetters:
     """Sends dead letters and waits until the broker has them: only then may the consumer
     commit past the original record."""
@@ -76,7 +85,24 @@ class DeadLetters:
         self.consumer = consumer
 
     async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
-        await self.producer.send_and_wait(
+        await self.send_all([Letter(record, reason, kind)])
+
+    async def send_all(self, letters: Sequence[Letter]) -> None:
+        """Queue every letter in order, then wait for them together: they share requests
+        and one round trip. Returns once the broker has each; a failure is raised only
+        after every letter queued has settled, so none is left in flight."""
+        queued: list[asyncio.Future[Any]] = []
+        try:
+            for record, reason, kind in letters:
+                queued.append(await self._queue(record, reason, kind))
+        finally:
+            settled = await asyncio.gather(*queued, return_exceptions=True)
+        for outcome in settled:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _queue(self, record: ConsumedRecord, reason: str, kind: str) -> asyncio.Future[Any]:
+        return await self.producer.send(
             dead_letter_topic(record.topic),
             value=record.value,
             key=record.key,

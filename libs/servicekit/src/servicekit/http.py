@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 
@@ -9,11 +10,17 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import TransactionRollback
+from sqlalchemy import exc as sa_exc
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import tracing
 from servicekit.domain import RuleBroken
+
+log = logging.getLogger(__name__)
 
 
 class RequestContext:
@@ -151,3 +158,69 @@ def answer_refusals(app: FastAPI, statuses: Mapping[type[RuleBroken], int]) -> N
         return JSONResponse(status_code=code, content={"detail": error.reason})
 
     app.add_exception_handler(RuleBroken, answer)
+
+
+#: Failures of the database rather than of the request: it refuses connections ("too many
+#: clients already"), does not answer, drops the connection, or the pool has none free
+#: within its timeout (`servicekit.db.POOL_TIMEOUT`).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
+#: What a caller is asked to wait, in seconds, before it tries again.
+RETRY_AFTER_SECONDS = 1
+DATABASE_UNAVAILABLE_DETAIL = "the database is unavailable; try again shortly"
+CONFLICT_DETAIL = "a concurrent change got in the way; try again"
+
+
+def answer_database_unavailable(app: FastAPI) -> None:
+    """Answer a request the database cannot serve now with 503, a JSON `detail` and
+    `Retry-After`, not a 500 with a traceback: nothing was changed (the transaction rolled
+    back), so the caller may simply try again. A serialization failure or deadlock says
+    so; anything else says the database is unavailable."""
+
+    async def answer(request: Request, error: Exception) -> JSONResponse:
+        cause = getattr(error, "orig", None) or error
+        conflict = isinstance(cause, TransactionRollback)
+        detail = CONFLICT_DETAIL if conflict else DATABASE_UNAVAILABLE_DETAIL
+        first_line = next(iter(str(cause).strip().splitlines()), "")
+        log.warning(
+            "%s %s: answered 503 (%s: %s)",
+            request.method,
+            request.url.path,
+            type(cause).__name__,
+            first_line,
+        )
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": detail},
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, answer)
+
+
+#: The methods a 405 may name in `Allow`.
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+async def answer_method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    """405 naming in `Allow` every method the path takes. Starlette names only those of the
+    first route matching the path, while a path often has a route per method (`GET` and
+    `POST /api/sessions`)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    detail = error.detail if isinstance(error, HTTPException) else "Method Not Allowed"
+    return JSONResponse(
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        content={"detail": detail},
+        headers={"Allow": ", ".join(allowed)},
+    )

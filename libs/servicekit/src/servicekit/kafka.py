@@ -21,6 +21,7 @@ from contracts.services import (
     KAFKA_SECURITY_PROTOCOL_ENV,
     KAFKA_SSL_CAFILE_ENV,
 )
+from contracts.topics import DEAD_LETTER_MAX_BYTES
 
 Headers = Sequence[tuple[str, bytes]]
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -127,6 +128,9 @@ class Producer:
             # compression either: small JSON records on a broker next door gain nothing
             # worth the CPU (docs/benchmarks.md).
             linger_ms=0,
+            # A dead letter is the largest record its topic takes plus the reason: the
+            # `.dlq` twins take up to this much (the broker refuses more on other topics).
+            max_request_size=DEAD_LETTER_MAX_BYTES,
         )
         try:
             await client.start()

@@ -139,6 +139,13 @@ class Metrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        self.events_refused = Counter(
+            "platform_events_refused",
+            "Outbox events the broker refused for good (too large for their topic): left in "
+            "the outbox, set aside and tried again later, while the others are published.",
+            ["topic", "event_type"],
+            registry=self.registry,
+        )
         self.handler_duration = Histogram(
             "platform_handler_duration_seconds",
             "Time to apply one event: its transaction, the handler and the idempotency check.",

@@ -12,6 +12,13 @@ events while holding that entity's row lock, so their ids follow their commits.
 
 Only one relay publishes at a time per database (a transaction-scoped advisory lock), which
 keeps the order across replicas of a service; the others wait for their turn.
+
+A row the broker refuses for good (larger than its topic's `max.message.bytes`, or than the
+producer's `max_request_size`) must not stall everything behind it, nor be lost: it stays in
+the outbox, is logged and counted (`platform_events_refused_total`), and is set aside for
+`refused_retry_interval` while the rows after it are published; then it is tried again, so
+raising the topic's limit publishes it with no one touching the row. Its key's later events
+are published before it meanwhile (docs/reliability.md, Resource edges).
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
 from sqlalchemy import BIGINT, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +62,10 @@ NOTIFY_CHANNEL = "outbox"
 #: Any constant works: it only has to be the same for every replica of a service, and each
 #: service has a database of its own.
 RELAY_LOCK_KEY = 0x6F7574626F78
+#: How long a row the broker refused is set aside before it is tried again, in seconds.
+REFUSED_RETRY_INTERVAL = 300.0
+#: What says that one record can never be published as it is, whatever is retried.
+REFUSED_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError,)
 #: The transaction of a database session that has already woken the relay (in its `info`).
 _NOTIFIED = "outbox-notified"
 
@@ -165,6 +178,7 @@ class OutboxRelay:
         batch_size: int = BATCH_SIZE,
         poll_interval: float = 2.0,
         max_backoff: float = 10.0,
+        refused_retry_interval: float = REFUSED_RETRY_INTERVAL,
         metrics: Metrics | None = None,
     ) -> None:
         self.database = database
@@ -173,6 +187,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.refused_retry_interval = refused_retry_interval
+        #: Outbox row id -> when the broker last refused it (monotonic seconds).
+        self._refused: dict[int, float] = {}
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -203,37 +220,92 @@ class OutboxRelay:
         async with self.database.transaction() as db:
             if not await db.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))):
                 return 0
-            rows = (
-                await db.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.event_type,
-                        outbox.c.topic,
-                        outbox.c.key,
-                        outbox.c.value,
-                        outbox.c.headers,
-                    )
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            query = select(
+                outbox.c.id,
+                outbox.c.event_type,
+                outbox.c.topic,
+                outbox.c.key,
+                outbox.c.value,
+                outbox.c.headers,
+            )
+            set_aside = self._set_aside()
+            if set_aside:
+                query = query.where(~(outbox.c.id == any_of(set_aside, BIGINT)))
+            rows = (await db.execute(query.order_by(outbox.c.id).limit(self.batch_size))).all()
             if not rows:
                 return 0
-            deliveries = [
-                await self.producer.send(
-                    row.topic, value=row.value, key=row.key, headers=_headers(row.headers)
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*deliveries)
-            for row in rows:
-                published = self.metrics.events_published
-                published.labels(topic=row.topic, event_type=row.event_type).inc()
+            published = await self._publish(rows)
+            for row in published:
+                counter = self.metrics.events_published
+                counter.labels(topic=row.topic, event_type=row.event_type).inc()
             # One array parameter: the statement's text is the same whatever the batch size.
             await db.execute(
-                delete(outbox).where(outbox.c.id == any_of([row.id for row in rows], BIGINT))
+                delete(outbox).where(outbox.c.id == any_of([row.id for row in published], BIGINT))
             )
         return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> list[Any]:
+        """Publish `rows`; those the broker has. A refused one is set aside; any other
+        failure raises, and the whole batch is tried again (its copies are duplicates)."""
+        deliveries = [await self._send(row) for row in rows]
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, REFUSED_ERRORS):
+                raise result
+        published = [
+            row
+            for row, result in zip(rows, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
+        for row, result in zip(rows, results, strict=True):
+            if not isinstance(result, REFUSED_ERRORS):
+                continue
+            # A record refused only for sharing a request with a larger one goes through
+            # alone; one refused alone is the culprit.
+            try:
+                await (await self._send(row))
+            except REFUSED_ERRORS as error:
+                self._refuse(row, error)
+            else:
+                published.append(row)
+        return published
+
+    async def _send(self, row: Any) -> asyncio.Future[Any]:
+        """The delivery of one row; refused before it leaves (larger than the producer's
+        own limit) reads as a delivery that failed, like one the broker refused."""
+        try:
+            return await self.producer.send(
+                row.topic, value=row.value, key=row.key, headers=_headers(row.headers)
+            )
+        except REFUSED_ERRORS as error:
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
+
+    def _refuse(self, row: Any, error: Exception) -> None:
+        self._refused[row.id] = time.monotonic()
+        self.metrics.events_refused.labels(topic=row.topic, event_type=row.event_type).inc()
+        log.error(
+            "outbox: %s (row %d, %d bytes) refused by %s (%s: %s); left in the outbox, the "
+            "events after it go on, tried again in %.0f s",
+            row.event_type,
+            row.id,
+            len(row.value),
+            row.topic,
+            type(error).__name__,
+            error,
+            self.refused_retry_interval,
+        )
+
+    def _set_aside(self) -> list[int]:
+        """The rows refused less than `refused_retry_interval` ago."""
+        now = time.monotonic()
+        self._refused = {
+            row_id: at
+            for row_id, at in self._refused.items()
+            if now - at < self.refused_retry_interval
+        }
+        return list(self._refused)
 
     async def backlog(self) -> int:
         async with self.database.sessions() as db:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -57,11 +58,14 @@ from servicekit.history import read_history
 from servicekit.http import (
     BodySizeLimit,
     RequestContext,
+    answer_database_unavailable,
+    answer_method_not_allowed,
     answer_refusals,
     refuse_invalid_request,
 )
 from servicekit.kafka import Producer
 from servicekit.metrics import Metrics, PartitionLag, ScrapeTimeState, metrics_router
+from servicekit.openapi import declare_shared_responses
 from servicekit.outbox import Outbox, OutboxRelay
 from servicekit.settings import ServiceSettings
 
@@ -84,7 +88,9 @@ class ServiceRuntime:
         #: This process's own registry: runtimes built side by side never share a series.
         self.metrics = Metrics()
         self.database = Database(
-            settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+            settings.database_url.get_secret_value(),
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout,
         )
         self.producer = Producer(
             settings.kafka_bootstrap_servers,
@@ -104,7 +110,12 @@ class ServiceRuntime:
             log_level=logging.DEBUG,
         )
         self.outbox = Outbox(source=settings.event_source, topic_prefix=settings.kafka_topic_prefix)
-        self.relay = OutboxRelay(self.database, self.producer, metrics=self.metrics)
+        self.relay = OutboxRelay(
+            self.database,
+            self.producer,
+            metrics=self.metrics,
+            refused_retry_interval=settings.outbox_refused_retry_seconds,
+        )
         self.consumer = IdempotentConsumer(
             name=settings.consumer_group,
             database=self.database,
@@ -141,6 +152,7 @@ class ServiceRuntime:
             batch=True,
             max_records=self.settings.consumer_batch_size,
             batch_timeout_ms=BATCH_TIMEOUT_MS,
+            parser=_with_any_headers,
             decoder=_undecoded,
             description=f"Events the {self.settings.service_name} service consumes.",
         )
@@ -149,6 +161,7 @@ class ServiceRuntime:
             self._subscribed[name] = topic
             if topic.sole_source is not None:
                 self.consumer.sole_sources[name] = topic.sole_source
+            self.consumer.topic_event_types[name] = frozenset(topic.event_types)
             declare_dead_letters(self.broker, name=name, service=self.settings.service_name)
         consumer = self.consumer
 
@@ -228,6 +241,8 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier
         app.add_exception_handler(RequestValidationError, refuse_invalid_request)
+        app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, answer_method_not_allowed)
+        answer_database_unavailable(app)
         answer_refusals(app, refusals or {})
         app.add_middleware(BodySizeLimit, max_bytes=self.settings.http_max_body_bytes)
         app.add_middleware(RequestContext)
@@ -259,6 +274,7 @@ class ServiceRuntime:
         # Closed by default: every route of the service's own stands behind a verified
         # token, whether or not it asks who the caller is.
         for router in routers:
+            declare_shared_responses(router)
             app.include_router(
                 router, dependencies=[Depends(authenticated)], responses=AUTH_RESPONSES
             )
@@ -430,6 +446,41 @@ def _version_of(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "0"
+
+
+async def _with_any_headers(
+    records: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's batch parser, given headers it can read. It decodes every header value
+    as UTF-8 and fails on one that is not (or null), and a batch that fails there reaches no
+    handler and is never acknowledged, so the next batch's commit silently skips every record
+    of it. The handler still gets the records exactly as consumed (`raw_message`)."""
+    readable = tuple(_headers_as_text(record) for record in records)
+    message = await parse(readable)
+    message.raw_message = records
+    return message
+
+
+def _headers_as_text(record: Any) -> Any:
+    """The record, or a copy whose header values all decode as UTF-8 (aiokafka's
+    ConsumerRecord is a dataclass)."""
+    headers = record.headers or ()
+    if all(value is not None and _is_utf8(value) for _, value in headers):
+        return record
+    return dataclasses.replace(
+        record,
+        headers=[
+            (name, (value or b"").decode("utf-8", "replace").encode()) for name, value in headers
+        ],
+    )
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _undecoded(message: StreamMessage[Any]) -> bytes:

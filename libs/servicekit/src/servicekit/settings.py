@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import Field, PositiveInt, SecretStr, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.identity import (
@@ -62,6 +62,11 @@ class ServiceSettings(BaseSettings):
     #: Connections per process: enough for requests, consumers and the outbox relay on a
     #: 2-core box, without exhausting PostgreSQL when several replicas run.
     database_pool_size: PositiveInt = 10
+    #: Seconds a request waits for a connection of the pool before it is answered 503.
+    database_pool_timeout: PositiveFloat = 5.0
+    #: Seconds an outbox event the broker refused for good (too large for its topic) is set
+    #: aside before it is tried again (`servicekit.outbox`).
+    outbox_refused_retry_seconds: PositiveFloat = 300.0
     log_level: str = "INFO"
     #: The most records one consumer transaction applies (see `servicekit.consumer`).
     consumer_batch_size: PositiveInt = BATCH_SIZE

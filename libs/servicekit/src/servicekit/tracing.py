@@ -172,7 +172,8 @@ def from_record(headers: Sequence[tuple[str, bytes]]) -> Context:
     Without a correlation id, `Context.for_event` names the chain after the event."""
     found: dict[str, str] = {}
     for name, value in headers:
-        if name in (TRACEPARENT, TRACESTATE, CORRELATION_ID) and name not in found:
+        # A header may have no value at all (null on the wire): then it says nothing.
+        if name in (TRACEPARENT, TRACESTATE, CORRELATION_ID) and name not in found and value:
             found[name] = value.decode("ascii", errors="replace")
     return _continued(
         traceparent=found.get(TRACEPARENT),

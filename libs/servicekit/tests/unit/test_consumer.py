@@ -89,3 +89,46 @@ async def test_an_id_beyond_64_bits_is_dead_lettered_when_parsed() -> None:
     )
     assert await subject.process(record(value)) is Outcome.DEAD_LETTERED
     assert dead_letters.sent[0][1].startswith("invalid PackagePurchased payload: userId")
+
+
+async def test_a_batchs_dead_letters_are_handed_over_together_in_order() -> None:
+    dead_letters = RecordingDeadLetters()
+    values = [b"not json", b'"a string"', b"{", b"[]"]
+    batch = [record(value, offset) for offset, value in enumerate(values)]
+
+    outcome = await consumer(dead_letters).process_batch(batch)
+
+    assert outcome.outcomes == [Outcome.DEAD_LETTERED] * 4
+    assert dead_letters.calls == 1
+    assert [letter.offset for letter, _, _ in dead_letters.sent] == [0, 1, 2, 3]
+
+
+async def test_a_pass_that_leaves_dead_letters_to_the_group_sends_none() -> None:
+    dead_letters = RecordingDeadLetters()
+    batch = [record(b"not json", 0), record(b"{", 1)]
+
+    outcome = await consumer(dead_letters).process_batch(batch, dead_letter=False)
+
+    assert outcome.outcomes == [Outcome.LEFT, Outcome.LEFT]
+    assert dead_letters.sent == []
+
+
+async def test_a_record_delivered_again_after_its_dead_letter_is_not_lettered_twice() -> None:
+    """A batch comes again whole when another of its records must be retried: the letters
+    already sent for it were sent a second time (and a third...) before."""
+    dead_letters = RecordingDeadLetters()
+    consumer = IdempotentConsumer(
+        name="t",
+        database=Database("postgresql+psycopg://nobody@127.0.0.1:1/none"),
+        dead_letters=dead_letters,
+    )
+    poison = ConsumedRecord(topic="t", partition=0, offset=7, key=b"1", value=b"{", headers=[])
+    other_bytes_same_place = ConsumedRecord(
+        topic="t", partition=0, offset=7, key=b"1", value=b"}", headers=[]
+    )
+
+    for _ in range(3):
+        assert await consumer.process(poison) is Outcome.DEAD_LETTERED
+    assert await consumer.process(other_bytes_same_place) is Outcome.DEAD_LETTERED
+
+    assert [record.value for record, _, _ in dead_letters.sent] == [b"{", b"}"]

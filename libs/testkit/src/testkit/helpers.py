@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import uuid
 from argparse import Namespace
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from contracts.envelope import (
 from contracts.events import EventPayload
 from servicekit.consumer import Outcome
 from servicekit.db import Database
-from servicekit.dead_letters import ConsumedRecord
+from servicekit.dead_letters import ConsumedRecord, Letter
 from servicekit.kafka import client_options
 from servicekit.migrations import ALLOW_DATA_LOSS
 from servicekit.tables import outbox
@@ -210,9 +210,16 @@ class RecordingDeadLetters:
 
     def __init__(self) -> None:
         self.sent: list[tuple[ConsumedRecord, str, str]] = []
+        #: How many times letters were handed over (a batch's letters go together).
+        self.calls = 0
 
     async def send(self, record: ConsumedRecord, reason: str, kind: str) -> None:
         self.sent.append((record, reason, kind))
+
+    async def send_all(self, letters: Sequence[Letter]) -> None:
+        self.calls += 1
+        for record, reason, kind in letters:
+            await self.send(record, reason, kind)
 
     @property
     def reasons(self) -> list[str]:

@@ -423,18 +423,16 @@ def test_moments_no_group_session_can_hold_are_refused_by_name() -> None:
     with pytest.raises(NotStorable, match=r"^event time "):
         book.schedule_group(scheduled(), at=FAR_PAST)
     with pytest.raises(NotStorable, match=r"^sessionDate "):
-        book.schedule_group(scheduled(session_date=FAR_PAST), at=SENT)
+        book.schedule_group(scheduled().model_copy(update={"session_date": FAR_PAST}), at=SENT)
     dated_too_early: list[events.EventPayload] = [
-        joined(B, at=FAR_PAST),
-        left(A, at=FAR_PAST),
-        completed([A], at=FAR_PAST),
-        cancelled(at=FAR_PAST),
+        payload.model_copy(update={"at": FAR_PAST})
+        for payload in (joined(B), left(A), completed([A]), cancelled())
     ]
     for payload in dated_too_early:
         with pytest.raises(NotStorable, match=r"^at "):
             decide(book, payload)
     with pytest.raises(NotStorable, match=r"^sessionDate "):
-        book.reschedule(rescheduled(FAR_PAST, GROUP), at=AT)
+        book.reschedule(rescheduled(AT, GROUP).model_copy(update={"session_date": FAR_PAST}), at=AT)
     assert book.groups_to_write() == []
     assert book.places_to_write() == []
 

@@ -131,6 +131,12 @@ class NoForfeit(RuleBroken):
     """A waiver asked for a session whose credit this client did not forfeit."""
 
 
+class PurchaseGrantedAlready(RuleBroken):
+    """A grant naming a purchase that another entry of the ledger granted already: a
+    purchase is granted once (read back from the ledger topic, a second grant of it is no
+    entry credits wrote)."""
+
+
 class Place(NamedTuple):
     """What one charge is about: a one-to-one session (`user_id` None: its one client) or
     one client's place in a group session. The ledger's entries about it are keyed by it, so
@@ -487,6 +493,8 @@ class Ledger:
     #: the store leaves out those announced before (a rebuild reads them back first).
     unrecorded: set[str] = field(default_factory=set)
     announced: list[Announced] = field(default_factory=list)
+    #: The entry that granted each purchase the batch names, of those granted.
+    purchase_grants: dict[str, uuid.UUID] = field(default_factory=dict)
 
     # --- credits in -----------------------------------------------------------------------
 
@@ -559,6 +567,12 @@ class Ledger:
         by: str,
     ) -> bool:
         entry = {"purchase_id": purchase_id, "reason": reason, "caused_by": by}
+        if purchase_id is not None:
+            granted_by = self.purchase_grants.setdefault(purchase_id, id)
+            if granted_by != id:
+                raise PurchaseGrantedAlready(
+                    f"purchase {purchase_id!r} was granted already, by entry {granted_by}"
+                )
         if not self._append(
             id,
             user_id=user_id,

@@ -299,6 +299,14 @@ class LedgerStore:
                     )
                 )
             )
+        if scope.purchases:
+            entries = _ENTRIES.c
+            for purchase_row in await db.execute(
+                select(entries.purchase_id, entries.id).where(
+                    entries.purchase_id == any_of(sorted(scope.purchases), TEXT)
+                )
+            ):
+                ledger.purchase_grants[purchase_row.purchase_id] = purchase_row.id
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(keyed_grant_id(k) for k in scope.grant_keys)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import Field, Strict, StringConstraints, field_validator
 
 from contracts.events import (
     BOOKED_SESSION_TYPES,
@@ -29,6 +29,7 @@ from contracts.events import (
     ContractModel,
     Exercise,
     ExerciseSet,
+    Moment,
     SessionLink,
     SessionType,
     WorkoutStatus,
@@ -62,22 +63,29 @@ WorkoutId = Annotated[uuid.UUID, Path(description="The workout session's id")]
 
 
 class SetInput(ContractModel):
-    reps: Annotated[int, Field(ge=0, le=MAX_REPS)]
+    # Strict: a JSON boolean is not a count nor a weight, as the schema says.
+    reps: Annotated[int, Strict(), Field(ge=0, le=MAX_REPS)]
     weight: Annotated[
-        float | None, Field(ge=0, le=MAX_WEIGHT, description="Absent or null: no weight")
+        float | None,
+        Strict(),
+        Field(ge=0, le=MAX_WEIGHT, description="Absent or null: no weight"),
     ] = None
+
+
+Sets = Annotated[list[SetInput], Field(max_length=MAX_SETS_PER_EXERCISE)]
 
 
 class ExerciseInput(ContractModel):
     name: Name
-    sets: Annotated[list[SetInput], Field(max_length=MAX_SETS_PER_EXERCISE)] = Field(
-        default_factory=list
-    )
+    sets: Sets = Field(default_factory=list)
 
-    @field_validator("sets", mode="before")
+    @field_validator("sets", mode="before", json_schema_input_type=Sets | None)
     @classmethod
     def _null_is_no_sets(cls, value: object) -> object:
         return [] if value is None else value
+
+
+Exercises = Annotated[list[ExerciseInput], Field(max_length=MAX_EXERCISES)]
 
 
 class LogWorkoutRequest(SessionLink):
@@ -90,9 +98,9 @@ class LogWorkoutRequest(SessionLink):
     session_id: IdValue | None = None
     trainer_id: IdValue | None = None
     title: Title
-    date: Annotated[
-        AwareDatetime | None, Field(description="RFC 3339 with a zone; default now")
-    ] = None
+    # Within the range its event may carry: a date beyond it was taken, then refused by
+    # the event, a 500.
+    date: Annotated[Moment | None, Field(description="RFC 3339 with a zone; default now")] = None
     duration: Annotated[int | None, Field(ge=1, le=MAX_WORKOUT_MINUTES, description="Minutes")] = (
         None
     )
@@ -100,26 +108,31 @@ class LogWorkoutRequest(SessionLink):
         int | None, Field(ge=1, le=MAX_INTENSITY, description="1 (easy) to 10 (max)")
     ] = None
     status: WorkoutStatus = WorkoutStatus.COMPLETED
-    exercises: Annotated[list[ExerciseInput], Field(max_length=MAX_EXERCISES)] = Field(
-        default_factory=list
-    )
+    exercises: Exercises = Field(default_factory=list)
 
-    @field_validator("status", "exercises", mode="before")
+    # Null is taken for the default, and documented as taken.
+    @field_validator("status", mode="before", json_schema_input_type=WorkoutStatus | None)
     @classmethod
-    def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None:
-            return value
-        return WorkoutStatus.COMPLETED if info.field_name == "status" else []
+    def _null_is_completed(cls, value: object) -> object:
+        return WorkoutStatus.COMPLETED if value is None else value
 
-    @field_validator("date")
+    @field_validator("session_type", mode="before", json_schema_input_type=SessionType | None)
     @classmethod
-    def _date_fits_utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None:
-            try:
-                value.astimezone(UTC)
-            except OverflowError:
-                raise ValueError("date is out of range") from None
+    def _null_is_solo(cls, value: object) -> object:
+        return SessionType.SOLO if value is None else value
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_is_text(cls, value: object) -> object:
+        # Pydantic would also read a number as a Unix timestamp; the schema says a string.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string with a time zone")
         return value
+
+    @field_validator("exercises", mode="before", json_schema_input_type=Exercises | None)
+    @classmethod
+    def _null_is_no_exercises(cls, value: object) -> object:
+        return [] if value is None else value
 
     def to_new_workout(self) -> NewWorkout:
         return NewWorkout(
