@@ -25,6 +25,11 @@ class FaultKind(enum.StrEnum):
 
 
 ALL_KINDS: tuple[FaultKind, ...] = tuple(FaultKind)
+#: Faults of the servers, and faults of the services' processes: each lane strikes one at a
+#: time, the two lanes side by side (a process may die while the broker is down).
+SERVER_FAULTS = frozenset(
+    {FaultKind.BROKER_KILLED, FaultKind.POSTGRES_CRASHED, FaultKind.CONNECTIONS_KILLED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,10 @@ class Fault:
     #: The process or database it hits: `credits-1`, `analytics`; empty for the broker and
     #: PostgreSQL, which are one each.
     target: str
+
+    @property
+    def hits_a_process(self) -> bool:
+        return self.kind not in SERVER_FAULTS
 
 
 def parse_kinds(text: str) -> tuple[FaultKind, ...]:

@@ -85,6 +85,9 @@ class Report:
     kafka_retries: int = 0
     http_retries: int = 0
     settled_by_asking: int = 0
+    #: Processes that died by themselves during the run (a start while PostgreSQL was down,
+    #: say) and were started again, as a supervisor would.
+    restarts: int = 0
     failure: str | None = None
 
     @property
@@ -142,17 +145,30 @@ async def _play(
     began = time.monotonic()
     playing = asyncio.create_task(workload.run())
     reporter = asyncio.create_task(_report_progress(workload, settings.sessions, say))
-    try:
+    timeline = Timeline()
+
+    async def lane(faults: list[Fault]) -> None:
         for fault in faults:
             await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
             if playing.done() and playing.exception() is not None:
-                break
-            record = await _inject(stage, fault, time.monotonic() - began)
+                return
+            if fault.hits_a_process:
+                timeline.struck.add(fault.target)
+            try:
+                record = await _inject(stage, fault, time.monotonic() - began, timeline)
+            finally:
+                timeline.struck.discard(fault.target)
             report.faults.append(record)
             say(
                 f"chaos: {record.kind} {record.target or ''} at {record.started_at:.0f} s, "
                 f"ready again {record.recovered_in:.1f} s after"
             )
+
+    try:
+        await asyncio.gather(
+            lane([fault for fault in faults if fault.hits_a_process]),
+            lane([fault for fault in faults if not fault.hits_a_process]),
+        )
         await playing
     finally:
         reporter.cancel()
@@ -162,6 +178,7 @@ async def _play(
     report.kafka_retries = workload.progress.kafka_retries
     report.http_retries = workload.progress.http_retries
     report.settled_by_asking = workload.progress.settled_by_asking
+    report.restarts = stage.restarts
     settling = time.monotonic()
     await settle(stage)
     report.settle_seconds = round(time.monotonic() - settling, 1)
@@ -181,7 +198,17 @@ async def _report_progress(workload: Workload, sessions: int, say: Say) -> None:
 # --- faults --------------------------------------------------------------------------------
 
 
-async def _inject(stage: Stage, fault: Fault, at: float) -> FaultRecord:
+@dataclass
+class Timeline:
+    """What the two lanes of faults know of each other."""
+
+    #: The processes under a fault now: the other lane's recovery does not wait for them.
+    struck: set[str] = field(default_factory=set)
+    #: When the last fault of the servers ended (monotonic seconds).
+    server_fault_ended: float = 0.0
+
+
+async def _inject(stage: Stage, fault: Fault, at: float, timeline: Timeline) -> FaultRecord:
     began = time.monotonic()
     if fault.kind is FaultKind.SERVICE_KILLED:
         replica = _replica(stage, fault.target)
@@ -202,9 +229,16 @@ async def _inject(stage: Stage, fault: Fault, at: float) -> FaultRecord:
         stage.pause(replica)
         await asyncio.sleep(PAUSE_SECONDS)
         stage.resume(replica)
-    lasted = time.monotonic() - began
+    ended = time.monotonic()
+    if not fault.hits_a_process:
+        timeline.server_fault_ended = ended
     try:
-        recovered_in = await stage.wait_until_ready(within=RECOVERY_LIMIT * 4)
+        others = timeline.struck - {fault.target}
+        await stage.wait_until_ready(RECOVERY_LIMIT * 4, ignoring=others)
+        # A process coming back while the broker or PostgreSQL is down waits for them: its
+        # time counts from the later of the two faults' ends.
+        since = max(ended, timeline.server_fault_ended) if fault.hits_a_process else ended
+        recovered_in = time.monotonic() - since
     except TimeoutError:
         recovered_in = float("inf")
     return FaultRecord(
@@ -212,7 +246,7 @@ async def _inject(stage: Stage, fault: Fault, at: float) -> FaultRecord:
         target=fault.target,
         planned_at=fault.at,
         started_at=round(at, 1),
-        lasted=round(lasted, 2),
+        lasted=round(ended - began, 2),
         recovered_in=round(recovered_in, 2),
     )
 
@@ -359,7 +393,8 @@ def summary(report: Report) -> list[str]:
         f"cancelled) of {report.clients} clients in {report.workload_seconds} s; settled in "
         f"{report.settle_seconds} s; {report.total_seconds} s in all",
         f"retries: {report.kafka_retries} Kafka sends, {report.http_retries} HTTP requests; "
-        f"{report.settled_by_asking} lost answers settled by asking the owner",
+        f"{report.settled_by_asking} lost answers settled by asking the owner; "
+        f"{report.restarts} processes found dead and started again",
         "faults:",
     ]
     by_kind: dict[str, list[FaultRecord]] = {}

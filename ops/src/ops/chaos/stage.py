@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,8 @@ class Stage:
     config: PlatformConfig
     say: Say
     replicas: list[Replica] = field(default_factory=list)
+    #: Replicas found dead (not killed by a fault) and started again.
+    restarts: int = 0
     _tokens: dict[tuple[Role, str], str] = field(default_factory=dict)
     _identity: LocalIdentity | None = None
 
@@ -104,7 +106,7 @@ class Stage:
         await asyncio.to_thread(services.run_migrations, self.paths, runs)
         for replica in self.replicas:
             self.launch(replica)
-        await self.wait_until_ready(within=120)
+        await self.wait_until_ready(within=120, supervise=False)
 
     def close(self, *, keep: bool = False) -> None:
         """Stop everything; the stack's directory goes too unless `keep` (its logs)."""
@@ -163,18 +165,28 @@ class Stage:
         running = [r for r in self.replicas if r.name == name and r.running and not r.paused]
         return (running or [r for r in self.replicas if r.name == name])[0].url
 
-    async def wait_until_ready(self, within: float) -> float:
-        """Seconds until every running replica answers ready; TimeoutError past `within`."""
+    async def wait_until_ready(
+        self, within: float, ignoring: Set[str] = frozenset(), *, supervise: bool = True
+    ) -> float:
+        """Seconds until every replica answers ready (but those `ignoring` names: under a
+        fault of their own); TimeoutError past `within`. A replica found dead is started
+        again when `supervise`, else ServiceExited."""
         started = time.monotonic()
+        watched = [r for r in self.replicas if r.label not in ignoring]
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
-                answers = await asyncio.gather(*(_is_ready(client, r) for r in self.replicas))
-                waiting = [r for r, ready in zip(self.replicas, answers, strict=True) if not ready]
+                answers = await asyncio.gather(*(_is_ready(client, r) for r in watched))
+                waiting = [r for r, ready in zip(watched, answers, strict=True) if not ready]
                 if not waiting:
                     return time.monotonic() - started
                 exited = [r for r in waiting if r.process is not None and not r.running]
-                if exited:
+                if exited and not supervise:
                     raise ServiceExited(exited[0])
+                for replica in exited:
+                    # As a process supervisor (or `make up`) starts a process found dead.
+                    self.say(f"chaos: {replica.label} exited by itself; started again")
+                    self.restarts += 1
+                    self.launch(replica)
                 if time.monotonic() - started > within:
                     labels = ", ".join(r.label for r in waiting)
                     raise TimeoutError(f"not ready within {within:.0f} s: {labels}")
