@@ -122,7 +122,8 @@ async def chaos_run(main: Paths, settings: Settings, say: Say) -> Report:
         report.failure = f"{type(error).__name__}: {error}"
     finally:
         report.total_seconds = round(time.monotonic() - started, 1)
-        stage.close(keep=settings.keep or report.failure is not None)
+        # A failing run keeps its stage: the logs of every process say what happened.
+        stage.close(keep=settings.keep or not report.passed)
     return report
 
 
