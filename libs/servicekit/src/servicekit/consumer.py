@@ -440,11 +440,15 @@ class IdempotentConsumer:
             for item in items:
                 item.outcome = Outcome.LEFT
             return
+        # By the letters remembered, not `outcome is None`: a record set aside after its
+        # handler ran says APPLIED.
+        unsent = []
         for item in items:
             if _letter_key(item.record) in self._lettered:
                 item.outcome = Outcome.DEAD_LETTERED
-        # Not `outcome is None`: a record set aside after its handler ran says APPLIED.
-        items = [item for item in items if _letter_key(item.record) not in self._lettered]
+            else:
+                unsent.append(item)
+        items = unsent
         letters = []
         for item in items:
             assert item.dead is not None

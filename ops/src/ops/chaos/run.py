@@ -22,7 +22,7 @@ from contracts.services import SERVICES, service_named
 from contracts.topics import SESSION_USAGE
 from ops import databases, inspection
 from ops.chaos.faults import Fault, FaultKind, schedule
-from ops.chaos.plan import Shape, plan
+from ops.chaos.plan import PlannedClient, Shape, plan
 from ops.chaos.stage import Replica, Stage
 from ops.chaos.truth import ClientState, ClientTruth, Verdict, check
 from ops.chaos.workload import Workload
@@ -128,7 +128,7 @@ async def chaos_run(main: Paths, settings: Settings, say: Say) -> Report:
 
 
 async def _play(
-    stage: Stage, settings: Settings, clients: list[Any], report: Report, say: Say
+    stage: Stage, settings: Settings, clients: list[PlannedClient], report: Report, say: Say
 ) -> None:
     workload = Workload(stage, settings.seed, clients, settings.rate)
     faults = schedule(

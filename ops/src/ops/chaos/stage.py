@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from contracts.identity import Role
-from contracts.principals import OPS, SASL_MECHANISM
+from contracts.principals import OPS
 from contracts.services import SERVICES, service_named
 from ops.identity import LocalIdentity
 from ops.local import kafka, platform, postgres, services
@@ -28,6 +28,7 @@ from ops.local.processes import running_pid, wait_for_exit
 from ops.local.report import Say
 from ops.local.scratch import free_ports, remove, scratch_config, scratch_paths
 from ops.local.secrets import PGPASSFILE_ENV, KafkaCredentials, ensure_kafka_credentials
+from servicekit.kafka import KafkaSecurity
 
 #: Settings of the environment that name a platform: a scratch stack's services must not
 #: inherit those of the stack whose shell started the run.
@@ -143,13 +144,8 @@ class Stage:
 
     def kafka_options(self, principal: str) -> dict[str, Any]:
         """aiokafka's keyword arguments for a client connecting as `principal`."""
-        return {
-            "bootstrap_servers": self.config.kafka.bootstrap,
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": SASL_MECHANISM,
-            "sasl_plain_username": principal,
-            "sasl_plain_password": self.credentials.passwords[principal],
-        }
+        security = KafkaSecurity.model_validate(self.credentials.environment(principal))
+        return {"bootstrap_servers": self.config.kafka.bootstrap, **security.aiokafka_options()}
 
     def token(self, role: Role, subject: str) -> str:
         """A day-long token, signed once per caller: signing costs more than a request."""

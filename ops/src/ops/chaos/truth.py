@@ -73,29 +73,32 @@ def check(truth: ClientTruth, state: ClientState) -> Verdict:
     for session in sorted(set(state.deductions) - truth.delivered - truth.cancelled):
         verdict.wrong.append(f"{who}: session {session} never booked for them, yet charged")
     used = len(truth.delivered)
-    expected = {
-        "total": truth.purchased,
-        "used": used,
-        "remaining": truth.purchased - used,
-        "held": 0,
-    }
-    for name, value in expected.items():
-        _compare(verdict, f"{who}: credits {name}", value, state.balance.get(name))
+    _compare(verdict, f"{who}: credits total", truth.purchased, state.balance.get("total"))
+    _compare(verdict, f"{who}: credits used", used, state.balance.get("used"))
+    remaining = state.balance.get("remaining")
+    _compare(verdict, f"{who}: credits remaining", truth.purchased - used, remaining, derived=True)
+    _compare(verdict, f"{who}: credits held", 0, state.balance.get("held"), derived=True)
     for session in sorted(truth.delivered | truth.cancelled):
         deducted = state.session_deducted.get(session)
         if deducted is None:
             verdict.lost.append(f"{who}: session {session} unknown to booking")
         elif deducted != (session in truth.delivered):
             verdict.wrong.append(f"{who}: session {session} sessionDeducted is {deducted}")
-    usage = {
+    counted = {
         "solo": truth.solo_workouts,
         "trainerLed": truth.trainer_led_workouts,
         "creditsTotal": truth.purchased,
         "creditsUsed": used,
-        "creditsRemaining": truth.purchased - used,
     }
-    for name, value in usage.items():
+    for name, value in counted.items():
         _compare(verdict, f"{who}: analytics {name}", value, state.usage.get(name))
+    _compare(
+        verdict,
+        f"{who}: analytics creditsRemaining",
+        truth.purchased - used,
+        state.usage.get("creditsRemaining"),
+        derived=True,
+    )
     if state.published_usage is None:
         verdict.lost.append(f"{who}: no usage update on the usage topic")
     elif state.published_usage != state.usage:
@@ -106,15 +109,15 @@ def check(truth: ClientTruth, state: ClientState) -> Verdict:
     return verdict
 
 
-#: Figures derived from others: a difference there is wrong, not a count lost or doubled.
-_DERIVED = ("remaining", "held", "creditsRemaining")
-
-
-def _compare(verdict: Verdict, what: str, expected: int, actual: int | None) -> None:
+def _compare(
+    verdict: Verdict, what: str, expected: int, actual: int | None, *, derived: bool = False
+) -> None:
+    """A count off is lost (lower) or duplicated (higher); a figure `derived` from others
+    (remaining, held) off is wrong."""
     if actual == expected:
         return
     line = f"{what} is {actual}, expected {expected}"
-    if what.endswith(_DERIVED):
+    if derived:
         verdict.wrong.append(line)
     elif actual is None or actual < expected:
         verdict.lost.append(line)
