@@ -3,13 +3,16 @@ names every way a client's state can differ from the truth."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Set
 
 import pytest
 
 from contracts.session_ids import producer_of
-from ops.chaos.faults import ALL_KINDS, FaultKind, parse_kinds, schedule
+from ops.chaos.faults import ALL_KINDS, Fault, FaultKind, parse_kinds, schedule
 from ops.chaos.plan import CHAOS_PRODUCER, PACKAGE_SIZE, Ending, Route, Shape, plan
+from ops.chaos.run import Timeline, _inject
 from ops.chaos.truth import ClientState, ClientTruth, check
 
 REPLICAS = ["booking-0", "workouts-0", "credits-0", "credits-1", "analytics-0"]
@@ -55,6 +58,57 @@ def test_faults_follow_the_seed_each_kind_as_often_as_asked_within_the_window() 
         else:
             assert fault.target == ""
     assert {f.target for f in faults if f.kind is FaultKind.SERVICE_KILLED} > {"credits-1"}
+
+
+class RecordingStage:
+    """Strikes nothing; remembers whom each wait for readiness left out, when it began. The
+    first wait lasts until `comes_back` is set: a process slow to come back."""
+
+    def __init__(self) -> None:
+        self.waits: list[set[str]] = []
+        self.comes_back = asyncio.Event()
+
+    def kill(self, replica: object) -> None: ...
+    def launch(self, replica: object) -> None: ...
+    def kill_broker(self) -> None: ...
+
+    async def start_broker(self) -> None: ...
+
+    async def wait_until_ready(self, within: float, ignoring: Set[str] = frozenset()) -> float:
+        self.waits.append(set(ignoring))
+        if len(self.waits) == 1:
+            await self.comes_back.wait()
+        return 0.0
+
+
+def test_a_process_coming_back_is_excused_from_the_servers_recovery_only_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ops.chaos.run.OUTAGE_SECONDS", 0.0)
+    monkeypatch.setattr("ops.chaos.run._replica", lambda stage, label: label)
+    stage = RecordingStage()
+    timeline = Timeline()
+
+    async def both_lanes() -> None:
+        killed = Fault(FaultKind.SERVICE_KILLED, 1.0, "credits-0")
+        broker = Fault(FaultKind.BROKER_KILLED, 1.0, "")
+        process = asyncio.create_task(_inject(stage, killed, 1.0, timeline))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the kill is done; credits-0 is coming back
+        assert timeline.excused == {"credits-0"}
+        assert not timeline.struck
+        await _inject(stage, broker, 1.0, timeline)  # type: ignore[arg-type]
+        stage.comes_back.set()
+        record = await process
+        # Counted from the broker's return, which came later than the kill.
+        assert 0 <= record.recovered_in < 1.0
+
+    asyncio.run(both_lanes())
+
+    # The process's own wait leaves nobody out; the broker's leaves out the process still
+    # coming back, and nothing is excused once both are done.
+    assert stage.waits == [set(), {"credits-0"}]
+    assert not timeline.excused
+    assert not timeline.struck
 
 
 def test_fault_kinds_are_named_or_all() -> None:

@@ -82,6 +82,7 @@ def test_internal_topics_fit_one_broker_and_groups_start_at_once() -> None:
     ):
         assert props[key] == "1", key
     assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["broker.session.timeout.ms"] == "4000"
     assert props["auto.create.topics.enable"] == "false"
 
 

@@ -4,6 +4,7 @@ then, once everything is consumed, every client's state read back and checked.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -153,12 +154,10 @@ async def _play(
             await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
             if playing.done() and playing.exception() is not None:
                 return
-            if fault.hits_a_process:
-                timeline.struck.add(fault.target)
-            try:
-                record = await _inject(stage, fault, time.monotonic() - began, timeline)
-            finally:
-                timeline.struck.discard(fault.target)
+            if not fault.hits_a_service:
+                with contextlib.suppress(TimeoutError):  # the process's own record says so
+                    await stage.wait_until_ready(RECOVERY_LIMIT * 4, ignoring=timeline.struck)
+            record = await _inject(stage, fault, time.monotonic() - began, timeline)
             report.faults.append(record)
             say(
                 f"chaos: {record.kind} {record.target or ''} at {record.started_at:.0f} s, "
@@ -167,8 +166,8 @@ async def _play(
 
     try:
         await asyncio.gather(
-            lane([fault for fault in faults if fault.hits_a_process]),
-            lane([fault for fault in faults if not fault.hits_a_process]),
+            lane([fault for fault in faults if fault.hits_a_service]),
+            lane([fault for fault in faults if not fault.hits_a_service]),
         )
         await playing
     finally:
@@ -203,7 +202,12 @@ async def _report_progress(workload: Workload, sessions: int, say: Say) -> None:
 class Timeline:
     """What the two lanes of faults know of each other."""
 
-    #: The processes under a fault now: the other lane's recovery does not wait for them.
+    #: The processes under a fault now, or coming back from one: the other lane's
+    #: recovery is measured without them.
+    excused: set[str] = field(default_factory=set)
+    #: The processes under a fault now: the servers' lane strikes again only once every
+    #: other process is ready (a broker killed every few seconds would keep a starting
+    #: consumer out of its group for good).
     struck: set[str] = field(default_factory=set)
     #: When the last fault of the servers ended (monotonic seconds).
     server_fault_ended: float = 0.0
@@ -211,6 +215,41 @@ class Timeline:
 
 async def _inject(stage: Stage, fault: Fault, at: float, timeline: Timeline) -> FaultRecord:
     began = time.monotonic()
+    own = {fault.target} if fault.hits_a_process else set()
+    timeline.struck |= own
+    timeline.excused |= own
+    try:
+        await _strike(stage, fault)
+    finally:
+        timeline.struck -= own
+    ended = time.monotonic()
+    if not fault.hits_a_service:
+        timeline.server_fault_ended = ended
+    try:
+        # A fault of a service waits for its own process; one of the servers, for every
+        # process not excused by a fault of its own.
+        await stage.wait_until_ready(
+            RECOVERY_LIMIT * 4, ignoring=set() if fault.hits_a_service else timeline.excused
+        )
+        # A service coming back while the broker or PostgreSQL is down waits for them: its
+        # time counts from the later of the two faults' ends.
+        since = max(ended, timeline.server_fault_ended) if fault.hits_a_service else ended
+        recovered_in = time.monotonic() - since
+    except TimeoutError:
+        recovered_in = float("inf")
+    finally:
+        timeline.excused -= own
+    return FaultRecord(
+        kind=fault.kind.value,
+        target=fault.target,
+        planned_at=fault.at,
+        started_at=round(at, 1),
+        lasted=round(ended - began, 2),
+        recovered_in=round(recovered_in, 2),
+    )
+
+
+async def _strike(stage: Stage, fault: Fault) -> None:
     if fault.kind is FaultKind.SERVICE_KILLED:
         replica = _replica(stage, fault.target)
         stage.kill(replica)
@@ -230,26 +269,6 @@ async def _inject(stage: Stage, fault: Fault, at: float, timeline: Timeline) -> 
         stage.pause(replica)
         await asyncio.sleep(PAUSE_SECONDS)
         stage.resume(replica)
-    ended = time.monotonic()
-    if not fault.hits_a_process:
-        timeline.server_fault_ended = ended
-    try:
-        others = timeline.struck - {fault.target}
-        await stage.wait_until_ready(RECOVERY_LIMIT * 4, ignoring=others)
-        # A process coming back while the broker or PostgreSQL is down waits for them: its
-        # time counts from the later of the two faults' ends.
-        since = max(ended, timeline.server_fault_ended) if fault.hits_a_process else ended
-        recovered_in = time.monotonic() - since
-    except TimeoutError:
-        recovered_in = float("inf")
-    return FaultRecord(
-        kind=fault.kind.value,
-        target=fault.target,
-        planned_at=fault.at,
-        started_at=round(at, 1),
-        lasted=round(ended - began, 2),
-        recovered_in=round(recovered_in, 2),
-    )
 
 
 def _replica(stage: Stage, label: str) -> Replica:

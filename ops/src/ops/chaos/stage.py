@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from contracts.identity import Role
 from contracts.principals import OPS
@@ -165,12 +166,13 @@ class Stage:
         self, within: float, ignoring: Set[str] = frozenset(), *, supervise: bool = True
     ) -> float:
         """Seconds until every replica answers ready (but those `ignoring` names: under a
-        fault of their own); TimeoutError past `within`. A replica found dead is started
-        again when `supervise`, else ServiceExited."""
+        fault of their own, a set the caller may change meanwhile); TimeoutError past
+        `within`. A replica found dead is started again when `supervise`, else
+        ServiceExited."""
         started = time.monotonic()
-        watched = [r for r in self.replicas if r.label not in ignoring]
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
+                watched = [r for r in self.replicas if r.label not in ignoring]
                 answers = await asyncio.gather(*(_is_ready(client, r) for r in watched))
                 waiting = [r for r, ready in zip(watched, answers, strict=True) if not ready]
                 if not waiting:
@@ -264,14 +266,20 @@ class Stage:
         postgres.wait_until_ready(self.paths, self.config.postgres_port)
 
     def terminate_connections(self, name: str) -> int:
-        """Cut every connection of the service's database from the server's side."""
+        """Cut every connection of the service's database from the server's side; when
+        PostgreSQL is down (the other lane crashed it), as soon as it is back."""
         database = service_named(name).database
-        with postgres.superuser_connection(self.paths, self.config.postgres_port) as connection:
-            rows = connection.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity "
-                "where datname = %s and pid <> pg_backend_pid()",
-                (database,),
-            ).fetchall()
+        postgres.wait_until_ready(self.paths, self.config.postgres_port)
+        try:
+            with postgres.superuser_connection(self.paths, self.config.postgres_port) as c:
+                rows = c.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = %s and pid <> pg_backend_pid()",
+                    (database,),
+                ).fetchall()
+        except psycopg.OperationalError:
+            # Crashed meanwhile: that cut every connection already.
+            return 0
         return sum(1 for (terminated,) in rows if terminated)
 
 

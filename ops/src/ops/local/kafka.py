@@ -105,6 +105,11 @@ def render_server_properties(
         "min.insync.replicas": "1",
         # Tests start consumer groups all the time; waiting 3 s for more members is waste.
         "group.initial.rebalance.delay.ms": "0",
+        # A broker started again after a crash is fenced until its last session expires (9 s
+        # by default, counted from the controller's start): one node on one machine does
+        # not need that much grace.
+        "broker.heartbeat.interval.ms": "1000",
+        "broker.session.timeout.ms": "4000",
         # Topics come from contracts.topics with their settings; a typo must not create one.
         "auto.create.topics.enable": "false",
     }
