@@ -105,7 +105,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-dashboard
+.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-ledger bench-dashboard
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -145,9 +145,15 @@ bench-analytics: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/analytics_queries.py $(BENCH_ARGS)
 
+# Credits' per-batch ledger lookups on ledgers of 100k, 1M and 3M entries (a scratch
+# database; PostgreSQL only); about 45 s a run.
+bench-ledger: bootstrap
+	$(UV) run --no-sync ops up --infra-only
+	$(UV) run --no-sync python bench/ledger_lookups.py $(BENCH_ARGS)
+
 # All of them in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-dashboard
+bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-ledger bench-dashboard
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

@@ -7,23 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from analytics.queries import counts_within, studio_days, trainer_queries, workouts_of_days
 from analytics.rules import DateRange
 from servicekit.db import libpq_url
-from testkit.plans import fill, plan_nodes
+from testkit.plans import PSYCOPG, fill, plan_nodes, plan_of
 
 pytestmark = pytest.mark.infra
 
 CLIENTS = 2_000
 WORKOUTS_EACH = 20
-#: Renders the query as the service sends it (SQLAlchemy's dialects are not annotated).
-PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
 def range_plan(
@@ -104,12 +100,6 @@ def busy_studio(busy_database: str) -> str:
         table="workouts",
     )
     return busy_database
-
-
-def plan_of(url: str, query: Any) -> list[tuple[str, str | None]]:
-    compiled = query.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
-    with psycopg.connect(libpq_url(url)) as connection:
-        return plan_nodes(connection, str(compiled), compiled.params)
 
 
 YEAR = DateRange(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2027, 1, 1, tzinfo=UTC))

@@ -7,8 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.sql import ClauseElement
 
 from servicekit.db import libpq_url
+
+#: Renders a statement as the services send it (SQLAlchemy's dialects are not annotated).
+PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
 def plan_nodes(
@@ -29,6 +34,13 @@ def plan_nodes(
     document = json.loads(row[0]) if isinstance(row[0], str) else row[0]
     walk(document[0]["Plan"])  # type: ignore[index]
     return found
+
+
+def plan_of(url: str, statement: ClauseElement) -> list[tuple[str, str | None]]:
+    """The plan nodes of a service's SQLAlchemy statement, on the database `url`."""
+    compiled = statement.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
+    with psycopg.connect(libpq_url(url)) as connection:
+        return plan_nodes(connection, str(compiled), compiled.params)
 
 
 def fill(url: str, insert: str, params: Mapping[str, Any], *, table: str) -> None:

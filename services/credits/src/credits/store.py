@@ -21,7 +21,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, false, select, text, true, union_all
+from sqlalchemy import Select, TextClause, bindparam, delete, false, select, text, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +52,7 @@ from credits.rules import (
     ClientBalance,
     DeductionRequest,
     Entry,
+    EntryKind,
     Ledger,
     LedgerEvent,
     Parked,
@@ -300,12 +301,7 @@ class LedgerStore:
                 )
             )
         if scope.purchases:
-            entries = _ENTRIES.c
-            for purchase_row in await db.execute(
-                select(entries.purchase_id, entries.id).where(
-                    entries.purchase_id == any_of(sorted(scope.purchases), TEXT)
-                )
-            ):
+            for purchase_row in await db.execute(grants_of_purchases(sorted(scope.purchases))):
                 ledger.purchase_grants[purchase_row.purchase_id] = purchase_row.id
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
@@ -545,6 +541,17 @@ def _parked_row(request: DeductionRequest) -> dict[str, Any]:
         **{name: getattr(request, name) for name in _PARKED_COLUMNS[:-1]},
         "group_place": request.group,
     }
+
+
+def grants_of_purchases(purchase_ids: Sequence[str]) -> Select[tuple[str, uuid.UUID]]:
+    """The grant entry of each purchase that has one. `kind = 'grant'` lets PostgreSQL read
+    the partial unique index on purchases' grants; without it the lookup scans the whole
+    ledger, which only grows."""
+    entries = _ENTRIES.c
+    return select(entries.purchase_id, entries.id).where(
+        entries.kind == EntryKind.GRANT.value,
+        entries.purchase_id == any_of(purchase_ids, TEXT),
+    )
 
 
 async def _lock_keys(db: AsyncSession, kind: int, keys: Sequence[str]) -> None:
