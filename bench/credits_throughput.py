@@ -16,6 +16,10 @@ record produced to the moment the credits database holds all N deductions (polle
   that processes one record per transaction and commits its offset before the next
   (`--naive-sessions` sessions' worth: it is slow).
 
+With `--alone`, booking, workouts and analytics are stopped for the runs (and started again
+after them): credits' own efficiency beside the bare read, nothing else on the CPU but
+Kafka and PostgreSQL.
+
 Rates are sessions per second (a baseline's records per second divided by the records per
 session). The three alternate within each run, the platform settled before each, and the
 medians of the runs are reported with the medians of the per-run ratios.
@@ -221,7 +225,8 @@ async def process_until_done(consumer: IdempotentConsumer, record: ConsumedRecor
 async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, number: int) -> Run:
     sessions, clients = arguments.sessions, arguments.clients
     print(f"run {number}: credits service, {sessions:,} sessions")
-    await discovery.settle(platform, within=arguments.settle_timeout)
+    running = ("credits",) if arguments.alone else discovery.SERVICE_NAMES
+    await discovery.settle(platform, within=arguments.settle_timeout, names=running)
     delivery = await workload.deliver_sessions(
         platform, sessions, clients, within=arguments.timeout
     )
@@ -234,7 +239,7 @@ async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, n
     )
 
     print(f"run {number}: ceiling, a bare consumer reading the same records")
-    await discovery.settle(platform, within=arguments.settle_timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout, names=running)
     began = time.perf_counter()
     read = await read_back(platform.bootstrap, delivery.produced.ranges())
     ceiling = Rate(read, time.perf_counter() - began, per_session)
@@ -245,7 +250,7 @@ async def one_run(platform: discovery.Platform, arguments: argparse.Namespace, n
 
     naive_records = min(delivery.records, math.ceil(arguments.naive_sessions * per_session))
     print(f"run {number}: floor, a naive consumer on the first {naive_records:,} records")
-    await discovery.settle(platform, within=arguments.settle_timeout)
+    await discovery.settle(platform, within=arguments.settle_timeout, names=running)
     processed, elapsed, outcomes = await naive_consumption(
         platform, delivery.produced.ranges(naive_records)
     )
@@ -276,6 +281,7 @@ def report(results: list[Run], arguments: argparse.Namespace) -> list[str]:
         f"{arguments.sessions:,} trainer-led sessions per run ({records:,} records), "
         f"{min(arguments.clients, arguments.sessions):,} clients; floor on "
         f"{arguments.naive_sessions:,} sessions' worth; {len(results)} runs, medians; "
+        f"{'credits alone; ' if arguments.alone else ''}"
         f"{output.machine_summary()}, {output.today()}",
         "",
         *output.table(
@@ -351,7 +357,10 @@ def report(results: list[Run], arguments: argparse.Namespace) -> list[str]:
 async def bench(arguments: argparse.Namespace) -> list[Run]:
     platform = discovery.find_platform()
     await discovery.require_ready(platform)
-    return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
+    if not arguments.alone:
+        return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
+    async with discovery.only(platform, ["credits"]):
+        return [await one_run(platform, arguments, n) for n in range(1, arguments.runs + 1)]
 
 
 def main() -> None:
@@ -362,6 +371,11 @@ def main() -> None:
         type=cli.positive,
         default=2_000,
         help="sessions' worth of records the naive floor consumes per run",
+    )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="stop the other services for the runs (started again after them)",
     )
     arguments = parser.parse_args()
     results = cli.run(bench(arguments))

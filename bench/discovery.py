@@ -7,7 +7,8 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -101,6 +102,28 @@ async def require_ready(platform: Platform, names: Sequence[str] = SERVICE_NAMES
                 ready = False
             if not ready:
                 raise PlatformError(f"{name} is not ready at {url}: start the platform (make up)")
+
+
+@asynccontextmanager
+async def only(platform: Platform, kept: Sequence[str]) -> AsyncIterator[None]:
+    """Stop every service but `kept` (as `ops down` stops a process) for the block, so that
+    what is measured has the cores to itself; start them again after it, as `ops up` does
+    (they then catch up on what they missed)."""
+    say = output.status
+    controls = [
+        operations.control(platform.config, name, os.environ, say)
+        for name in SERVICE_NAMES
+        if name not in kept
+    ]
+    for control in controls:
+        await control.stop()
+    output.clear_status()
+    try:
+        yield
+    finally:
+        for control in controls:
+            await control.start()
+        output.clear_status()
 
 
 async def settle(platform: Platform, *, within: float, names: Sequence[str] = SERVICE_NAMES) -> int:
