@@ -452,7 +452,11 @@ class Packages(MutableMapping[uuid.UUID, Package]):
         return self._by_id[id]
 
     def __setitem__(self, id: uuid.UUID, package: Package) -> None:
-        self.pop(id, None)  # a package's client never changes, but its replacement's might
+        # A package's client never changes, but its replacement's might. (Not `self.pop`:
+        # the mapping's generic one raises and catches a KeyError for every new package.)
+        replaced = self._by_id.get(id)
+        if replaced is not None:
+            del self._by_client[replaced.user_id][id]
         self._by_id[id] = package
         self._by_client.setdefault(package.user_id, {})[id] = package
 

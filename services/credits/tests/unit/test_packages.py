@@ -13,6 +13,8 @@ from credits.rules import (
     EXPIRY_GRACE,
     EntryKind,
     Ledger,
+    Package,
+    Packages,
     Place,
     deduction_id,
     expiry_id,
@@ -362,3 +364,27 @@ def test_a_trainer_assisted_workout_charges_no_credit_and_counts_like_a_solo_one
     assert rows(ledger, EntryKind.DEDUCTION) == []
     assert package(ledger).solo_used == 1
     assert figures(ledger) == (4, 0, 0, 0, 4, 4)
+
+
+def test_packages_are_found_by_id_and_by_client_and_a_replacement_moves_between_clients() -> None:
+    def made(user_id: int) -> Package:
+        return Package(
+            id=shared,
+            user_id=user_id,
+            type=PackageType.SESSIONS,
+            sessions=10,
+            purchased_at=datetime(2026, 1, 5, tzinfo=UTC),
+        )
+
+    shared = uuid.uuid4()
+    packages = Packages()
+    packages[shared] = made(1)
+    packages[shared] = made(2)
+
+    assert packages[shared].user_id == 2
+    assert list(packages.of(1)) == []
+    assert [p.user_id for p in packages.of(2)] == [2]
+    assert len(packages) == 1
+    del packages[shared]
+    assert list(packages.of(2)) == []
+    assert shared not in packages
