@@ -105,7 +105,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-ledger bench-dashboard
+.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-ledger bench-history bench-dashboard
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -151,9 +151,15 @@ bench-ledger: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/ledger_lookups.py $(BENCH_ARGS)
 
+# The credits consumer on top of histories of 0, 1M and 3M events (scratch databases;
+# PostgreSQL only); about 75 s a run.
+bench-history: bootstrap
+	$(UV) run --no-sync ops up --infra-only
+	$(UV) run --no-sync python bench/credits_history.py $(BENCH_ARGS)
+
 # All of them in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-ledger bench-dashboard
+bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-ledger bench-history bench-dashboard
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import cli
 import discovery
@@ -51,9 +52,14 @@ def consumed(records: list[workload.Record]) -> list[ConsumedRecord]:
 
 
 async def apply(
-    platform: discovery.Platform, sessions: int, clients: int, batch_size: int
+    platform: discovery.Platform,
+    sessions: int,
+    clients: int,
+    batch_size: int,
+    history: Callable[[discovery.ScratchDatabase], None] | None = None,
 ) -> float:
-    """Sessions per second for one batch size, on a scratch database of its own."""
+    """Sessions per second for one batch size, on a scratch database of its own (which
+    `history` fills first, when given)."""
     scratch = discovery.ScratchDatabase.beside(
         platform.config, "credits", f"bench_alone_{uuid.uuid4().hex[:8]}"
     )
@@ -61,6 +67,8 @@ async def apply(
     await asyncio.to_thread(discovery.prepare_database, admin, scratch)
     database = Database(scratch.url, pool_size=2)
     try:
+        if history is not None:
+            await asyncio.to_thread(history, scratch)
         consumer = IdempotentConsumer(
             name="credits", database=database, dead_letters=DiscardedDeadLetters()
         )
