@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from collections.abc import Callable
 
 import cli
 import discovery
@@ -75,7 +75,7 @@ from generate_series(1, %(sessions)s) as s,
 """
 
 
-def filler(events: int, admin: DatabaseAdmin) -> Any:
+def filler(events: int, admin: DatabaseAdmin) -> Callable[[discovery.ScratchDatabase], None]:
     """Fills a scratch database with a history of `events` events (nothing for 0). Then a
     checkpoint, as `admin` (the local cluster's superuser): the fill's write-ahead log would
     otherwise be flushed during the measurement, which it does not belong to."""

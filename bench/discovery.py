@@ -109,9 +109,8 @@ async def only(platform: Platform, kept: Sequence[str]) -> AsyncIterator[None]:
     """Stop every service but `kept` (as `ops down` stops a process) for the block, so that
     what is measured has the cores to itself; start them again after it, as `ops up` does
     (they then catch up on what they missed)."""
-    say = output.status
     controls = [
-        operations.control(platform.config, name, os.environ, say)
+        operations.control(platform.config, name, os.environ, output.status)
         for name in SERVICE_NAMES
         if name not in kept
     ]

@@ -271,8 +271,9 @@ class Stage:
         database = service_named(name).database
         postgres.wait_until_ready(self.paths, self.config.postgres_port)
         try:
-            with postgres.superuser_connection(self.paths, self.config.postgres_port) as c:
-                rows = c.execute(
+            port = self.config.postgres_port
+            with postgres.superuser_connection(self.paths, port) as connection:
+                rows = connection.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
                     "where datname = %s and pid <> pg_backend_pid()",
                     (database,),
