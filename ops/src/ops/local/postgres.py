@@ -240,6 +240,10 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+#: The buffer cache of the platform's cluster (PostgreSQL's own default is 128MB).
+SHARED_BUFFERS = "1GB"
+
+
 def render_settings(*, port: int, socket_dir: Path) -> str:
     """Settings of our cluster, loaded from postgresql.conf via an include."""
     settings = {
@@ -249,7 +253,10 @@ def render_settings(*, port: int, socket_dir: Path) -> str:
         "password_encryption": _quote("scram-sha-256"),
         # Four services with connection pools, their tests and the operator's psql.
         "max_connections": "200",
-        "shared_buffers": _quote("128MB"),
+        # The services' hot indexes (processed_events, the ledger's primary key) outgrow
+        # 128MB with a few million events of history; every insert then misses the cache
+        # (docs/benchmarks.md, "cost curve"). docker-compose.yml sets the same.
+        "shared_buffers": _quote(SHARED_BUFFERS),
         # stderr goes to .local/log/postgres.log through pg_ctl -l.
         "logging_collector": "off",
         "log_line_prefix": _quote("%m [%p] %q%u@%d "),
