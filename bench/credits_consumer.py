@@ -28,6 +28,7 @@ import output
 import stats
 import workload
 from credits_throughput import DiscardedDeadLetters
+from statements import StatementProfile
 
 from credits.handlers import HANDLERS as CREDITS_HANDLERS
 from credits.store import LedgerStore
@@ -57,9 +58,10 @@ async def apply(
     clients: int,
     batch_size: int,
     history: Callable[[discovery.ScratchDatabase], None] | None = None,
+    profile: StatementProfile | None = None,
 ) -> float:
     """Sessions per second for one batch size, on a scratch database of its own (which
-    `history` fills first, when given)."""
+    `history` fills first, when given); with `profile`, its statements are timed too."""
     scratch = discovery.ScratchDatabase.beside(
         platform.config, "credits", f"bench_alone_{uuid.uuid4().hex[:8]}"
     )
@@ -76,12 +78,18 @@ async def apply(
         records = consumed(
             workload.session_records(workload.SessionIds.fresh(clients), sessions, "")
         )
+        if profile is not None:
+            profile.watch(database.engine)
+            await asyncio.to_thread(profile.wal_before, admin)
         began = time.perf_counter()
         for start in range(0, len(records), batch_size):
             outcome = await consumer.process_batch(records[start : start + batch_size])
             if outcome.retry_after is not None:
                 raise RuntimeError(f"a batch failed: {outcome.outcomes}")
-        return sessions / (time.perf_counter() - began)
+        rate = sessions / (time.perf_counter() - began)
+        if profile is not None:
+            await asyncio.to_thread(profile.wal_after, admin)
+        return rate
     finally:
         await database.dispose()
         await asyncio.to_thread(discovery.drop, admin, scratch.owner_url)

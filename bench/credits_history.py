@@ -1,8 +1,9 @@
 """Credits' rate on top of a history: the cost curve of the credits consumer as the
 database the service has written grows.
 
-    uv run python bench/credits_history.py                         # 0, 1M and 3M events
-    uv run python bench/credits_history.py --history 0 10000000 --runs 1
+    uv run python bench/credits_history.py                         # 0, 1M and 10M events
+    uv run python bench/credits_history.py --history 0 3000000 --runs 5
+    uv run python bench/credits_history.py --statements --chart docs/cost-curve.png
 
 For each history size (events the service has consumed and announced before), a scratch
 database with the credits migrations on the platform's PostgreSQL is filled as the
@@ -15,7 +16,10 @@ the service's handlers and store on an `IdempotentConsumer`, no Kafka) then appl
 `--sessions` fresh sessions on top of it in batches of `--batch-size`, after a checkpoint
 (the fill's write-ahead log flushed before the measurement, not during it). Reported: the rate
 per history size, medians of the runs, and the largest history's rate over the empty
-one's (the target: within 10%).
+one's (the target: within 10%). The sizes are measured in turn, in reverse order every
+other run, so that neither end always follows a fill of the other. `--statements` times
+each statement and counts the write-ahead log of each measurement (`bench/statements.py`);
+`--chart` draws the curve as a PNG (`bench/chart.py`).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import chart
 import cli
 import discovery
 import output
 import psycopg
 import stats
 from credits_consumer import apply
+from statements import StatementProfile
 
 from ops.databases import DatabaseAdmin
 from servicekit.db import libpq_url
@@ -74,6 +81,8 @@ from generate_series(1, %(sessions)s) as s,
      unnest(array['SessionBooked', 'WorkoutLogged', 'SessionCreditDeducted']) as kind;
 """
 
+SIZES = "select pg_database_size(current_database()), pg_total_relation_size('processed_events')"
+
 
 def filler(events: int, admin: DatabaseAdmin) -> Callable[[discovery.ScratchDatabase], None]:
     """Fills a scratch database with a history of `events` events (nothing for 0). Then a
@@ -98,10 +107,15 @@ def filler(events: int, admin: DatabaseAdmin) -> Callable[[discovery.ScratchData
                         },
                     )
             connection.execute("vacuum analyze")
+            row = connection.execute(SIZES).fetchone()
         with admin.connect() as connection:
             connection.execute("checkpoint")
         output.clear_status()
-        print(f"  history of {events:,} events written in {time.perf_counter() - began:.0f} s")
+        assert row is not None
+        print(
+            f"  history of {events:,} events written in {time.perf_counter() - began:.0f} s: "
+            f"{row[0] / 2**30:.1f} GiB, of which processed_events {row[1] / 2**30:.1f} GiB"
+        )
 
     return fill
 
@@ -112,15 +126,20 @@ async def bench(arguments: argparse.Namespace) -> list[dict[int, float]]:
     runs = []
     for run in range(1, arguments.runs + 1):
         rates = {}
-        for events in arguments.history:
+        order = arguments.history if run % 2 else arguments.history[::-1]
+        for events in order:
+            profile = StatementProfile() if arguments.statements else None
             rates[events] = await apply(
                 platform,
                 arguments.sessions,
                 arguments.clients,
                 arguments.batch_size,
                 history=filler(events, admin),
+                profile=profile,
             )
             print(f"run {run}, history of {events:,} events: {rates[events]:,.0f} sessions/s")
+            if profile is not None:
+                print("\n".join(profile.report()))
         runs.append(rates)
     return runs
 
@@ -131,11 +150,21 @@ def main() -> None:
         "--history",
         type=int,
         nargs="+",
-        default=[0, 1_000_000, 3_000_000],
+        default=[0, 1_000_000, 10_000_000],
         help="events of history, one measurement each",
     )
-    parser.add_argument("--sessions", type=cli.positive, default=4000)
+    # About 10 s a measurement: enough inserts for a big index's cache misses and full-page
+    # writes (the first change of each page after the fill's checkpoint) to show.
+    parser.add_argument("--sessions", type=cli.positive, default=20_000)
     parser.add_argument("--clients", type=cli.positive, default=100)
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="time each statement and count the write-ahead log of each measurement",
+    )
+    parser.add_argument(
+        "--chart", type=Path, help="draw the curve as a PNG there (headless Chromium)"
+    )
     parser.add_argument("--batch-size", type=cli.positive, default=500)
     arguments = parser.parse_args()
     runs = cli.run(bench(arguments))
@@ -156,6 +185,10 @@ def main() -> None:
         f"the largest history's rate ≥ {TARGET_OF_EMPTY} of the empty one's: "
         + output.verdict(largest / empty >= TARGET_OF_EMPTY),
     ]
+    if arguments.chart is not None:
+        title = f"Credits consumer alone: sessions/s on top of a history ({output.today()})"
+        chart.save_png(chart.cost_curve_svg(title, runs, medians, TARGET_OF_EMPTY), arguments.chart)
+        print(f"chart drawn in {arguments.chart}")
     output.finish(
         arguments,
         "credits-history",
