@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from sqlalchemy import union_all
 
-from credits.store import grants_of_purchases
+from credits.models import SESSION_KINDS
+from credits.store import entries_of_sessions, grants_of_purchases
 from servicekit.db import libpq_url
 from testkit.plans import PSYCOPG, fill, plan_of
 
@@ -20,7 +22,8 @@ ENTRIES = 100_000
 
 @pytest.fixture
 def long_ledger(service_database: Callable[[str], str]) -> str:
-    """100,000 entries, half of them purchases' grants, half deductions; vacuumed."""
+    """100,000 entries, half of them purchases' grants, half deductions (of sessions 1, 3,
+    5, …); vacuumed."""
     url = service_database("credits")
     fill(
         url,
@@ -50,3 +53,21 @@ def test_a_batchs_purchases_are_looked_up_by_the_index_of_purchases_grants(
     assert ("Seq Scan", None) not in nodes, nodes
     assert any(index == "one_grant_per_purchase" for _, index in nodes), nodes
     assert sorted(purchase for purchase, _ in found) == ["purchase-42", "purchase-4242"]
+
+
+def test_a_batchs_sessions_entries_are_looked_up_by_each_kinds_index_of_places(
+    long_ledger: str,
+) -> None:
+    query = union_all(*entries_of_sessions([1, 3, 99_999, 10**12]))
+    nodes = plan_of(long_ledger, query)
+    compiled = query.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
+    with psycopg.connect(libpq_url(long_ledger)) as connection:
+        ids = [row[0] for row in connection.execute(str(compiled), compiled.params)]
+        found = connection.execute(
+            "select session_id from ledger_entries where id = any(%s)", [ids]
+        ).fetchall()
+
+    assert ("Seq Scan", None) not in nodes, nodes
+    indexes = {index for _, index in nodes if index is not None}
+    assert {f"one_{kind}_per_place" for kind in SESSION_KINDS} <= indexes, nodes
+    assert sorted(session for (session,) in found) == [1, 3, 99_999]

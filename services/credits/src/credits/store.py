@@ -21,7 +21,18 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, TextClause, bindparam, delete, false, select, text, true, union_all
+from sqlalchemy import (
+    Select,
+    TextClause,
+    bindparam,
+    delete,
+    false,
+    literal_column,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +47,7 @@ from contracts.events import (
 )
 from contracts.sessions import SessionStatus
 from credits.models import (
+    SESSION_KINDS,
     Balance,
     GroupPlace,
     KnownSession,
@@ -59,7 +71,6 @@ from credits.rules import (
     Place,
     keyed_grant_id,
     purchase_grant_id,
-    session_entry_ids,
     solo_id,
 )
 from credits.rules import KnownSession as Session
@@ -116,6 +127,28 @@ _WEEK_COLUMNS = ("package_id", "week", "sessions")
 _WITHDRAWN_COLUMNS = ("workout_id", "session_id")
 
 _ENTRIES = LedgerEntry.__table__
+_ENTRY_LOADED = tuple(
+    _ENTRIES.c[name]
+    for name in ("id", "user_id", "trainer_id", "package_id", "amount", "effective_at")
+)
+
+
+def entries_of_sessions(session_ids: list[int]) -> list[Select[Any]]:
+    """The entries about these sessions, one lookup per kind. By session rather than by the
+    entries' ids: session ids grow, so a batch's recent sessions sit together at the end of
+    each kind's index (`one_deduction_per_place`, …), where random ids would touch a page of
+    the primary key each, a cost that grows with the ledger. A literal kind per lookup lets
+    PostgreSQL use that kind's partial index."""
+    entries = _ENTRIES.c
+    return [
+        select(*_ENTRY_LOADED).where(
+            entries.kind == literal_column(f"'{kind}'"),
+            entries.session_id == any_of(session_ids, BIGINT),
+        )
+        for kind in SESSION_KINDS
+    ]
+
+
 _SESSIONS = KnownSession.__table__
 _PLACES = GroupPlace.__table__
 _PENDING = PendingDeduction.__table__
@@ -306,22 +339,19 @@ class LedgerStore:
         wanted = set(scope.entries)
         wanted.update(purchase_grant_id(p) for p in scope.purchases)
         wanted.update(keyed_grant_id(k) for k in scope.grant_keys)
-        for one_to_one in map(Place, session_ids):
-            wanted.update(session_entry_ids(one_to_one))
-        for place in scope.places | ledger.sessions.keys():
-            wanted.update(session_entry_ids(place))
+        # Every entry about these sessions' places, found by session (`entries_of_sessions`).
+        about = sorted({*session_ids, *(place.session_id for place in scope.places)})
+        lookups = []
         if wanted:
-            entries = _ENTRIES.c
-            for entry_row in await db.execute(
-                select(
-                    entries.id,
-                    entries.user_id,
-                    entries.trainer_id,
-                    entries.package_id,
-                    entries.amount,
-                    entries.effective_at,
-                ).where(entries.id == any_of(list(wanted), UUID(as_uuid=True)))
-            ):
+            lookups.append(
+                select(*_ENTRY_LOADED).where(
+                    _ENTRIES.c.id == any_of(sorted(wanted), UUID(as_uuid=True))
+                )
+            )
+        if about:
+            lookups.extend(entries_of_sessions(about))
+        if lookups:
+            for entry_row in await db.execute(union_all(*lookups)):
                 ledger.entries[entry_row.id] = Entry(
                     entry_row.user_id,
                     entry_row.trainer_id,
