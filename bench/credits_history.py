@@ -81,7 +81,11 @@ from generate_series(1, %(sessions)s) as s,
      unnest(array['SessionBooked', 'WorkoutLogged', 'SessionCreditDeducted']) as kind;
 """
 
-SIZES = "select pg_database_size(current_database()), pg_total_relation_size('processed_events')"
+SIZES = (
+    "select pg_database_size(current_database()),"
+    " pg_total_relation_size('processed_events'),"
+    " pg_relation_size('processed_events_pkey'), pg_relation_size('ledger_entries_pkey')"
+)
 
 
 def filler(events: int, admin: DatabaseAdmin) -> Callable[[discovery.ScratchDatabase], None]:
@@ -114,7 +118,9 @@ def filler(events: int, admin: DatabaseAdmin) -> Callable[[discovery.ScratchData
         assert row is not None
         print(
             f"  history of {events:,} events written in {time.perf_counter() - began:.0f} s: "
-            f"{row[0] / 2**30:.1f} GiB, of which processed_events {row[1] / 2**30:.1f} GiB"
+            f"{row[0] / 2**30:.1f} GiB, of which processed_events {row[1] / 2**30:.1f} GiB; "
+            f"primary keys of processed_events {row[2] / 2**20:,.0f} MiB, of the ledger "
+            f"{row[3] / 2**20:,.0f} MiB"
         )
 
     return fill

@@ -24,7 +24,8 @@ NAME_LENGTH = 60
 class StatementProfile:
     seconds: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
-    #: pg_stat_wal's records, full-page images and bytes written while measured.
+    #: pg_stat_wal's records, full-page images and bytes written while measured: the whole
+    #: server's, so measure with nothing else writing (the history benchmark runs alone).
     wal: dict[str, int] = field(default_factory=dict)
 
     def watch(self, engine: AsyncEngine) -> None:
