@@ -17,12 +17,14 @@ from testkit.browser import headless_chromium
 WIDTH, HEIGHT = 760, 420
 LEFT, RIGHT, TOP, BOTTOM = 80, 30, 50, 60
 MEDIAN_BLUE, RUN_GREY, TARGET_RED = "#1f77b4", "#9e9e9e", "#d62728"
+#: Steps of the rate axis, from 0 to the top line.
+TICKS = 5
 
 
-def tick_step(largest: float, ticks: int = 5) -> float:
-    """A round step (1, 2 or 5 times a power of ten) with `ticks` steps covering `largest`."""
-    magnitude = 10.0 ** math.floor(math.log10(largest / ticks))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude * ticks >= largest)
+def tick_step(largest: float) -> float:
+    """A round step (1, 2 or 5 times a power of ten) with `TICKS` steps covering `largest`."""
+    magnitude = 10.0 ** math.floor(math.log10(largest / TICKS))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude * TICKS >= largest)
 
 
 def events_label(events: int) -> str:
@@ -40,11 +42,11 @@ def cost_curve_svg(
     target_of_first: float,
 ) -> str:
     """Sessions/s against events of history: each run's rate as a grey dot, the medians as a
-    blue line, and the target (a share of the smallest history's median) as a red dashes.
+    blue line, and the target (a share of the smallest history's median) as red dashes.
     History sizes are spaced evenly, not to scale: they span orders of magnitude."""
     sizes = sorted(medians)
     step = tick_step(max([*medians.values(), *(rate for run in runs for rate in run.values())]))
-    top = step * 5
+    top = step * TICKS
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(index: int) -> float:
@@ -59,7 +61,7 @@ def cost_curve_svg(
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
         f'<text x="{WIDTH / 2}" y="28" text-anchor="middle" font-size="15">{escape(title)}</text>',
     ]
-    for tick in range(6):
+    for tick in range(TICKS + 1):
         rate = step * tick
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(rate):.1f}" y2="{y(rate):.1f}" '
