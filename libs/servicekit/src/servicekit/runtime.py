@@ -23,8 +23,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import metadata
+from itertools import chain
 from typing import Annotated, Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from faststream import AckPolicy
@@ -72,10 +74,10 @@ from servicekit.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
-#: How long a poll waits for records when none are there; records already fetched are
-#: handed over at once. FastStream 0.7.8 sleeps as long again after an empty poll, so this
-#: bounds the wait of a record arriving on an idle consumer (2 x 10 ms): short, for latency.
-BATCH_TIMEOUT_MS = 10
+#: How long a poll waits for records when none are there. A poll returns as soon as one
+#: arrives (see `_hand_over_on_arrival`), so this only says how often an idle consumer
+#: wakes up.
+IDLE_POLL_MS = 500
 
 
 class KafkaNotConnected(RuntimeError):
@@ -151,11 +153,12 @@ class ServiceRuntime:
             # one record when traffic is light, full batches when there is a backlog.
             batch=True,
             max_records=self.settings.consumer_batch_size,
-            batch_timeout_ms=BATCH_TIMEOUT_MS,
+            batch_timeout_ms=IDLE_POLL_MS,
             parser=_with_any_headers,
             decoder=_undecoded,
             description=f"Events the {self.settings.service_name} service consumes.",
         )
+        _hand_over_on_arrival(subscriber)
         self._subscribers.append(subscriber)
         for name, topic in zip(names, topics, strict=True):
             self._subscribed[name] = topic
@@ -446,6 +449,20 @@ def _version_of(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "0"
+
+
+def _hand_over_on_arrival(subscriber: Any) -> None:
+    """FastStream 0.7.8's batch subscriber sleeps as long as its poll timeout after an empty
+    poll, so a record arriving then waits out the sleep. aiokafka's poll already waits until
+    a record arrives, so the sleep goes: each poll hands records over as they come."""
+
+    async def poll(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        fetched = await consumer.getmany(
+            timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
+        )
+        return tuple(chain.from_iterable(fetched.values()))
+
+    subscriber.get_msg = poll
 
 
 async def _with_any_headers(
