@@ -135,15 +135,15 @@ async def measure(platform: discovery.Platform, arguments: argparse.Namespace) -
         print(f"  {arguments.workouts:,} workouts written and analyzed in {seconds:.1f} s")
 
         async def client_usage() -> None:
-            async with database.sessions() as db:
+            async with database.transaction() as db:
                 await usage_between(db, chance.randint(1, arguments.clients), YEAR)
 
         async def studio() -> None:
-            async with database.sessions() as db:
+            async with database.transaction() as db:
                 await studio_usage(db, YEAR)
 
         async def studio_from_workouts() -> None:
-            async with database.sessions() as db:
+            async with database.transaction() as db:
                 await db.execute(WEEKS_FROM_WORKOUTS)
 
         result: dict[str, Any] = {

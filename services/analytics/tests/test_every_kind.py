@@ -202,7 +202,7 @@ async def test_the_studio_wide_answer_agrees_with_the_workouts_for_any_range(
         assert sum(weeks.values()) == len(expected), query
     assert counts(await studio(api)) == by_kind(list(completed.values()))
     # The days kept agree with the workouts, row for row.
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         kept = set(
             await db.execute(
                 text("select day, session_type, completed from workout_days where completed <> 0")

@@ -420,7 +420,7 @@ async def test_announcements_go_to_the_usage_topic_keyed_by_client(
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
     await deliver(logged("solo"))
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         rows = (await db.execute(select(outbox.c.topic, outbox.c.key))).all()
     assert [(row.topic, row.key) for row in rows] == [
         (runtime.settings.kafka_topic_prefix + "analytics.session-usage", str(CLIENT).encode())

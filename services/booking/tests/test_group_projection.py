@@ -298,7 +298,7 @@ async def test_a_batch_ends_as_its_events_applied_one_by_one(
 
 
 async def rows(runtime: ServiceRuntime, name: str) -> list[Any]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         return list((await db.execute(text(f"select * from {name} order by 1, 2"))).all())  # noqa: S608
 
 

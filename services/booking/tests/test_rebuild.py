@@ -68,7 +68,7 @@ class TopicLog:
 
 
 async def table(runtime: ServiceRuntime, name: str) -> list[Any]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         return list((await db.execute(text(f"select * from {name} order by 1"))).all())  # noqa: S608
 
 

@@ -114,7 +114,7 @@ async def test_a_batch_moves_what_earlier_batches_stored(
     await deliver_batch(moved(SessionCancelled, 1))
     balance = (await api.get(f"/api/credits/{CLIENT}")).json()
     assert (balance["used"], balance["remaining"]) == (1, 9)
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         assert await db.scalar(select(func.count()).select_from(PendingDeduction)) == 0
 
 

@@ -354,7 +354,7 @@ async def test_any_arrival_order_gives_the_same_balance(
         for event_id, payload in order:
             await deliver(payload, event_id=f"{n}-{event_id}")
         assert await balance(api) == (10, 1, 9), [event_id for event_id, _ in order]
-        async with runtime.database.sessions() as db:
+        async with runtime.database.transaction() as db:
             used = await db.scalar(
                 select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "deduction")
             )

@@ -248,7 +248,7 @@ async def test_a_withdrawn_workout_is_never_charged_by_a_rebuild_whatever_the_in
             await copy.consumer.process(consumed(payload, event_id=event_id))
 
     assert await outbox_records(rebuilt.database) == [], "announced again"
-    async with rebuilt.database.sessions() as db:
+    async with rebuilt.database.transaction() as db:
         remembered = list(await db.scalars(select(WithdrawnDeduction.workout_id)))
     assert remembered == [logged.workout_id]
     for copy_app, expected in [(rebuilt_app, (10, 0, 10)), (unaware_app, (10, 1, 9))]:

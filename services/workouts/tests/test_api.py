@@ -60,7 +60,7 @@ async def announced(runtime: ServiceRuntime, kind: type[EventPayload] = EventPay
 
 
 async def stored_rows(runtime: ServiceRuntime) -> tuple[int, int, int]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         return (
             await db.scalar(select(func.count()).select_from(WorkoutRow)) or 0,
             await db.scalar(select(func.count()).select_from(ExerciseRow)) or 0,
@@ -521,7 +521,7 @@ async def test_events_go_to_the_workouts_topic_keyed_by_the_client(
     api: AsyncClient, runtime: ServiceRuntime
 ) -> None:
     await api.post(SESSIONS, json=trainer_led(789))
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         [(topic, key)] = (await db.execute(select(outbox.c.topic, outbox.c.key))).all()
     assert topic == runtime.settings.kafka_topic_prefix + "workouts.workout-sessions"
     assert key == str(CLIENT).encode()

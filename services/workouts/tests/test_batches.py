@@ -84,13 +84,13 @@ def deliver_batch(runtime: ServiceRuntime, dead_letters: RecordingDeadLetters) -
 
 
 async def rows(runtime: ServiceRuntime, table: str) -> list[Any]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         result = await db.execute(text(f"select * from {table} order by 1, 2, 3"))  # noqa: S608
         return list(result.all())
 
 
 async def workout(runtime: ServiceRuntime, workout_id: uuid.UUID) -> Any:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         found = await db.execute(
             text("select * from workout_sessions where id = :id"), {"id": workout_id}
         )

@@ -51,7 +51,7 @@ def trainer_led(
 
 
 async def known_sessions(runtime: ServiceRuntime) -> list[tuple[int, int, int, str]]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         rows = await db.scalars(select(BookedSession).order_by(BookedSession.session_id))
         return [(r.session_id, r.user_id, r.trainer_id, r.status) for r in rows]
 

@@ -68,13 +68,13 @@ async def from_booking(deliver: Deliver, *payloads: EventPayload) -> None:
 
 
 async def known_groups(runtime: ServiceRuntime) -> list[tuple[int, int, bool]]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         rows = await db.scalars(select(GroupSession).order_by(GroupSession.session_id))
         return [(r.session_id, r.trainer_id, r.cancelled) for r in rows]
 
 
 async def known_places(runtime: ServiceRuntime) -> list[tuple[int, int, str]]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         rows = await db.scalars(
             select(GroupPlace).order_by(GroupPlace.session_id, GroupPlace.user_id)
         )
@@ -162,7 +162,7 @@ async def test_a_client_who_left_and_joined_again_takes_part_whichever_arrives_f
     deliver: Deliver, runtime: ServiceRuntime
 ) -> None:
     await from_booking(deliver, joined(at=REJOINED_AT), left(), joined())
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         place = await db.get(GroupPlace, (GROUP, CLIENT))
     assert place is not None
     assert (place.status, place.joined_or_left_at) == ("joined", REJOINED_AT)

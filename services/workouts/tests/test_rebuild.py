@@ -37,7 +37,7 @@ def at(moment: str) -> datetime:
 
 
 async def rows(runtime: ServiceRuntime, table: str) -> list[Any]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         result = await db.execute(text(f"select * from {table} order by 1, 2"))  # noqa: S608
         return list(result.all())
 

@@ -50,18 +50,20 @@ class Database:
             connect_args={"connect_timeout": connect_timeout},
             # Sessions commit explicitly; objects stay readable after commit for responses.
         )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.engine.sync_engine, "connect", _send_lists_as_binary_arrays)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A database session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as db, db.begin():
+        """A database session inside one transaction: committed on success, rolled back on
+        error. Reads too end with this commit: psycopg forgets every statement a connection
+        has prepared when it rolls back, and the pool's connections serve writes as well."""
+        async with self._sessions() as db, db.begin():
             yield db
 
     async def ping(self) -> None:
-        """Raise unless the database answers a query."""
-        async with self.engine.connect() as connection:
+        """Raise unless the database answers a query (committed, as `transaction` says why)."""
+        async with self.engine.begin() as connection:
             await connection.execute(text("select 1"))
 
     async def dispose(self) -> None:

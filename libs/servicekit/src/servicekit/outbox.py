@@ -308,13 +308,13 @@ class OutboxRelay:
         return list(self._refused)
 
     async def backlog(self) -> int:
-        async with self.database.sessions() as db:
+        async with self.database.transaction() as db:
             return int(await db.scalar(select(func.count()).select_from(outbox)) or 0)
 
     async def backlog_state(self) -> OutboxBacklog:
         """How many rows wait, and for how long the oldest has: one query on a table that
         published rows leave, so it stays small unless the relay is stuck."""
-        async with self.database.sessions() as db:
+        async with self.database.transaction() as db:
             row = (
                 await db.execute(
                     select(

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.infra
 async def applied_event_ids(database_url: str) -> list[str]:
     database = Database(database_url)
     try:
-        async with database.sessions() as db:
+        async with database.transaction() as db:
             rows = await db.execute(text("select event_id from applied order by event_id"))
             return [row[0] for row in rows]
     finally:

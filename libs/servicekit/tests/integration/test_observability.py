@@ -65,7 +65,7 @@ def lag_by_partition(samples: Samples, topic: str) -> dict[int, float]:
 
 
 async def applied(database_url: str, runtime: ServiceRuntime) -> set[str]:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         return set((await db.scalars(text("select event_id from applied"))).all())
 
 

@@ -71,7 +71,7 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
     assert "never" not in {event["data"]["purchaseId"] for event in received}
 
     async def backlog_is_empty() -> bool:
-        async with database.sessions() as db:
+        async with database.transaction() as db:
             return (await db.scalar(select(func.count()).select_from(outbox_table))) == 0
 
     await eventually(backlog_is_empty)

@@ -178,7 +178,7 @@ def consumed(
 async def outbox_records(database: Database) -> list[ConsumedRecord]:
     """What a service has announced and not yet published, as its consumers will receive it
     (oldest first): feed them to another copy of a service to test a rebuild."""
-    async with database.sessions() as db:
+    async with database.transaction() as db:
         rows = await db.execute(
             select(
                 outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
@@ -200,7 +200,7 @@ async def outbox_records(database: Database) -> list[ConsumedRecord]:
 
 async def outbox_events(database: Database) -> list[Event[EventPayload]]:
     """What a service has announced and not yet published, oldest first."""
-    async with database.sessions() as db:
+    async with database.transaction() as db:
         values = await db.scalars(select(outbox.c.value).order_by(outbox.c.id))
         return [parse_event(value) for value in values]
 

@@ -187,21 +187,21 @@ async def _usage_report(
 async def _report(
     user_id: int, caller: Caller, runtime: Runtime, span: DateRange
 ) -> SessionUsageReport:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await _may_read(db, caller, user_id)
         return await _usage_report(db, user_id, span)
 
 
 async def read_usage_json(database: Database, user_id: int) -> str:
     """A client's usage in JSON, as the usage endpoint answers it (for its event stream)."""
-    async with database.sessions() as db:
+    async with database.transaction() as db:
         return (await _usage_report(db, user_id)).model_dump_json(by_alias=True)
 
 
 async def _readable_usage(user_id: UserId, caller: CallerDep, runtime: Runtime) -> int:
     """The usage endpoint's access check, run before a stream starts: a refusal is then an
     answer (401, 403), not a broken stream."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await _may_read(db, caller, user_id)
     return user_id
 
@@ -219,7 +219,7 @@ async def get_studio_usage(
     `from` and `to` as for a client's usage. Weeks list only workouts with a known date."""
     if not caller.sees_everything:
         raise forbidden(STUDIO_RULE)
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         totals, weeks = await studio_usage(db, span)
     return StudioUsageReport.of(
         totals, weeks=[WeekUsage.of(workouts, week=monday) for monday, workouts in weeks]
@@ -240,7 +240,7 @@ async def get_trainer_sessions(
     heard nothing of gets zeros, not 404 (it may simply have delivered nothing yet)."""
     if not (caller.sees_everything or caller.trainer_id == trainer_id):
         raise forbidden(TRAINER_RULE)
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         figures = await trainer_figures(db, trainer_id, asked.span)
     return TrainerSessionsReport(
         trainer_id=trainer_id,
@@ -268,7 +268,7 @@ async def get_recent(user_id: UserId, caller: CallerDep, runtime: Runtime) -> Re
     """The client's latest completed workouts and ledger entries (up to 10 each, newest
     first): where their credits went. Read as the usage is: the client, their trainers,
     staff and services."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await _may_read(db, caller, user_id)
         workouts, entries = await recent_of(db, user_id)
     return RecentReport(

@@ -245,7 +245,7 @@ async def book_session(
 
 @router.get("/{session_id}", response_model=Session, responses=NOT_FOUND)
 async def get_session(session_id: SessionId, caller: CallerDep, runtime: Runtime) -> Session:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         found = await session_by_id(db, session_id)
     if not may_see(caller, found):
         raise SessionNotFound(session_id)
@@ -264,7 +264,7 @@ async def list_sessions(
     """The sessions matching every filter given, among those the caller may see: a client's
     own, a trainer's those they train, whatever the query asks. Page with `limit` and
     `after`."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         found = await search(
             db,
             visible_to=caller,

@@ -174,7 +174,7 @@ async def schedule_group_session(
 async def get_group_session(
     session_id: GroupSessionId, caller: CallerDep, runtime: Runtime
 ) -> GroupSession:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         found = await group_session_by_id(db, session_id)
         if not may_see_group(caller, found):
             raise GroupSessionNotFound(session_id)
@@ -193,7 +193,7 @@ async def list_group_sessions(
     """The group sessions matching every filter given (`userId`: those in which the client
     has or had a place), among those the caller may see, the earliest first. Page with
     `limit` and `after`."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         found = await search_groups(
             db,
             visible_to=caller,

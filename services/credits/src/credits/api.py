@@ -190,7 +190,7 @@ async def get_parked_deductions(
     first, a page at a time (the `Link` header names the next, as for the ledger)."""
     if not caller.is_staff:
         raise forbidden(PARKED_RULE)
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         page = await parked_page(db, after=after, limit=limit)
     parked = [
         ParkedDeduction(
@@ -208,7 +208,7 @@ async def get_parked_deductions(
 @router.get("/{user_id}", response_model=CreditBalance)
 async def get_balance(user_id: UserId, caller: CallerDep, runtime: Runtime) -> CreditBalance:
     """A client reads their own balance, a trainer those of the clients they train."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await require_client_records(caller, user_id, trains=partial(trains, db), what="balance")
         balance, packages = await balance_and_packages(db, user_id)
     return CreditBalance.of(user_id, balance, packages, datetime.now(UTC))
@@ -218,7 +218,7 @@ async def get_balance(user_id: UserId, caller: CallerDep, runtime: Runtime) -> C
 async def get_packages(user_id: UserId, caller: CallerDep, runtime: Runtime) -> list[PackageView]:
     """The client's packages in the order they pay: soonest to expire, then the oldest.
     Readable by whoever may read the balance."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await require_client_records(caller, user_id, trains=partial(trains, db), what="packages")
         _, packages = await balance_and_packages(db, user_id)
     now = datetime.now(UTC)
@@ -245,7 +245,7 @@ async def get_ledger(
     """The entries that explain the balance, oldest first, a page at a time. When more
     follow, the `Link` header names the next page (`rel="next"`). Readable by whoever may
     read the balance."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         await require_client_records(caller, user_id, trains=partial(trains, db), what="ledger")
         page = await ledger_page(db, user_id, after=after, limit=limit)
     lines = [

@@ -38,7 +38,7 @@ async def pass_time(database: Database, store: LedgerStore, now: datetime) -> in
         .distinct()
         .order_by(_PACKAGES.user_id)
     )
-    async with database.sessions() as db:
+    async with database.transaction() as db:
         clients = list(await db.scalars(due))
     for start in range(0, len(clients), CLIENTS_PER_TRANSACTION):
         chunk = frozenset(clients[start : start + CLIENTS_PER_TRANSACTION])

@@ -114,7 +114,7 @@ async def parked_page(db: AsyncSession, *, after: int | None, limit: int) -> Par
 
 async def parked_figures(database: Database) -> dict[str, float]:
     """How many deductions are parked and how long the oldest has waited, in one query."""
-    async with database.sessions() as db:
+    async with database.transaction() as db:
         count, oldest = (
             await db.execute(
                 select(func.count(), func.coalesce(func.max(_AGE), 0)).select_from(PendingDeduction)

@@ -311,7 +311,7 @@ NOT_FOUND = {"description": "No such workout, or one the caller may not read"}
 
 @router.get("/{workout_id}", response_model=WorkoutSession, responses={404: NOT_FOUND})
 async def get_workout(workout_id: WorkoutId, caller: CallerDep, runtime: Runtime) -> WorkoutSession:
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         row, _ = await queries.readable_workout(db, workout_id, caller)
         return WorkoutSession.of(row)
 
@@ -336,7 +336,7 @@ async def list_workouts(
     """A client's workout sessions, newest first, among those the caller may read: a
     client's own, a trainer's own and those of the sessions (and group sessions) they train.
     Page with `limit` and `after`."""
-    async with runtime.database.sessions() as db:
+    async with runtime.database.transaction() as db:
         rows = await queries.workouts_of(
             db,
             user_id,
