@@ -6,12 +6,13 @@
 One sample: book a fresh session with a `SessionBooked` on booking.sessions and wait until
 the credits service knows it (its `sessions` table has it); then `POST
 /api/workout/sessions` the completed trainer-led workout for it on the workouts service and
-poll `GET /api/credits/{userId}` on the credits service (every 2 ms, one keep-alive
-connection) until `used` has gone up by one. The latency is from sending the POST to that
-answer: the workouts API, its outbox relay, Kafka, the credits consumer and the credits API.
-With `--watch ledger` (the default) the poll asks the credits database, which costs the
-credits service nothing, whether the deduction is in the ledger, and only then the API, once:
-a poll of the API every 2 ms keeps the service busy enough to slow the deduction it waits for.
+poll every 2 ms until `GET /api/credits/{userId}` on the credits service shows `used` gone
+up by one. The latency is from sending the POST to that answer: the workouts API, its
+outbox relay, Kafka, the credits consumer and the credits API. By default (`--watch
+ledger`) the poll asks the credits database whether the deduction is in the ledger, which
+costs the credits process nothing, and only then the API, once; `--watch api` polls the
+API itself on one keep-alive connection, which keeps the process busy enough to slow the
+deduction it waits for.
 
 Samples are sequential: first at low load, then while a background producer sends
 trainer-led sessions (a booking and a workout each, as the credits throughput benchmark
