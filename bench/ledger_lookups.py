@@ -32,14 +32,12 @@ import psycopg
 import stats
 from sqlalchemy import select, union_all
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from credits.models import LedgerEntry
 from credits.store import entries_of_sessions, grants_of_purchases
 from servicekit.db import any_of, libpq_url
+from testkit.plans import as_sent
 
-#: Renders a statement as the service sends it (SQLAlchemy's dialects are not annotated).
-PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 GRANT_EVERY = 10
 CLIENTS = 5_000
 PURCHASES_PER_BATCH = 50
@@ -69,12 +67,12 @@ def fill(owner_url: str, entries: int) -> None:
 
 def timed(url: str, statement: Any, lookups: int) -> float:
     """Median milliseconds of `lookups` runs of `statement` on one connection."""
-    compiled = statement.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
+    query, params = as_sent(statement)
     times = []
     with psycopg.connect(libpq_url(url)) as connection:
         for _ in range(lookups):
             began = time.perf_counter()
-            connection.execute(str(compiled), compiled.params).fetchall()
+            connection.execute(query, params).fetchall()
             times.append((time.perf_counter() - began) * 1000)
             connection.rollback()
     return stats.median(times)

@@ -36,11 +36,16 @@ def plan_nodes(
     return found
 
 
+def as_sent(statement: ClauseElement) -> tuple[str, Mapping[str, Any]]:
+    """A service's SQLAlchemy statement as psycopg receives it: its text and parameters."""
+    compiled = statement.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
+    return str(compiled), compiled.params
+
+
 def plan_of(url: str, statement: ClauseElement) -> list[tuple[str, str | None]]:
     """The plan nodes of a service's SQLAlchemy statement, on the database `url`."""
-    compiled = statement.compile(dialect=PSYCOPG, compile_kwargs={"render_postcompile": True})
     with psycopg.connect(libpq_url(url)) as connection:
-        return plan_nodes(connection, str(compiled), compiled.params)
+        return plan_nodes(connection, *as_sent(statement))
 
 
 def fill(url: str, insert: str, params: Mapping[str, Any], *, table: str) -> None:
