@@ -105,7 +105,7 @@ bench-rebuild: bootstrap
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/rebuild.py $(BENCH_ARGS)
 
-.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-ledger bench-history bench-dashboard
+.PHONY: bench bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-wrk bench-analytics bench-ledger bench-history bench-platform-history bench-dashboard
 
 # The benchmarks of docs/benchmarks.md against the running platform, started first when it
 # is not (`make up` changes nothing when it runs). Each prints its table. Never part of
@@ -157,9 +157,15 @@ bench-history: bootstrap browser
 	$(UV) run --no-sync ops up --infra-only
 	$(UV) run --no-sync python bench/credits_history.py --chart docs/cost-curve.png $(BENCH_ARGS)
 
+# All four services with credits on histories of 0 and 10M events (scratch databases it
+# switches credits to, then back): the rate end to end and the latency, about 15 minutes
+# with the defaults; the curves drawn in docs/platform-curve-rate.png and -latency.png.
+bench-platform-history: up browser
+	$(UV) run --no-sync python bench/platform_history.py --chart docs/platform-curve $(BENCH_ARGS)
+
 # All of them in turn (not with -j: they would load the machine together). BENCH_ARGS reaches
 # each of them, so give only what all take: BENCH_ARGS="--runs 1".
-bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-ledger bench-history bench-dashboard
+bench: bench-credits bench-consumer bench-poison bench-latency bench-stream bench-http bench-memory bench-rebuild bench-analytics bench-ledger bench-history bench-platform-history bench-dashboard
 
 # wrk, Debian's package, installed when missing as `ops up` installs PostgreSQL: apt-get
 # as root; anyone else is told the command to run.

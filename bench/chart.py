@@ -35,17 +35,25 @@ def events_label(events: int) -> str:
     return str(events)
 
 
+def rate_target(medians: Mapping[int, float], share: float) -> tuple[float, str]:
+    """The target of a rate curve: a share of the smallest history's median, and its label."""
+    return medians[min(medians)] * share, f"target: {share:.0%} of the empty history's rate"
+
+
 def cost_curve_svg(
     title: str,
     runs: Sequence[Mapping[int, float]],
     medians: Mapping[int, float],
-    target_of_first: float,
+    target: tuple[float, str],
+    unit: str = "sessions/s",
 ) -> str:
-    """Sessions/s against events of history: each run's rate as a grey dot, the medians as a
-    blue line, and the target (a share of the smallest history's median) as red dashes.
-    History sizes are spaced evenly, not to scale: they span orders of magnitude."""
+    """A figure (`unit`) against events of history: each run's as a grey dot, the medians
+    as a blue line, and the target (its value and label) as red dashes. History sizes are
+    spaced evenly, not to scale: they span orders of magnitude."""
     sizes = sorted(medians)
-    step = tick_step(max([*medians.values(), *(rate for run in runs for rate in run.values())]))
+    target_value, target_label = target
+    figures = [*medians.values(), *(rate for run in runs for rate in run.values())]
+    step = tick_step(max([*figures, target_value]))
     top = step * TICKS
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -77,14 +85,13 @@ def cost_curve_svg(
         f'<text x="{LEFT + plot_width / 2}" y="{HEIGHT - 14}" text-anchor="middle">'
         "events of history</text>"
         f'<text transform="translate(18 {TOP + plot_height / 2}) rotate(-90)" '
-        'text-anchor="middle">sessions/s</text>'
+        f'text-anchor="middle">{escape(unit)}</text>'
     )
-    target = medians[sizes[0]] * target_of_first
     parts.append(
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
-        f'stroke="{TARGET_RED}" stroke-dasharray="6 4"/>'
-        f'<text x="{LEFT + 6}" y="{y(target) + 16:.1f}" '
-        f'fill="{TARGET_RED}">target: {target_of_first:.0%} of the empty history\'s rate</text>'
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(target_value):.1f}" '
+        f'y2="{y(target_value):.1f}" stroke="{TARGET_RED}" stroke-dasharray="6 4"/>'
+        f'<text x="{LEFT + 6}" y="{y(target_value) + 16:.1f}" '
+        f'fill="{TARGET_RED}">{escape(target_label)}</text>'
     )
     for run in runs:
         for index, events in enumerate(sizes):

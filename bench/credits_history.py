@@ -193,7 +193,8 @@ def main() -> None:
     ]
     if arguments.chart is not None:
         title = f"Credits consumer alone: sessions/s on top of a history ({output.today()})"
-        chart.save_png(chart.cost_curve_svg(title, runs, medians, TARGET_OF_EMPTY), arguments.chart)
+        target = chart.rate_target(medians, TARGET_OF_EMPTY)
+        chart.save_png(chart.cost_curve_svg(title, runs, medians, target), arguments.chart)
         print(f"chart drawn in {arguments.chart}")
     output.finish(
         arguments,

@@ -411,7 +411,8 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
     return lines
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This benchmark's options, for `main` and for a benchmark that takes its samples."""
     parser = cli.arguments(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--samples", type=cli.positive, default=200, help="samples per load and run"
@@ -449,7 +450,11 @@ def main() -> None:
         metavar="SECONDS",
         help="longest wait for one booking to be known or one deduction to show",
     )
-    arguments = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    arguments = parser().parse_args()
     rate, runs = cli.run(bench(arguments))
     output.finish(
         arguments,
