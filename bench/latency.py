@@ -43,7 +43,9 @@ from contracts.events import SessionBooked
 from ops.local.errors import PlatformError
 
 TARGET_P50_MS = 20.0
-TARGET_P99_MS = 100.0
+TARGET_P99_MS = 50.0
+#: Under load: p99 at this many sessions per second in the background (or more).
+TARGET_LOADED_P99_MS, TARGET_BACKGROUND_RATE = 250.0, 200.0
 KNOWN_SESSION = "select 1 from sessions where session_id = %s"
 #: What a sample polls until the deduction shows, as the report names it.
 WATCHED = {"ledger": "the credits ledger (then the API)", "api": "the credits API"}
@@ -348,8 +350,10 @@ def report(rate: float, runs: list[Run], arguments: argparse.Namespace) -> list[
                     f"{summary['loaded_p50']:.1f} ms",
                     f"{summary['loaded_p99']:.1f} ms",
                     f"{summary['loaded_max']:.1f} ms",
-                    "",
-                    "",
+                    f"p99 ≤ {TARGET_LOADED_P99_MS:g} ms at {TARGET_BACKGROUND_RATE:g}/s",
+                    output.verdict(summary["loaded_p99"] <= TARGET_LOADED_P99_MS)
+                    if rate >= TARGET_BACKGROUND_RATE
+                    else "not at that rate",
                 ],
             ],
             align="lrrrll",
@@ -462,7 +466,12 @@ def main() -> None:
         report(rate, runs, arguments),
         [{"low": r.low.as_json(), "loaded": r.loaded.as_json()} for r in runs],
         {**medians(runs), "background_sessions_per_s": rate},
-        {"low_p50_ms": TARGET_P50_MS, "low_p99_ms": TARGET_P99_MS},
+        {
+            "low_p50_ms": TARGET_P50_MS,
+            "low_p99_ms": TARGET_P99_MS,
+            "loaded_p99_ms": TARGET_LOADED_P99_MS,
+            "background_sessions_per_s": TARGET_BACKGROUND_RATE,
+        },
     )
 
 

@@ -111,8 +111,10 @@ async def measure(
     env: dict[str, str],
     arguments: argparse.Namespace,
     samples: argparse.Namespace,
-    label: str,
+    run: int,
+    events: int,
 ) -> Measurement:
+    label = f"run {run}, history of {events:,} events"
     control = operations.control(platform.config, CREDITS, env, output.status)
     await control.stop()
     await control.start()
@@ -124,8 +126,8 @@ async def measure(
     if not delivery.complete:
         print(f"  {label}: timed out with {delivery.deducted:,} of {arguments.sessions:,}")
     print(f"  {label}: {delivery.rate:,.0f} sessions/s end to end")
-    run = await latency.one_run(platform, samples, arguments.background_rate, 1)
-    return Measurement(delivery.rate, run.low, run.loaded)
+    sampled = await latency.one_run(platform, samples, arguments.background_rate, run)
+    return Measurement(delivery.rate, sampled.low, sampled.loaded)
 
 
 async def bench(arguments: argparse.Namespace) -> list[dict[int, Measurement]]:
@@ -158,8 +160,9 @@ async def bench(arguments: argparse.Namespace) -> list[dict[int, Measurement]]:
                 measured = {}
                 for events in order:
                     on_history, env = on_database(platform, scratches[events])
-                    label = f"run {run}, history of {events:,} events"
-                    measured[events] = await measure(on_history, env, arguments, samples, label)
+                    measured[events] = await measure(
+                        on_history, env, arguments, samples, run, events
+                    )
                 runs.append(measured)
     finally:
         for scratch in scratches.values():

@@ -29,6 +29,7 @@ def test_settings_listen_on_loopback_with_a_private_socket_and_room_for_connecti
     assert "password_encryption = 'scram-sha-256'" in text
     assert "max_connections = 200" in text
     assert "shared_buffers = '1GB'" in text
+    assert "max_wal_size = '8GB'" in text
 
 
 def test_settings_quote_a_path_with_a_quote_in_it() -> None:

@@ -242,6 +242,8 @@ def _quote(value: str) -> str:
 
 #: The buffer cache of the platform's cluster (PostgreSQL's own default is 128MB).
 SHARED_BUFFERS = "1GB"
+#: The write-ahead log between checkpoints (PostgreSQL's own default is 1GB).
+MAX_WAL_SIZE = "8GB"
 
 
 def render_settings(*, port: int, socket_dir: Path) -> str:
@@ -257,6 +259,12 @@ def render_settings(*, port: int, socket_dir: Path) -> str:
         # 128MB with a few million events of history; every insert then misses the cache
         # (docs/benchmarks.md, "cost curve"). docker-compose.yml sets the same.
         "shared_buffers": _quote(SHARED_BUFFERS),
+        # With 1GB the platform under load reached a checkpoint every 10 to 50 s, and after
+        # each the first change of every page writes the whole page to the log again: on a
+        # big random-keyed index, nearly every insert. 8GB leaves checkpoints to their
+        # 5-minute timeout (docs/benchmarks.md, "Checkpoints by time"); docker-compose.yml
+        # sets the same.
+        "max_wal_size": _quote(MAX_WAL_SIZE),
         # stderr goes to .local/log/postgres.log through pg_ctl -l.
         "logging_collector": "off",
         "log_line_prefix": _quote("%m [%p] %q%u@%d "),
