@@ -210,7 +210,7 @@ def report(runs: list[dict[int, Measurement]], arguments: argparse.Namespace) ->
         ),
         "",
         f"the largest history's rate ≥ {TARGET_OF_EMPTY} of the empty one's "
-        f"({largest / empty:.2f}): " + output.verdict(largest / empty >= TARGET_OF_EMPTY),
+        f"({largest / empty:.3f}): " + output.verdict(largest / empty >= TARGET_OF_EMPTY),
     ]
 
 
