@@ -103,7 +103,7 @@ async def credits_kept_in_place(platform: discovery.Platform) -> AsyncIterator[N
         await operations.control(platform.config, CREDITS, os.environ, output.status).start()
         output.clear_status()
         left = await discovery.settle(platform, within=600)
-        print(f"credits is back on its own database; {discovery.describe_backlog({CREDITS: left})}")
+        print(f"credits is back on its own database; {left:,} records or outbox rows left")
 
 
 async def measure(
@@ -114,6 +114,8 @@ async def measure(
     run: int,
     events: int,
 ) -> Measurement:
+    """Credits started afresh on `platform`'s database for it, then its rate end to end and
+    the latency samples."""
     label = f"run {run}, history of {events:,} events"
     control = operations.control(platform.config, CREDITS, env, output.status)
     await control.stop()
