@@ -41,6 +41,11 @@ def session_arguments(parser: argparse.ArgumentParser, *, sessions: int) -> None
     )
 
 
+def history_arguments(parser: argparse.ArgumentParser, *, default: list[int], help: str) -> None:
+    """The history sizes of a cost-curve benchmark, one measurement each."""
+    parser.add_argument("--history", type=int, nargs="+", default=default, help=help)
+
+
 def wrk_arguments(parser: argparse.ArgumentParser, *, duration: float) -> None:
     parser.add_argument("--duration", type=float, default=duration, help="seconds of wrk per run")
     parser.add_argument("--connections", type=positive, default=32, help="wrk -c")

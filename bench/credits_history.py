@@ -152,12 +152,8 @@ async def bench(arguments: argparse.Namespace) -> list[dict[int, float]]:
 
 def main() -> None:
     parser = cli.arguments(__doc__.split("\n\n")[0] if __doc__ else "")
-    parser.add_argument(
-        "--history",
-        type=int,
-        nargs="+",
-        default=[0, 1_000_000, 10_000_000],
-        help="events of history, one measurement each",
+    cli.history_arguments(
+        parser, default=[0, 1_000_000, 10_000_000], help="events of history, one measurement each"
     )
     # About 10 s a measurement: enough inserts for a big index's cache misses and full-page
     # writes (the first change of each page after the fill's checkpoint) to show.

@@ -44,10 +44,10 @@ from aiokafka.structs import TopicPartition
 from credits_history import TARGET_OF_EMPTY, filler
 
 from contracts.services import service_named
-from ops.groups import kafka_consumer, topic_partitions
-from ops.inputs import input_topic_names
+from ops.groups import kafka_consumer
 from ops.local import operations
 from ops.local.config import config_from_env
+from testkit.helpers import committed_offsets
 
 CREDITS = "credits"
 
@@ -57,14 +57,6 @@ class Measurement:
     rate: float
     low: latency.Phase
     loaded: latency.Phase
-
-
-async def committed(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
-    """Where `group` stands on every partition of `topics` it has committed on."""
-    partitions = await topic_partitions(bootstrap, topics)
-    async with kafka_consumer(bootstrap, group) as consumer:
-        offsets = {tp: await consumer.committed(tp) for tp in partitions}
-    return {tp: offset for tp, offset in offsets.items() if offset is not None}
 
 
 async def commit(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
@@ -92,9 +84,8 @@ def on_database(
 async def credits_kept_in_place(platform: discovery.Platform) -> AsyncIterator[None]:
     """Whatever credits runs on inside the block, it runs on its own database after it, from
     its group's offsets of before the block."""
-    topics = input_topic_names(CREDITS, platform.prefix)
     group = platform.group(CREDITS)
-    before = await committed(platform.bootstrap, group, topics)
+    before = await committed_offsets(platform.bootstrap, group)
     try:
         yield
     finally:
@@ -238,10 +229,8 @@ def draw(runs: list[dict[int, Measurement]], stem: Path) -> list[Path]:
 
 def main() -> None:
     parser = cli.arguments(__doc__.split("\n\n")[0] if __doc__ else "")
-    parser.add_argument(
-        "--history",
-        type=int,
-        nargs="+",
+    cli.history_arguments(
+        parser,
         default=[0, 10_000_000],
         help="events of history in credits' database, one measurement each",
     )
