@@ -120,6 +120,8 @@ async def measure(platform: discovery.Platform, arguments: argparse.Namespace) -
     database = Database(scratch.url, pool_size=2)
     app = create_app(
         Settings(
+            # The identity provider the platform's services trust, as `ops up` gives it them.
+            **dict(platform.config.identity.exports()),
             database_url=scratch.url,
             kafka_bootstrap_servers=platform.bootstrap,
             kafka_topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",

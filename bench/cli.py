@@ -52,11 +52,15 @@ def wrk_arguments(parser: argparse.ArgumentParser, *, duration: float) -> None:
     parser.add_argument("--threads", type=positive, default=2, help="wrk -t")
 
 
+def json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+
+
 def arguments(description: str) -> argparse.ArgumentParser:
     """A parser with the options every benchmark takes."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=positive, default=3, help="runs; the median is reported")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    json_argument(parser)
     parser.add_argument(
         "--settle-timeout",
         type=float,
