@@ -118,10 +118,11 @@ async def measure(platform: discovery.Platform, arguments: argparse.Namespace) -
     admin = platform.admin("analytics")
     await asyncio.to_thread(discovery.prepare_database, admin, scratch)
     database = Database(scratch.url, pool_size=2)
+    # The identity provider the platform's services trust, as `ops up` gives it them.
+    identity: dict[str, Any] = dict(platform.config.identity.exports())
     app = create_app(
         Settings(
-            # The identity provider the platform's services trust, as `ops up` gives it them.
-            **dict(platform.config.identity.exports()),
+            **identity,
             database_url=scratch.url,
             kafka_bootstrap_servers=platform.bootstrap,
             kafka_topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
