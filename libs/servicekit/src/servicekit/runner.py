@@ -8,6 +8,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from servicekit.logs import configure_logging
+from servicekit.memory import return_freed_memory
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
@@ -26,6 +27,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    return_freed_memory()
     # One JSON object per line for every logger of the process, uvicorn's included.
     configure_logging(service=settings.service_name, level=settings.log_level.upper())
     config = uvicorn.Config(
