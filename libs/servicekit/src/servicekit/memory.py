@@ -1,8 +1,8 @@
 """Memory a service frees goes back to the system.
 
-glibc's allocator raises its thresholds each time a large block (a fetched batch, a result
-set) is freed, so that later large blocks come from the heap, which it then seldom shrinks:
-under load credits held 136 to 149 MiB, against 127 to 130 MiB with the thresholds fixed
+glibc's allocator raises its thresholds each time a large block (a fetched batch, say) is
+freed, so that later large blocks come from the heap, which it then seldom shrinks: under
+load credits held 136 to 149 MiB, against 127 to 130 MiB with the thresholds fixed
 (docs/benchmarks.md, "What the C allocator kept").
 """
 
